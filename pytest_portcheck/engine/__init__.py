@@ -1,0 +1,41 @@
+"""The scan engine: targets in, one ``ProbeResult`` per (address, protocol, port) out.
+
+No pytest, no YAML, no printing here: the plugin and the ``portcheck`` command are front ends over
+``resolve_hosts`` -> ``plan_targets`` -> ``scan``.
+"""
+
+from pytest_portcheck.engine.model import (
+    PortState,
+    ProbeResult,
+    Reason,
+    Resolution,
+    ScanError,
+    ScanSettings,
+    ScanStats,
+    Target,
+)
+from pytest_portcheck.engine.resolve import (
+    MAX_ADDRESSES_PER_TARGET,
+    check_target,
+    plan_targets,
+    resolve_hosts,
+    resolve_one,
+)
+from pytest_portcheck.engine.shard import scan
+
+__all__ = [
+    "MAX_ADDRESSES_PER_TARGET",
+    "PortState",
+    "ProbeResult",
+    "Reason",
+    "Resolution",
+    "ScanError",
+    "ScanSettings",
+    "ScanStats",
+    "Target",
+    "check_target",
+    "plan_targets",
+    "resolve_hosts",
+    "resolve_one",
+    "scan",
+]

@@ -1,0 +1,379 @@
+"""The TCP connect scanner: a sliding window of non-blocking connects in one poll loop.
+
+One process, one loop: sockets are created non-blocking, ``connect_ex`` starts each handshake, the
+kernel's readiness events say when it is decided, and ``SO_ERROR`` says how. Attempts that time out
+are retried; our own failures (no descriptors, no ephemeral ports, a socket that met itself) are
+retried or reported as errors, never as a state of the target.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import resource
+import select
+import selectors
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, ScanSettings, ScanStats, Target
+
+# errno values that mean "we could not make the attempt": back off and try again.
+RESOURCE_ERRNOS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL, errno.EAGAIN}
+)
+_FILTERED_REASONS = {
+    errno.EHOSTUNREACH: Reason.HOST_UNREACH,
+    errno.EHOSTDOWN: Reason.HOST_UNREACH,
+    errno.ENETUNREACH: Reason.NET_UNREACH,
+    errno.ETIMEDOUT: Reason.NO_RESPONSE,
+    errno.EPERM: Reason.LOCAL_FIREWALL,
+    errno.EACCES: Reason.LOCAL_FIREWALL,
+}
+# A reset before we saw the handshake finish: possibly our own probe meeting another; look again.
+_REPROBE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED})
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+_MAX_REPROBES = 5
+_MAX_IDLE_RESOURCE_FAILURES = 3
+_FD_HEADROOM = 16  # descriptors left for the poller, the resolver, logging and the caller
+_HAS_SOCK_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
+_NONBLOCKING_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
+
+
+def ephemeral_port_range() -> range:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as handle:
+            low, high = (int(part) for part in handle.read().split())
+        return range(low, high + 1)
+    except (OSError, ValueError):
+        return range(1024, 65536)
+
+
+def listening_ports() -> set[int] | None:
+    """TCP ports with a listening socket in this network namespace, or None where /proc cannot tell."""
+    ports: set[int] = set()
+    found = False
+    for name in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            with open(name, encoding="ascii") as handle:
+                lines = handle.readlines()[1:]
+        except OSError:
+            continue
+        found = True
+        for line in lines:
+            fields = line.split(None, 4)
+            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports if found else None
+
+
+def is_local_address(address: str) -> bool:
+    """True when ``address`` belongs to this host (so a probe of it could meet one of our own sockets)."""
+    try:
+        if ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:
+            return True
+    except ValueError:
+        return False
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
+def fit_window(requested: int) -> tuple[int, tuple[int, int] | None]:
+    """Raise the soft RLIMIT_NOFILE toward (never above) the hard limit so ``requested`` probes fit.
+
+    Returns the window that fits under the soft limit, and the limits to restore afterwards (or None).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        in_use = len(os.listdir("/proc/self/fd")) + _FD_HEADROOM
+    except OSError:
+        in_use = 64 + _FD_HEADROOM
+    previous: tuple[int, int] | None = None
+    if soft != resource.RLIM_INFINITY and requested + in_use > soft:
+        wanted = requested + in_use
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if raised > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                previous, soft = (soft, hard), raised
+            except (ValueError, OSError):
+                pass
+    if soft == resource.RLIM_INFINITY:
+        return requested, previous
+    return max(1, min(requested, soft - in_use)), previous
+
+
+class _Poller:
+    """Write-readiness of many sockets: epoll where the kernel has it, ``selectors`` elsewhere."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._selector = None if self._epoll is not None else selectors.DefaultSelector()
+
+    def add(self, fd: int) -> None:
+        if self._epoll is not None:
+            self._epoll.register(fd, select.EPOLLOUT)
+        else:
+            assert self._selector is not None
+            self._selector.register(fd, selectors.EVENT_WRITE)
+
+    def discard(self, fd: int) -> None:
+        # Closing a descriptor removes it from an epoll set; selectors keep their own map.
+        if self._selector is not None:
+            self._selector.unregister(fd)
+
+    def wait(self, timeout: float) -> list[int]:
+        if self._epoll is not None:
+            return [fd for fd, _events in self._epoll.poll(timeout)]
+        assert self._selector is not None
+        return [key.fd for key, _events in self._selector.select(timeout)]
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        if self._selector is not None:
+            self._selector.close()
+
+
+@dataclass(slots=True, eq=False)
+class _Probe:
+    target: Target
+    sockaddr: tuple[object, ...]
+    family: int
+    attempt: int = 1
+    resource_failures: int = 0
+    reprobes: int = 0
+    sock: socket.socket | None = None
+    started: float = 0.0
+    deadline: float = 0.0
+    done: bool = False
+
+
+def _sockaddr(address: str, port: int) -> tuple[int, tuple[object, ...]]:
+    if ":" not in address:
+        return socket.AF_INET, (address, port)
+    info = socket.getaddrinfo(address, port, socket.AF_INET6, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    return socket.AF_INET6, tuple(info[0][4])
+
+
+class ConnectScanner:
+    """A TCP connect scan in one process. Iterate ``scan(targets)`` for one result per target.
+
+    Closing the iterator early (Ctrl-C, a consumer that stops) closes every socket still open.
+    """
+
+    def __init__(self, settings: ScanSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.stats = ScanStats()
+        self._clock = clock
+        self._ephemeral = ephemeral_port_range()
+        self._local: dict[str, bool] = {}
+
+    def scan(self, targets: Iterable[Target]) -> Iterator[ProbeResult]:
+        max_window, saved_limit = fit_window(self.settings.window)
+        self.stats.smallest_window = max_window
+        poller = _Poller()
+        pending: deque[_Probe] = deque(self._probes(targets))
+        in_order: deque[_Probe] = deque()  # in-flight probes by start time, hence by deadline
+        in_flight: dict[int, _Probe] = {}
+        window = max_window
+        idle_failures = 0
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < window:
+                    probe = pending.popleft()
+                    outcome = self._start(probe, poller, in_flight, in_order, pending)
+                    if outcome is None:
+                        continue
+                    if isinstance(outcome, ProbeResult):
+                        yield outcome
+                        continue
+                    # The attempt could not even start: our own shortage, never the target's answer.
+                    probe.resource_failures += 1
+                    self.stats.resource_backoffs += 1
+                    if in_flight:
+                        window = max(1, len(in_flight))
+                        self.stats.smallest_window = min(self.stats.smallest_window, window)
+                        pending.appendleft(probe)
+                        break
+                    idle_failures += 1
+                    if idle_failures >= _MAX_IDLE_RESOURCE_FAILURES:
+                        idle_failures = 0
+                        yield self._result(probe, PortState.ERROR, Reason.local_error(outcome), None)
+                    else:
+                        pending.appendleft(probe)
+                        time.sleep(0.05 * idle_failures)
+                    break
+                else:
+                    idle_failures = 0
+                if not in_flight:
+                    continue
+                while in_order[0].done:
+                    in_order.popleft()
+                wait = max(0.0, in_order[0].deadline - self._clock())
+                for fd in poller.wait(wait):
+                    probe = in_flight[fd]
+                    assert probe.sock is not None
+                    err = probe.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    result = self._finish(probe, err, poller, in_flight, pending)
+                    if result is not None:
+                        yield result
+                    if window < max_window:
+                        window += 1  # additive recovery after a backoff
+                now = self._clock()
+                while in_order and (in_order[0].done or in_order[0].deadline <= now):
+                    probe = in_order.popleft()
+                    if probe.done:
+                        continue
+                    self._release(probe, poller, in_flight)
+                    if probe.attempt <= self.settings.retries:
+                        probe.attempt += 1
+                        pending.append(probe)
+                    else:
+                        yield self._result(probe, PortState.FILTERED, Reason.NO_RESPONSE, now - probe.started)
+        finally:
+            for probe in list(in_flight.values()):
+                self._release(probe, poller, in_flight)
+            poller.close()
+            if saved_limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, saved_limit)
+
+    def _probes(self, targets: Iterable[Target]) -> Iterator[_Probe]:
+        known: dict[str, tuple[int, tuple[object, ...]]] = {}
+        for target in targets:
+            entry = known.get(target.address)
+            if entry is None:
+                entry = known[target.address] = _sockaddr(target.address, target.port)
+            family, base = entry
+            yield _Probe(target, (base[0], target.port, *base[2:]), family)
+
+    def _result(self, probe: _Probe, state: PortState, reason: str, latency: float | None) -> ProbeResult:
+        target = probe.target
+        latency_ms = None if latency is None else round(latency * 1000, 3)
+        return ProbeResult(
+            target.host, target.address, target.proto, target.port, state, reason, latency_ms, probe.attempt
+        )
+
+    def _start(
+        self,
+        probe: _Probe,
+        poller: _Poller,
+        in_flight: dict[int, _Probe],
+        in_order: deque[_Probe],
+        pending: deque[_Probe],
+    ) -> ProbeResult | str | None:
+        """Start one attempt. Returns a decided result, an errno name to back off on, or None."""
+        try:
+            sock = socket.socket(probe.family, _NONBLOCKING_STREAM)
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno or 0, str(exc))
+            if exc.errno in RESOURCE_ERRNOS:
+                return name
+            return self._result(probe, PortState.ERROR, Reason.local_error(name), None)
+        if not _HAS_SOCK_NONBLOCK:
+            sock.setblocking(False)
+        probe.sock = sock
+        probe.done = False
+        probe.started = self._clock()
+        probe.deadline = probe.started + self.settings.timeout
+        self.stats.probes_sent += 1
+        err = sock.connect_ex(probe.sockaddr)
+        if err == errno.EINPROGRESS:
+            fd = sock.fileno()
+            in_flight[fd] = probe
+            in_order.append(probe)
+            poller.add(fd)
+            return None
+        if err in RESOURCE_ERRNOS:
+            sock.close()
+            probe.sock = None
+            return errno.errorcode.get(err, str(err))
+        return self._finish(probe, err, poller, in_flight, pending)
+
+    def _release(self, probe: _Probe, poller: _Poller, in_flight: dict[int, _Probe]) -> None:
+        probe.done = True
+        sock = probe.sock
+        if sock is None:
+            return
+        fd = sock.fileno()
+        if in_flight.pop(fd, None) is not None:
+            poller.discard(fd)
+        sock.close()
+        probe.sock = None
+
+    def _finish(
+        self,
+        probe: _Probe,
+        err: int,
+        poller: _Poller,
+        in_flight: dict[int, _Probe],
+        pending: deque[_Probe],
+    ) -> ProbeResult | None:
+        """Classify a finished attempt; None when the probe went back to ``pending`` to be tried again."""
+        latency = self._clock() - probe.started
+        sock = probe.sock
+        assert sock is not None
+        if err == 0:
+            genuine = self._is_genuine_open(probe, sock)
+            # An RST on close instead of FIN: the probe leaves no TIME_WAIT socket behind.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            self._release(probe, poller, in_flight)
+            if genuine:
+                return self._result(probe, PortState.OPEN, Reason.SYN_ACK, latency)
+            self.stats.self_connects += 1
+            return self._reprobe(probe, pending, "self-connect")
+        self._release(probe, poller, in_flight)
+        if err == errno.ECONNREFUSED:
+            return self._result(probe, PortState.CLOSED, Reason.CONN_REFUSED, latency)
+        reason = _FILTERED_REASONS.get(err)
+        if reason is not None:
+            return self._result(probe, PortState.FILTERED, reason, latency)
+        name = errno.errorcode.get(err, str(err))
+        if err in _REPROBE_ERRNOS:
+            return self._reprobe(probe, pending, name)
+        if err in RESOURCE_ERRNOS and probe.resource_failures < _MAX_IDLE_RESOURCE_FAILURES:
+            probe.resource_failures += 1
+            self.stats.resource_backoffs += 1
+            pending.appendleft(probe)
+            return None
+        return self._result(probe, PortState.ERROR, Reason.local_error(name), latency)
+
+    def _is_genuine_open(self, probe: _Probe, sock: socket.socket) -> bool:
+        """False when a handshake completed with one of our own sockets rather than a listener.
+
+        Probing a local address in the ephemeral range, the kernel may give a probe the very port it
+        connects to (a self-connect), or two probes may reach each other's local ports at once (a
+        simultaneous open, possibly across our scanning processes). Neither has a listener behind it.
+        """
+        target = probe.target
+        if target.port not in self._ephemeral:
+            return True
+        local = self._local.get(target.address)
+        if local is None:
+            local = self._local[target.address] = is_local_address(target.address)
+        if not local:
+            return True
+        try:
+            if sock.getpeername()[:2] == sock.getsockname()[:2]:
+                return False
+        except OSError:
+            return False  # reset between the event and now: nothing we can vouch for
+        listeners = listening_ports()
+        return listeners is None or target.port in listeners
+
+    def _reprobe(self, probe: _Probe, pending: deque[_Probe], why: str) -> ProbeResult | None:
+        probe.reprobes += 1
+        if probe.reprobes > _MAX_REPROBES:
+            return self._result(probe, PortState.ERROR, Reason.local_error(why), None)
+        pending.appendleft(probe)
+        return None

@@ -1,0 +1,122 @@
+"""The engine's data: port states, reasons, targets, results and settings.
+
+Frozen values only; every module of the engine and both front ends speak in these types.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from pytest_portcheck.ports import Protocol, service_name
+
+
+class PortState(str, enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+    FILTERED = "filtered"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Reason:
+    """Why a probe ended as it did, in nmap's words where nmap has one."""
+
+    SYN_ACK = "syn-ack"
+    CONN_REFUSED = "conn-refused"
+    NO_RESPONSE = "no-response"
+    HOST_UNREACH = "host-unreach"
+    NET_UNREACH = "net-unreach"
+    LOCAL_FIREWALL = "local-firewall"
+
+    @staticmethod
+    def dns_error(message: str) -> str:
+        return f"dns-error: {message}"
+
+    @staticmethod
+    def local_error(name: str) -> str:
+        return f"local-error: {name}"
+
+
+class ScanError(Exception):
+    """A scan that cannot run as asked (bad target, too large a block); the message names the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What one target, as the user wrote it, resolved to: addresses in resolver order, or an error."""
+
+    host: str
+    addresses: tuple[str, ...]
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One (address, protocol, port) to probe, remembering the host it came from."""
+
+    host: str
+    address: str
+    proto: Protocol
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    host: str
+    address: str | None
+    proto: Protocol
+    port: int
+    state: PortState
+    reason: str
+    latency_ms: float | None = None
+    """Time of the deciding attempt; None when no attempt decided (timeouts still carry it)."""
+    attempts: int = 0
+
+    @property
+    def service(self) -> str:
+        return service_name(self.proto, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSettings:
+    timeout: float = 1.0
+    """Seconds each connect attempt may take before it counts as no-response."""
+    retries: int = 1
+    """Extra attempts for a port that did not answer; refusals and opens are never retried."""
+    window: int = 4096
+    """Maximum connects in flight at once, over all processes."""
+    processes: int | None = None
+    """Scanning processes; None picks one per CPU for large scans (CPU-bound on loopback)."""
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ScanError(f"the timeout must be more than 0 seconds, not {self.timeout}")
+        if self.retries < 0:
+            raise ScanError(f"retries must be 0 or more, not {self.retries}")
+        if self.window < 1:
+            raise ScanError(f"the window (connects in flight) must be at least 1, not {self.window}")
+        if self.processes is not None and self.processes < 1:
+            raise ScanError(f"processes must be at least 1, not {self.processes}")
+
+
+@dataclass
+class ScanStats:
+    """How hard the engine worked for honest answers; front ends may show it."""
+
+    probes_sent: int = 0
+    self_connects: int = 0
+    resource_backoffs: int = 0
+    smallest_window: int = 0
+    """The narrowest the window of connects in flight became (0: not started)."""
+    processes: int = 1
+
+    def add(self, other: ScanStats) -> None:
+        """Fold in the counters of another process's part of the same scan."""
+        self.probes_sent += other.probes_sent
+        self.self_connects += other.self_connects
+        self.resource_backoffs += other.resource_backoffs
+        if other.smallest_window:
+            self.smallest_window = min(filter(None, (self.smallest_window, other.smallest_window)))

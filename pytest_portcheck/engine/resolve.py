@@ -1,0 +1,99 @@
+"""Turning what the user wrote into addresses: IP literals, CIDR blocks and hostnames.
+
+Hostnames are resolved once each, all A and AAAA addresses, in a small thread pool since the system
+resolver only offers a blocking call. A name that does not resolve becomes error results, never a
+verdict about its ports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, Resolution, ScanError, Target
+from pytest_portcheck.ports import Protocol
+
+MAX_ADDRESSES_PER_TARGET = 65536
+
+
+def _literal_addresses(text: str, allow_large: bool) -> tuple[str, ...] | None:
+    """Addresses of an IP literal or CIDR block, or None when ``text`` is a hostname."""
+    candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return (str(ipaddress.ip_address(candidate)),)
+    except ValueError:
+        pass
+    if "/" not in candidate:
+        return None
+    try:
+        network = ipaddress.ip_network(candidate, strict=False)
+    except ValueError as exc:
+        raise ScanError(f"target {text!r} is not a valid address block: {exc}") from None
+    if network.num_addresses > MAX_ADDRESSES_PER_TARGET and not allow_large:
+        raise ScanError(
+            f"target {text!r} has {network.num_addresses:,} addresses, more than "
+            f"{MAX_ADDRESSES_PER_TARGET:,}: split it, or pass --allow-large-targets if you mean it"
+        )
+    return tuple(str(address) for address in network)
+
+
+def check_target(text: str, *, allow_large: bool = False) -> None:
+    """Raise ScanError for a target that can never be scanned (bad block, too large, empty)."""
+    if not text.strip():
+        raise ScanError("a target is empty: give a hostname, an address or a block like 127.0.0.0/28")
+    _literal_addresses(text.strip(), allow_large)
+
+
+def resolve_one(host: str, *, allow_large: bool = False) -> Resolution:
+    """Resolve one target: IP literal, CIDR block, or hostname (every A and AAAA address, once each)."""
+    literal = _literal_addresses(host, allow_large)
+    if literal is not None:
+        return Resolution(host, literal)
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return Resolution(host, (), Reason.dns_error(exc.strerror or str(exc)))
+    except (UnicodeError, ValueError) as exc:
+        # The IDNA codec rejects empty or over-long labels before any query is sent.
+        return Resolution(host, (), Reason.dns_error(f"invalid hostname ({exc})"))
+    seen: dict[str, None] = {}
+    for family, _type, _proto, _name, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            seen.setdefault(str(sockaddr[0]), None)
+    if not seen:
+        return Resolution(host, (), Reason.dns_error("no IPv4 or IPv6 address"))
+    return Resolution(host, tuple(seen))
+
+
+def resolve_hosts(hosts: Sequence[str], *, allow_large: bool = False, threads: int = 16) -> list[Resolution]:
+    """Resolve many targets in parallel, each once; the answer keeps the order of ``hosts``."""
+    unique = list(dict.fromkeys(hosts))
+    for host in unique:  # refuse bad blocks before any lookup starts
+        check_target(host, allow_large=allow_large)
+    if len(unique) <= 1:
+        resolved = [resolve_one(host, allow_large=allow_large) for host in unique]
+    else:
+        with ThreadPoolExecutor(max_workers=min(threads, len(unique))) as pool:
+            resolved = list(pool.map(lambda host: resolve_one(host, allow_large=allow_large), unique))
+    by_host = dict(zip(unique, resolved, strict=True))
+    return [by_host[host] for host in hosts]
+
+
+def plan_targets(
+    resolutions: Iterable[Resolution], ports: Sequence[tuple[Protocol, int]]
+) -> tuple[list[Target], list[ProbeResult]]:
+    """Targets to probe, and the error results of hosts that did not resolve (never probed)."""
+    targets: list[Target] = []
+    failed: list[ProbeResult] = []
+    for resolution in resolutions:
+        if resolution.error is not None:
+            failed.extend(
+                ProbeResult(resolution.host, None, proto, port, PortState.ERROR, resolution.error)
+                for proto, port in ports
+            )
+            continue
+        for address in resolution.addresses:
+            targets.extend(Target(resolution.host, address, proto, port) for proto, port in ports)
+    return targets, failed
