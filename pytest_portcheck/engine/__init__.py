@@ -5,6 +5,7 @@ No pytest, no YAML, no printing here: the plugin and the ``portcheck`` command a
 """
 
 from pytest_portcheck.engine.model import (
+    DEFAULT_WINDOW,
     PortState,
     ProbeResult,
     Reason,
@@ -24,6 +25,7 @@ from pytest_portcheck.engine.resolve import (
 from pytest_portcheck.engine.shard import scan
 
 __all__ = [
+    "DEFAULT_WINDOW",
     "MAX_ADDRESSES_PER_TARGET",
     "PortState",
     "ProbeResult",

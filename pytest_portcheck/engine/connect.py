@@ -32,8 +32,8 @@ _FILTERED_REASONS = {
     errno.EHOSTDOWN: Reason.HOST_UNREACH,
     errno.ENETUNREACH: Reason.NET_UNREACH,
     errno.ETIMEDOUT: Reason.NO_RESPONSE,
-    errno.EPERM: Reason.LOCAL_FIREWALL,
-    errno.EACCES: Reason.LOCAL_FIREWALL,
+    errno.EPERM: Reason.LOCAL_FIREWALL,  # a rule of this host's own firewall refused to send
+    errno.EACCES: Reason.ADMIN_PROHIBITED,  # ICMPv6 administratively prohibited
 }
 # A reset before we saw the handshake finish: possibly our own probe meeting another; look again.
 _REPROBE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED})
@@ -182,7 +182,13 @@ class ConnectScanner:
     def scan(self, targets: Iterable[Target]) -> Iterator[ProbeResult]:
         max_window, saved_limit = fit_window(self.settings.window)
         self.stats.smallest_window = max_window
-        poller = _Poller()
+        try:
+            poller = _Poller()
+        except OSError as exc:  # not even one descriptor for the poller: nothing can be probed
+            reason = Reason.local_error(errno.errorcode.get(exc.errno or 0, str(exc)))
+            for t in targets:
+                yield ProbeResult(t.host, t.address, t.proto, t.port, PortState.ERROR, reason)
+            return
         pending: deque[_Probe] = deque(self._probes(targets))
         in_order: deque[_Probe] = deque()  # in-flight probes by start time, hence by deadline
         in_flight: dict[int, _Probe] = {}

@@ -29,6 +29,7 @@ class Reason:
     NO_RESPONSE = "no-response"
     HOST_UNREACH = "host-unreach"
     NET_UNREACH = "net-unreach"
+    ADMIN_PROHIBITED = "admin-prohibited"
     LOCAL_FIREWALL = "local-firewall"
 
     @staticmethod
@@ -38,6 +39,9 @@ class Reason:
     @staticmethod
     def local_error(name: str) -> str:
         return f"local-error: {name}"
+
+
+DEFAULT_WINDOW = 4096
 
 
 class ScanError(Exception):
@@ -86,7 +90,7 @@ class ScanSettings:
     """Seconds each connect attempt may take before it counts as no-response."""
     retries: int = 1
     """Extra attempts for a port that did not answer; refusals and opens are never retried."""
-    window: int = 4096
+    window: int = DEFAULT_WINDOW
     """Maximum connects in flight at once, over all processes."""
     processes: int | None = None
     """Scanning processes; None picks one per CPU for large scans (CPU-bound on loopback)."""

@@ -1,0 +1,8 @@
+"""``python -m pytest_portcheck`` runs the ``portcheck`` command."""
+
+import sys
+
+from pytest_portcheck.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

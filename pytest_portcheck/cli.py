@@ -1,0 +1,270 @@
+"""The ``portcheck`` command: argument parsing and output only; the engine does the scanning.
+
+Exit status: 0 the scan completed and every port got an answer; 1 a runtime failure, or some ports
+could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage; 130 Ctrl-C.
+Never imports pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TextIO
+
+from pytest_portcheck import __version__
+from pytest_portcheck.engine import (
+    DEFAULT_WINDOW,
+    PortState,
+    ProbeResult,
+    ScanError,
+    ScanSettings,
+    ScanStats,
+    plan_targets,
+    resolve_hosts,
+    scan,
+)
+from pytest_portcheck.ports import PortSpecError, parse_port_spec
+from pytest_portcheck.results import STATE_ORDER, ScanReport, count_states, sort_results, write_report
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _states(text: str) -> frozenset[PortState]:
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return frozenset(PortState)
+    try:
+        return frozenset(PortState(name) for name in names)
+    except ValueError:
+        choices = ", ".join(state.value for state in STATE_ORDER)
+        raise argparse.ArgumentTypeError(f"{text!r}: list states from {choices}, or 'all'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="portcheck",
+        description="Fast concurrent TCP connect scanner, and the command-line side of pytest-portcheck.",
+    )
+    parser.add_argument("--version", action="version", version=f"portcheck {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    scan_parser = commands.add_parser(
+        "scan",
+        help="scan TCP ports of hosts, addresses or CIDR blocks",
+        description="Scan TCP ports with non-blocking connects and report open, closed, filtered "
+        "and error states with the reason for each.",
+    )
+    scan_parser.add_argument(
+        "targets", nargs="+", metavar="TARGET", help="hostname, IP address or CIDR block"
+    )
+    scan_parser.add_argument(
+        "-p", "--ports", default="1-1024", metavar="SPEC",
+        help="ports: '22,80,443', '1-1024', '-' or 'all' for 1-65535; '/tcp' suffix allowed (default 1-1024)",
+    )  # fmt: skip
+    scan_parser.add_argument(
+        "-t", "--timeout", type=_positive_float, default=1.0, metavar="SECONDS",
+        help="seconds each connect attempt may take (default 1.0)",
+    )  # fmt: skip
+    scan_parser.add_argument(
+        "-w", "--workers", type=_count(1), default=DEFAULT_WINDOW, metavar="N",
+        help=f"connects in flight at once (default {DEFAULT_WINDOW})",
+    )  # fmt: skip
+    scan_parser.add_argument(
+        "--retries", type=_count(0), default=1, metavar="N",
+        help="extra attempts for ports that did not answer (default 1)",
+    )  # fmt: skip
+    scan_parser.add_argument(
+        "--processes", type=_count(1), default=None, metavar="N",
+        help="scanning processes (default: one per CPU for scans of 8,192 probes or more)",
+    )  # fmt: skip
+    scan_parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
+    scan_parser.add_argument(
+        "--show", type=_states, default=frozenset({PortState.OPEN}), metavar="STATES",
+        help="states to list port by port, e.g. 'open,filtered' or 'all' (default open)",
+    )  # fmt: skip
+    scan_parser.add_argument(
+        "--allow-large-targets", action="store_true",
+        help="allow CIDR blocks of more than 65,536 addresses",
+    )  # fmt: skip
+    scan_parser.add_argument(
+        "--progress", choices=("auto", "always", "never"), default="auto",
+        help="progress bar on stderr (default: only when stderr is a terminal)",
+    )  # fmt: skip
+    return parser
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent elsewhere."""
+
+    def __init__(self, stream: TextIO, total: int, enabled: bool) -> None:
+        self._stream = stream
+        self._total = total
+        self._enabled = enabled and total > 0
+        self._done = 0
+        self._shown_at = 0.0
+        self._started = time.monotonic()
+        self._visible = False
+
+    def advance(self) -> None:
+        self._done += 1
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if now - self._shown_at >= 0.1 or self._done == self._total:
+            self._shown_at = now
+            width = 30
+            filled = width * self._done // self._total
+            bar = "#" * filled + "." * (width - filled)
+            self._stream.write(
+                f"\r[{bar}] {self._done:,}/{self._total:,} probes {now - self._started:5.1f} s"
+            )
+            self._stream.flush()
+            self._visible = True
+
+    def clear(self) -> None:
+        if self._visible:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+            self._visible = False
+
+
+def _format_latency(result: ProbeResult) -> str:
+    return "" if result.latency_ms is None else f"{result.latency_ms:.1f} ms"
+
+
+def _result_line(result: ProbeResult) -> str:
+    address = result.address if result.address is not None else result.host
+    port = f"{result.proto.value}/{result.port}"
+    return (
+        f"  {address:<15} {port:<10} {result.state.value:<9} {result.service:<16} "
+        f"{result.reason} {_format_latency(result)}".rstrip()
+    )
+
+
+def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    ports = parse_port_spec(args.ports)
+    settings = ScanSettings(
+        timeout=args.timeout, retries=args.retries, window=args.workers, processes=args.processes
+    )
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    clock = time.monotonic()
+    resolutions = resolve_hosts(args.targets, allow_large=args.allow_large_targets)
+    targets, unresolved = plan_targets(resolutions, ports)
+    addresses = sum(len(r.addresses) for r in resolutions)
+    out.write(
+        f"portcheck {__version__}: TCP connect scan of {len(resolutions)} target(s), "
+        f"{len(ports):,} port(s) each (timeout {settings.timeout:g} s, retries {settings.retries}, "
+        f"window {settings.window})\n"
+    )
+    for resolution in resolutions:
+        if resolution.error is not None:
+            out.write(f"{resolution.host}: {resolution.error}\n")
+        elif len(resolution.addresses) > 8:
+            out.write(
+                f"{resolution.host}: {len(resolution.addresses):,} addresses "
+                f"({resolution.addresses[0]} - {resolution.addresses[-1]})\n"
+            )
+        else:
+            out.write(f"{resolution.host}: {', '.join(resolution.addresses)}\n")
+    out.flush()
+
+    show_progress = args.progress == "always" or (args.progress == "auto" and err.isatty())
+    progress = Progress(err, len(targets), show_progress)
+    stats = ScanStats()
+    results: list[ProbeResult] = list(unresolved)
+    interrupted = False
+    stream: Iterator[ProbeResult] = scan(targets, settings, stats)
+    try:
+        for result in stream:
+            results.append(result)
+            if result.state in args.show:
+                progress.clear()
+                out.write(_result_line(result) + "\n")
+                out.flush()
+            progress.advance()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # closes every socket still in flight
+        progress.clear()
+    elapsed = time.monotonic() - clock
+
+    ordered = sort_results(results, args.targets)
+    counts = count_states(ordered)
+    probed = len(targets) + len(unresolved)
+    verb = "INTERRUPTED after" if interrupted else "done in"
+    out.write(
+        f"\nSummary: {len(resolutions)} target(s), {addresses:,} address(es), {len(ports):,} port(s) each; "
+        f"{len(ordered):,}/{probed:,} results: "
+        + ", ".join(f"{count:,} {state.value}" for state, count in counts.items())
+        + f"; {verb} {elapsed:.2f} s\n"
+    )
+    if stats.self_connects or stats.resource_backoffs:
+        out.write(
+            f"Note: {stats.self_connects} self-connect(s) re-probed, {stats.resource_backoffs} "
+            f"back-off(s) for local resources (narrowest window {stats.smallest_window})\n"
+        )
+    errors = [r for r in ordered if r.state is PortState.ERROR]
+    if errors:
+        reasons = sorted({r.reason for r in errors})
+        out.write(f"ERROR: {len(errors):,} probe(s) could not be made: {'; '.join(reasons[:5])}\n")
+    out.flush()
+    if args.json:
+        report = ScanReport(
+            resolutions, ordered, settings, started, elapsed, stats, interrupted, ["portcheck", *args.argv]
+        )
+        write_report(report, args.json)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE if errors else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    # With the JSON report on stdout, the human-readable output moves to stderr.
+    out = sys.stderr if args.json == "-" else sys.stdout
+    try:
+        if args.command == "scan":
+            return _run_scan(args, out, sys.stderr)
+    except (PortSpecError, ScanError) as exc:
+        parser.exit(EXIT_USAGE, f"portcheck: error: {exc}\n")
+    except OSError as exc:
+        sys.stderr.write(f"portcheck: error: {exc}\n")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        sys.stderr.write("portcheck: interrupted\n")
+        return EXIT_INTERRUPTED
+    parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first

@@ -1,0 +1,101 @@
+"""The scan report: results in a stable order, counts by state, and the JSON file format (version 1).
+
+Both front ends write reports through here, so ``portcheck scan --json`` and ``pytest
+--portcheck-report`` produce the same document.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_portcheck import __version__
+from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings, ScanStats
+
+REPORT_VERSION = 1
+STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.ERROR)
+
+
+def sort_results(results: Iterable[ProbeResult], host_order: Sequence[str]) -> list[ProbeResult]:
+    """Hosts in the order given, then addresses in resolver order, then protocol and port."""
+    rank = {host: index for index, host in enumerate(dict.fromkeys(host_order))}
+    address_rank: dict[str | None, int] = {}
+    for result in results:
+        address_rank.setdefault(result.address, len(address_rank))
+    return sorted(
+        results,
+        key=lambda r: (rank.get(r.host, len(rank)), address_rank[r.address], r.proto.value, r.port),
+    )
+
+
+def count_states(results: Iterable[ProbeResult]) -> dict[PortState, int]:
+    counts = Counter(result.state for result in results)
+    return {state: counts.get(state, 0) for state in STATE_ORDER}
+
+
+def result_to_dict(result: ProbeResult) -> dict[str, Any]:
+    return {
+        "host": result.host,
+        "address": result.address,
+        "proto": result.proto.value,
+        "port": result.port,
+        "state": result.state.value,
+        "reason": result.reason,
+        "service": result.service,
+        "latency_ms": result.latency_ms,
+        "attempts": result.attempts,
+    }
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    resolutions: Sequence[Resolution]
+    results: Sequence[ProbeResult]
+    settings: ScanSettings
+    started: str
+    """When the scan started, ISO 8601 in UTC."""
+    elapsed_s: float
+    stats: ScanStats = field(default_factory=ScanStats)
+    interrupted: bool = False
+    command: Sequence[str] = ()
+
+    def to_dict(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "version": REPORT_VERSION,
+            "tool": f"pytest-portcheck {__version__}",
+            "command": list(self.command),
+            "started": self.started,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "interrupted": self.interrupted,
+            "settings": {
+                "timeout_s": self.settings.timeout,
+                "retries": self.settings.retries,
+                "window": self.settings.window,
+            },
+            "hosts": [
+                {"host": r.host, "addresses": list(r.addresses), "error": r.error} for r in self.resolutions
+            ],
+            "summary": {state.value: count for state, count in count_states(self.results).items()},
+            "results": [result_to_dict(result) for result in self.results],
+        }
+        if extra:
+            document.update(extra)
+        return document
+
+
+def write_report(report: ScanReport, destination: str | Path, extra: Mapping[str, Any] | None = None) -> None:
+    """Write the JSON report to a file, or to standard output for ``-``."""
+    text = json.dumps(report.to_dict(extra), indent=1) + "\n"
+    if str(destination) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(destination)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)

@@ -1,0 +1,131 @@
+"""Shared test fixtures: real loopback listeners, free ports, and network namespaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def skip_or_fail(reason: str, require_variable: str) -> None:
+    """Skip on a laptop; fail in CI, where ``require_variable`` is set to 1."""
+    if os.environ.get(require_variable) == "1":
+        pytest.fail(f"{reason} ({require_variable}=1 makes this a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+ListenerFactory = Callable[..., socket.socket]
+
+
+@pytest.fixture
+def listen() -> Iterator[ListenerFactory]:
+    """Open real TCP listeners: ``listen()`` on a free 127.0.0.1 port, ``listen(port=, host=, backlog=)``."""
+    opened: list[socket.socket] = []
+
+    def factory(port: int = 0, host: str = "127.0.0.1", backlog: int = 128) -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        opened.append(sock)
+        return sock
+
+    yield factory
+    for sock in opened:
+        sock.close()
+
+
+def unused_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (bound and released, so the kernel just had it free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def ipv6_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+class Namespace:
+    """A network namespace of the test's own, with loopback up; removed by ``delete``.
+
+    Names resolve inside it through /etc/netns/NAME/hosts (``ip netns exec`` mounts it over
+    /etc/hosts), and its resolv.conf points at the namespace's own loopback, so no lookup can leave.
+    """
+
+    def __init__(self) -> None:
+        self.name = f"pc-{uuid.uuid4().hex[:10]}"
+        self.etc = Path("/etc/netns") / self.name
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        self.etc.mkdir(parents=True, exist_ok=True)
+        (self.etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        (self.etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost\n")
+        self.run("ip", "link", "set", "lo", "up")
+
+    def run(
+        self, *command: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *command],
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def add_hosts(self, lines: str) -> None:
+        with (self.etc / "hosts").open("a") as handle:
+            handle.write(lines)
+
+    def portcheck(self, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.run(sys.executable, "-m", "pytest_portcheck", *arguments, check=False, timeout=timeout)
+
+    def popen(self, *command: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.name, *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "delete", self.name], check=False)
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+
+def namespaces_available() -> str | None:
+    """None when this machine can create namespaces with firewall rules, else why not."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for tool in ("ip", "iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install iproute2 iptables)"
+    return None
+
+
+@pytest.fixture
+def netns() -> Iterator[Namespace]:
+    why_not = namespaces_available()
+    if why_not is not None:
+        skip_or_fail(why_not, "PORTCHECK_REQUIRE_NETNS")
+    namespace = Namespace()
+    try:
+        yield namespace
+    finally:
+        namespace.delete()

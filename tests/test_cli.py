@@ -1,0 +1,158 @@
+"""The ``portcheck`` command as a user runs it: a real process, real listeners, exit codes, output."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import REPO, ListenerFactory, unused_port
+
+
+def portcheck(*arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_portcheck", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+def test_scan_prints_addresses_open_ports_and_summary(listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    closed = unused_port()
+    completed = portcheck("scan", "localhost", "-p", f"{port},{closed}", "-t", "2", "-w", "50")
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("portcheck ") and "TCP connect scan of 1 target(s), 2 port(s)" in lines[0]
+    assert any(line.startswith("localhost: ") and "127.0.0.1" in line for line in lines)
+    listed = [line.split()[:3] for line in lines if f"tcp/{port}" in line]
+    assert listed == [["127.0.0.1", f"tcp/{port}", "open"]]
+    assert not [line for line in lines if f"tcp/{closed}" in line]  # only open ports listed by default
+    summary = [line for line in lines if line.startswith("Summary:")]
+    assert summary and "1 open, 1 closed, 0 filtered, 0 error" in summary[0]
+    assert completed.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_show_lists_other_states(listen: ListenerFactory) -> None:
+    closed = unused_port()
+    completed = portcheck("scan", "127.0.0.1", "-p", str(closed), "--show", "closed")
+    assert f"tcp/{closed}" in completed.stdout and "conn-refused" in completed.stdout
+
+
+def test_json_report_to_file_follows_the_contract(listen: ListenerFactory, tmp_path: object) -> None:
+    from pathlib import Path
+
+    report_path = Path(str(tmp_path)) / "report.json"
+    port = listen().getsockname()[1]
+    completed = portcheck("scan", "127.0.0.1", "-p", f"{port},22", "--json", str(report_path))
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(report_path.read_text())
+    assert report["version"] == 1
+    assert report["hosts"] == [{"host": "127.0.0.1", "addresses": ["127.0.0.1"], "error": None}]
+    ports = [r["port"] for r in report["results"]]
+    assert ports == sorted(ports)
+    keys = {"host", "address", "proto", "port", "state", "reason", "service", "latency_ms", "attempts"}
+    for result in report["results"]:
+        assert keys <= set(result)
+    mine = next(r for r in report["results"] if r["port"] == port)
+    assert (mine["state"], mine["reason"], mine["proto"], mine["attempts"]) == ("open", "syn-ack", "tcp", 1)
+    ssh = next(r for r in report["results"] if r["port"] == 22)
+    assert ssh["service"] == "ssh"
+
+
+def test_json_to_stdout_moves_the_human_output_to_stderr(listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    completed = portcheck("scan", "127.0.0.1", "-p", str(port), "--json", "-")
+    report = json.loads(completed.stdout)
+    assert report["summary"]["open"] == 1
+    assert "Summary:" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["scan", "127.0.0.1", "-p", "0"], "port 0 in '0' is out of range"),
+        (["scan", "127.0.0.1", "-p", "80-20"], "reversed"),
+        (["scan", "127.0.0.1", "-p", "22,,80"], "empty item"),
+        (["scan", "127.0.0.1", "-t", "0"], "must be a positive number"),
+        (["scan", "127.0.0.1", "-t", "soon"], "is not a number"),
+        (["scan", "127.0.0.1", "-w", "0"], "must be at least 1"),
+        (["scan", "127.0.0.1", "--retries", "-1"], "must be at least 0"),
+        (["scan", "127.0.0.0/8"], "--allow-large-targets"),
+        (["scan", "127.0.0.1/99"], "not a valid address block"),
+        (["scan", "127.0.0.1", "--show", "opne"], "list states from"),
+        (["scan"], "the following arguments are required"),
+        (["scna", "127.0.0.1"], "invalid choice"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(arguments: list[str], message: str) -> None:
+    completed = portcheck(*arguments)
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_unresolvable_host_exits_1_with_error_results() -> None:
+    completed = portcheck("scan", "x" * 70 + ".example", "-p", "22", "--json", "-")
+    assert completed.returncode == 1
+    [result] = json.loads(completed.stdout)["results"]
+    assert result["state"] == "error" and result["address"] is None
+    assert "ERROR: 1 probe(s) could not be made: dns-error" in completed.stderr
+
+
+def test_unwritable_report_is_a_runtime_failure(listen: ListenerFactory) -> None:
+    completed = portcheck("scan", "127.0.0.1", "-p", "22", "--json", "/nonexistent/dir/report.json")
+    assert completed.returncode == 1
+    assert "portcheck: error:" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_python_dash_m_and_version() -> None:
+    completed = portcheck("--version")
+    assert completed.returncode == 0 and completed.stdout.startswith("portcheck ")
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port on 0.0.0.0 whose accept queue is full, so every 127.0.0.x drops our SYNs."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.1)
+    yield port
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_ctrl_c_stops_promptly_with_a_partial_summary(silent_port: int, processes: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_portcheck", "scan", "127.0.0.0/26", "-p", str(silent_port),
+         "-t", "30", "--processes", processes],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )  # fmt: skip
+    time.sleep(1.5)
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=20)
+    assert time.monotonic() - started < 5
+    assert process.returncode == 130, stderr
+    assert "INTERRUPTED after" in stdout
+    assert "Traceback" not in stderr

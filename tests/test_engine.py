@@ -1,0 +1,346 @@
+"""The engine against real sockets: loopback listeners, full accept queues, descriptor limits, and
+firewall rules inside network namespaces the tests create."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import REPO, ListenerFactory, Namespace, ipv6_available, unused_port
+
+from pytest_portcheck.engine import (
+    PortState,
+    ProbeResult,
+    Reason,
+    ScanError,
+    ScanSettings,
+    ScanStats,
+    Target,
+    plan_targets,
+    resolve_hosts,
+    resolve_one,
+    scan,
+)
+from pytest_portcheck.engine.connect import ephemeral_port_range, is_local_address, listening_ports
+from pytest_portcheck.ports import Protocol, parse_port_spec
+
+TCP = Protocol.TCP
+
+
+def scan_ports(
+    host: str, spec: str, settings: ScanSettings | None = None, stats: ScanStats | None = None
+) -> dict[int, ProbeResult]:
+    targets, failed = plan_targets(resolve_hosts([host]), parse_port_spec(spec))
+    assert not failed
+    results = list(scan(targets, settings or ScanSettings(timeout=0.5), stats))
+    assert len(results) == len(targets)
+    return {result.port: result for result in results}
+
+
+def test_open_and_closed_on_loopback(listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    closed = unused_port()
+    results = scan_ports("127.0.0.1", f"{port},{closed}")
+    assert results[port].state is PortState.OPEN
+    assert results[port].reason == Reason.SYN_ACK
+    assert results[port].attempts == 1
+    assert results[port].latency_ms is not None
+    assert results[closed].state is PortState.CLOSED
+    assert results[closed].reason == Reason.CONN_REFUSED
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback on this machine")
+def test_ipv6_loopback(listen: ListenerFactory) -> None:
+    port = listen(host="::1").getsockname()[1]
+    closed = unused_port("::1")
+    results = scan_ports("::1", f"{port},{closed}")
+    assert results[port].state is PortState.OPEN
+    assert results[port].address == "::1"
+    assert results[closed].state is PortState.CLOSED
+    assert scan_ports("[::1]", str(port))[port].state is PortState.OPEN
+
+
+def test_full_accept_queue_times_out_as_filtered(listen: ListenerFactory) -> None:
+    listener = listen(backlog=0)
+    port = listener.getsockname()[1]
+    # Fill the accept queue: with nobody accepting, the kernel drops further SYNs.
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    try:
+        result = scan_ports("127.0.0.1", str(port), ScanSettings(timeout=0.3, retries=1))[port]
+    finally:
+        for filler in fillers:
+            filler.close()
+    assert result.state is PortState.FILTERED
+    assert result.reason == Reason.NO_RESPONSE
+    assert result.attempts == 2  # no-response is retried once by default
+
+
+def test_self_connect_trap_gives_no_false_opens(listen: ListenerFactory) -> None:
+    # Probing 127.0.0.1 across the ephemeral range lets the kernel hand a probe its own target port;
+    # such handshakes complete with no listener. Only the real listeners may come back open.
+    ephemeral = ephemeral_port_range()
+    inside = listen(port=0).getsockname()[1]
+    real = {inside}
+    spec = f"{ephemeral.start}-{ephemeral.stop - 1},{inside}"
+    reprobed = 0
+    for _ in range(3):
+        stats = ScanStats()
+        results = scan_ports("127.0.0.1", spec, ScanSettings(timeout=1.0), stats)
+        opened = {port for port, result in results.items() if result.state is PortState.OPEN}
+        foreign = listening_ports() or set()
+        assert opened - foreign == set(), "open ports with no listener behind them"
+        assert real <= opened
+        assert not [r for r in results.values() if r.state is PortState.ERROR]
+        reprobed += stats.self_connects
+    print(f"self-connects re-probed over 3 scans: {reprobed}")
+
+
+def test_is_local_address() -> None:
+    assert is_local_address("127.0.0.1")
+    assert is_local_address("127.3.4.5")
+    assert not is_local_address("not-an-address")
+
+
+def test_sharded_scan_equals_single_process(listen: ListenerFactory) -> None:
+    ports = sorted({listen().getsockname()[1] for _ in range(5)})
+    spec = f"1-9000,{','.join(map(str, ports))}"
+    single = scan_ports("127.0.0.1", spec, ScanSettings(processes=1))
+    stats = ScanStats()
+    sharded = scan_ports("127.0.0.1", spec, ScanSettings(processes=3), stats)
+    assert stats.processes == 3
+    assert {p: r.state for p, r in single.items()} == {p: r.state for p, r in sharded.items()}
+    assert set(ports) <= {p for p, r in sharded.items() if r.state is PortState.OPEN}
+
+
+def test_duplicate_targets_each_get_a_result() -> None:
+    port = unused_port()
+    targets = [Target(name, "127.0.0.1", TCP, port) for name in ("a", "b", "c")] * 3000
+    results = list(scan(targets, ScanSettings(processes=2)))
+    assert len(results) == 9000
+    assert {r.state for r in results} == {PortState.CLOSED}
+    assert sorted(r.host for r in results) == sorted(t.host for t in targets)
+
+
+def test_stopping_early_closes_every_socket(listen: ListenerFactory) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    stream = scan(plan_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec("1-3000"))[0])
+    next(stream)
+    stream.close()  # type: ignore[attr-defined]
+    assert len(os.listdir("/proc/self/fd")) <= before
+
+
+# --- resolution ------------------------------------------------------------------------------------
+
+
+def test_cidr_block_expands_to_every_address() -> None:
+    resolution = resolve_one("127.0.0.0/30")
+    assert resolution.addresses == ("127.0.0.0", "127.0.0.1", "127.0.0.2", "127.0.0.3")
+
+
+def test_too_large_block_is_refused_unless_allowed() -> None:
+    with pytest.raises(ScanError, match=r"16,777,216 addresses.*--allow-large-targets"):
+        resolve_hosts(["127.0.0.0/8"])
+    assert len(resolve_one("127.0.0.0/15", allow_large=True).addresses) == 131072
+
+
+def test_invalid_block_is_refused() -> None:
+    with pytest.raises(ScanError, match="not a valid address block"):
+        resolve_hosts(["127.0.0.1/40"])
+
+
+def test_unresolvable_name_is_an_error_never_closed() -> None:
+    # An over-long label is refused by the IDNA codec before any query leaves the machine.
+    bad = "x" * 70 + ".example"
+    resolutions = resolve_hosts([bad, "127.0.0.1"])
+    assert resolutions[0].error is not None and resolutions[0].error.startswith("dns-error:")
+    targets, failed = plan_targets(resolutions, parse_port_spec("22,80"))
+    assert [r.state for r in failed] == [PortState.ERROR, PortState.ERROR]
+    assert all(r.address is None and r.reason.startswith("dns-error") for r in failed)
+    assert {t.host for t in targets} == {"127.0.0.1"}
+
+
+def test_localhost_resolves_once_per_address() -> None:
+    resolution = resolve_one("localhost")
+    assert "127.0.0.1" in resolution.addresses
+    assert len(resolution.addresses) == len(set(resolution.addresses))
+
+
+# --- descriptor limits -----------------------------------------------------------------------------
+
+LOW_LIMIT_SCRIPT = textwrap.dedent(
+    """
+    import json, os, resource, sys
+    from pytest_portcheck.engine import ScanSettings, ScanStats, plan_targets, resolve_hosts, scan
+    from pytest_portcheck.ports import parse_port_spec
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    mode, spec = sys.argv[1], sys.argv[2]
+    hog = []
+    if mode == "exhausted":
+        try:
+            while True:
+                hog.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+    targets, _ = plan_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec(spec))
+    stats = ScanStats()
+    out = {}
+    for count, result in enumerate(scan(targets, ScanSettings(timeout=1.0, processes=1), stats)):
+        out[result.port] = [result.state.value, result.reason]
+        if mode == "squeeze" and count == 100:
+            # Another part of the program takes every free descriptor mid-scan, then gives them back.
+            try:
+                while True:
+                    hog.append(os.open("/dev/null", os.O_RDONLY))
+            except OSError:
+                pass
+        if mode == "squeeze" and count == 1500:
+            for fd in hog:
+                os.close(fd)
+            hog.clear()
+    print(json.dumps({"results": out, "backoffs": stats.resource_backoffs,
+                      "window": stats.smallest_window}))
+    """
+)
+
+
+def run_low_limit(mode: str, spec: str) -> dict[str, object]:
+    completed = subprocess.run(
+        [sys.executable, "-c", LOW_LIMIT_SCRIPT, mode, spec],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)  # type: ignore[no-any-return]
+
+
+def test_low_descriptor_limit_gives_the_same_results(listen: ListenerFactory) -> None:
+    ports = sorted(listen().getsockname()[1] for _ in range(3))
+    spec = f"1-4000,{','.join(map(str, ports))}"
+    expected = {str(p): [r.state.value, r.reason] for p, r in scan_ports("127.0.0.1", spec).items()}
+    for mode in ("plain", "squeeze"):
+        report = run_low_limit(mode, spec)
+        assert report["results"] == expected, mode
+    assert report["backoffs"], "the squeeze should have forced the window down"
+
+
+def test_no_descriptor_at_all_is_an_error_not_closed() -> None:
+    report = run_low_limit("exhausted", "1-20")
+    results = report["results"]
+    assert isinstance(results, dict) and len(results) == 20
+    assert {tuple(value) for value in results.values()} == {("error", "local-error: EMFILE")}
+
+
+def test_window_fits_under_the_soft_limit() -> None:
+    from pytest_portcheck.engine.connect import fit_window
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    window, previous = fit_window(10)
+    assert window == 10 and previous is None
+    window, previous = fit_window(10**9)
+    try:
+        now_soft, now_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert now_hard == hard  # never touched
+        assert window < now_soft
+    finally:
+        if previous is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, previous)
+
+
+# --- firewall rules in a namespace -----------------------------------------------------------------
+
+FIREWALL_SCRIPT = textwrap.dedent(
+    """
+    import socket, subprocess, sys, time
+    # Listeners inside the namespace: 7000 open, 7001-7006 guarded by rules, 7010 unused.
+    listeners = []
+    for port in (7000, 7001, 7002, 7003, 7004, 7005):
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            s = socket.socket(family)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port)); s.listen(16); listeners.append(s)
+    sys.stdout.write("ready\\n"); sys.stdout.flush()
+    time.sleep(600)
+    """
+)
+
+FIREWALL_RULES = [
+    ["-A", "INPUT", "-p", "tcp", "--dport", "7001", "-j", "DROP"],
+    ["-A", "INPUT", "-p", "tcp", "--dport", "7002", "-j", "REJECT", "--reject-with", "tcp-reset"],
+    ["-A", "INPUT", "-p", "tcp", "--dport", "7003", "-j", "REJECT", "--reject-with", "icmp-host-unreachable"],
+    ["-A", "INPUT", "-p", "tcp", "--dport", "7004", "-j", "REJECT", "--reject-with", "icmp-net-unreachable"],
+    ["-A", "INPUT", "-p", "tcp", "--dport", "7005", "-j", "DROP"],
+]
+
+
+def firewall_namespace(netns: Namespace) -> subprocess.Popen[str]:
+    for rule in FIREWALL_RULES:
+        netns.run("iptables", *rule)
+        rule6 = [
+            "icmp6-adm-prohibited" if part == "icmp-host-unreachable" else
+            "icmp6-no-route" if part == "icmp-net-unreachable" else part
+            for part in rule
+        ]
+        netns.run("ip6tables", *rule6)
+    server = netns.popen(sys.executable, "-c", FIREWALL_SCRIPT)
+    assert server.stdout is not None and server.stdout.readline() == "ready\n"
+    return server
+
+
+def test_firewall_rules_give_filtered_with_reasons(netns: Namespace) -> None:
+    server = firewall_namespace(netns)
+    try:
+        completed = netns.portcheck(
+            "scan", "127.0.0.1", "::1", "-p", "7000-7005,7010", "-t", "0.4", "--retries", "1", "--json", "-"
+        )
+    finally:
+        server.kill()
+        server.wait()
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    found = {(r["address"], r["port"]): (r["state"], r["reason"], r["attempts"]) for r in report["results"]}
+    for address in ("127.0.0.1", "::1"):
+        assert found[(address, 7000)][:2] == ("open", "syn-ack")
+        assert found[(address, 7001)] == ("filtered", "no-response", 2)
+        assert found[(address, 7002)][:2] == ("closed", "conn-refused")
+        assert found[(address, 7005)] == ("filtered", "no-response", 2)
+        assert found[(address, 7010)][:2] == ("closed", "conn-refused")
+    assert found[("127.0.0.1", 7003)][:2] == ("filtered", "host-unreach")
+    assert found[("127.0.0.1", 7004)][:2] == ("filtered", "net-unreach")
+    # Linux does not abort a connect to ::1 on an ICMPv6 error: it times out, still filtered.
+    assert found[("::1", 7003)][0] == "filtered"
+    assert found[("::1", 7004)][0] == "filtered"
+    assert report["summary"] == {"open": 2, "closed": 4, "filtered": 8, "error": 0}
+
+
+def test_hostname_with_two_addresses_probes_both(netns: Namespace) -> None:
+    netns.add_hosts("127.0.0.9 dual.test\n::1 dual.test\n")
+    completed = netns.portcheck("scan", "dual.test", "-p", "9", "--json", "-")
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    [host] = report["hosts"]
+    assert host["host"] == "dual.test" and host["error"] is None
+    assert sorted(host["addresses"]) == ["127.0.0.9", "::1"]  # in the resolver's order
+    assert sorted(r["address"] for r in report["results"]) == ["127.0.0.9", "::1"]
+
+
+def test_dns_failure_in_a_namespace_is_an_error(netns: Namespace) -> None:
+    # Inside the namespace the resolver points at the namespace's own loopback: nothing can leave.
+    completed = netns.portcheck("scan", "nothing.invalid", "-p", "22,80", "--json", "-")
+    assert completed.returncode == 1
+    report = json.loads(completed.stdout)
+    assert [r["state"] for r in report["results"]] == ["error", "error"]
+    assert all(r["reason"].startswith("dns-error:") and r["address"] is None for r in report["results"])
+    assert "could not be made" in completed.stderr
