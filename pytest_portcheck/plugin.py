@@ -1,1 +1,494 @@
-"""pytest hooks (filled in by the plugin work)."""
+"""pytest hooks: options, collection of inventory files into items, fixtures, the summary, xdist wiring.
+
+An inventory becomes ``inventory.yml::HOST::PROTO/PORT::EXPECTATION`` items. The scan runs once per
+session, at the first item's setup: every selected expectation in one engine run, published as a
+results file under a lock so that xdist workers share one scan (the pytest-mypy pattern). Items read
+their verdict from it. Without ``--portcheck`` or ``portcheck_inventory`` the plugin does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from filelock import FileLock
+
+from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
+from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, InventoryError, load_inventory
+from pytest_portcheck.ports import Protocol, parse_port_spec
+from pytest_portcheck.results import ScanReport, collect_scan, report_from_dict, write_report
+from pytest_portcheck.verdicts import (
+    Judgement,
+    Verdict,
+    index_results,
+    judge,
+    scan_inventory,
+    silent_hosts,
+)
+
+PROPERTY_PREFIX = "portcheck."
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("portcheck", "pytest-portcheck: declared network exposure as tests")
+    group.addoption(
+        "--portcheck", action="append", default=[], metavar="INVENTORY", dest="portcheck_inventories",
+        help="inventory YAML to check (repeatable); alone, only its items are collected",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-strict", action="store_true", dest="portcheck_strict",
+        help="make every item of a host on which no port answered an error, not a warning",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-report", metavar="FILE", dest="portcheck_report",
+        help="write the JSON report (as 'portcheck scan --json') with each expectation's verdict",
+    )  # fmt: skip
+    parser.addini("portcheck_inventory", type="paths", help="inventory YAML files checked on every run")
+
+
+@dataclass
+class ItemRecord:
+    """What the controller learns of one item from its report (works the same under xdist)."""
+
+    host: str
+    target: str
+    expected: str
+    verdict: str
+    found: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """(address, state, reason, latency_ms) per resolved address."""
+
+
+class InventoryResults:
+    """The session's scan of the inventories, as ordinary tests see it through ``portcheck_results``."""
+
+    def __init__(self, report: ScanReport, hosts: Sequence[HostSpec]) -> None:
+        self.report = report
+        self.by_key = index_results(report.results)
+        self.resolutions = {r.host: r for r in report.resolutions}
+        self.silent = silent_hosts(hosts, self.resolutions, self.by_key)
+        self._hosts = {host.name: host for host in hosts}
+
+    def addresses(self, host: str) -> tuple[str, ...]:
+        spec = self._hosts.get(host)
+        resolution = self.resolutions.get(spec.address if spec is not None else host)
+        if resolution is None:
+            raise KeyError(f"{host!r} is not a host of the scanned inventories")
+        return resolution.addresses
+
+    def results(self, host: str, port: int, proto: str = "tcp") -> list[ProbeResult]:
+        """One result per resolved address of ``host`` (an inventory name or the address it names)."""
+        key_proto = Protocol(proto)
+        found = [self.by_key.get((address, key_proto, port)) for address in self.addresses(host)]
+        if not found or any(result is None for result in found):
+            raise KeyError(f"{proto}/{port} of {host!r} was not scanned: declare it in the inventory")
+        return [result for result in found if result is not None]
+
+    def state(self, host: str, port: int, proto: str = "tcp") -> PortState:
+        """The state of a port when every address agrees; ``error`` otherwise."""
+        states = {result.state for result in self.results(host, port, proto)}
+        return states.pop() if len(states) == 1 else PortState.ERROR
+
+
+class PortcheckRun:
+    """Per-process state of a session that checks inventories."""
+
+    def __init__(self, config: pytest.Config, inventories: list[Path]) -> None:
+        self.config = config
+        self.inventories = inventories
+        self.paths = {path.resolve() for path in inventories}
+        self._loaded: dict[Path, Inventory] = {}
+        self.items: list[PortItem] = []
+        self._results: InventoryResults | None = None
+        self._failure: str | None = None
+        self.records: dict[str, ItemRecord] = {}
+        self.strict: bool = bool(config.getoption("portcheck_strict"))
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        if workerinput is not None:
+            self.shared_dir = Path(workerinput["portcheck_dir"])
+            self._owns_dir = False
+        else:
+            self.shared_dir = Path(tempfile.mkdtemp(prefix="portcheck-"))
+            self._owns_dir = True
+
+    @property
+    def results_path(self) -> Path:
+        return self.shared_dir / "results.json"
+
+    def load(self, path: Path) -> Inventory:
+        key = path.resolve()
+        if key not in self._loaded:
+            self._loaded[key] = load_inventory(path)
+        return self._loaded[key]
+
+    def results(self) -> InventoryResults:
+        """Scan once for the whole session (under a lock across xdist workers) and share the outcome."""
+        if self._results is None:
+            if self._failure is not None:
+                raise PortcheckError(self._failure)
+            pairs = [(item.host, item.expectation) for item in self.items]
+            try:
+                with FileLock(str(self.shared_dir / "results.lock")):
+                    if self.results_path.exists():
+                        document = json.loads(self.results_path.read_text(encoding="utf-8"))
+                        report = report_from_dict(document)
+                    else:
+                        report = scan_inventory(pairs)
+                        write_report(report, self.results_path)
+            except (OSError, ValueError, KeyError) as exc:
+                self._failure = f"the inventory scan failed: {exc}"
+                raise PortcheckError(self._failure) from None
+            hosts = list({host.name: host for host, _ in pairs}.values())
+            self._results = InventoryResults(report, hosts)
+        return self._results
+
+    def cleanup(self) -> None:
+        if self._owns_dir:
+            shutil.rmtree(self.shared_dir, ignore_errors=True)
+
+
+RUN_KEY = pytest.StashKey[PortcheckRun]()
+
+
+def _inventories(config: pytest.Config) -> tuple[list[Path], list[Path]]:
+    from_option = [Path(p) for p in config.getoption("portcheck_inventories") or []]
+    from_ini = [Path(p) for p in config.getini("portcheck_inventory") or []]
+    return from_option, from_ini
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "portcheck: an item generated from a pytest-portcheck inventory")
+    from_option, from_ini = _inventories(config)
+    if not from_option and not from_ini:
+        return
+    inventories = list(dict.fromkeys(from_option + from_ini))
+    for path in inventories:
+        if not path.is_file():
+            where = "--portcheck" if path in from_option else "the portcheck_inventory ini option"
+            raise pytest.UsageError(f"portcheck: inventory {path} given by {where} does not exist")
+    run = PortcheckRun(config, inventories)
+    config.stash[RUN_KEY] = run
+    explicit = config.args_source == pytest.Config.ArgsSource.ARGS
+    wanted = [str(path) for path in inventories]
+    if from_option and not explicit:
+        # `pytest --portcheck inventory.yml` checks the inventory, not the whole test suite as well.
+        config.args = [str(path) for path in from_option] + [str(p) for p in from_ini]
+    else:
+        known = {Path(arg.split("::", 1)[0]).resolve() for arg in config.args}
+        config.args = list(config.args) + [arg for arg in wanted if Path(arg).resolve() not in known]
+    if not run.is_worker:
+        config.pluginmanager.register(ControllerHooks(run), "portcheck-controller")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(run), "portcheck-xdist")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.cleanup()
+
+
+class XdistHooks:
+    """Registered only when xdist is loaded: hands the shared results folder to every worker."""
+
+    def __init__(self, run: PortcheckRun) -> None:
+        self.run = run
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["portcheck_dir"] = str(self.run.shared_dir)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> InventoryFile | None:
+    run = parent.config.stash.get(RUN_KEY, None)
+    if run is None or file_path.resolve() not in run.paths:
+        return None
+    return InventoryFile.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # pytest renders setup errors with a traceback, bypassing repr_failure: an inventory item's
+    # error is a plain message like its failures.
+    failure = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(item, PortItem) and isinstance(failure, PortcheckError):
+        report.longrepr = str(failure)
+    return report
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.items = [item for item in session.items if isinstance(item, PortItem)]
+
+
+class PortcheckError(Exception):
+    """The expectation could not be checked (DNS failure, local error): an error, never a pass."""
+
+
+class PortDrift(AssertionError):
+    """What was found is not what the inventory declares."""
+
+
+class InventoryFile(pytest.File):
+    def collect(self) -> Iterator[HostNode]:
+        run = self.config.stash[RUN_KEY]
+        inventory = run.load(self.path)
+        for host in inventory.hosts:
+            yield HostNode.from_parent(self, name=host.name, host=host)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
+        if isinstance(excinfo.value, InventoryError):
+            return f"portcheck inventory error: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+
+class HostNode(pytest.Collector):
+    def __init__(self, *, host: HostSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+
+    def collect(self) -> Iterator[PortNode]:
+        for expectation in self.host.expectations:
+            name = f"{expectation.proto.value}/{expectation.port}"
+            yield PortNode.from_parent(self, name=name, host=self.host, expectation=expectation)
+
+
+class PortNode(pytest.Collector):
+    def __init__(self, *, host: HostSpec, expectation: Expectation, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.expectation = expectation
+
+    def collect(self) -> Iterator[PortItem]:
+        yield PortItem.from_parent(
+            self, name=self.expectation.expect.value, host=self.host, expectation=self.expectation
+        )
+
+
+class PortItem(pytest.Item):
+    def __init__(self, *, host: HostSpec, expectation: Expectation, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.expectation = expectation
+        self.judgement: Judgement | None = None
+        self.add_marker("portcheck")
+
+    def setup(self) -> None:
+        run = self.config.stash[RUN_KEY]
+        shared = run.results()
+        resolution = shared.resolutions.get(self.host.address)
+        self.judgement = judge(
+            self.host,
+            self.expectation,
+            resolution,
+            shared.by_key,
+            silent=self.host.name in shared.silent,
+            strict=run.strict,
+        )
+        self._record(self.judgement)
+        if self.judgement.verdict is Verdict.ERROR:
+            raise PortcheckError(self.judgement.message)
+
+    def runtest(self) -> None:
+        assert self.judgement is not None
+        if self.judgement.verdict is Verdict.FAILED:
+            raise PortDrift(self.judgement.message)
+
+    def _record(self, judgement: Judgement) -> None:
+        expectation = self.expectation
+        props: list[tuple[str, object]] = [
+            (PROPERTY_PREFIX + "host", self.host.name),
+            (PROPERTY_PREFIX + "target", f"{expectation.proto.value}/{expectation.port}"),
+            (PROPERTY_PREFIX + "expected", expectation.expect.value),
+            (PROPERTY_PREFIX + "verdict", judgement.verdict.value),
+        ]
+        for result in judgement.found:
+            props += [
+                (PROPERTY_PREFIX + "address", result.address or ""),
+                (PROPERTY_PREFIX + "state", result.state.value),
+                (PROPERTY_PREFIX + "reason", result.reason),
+                (PROPERTY_PREFIX + "latency_ms", "" if result.latency_ms is None else result.latency_ms),
+            ]
+        self.user_properties.extend(props)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
+        if isinstance(excinfo.value, (PortDrift, PortcheckError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        e = self.expectation
+        return self.path, e.line - 1, f"{self.host.name} {e.proto.value}/{e.port} {e.expect.value}"
+
+
+# --- reports, summary and the report file (controller side) --------------------------------------
+
+
+def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None:
+    values: dict[str, str] = {}
+    found: list[tuple[str, str, str, str]] = []
+    current: list[str] = []
+    for name, value in properties:
+        if not name.startswith(PROPERTY_PREFIX):
+            continue
+        key = name[len(PROPERTY_PREFIX) :]
+        if key in ("address", "state", "reason", "latency_ms"):
+            current.append(str(value))
+            if len(current) == 4:
+                found.append((current[0], current[1], current[2], current[3]))
+                current = []
+        else:
+            values[key] = str(value)
+    if not {"host", "target", "expected", "verdict"} <= set(values):
+        return None
+    return ItemRecord(values["host"], values["target"], values["expected"], values["verdict"], found)
+
+
+def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]]:
+    hosts: dict[str, dict[str, Any]] = {}
+    for record in run.records.values():
+        row = hosts.setdefault(
+            record.host, {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0}
+        )
+        row["expected"][record.expected] = row["expected"].get(record.expected, 0) + 1
+        for address, state, _reason, _latency in record.found:
+            row["addresses"][address] = None
+            row["found"][state] = row["found"].get(state, 0) + 1
+        row["drift"] += record.verdict == Verdict.FAILED.value
+        row["errors"] += record.verdict == Verdict.ERROR.value
+    rows = []
+    for host, row in hosts.items():
+        expected = ", ".join(f"{n} {k}" for k, n in sorted(row["expected"].items()))
+        found = ", ".join(f"{n} {k}" for k, n in sorted(row["found"].items())) or "-"
+        addresses = ", ".join(row["addresses"]) or "-"
+        rows.append((host, addresses, expected, found, row["drift"], row["errors"]))
+    return rows
+
+
+def _silent_hosts(run: PortcheckRun) -> list[str]:
+    states: dict[str, set[str]] = {}
+    for record in run.records.values():
+        states.setdefault(record.host, set()).update(found[1] for found in record.found)
+    return [host for host, seen in states.items() if seen == {PortState.FILTERED.value}]
+
+
+class ControllerHooks:
+    """Registered on the controller only (or the single process): gathers item reports, prints the
+    exposure summary and writes the report file."""
+
+    def __init__(self, run: PortcheckRun) -> None:
+        self.run = run
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            return
+        record = _parse_record(report.user_properties)
+        if record is not None:
+            self.run.records[report.nodeid] = record
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.run.records:
+            _write_summary(self.run, terminalreporter)
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        destination = session.config.getoption("portcheck_report", None)
+        if destination:
+            _write_report_file(self.run, destination)
+
+
+def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
+    rows = _summary_rows(run)
+    header = ("host", "addresses", "expected", "found (per address)", "drift", "errors")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    terminalreporter.section("portcheck exposure")
+    terminalreporter.write_line("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
+    for row in rows:
+        line = "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        drifted = row[4] or row[5]
+        terminalreporter.write_line(line, red=bool(drifted), green=not drifted)
+    total_drift = sum(row[4] for row in rows)
+    terminalreporter.write_line(f"drift: {total_drift} expectation(s) not met on {len(rows)} host(s)")
+    for host in _silent_hosts(run):
+        how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
+        terminalreporter.write_line(
+            f"WARNING: {host}: no port answered — is the address right? ({how})", yellow=True
+        )
+    if run.results_path.exists():
+        document = json.loads(run.results_path.read_text(encoding="utf-8"))
+        terminalreporter.write_line(
+            f"scanned {len(document['results']):,} (address, port) pair(s) once each in "
+            f"{document['elapsed_s']:.2f} s"
+        )
+
+
+def _write_report_file(run: PortcheckRun, destination: str) -> None:
+    if run.results_path.exists():
+        report = report_from_dict(json.loads(run.results_path.read_text(encoding="utf-8")))
+    else:
+        report = ScanReport([], [], ScanSettings(), "", 0.0)
+    expectations = [
+        {
+            "nodeid": nodeid,
+            "host": record.host,
+            "target": record.target,
+            "expected": record.expected,
+            "verdict": record.verdict,
+            "found": [
+                {"address": a, "state": s, "reason": r, "latency_ms": float(lat) if lat else None}
+                for a, s, r, lat in record.found
+            ],
+        }
+        for nodeid, record in run.records.items()
+    ]
+    write_report(report, destination, {"expectations": expectations})
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def portcheck_results(request: pytest.FixtureRequest) -> InventoryResults:
+    """The session's inventory scan (the same one the inventory items read), for Python tests."""
+    run = request.config.stash.get(RUN_KEY, None)
+    if run is None:
+        pytest.skip("no inventory to check: pass --portcheck INVENTORY or set portcheck_inventory")
+    return run.results()
+
+
+@pytest.fixture(scope="session")
+def portcheck_settings() -> ScanSettings:
+    """Settings for ``portcheck_scan``; override this fixture in a conftest to change them."""
+    return ScanSettings(timeout=1.0, retries=1)
+
+
+@pytest.fixture
+def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport]:
+    """Scan now: ``portcheck_scan("127.0.0.1", "8000-8010")`` returns the whole ``ScanReport``."""
+
+    def run_scan(hosts: str | Sequence[str], ports: str | int, **settings: Any) -> ScanReport:
+        names = [hosts] if isinstance(hosts, str) else list(hosts)
+        chosen = portcheck_settings
+        if settings:
+            chosen = ScanSettings(
+                timeout=settings.pop("timeout", chosen.timeout),
+                retries=settings.pop("retries", chosen.retries),
+                window=settings.pop("window", chosen.window),
+            )
+            if settings:
+                raise TypeError(f"unknown scan settings: {', '.join(settings)}")
+        return collect_scan(names, parse_port_spec(ports), chosen)
+
+    return run_scan

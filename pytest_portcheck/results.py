@@ -6,8 +6,10 @@ Both front ends write reports through here, so ``portcheck scan --json`` and ``p
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from pytest_portcheck import __version__
-from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings, ScanStats
+from pytest_portcheck.engine import (
+    DEFAULT_WINDOW,
+    PortState,
+    ProbeResult,
+    Resolution,
+    ScanSettings,
+    ScanStats,
+    plan_targets,
+    resolve_hosts,
+    scan,
+)
+from pytest_portcheck.ports import Protocol
 
 REPORT_VERSION = 1
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.ERROR)
@@ -87,6 +100,14 @@ class ScanReport:
             document.update(extra)
         return document
 
+    def open_ports(self, address: str | None = None) -> set[int]:
+        """Open port numbers, of every address or of one."""
+        return {
+            r.port
+            for r in self.results
+            if r.state is PortState.OPEN and (address is None or r.address == address)
+        }
+
 
 def write_report(report: ScanReport, destination: str | Path, extra: Mapping[str, Any] | None = None) -> None:
     """Write the JSON report to a file, or to standard output for ``-``."""
@@ -99,3 +120,69 @@ def write_report(report: ScanReport, destination: str | Path, extra: Mapping[str
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
+
+
+class ReportError(Exception):
+    """A report file that cannot be read; the message names the file and the problem."""
+
+
+def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
+    return ProbeResult(
+        host=str(data["host"]),
+        address=None if data["address"] is None else str(data["address"]),
+        proto=Protocol(data["proto"]),
+        port=int(data["port"]),
+        state=PortState(data["state"]),
+        reason=str(data["reason"]),
+        latency_ms=None if data.get("latency_ms") is None else float(data["latency_ms"]),
+        attempts=int(data.get("attempts", 0)),
+    )
+
+
+def report_from_dict(document: Mapping[str, Any]) -> ScanReport:
+    if document.get("version") != REPORT_VERSION:
+        raise ReportError(
+            f"unsupported report version {document.get('version')!r} (this reads {REPORT_VERSION})"
+        )
+    settings = document.get("settings", {})
+    return ScanReport(
+        resolutions=[
+            Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in document.get("hosts", [])
+        ],
+        results=[result_from_dict(r) for r in document["results"]],
+        settings=ScanSettings(
+            timeout=float(settings.get("timeout_s", 1.0)),
+            retries=int(settings.get("retries", 1)),
+            window=int(settings.get("window", DEFAULT_WINDOW)),
+        ),
+        started=str(document.get("started", "")),
+        elapsed_s=float(document.get("elapsed_s", 0.0)),
+        interrupted=bool(document.get("interrupted", False)),
+        command=list(document.get("command", [])),
+    )
+
+
+def read_report(path: str | Path) -> ScanReport:
+    """Read a JSON report written by ``portcheck scan --json`` or ``--portcheck-report``."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        return report_from_dict(document)
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReportError(f"{path}: not a portcheck JSON report ({exc})") from None
+
+
+def collect_scan(
+    hosts: Sequence[str], ports: Sequence[tuple[Protocol, int]], settings: ScanSettings
+) -> ScanReport:
+    """Resolve, scan and wait for every result: the whole scan as one report."""
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    clock = time.monotonic()
+    resolutions = resolve_hosts(hosts)
+    targets, unresolved = plan_targets(resolutions, ports)
+    stats = ScanStats()
+    results = [*unresolved, *scan(targets, settings, stats)]
+    return ScanReport(
+        resolutions, sort_results(results, hosts), settings, started, time.monotonic() - clock, stats
+    )

@@ -289,8 +289,11 @@ def firewall_namespace(netns: Namespace) -> subprocess.Popen[str]:
     for rule in FIREWALL_RULES:
         netns.run("iptables", *rule)
         rule6 = [
-            "icmp6-adm-prohibited" if part == "icmp-host-unreachable" else
-            "icmp6-no-route" if part == "icmp-net-unreachable" else part
+            "icmp6-adm-prohibited"
+            if part == "icmp-host-unreachable"
+            else "icmp6-no-route"
+            if part == "icmp-net-unreachable"
+            else part
             for part in rule
         ]
         netns.run("ip6tables", *rule6)

@@ -1,0 +1,298 @@
+"""The inventory file: YAML in, validated frozen hosts and expectations out, every error with its line.
+
+The YAML is composed into nodes (safe-loader level: no tags, no objects) so that every value keeps the
+line it came from; validation then walks the nodes. Any problem raises ``InventoryError(path, line,
+message)`` whose message says how to fix it. Nothing here scans or imports pytest.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pytest_portcheck.engine import ScanError, check_target
+from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
+
+INVENTORY_VERSION = 1
+DEFAULT_TIMEOUT = 1.0
+DEFAULT_RETRIES = 1
+_FORBIDDEN_IN_NAMES = ("::", "[", "]", "@", "/")
+
+
+class Expect(str, enum.Enum):
+    """What a port must be: ``closed`` is satisfied by refused or filtered (not reachable)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    FILTERED = "filtered"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class InventoryError(Exception):
+    """A problem in an inventory file, at a line (1-based; 0 when the file as a whole is at fault)."""
+
+    def __init__(self, path: Path, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    host: str
+    proto: Protocol
+    port: int
+    expect: Expect
+    line: int
+    """1-based line of the entry that declared it."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostSpec:
+    name: str
+    """The name used in node ids and reports."""
+    address: str
+    """What is resolved: a hostname, an IP literal or a CIDR block."""
+    timeout: float
+    retries: int
+    expectations: tuple[Expectation, ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    path: Path
+    hosts: tuple[HostSpec, ...]
+
+    def expectations(self) -> Iterator[tuple[HostSpec, Expectation]]:
+        for host in self.hosts:
+            for expectation in host.expectations:
+                yield host, expectation
+
+
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
+_TOP_KEYS = ("version", "defaults", "hosts")
+_DEFAULT_KEYS = ("timeout", "retries")
+_HOST_KEYS = ("address", "open", "closed", "filtered", "timeout", "retries")
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._constructor = yaml.SafeLoader("")
+
+    def error(self, node: yaml.Node | None, message: str) -> InventoryError:
+        return InventoryError(self.path, node.start_mark.line + 1 if node is not None else 0, message)
+
+    def check_tag(self, node: yaml.Node) -> None:
+        if node.tag not in _PLAIN_TAGS:
+            raise self.error(node, f"YAML tag {node.tag!r} is not allowed: write plain values")
+
+    def scalar(self, node: yaml.Node) -> object:
+        self.check_tag(node)
+        if not isinstance(node, yaml.ScalarNode):
+            kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+            raise self.error(node, f"expected a single value here, found {kind}")
+        return self._constructor.construct_object(node, deep=True)
+
+    def mapping(
+        self, node: yaml.Node, what: str, allowed: tuple[str, ...]
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"{what} must be a mapping of 'key: value' lines")
+        self.check_tag(node)
+        entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = self.scalar(key_node)
+            if not isinstance(key, str):
+                raise self.error(key_node, f"keys of {what} must be text, not {key!r}")
+            if key in entries:
+                first = entries[key][0].start_mark.line + 1
+                raise self.error(
+                    key_node, f"{key!r} appears twice in {what} (first on line {first}): keep one"
+                )
+            if allowed and key not in allowed:
+                raise self.error(key_node, _unknown_key_message(key, what, allowed))
+            entries[key] = (key_node, value_node)
+        return entries
+
+    def number(self, node: yaml.Node, what: str, *, integer: bool, minimum: float, above: bool) -> float:
+        value = self.scalar(node)
+        valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not valid_type:
+            kind = "a whole number" if integer else "a number of seconds"
+            raise self.error(node, f"{what} must be {kind}, not {value!r}")
+        assert isinstance(value, (int, float))
+        if (value <= minimum if above else value < minimum) or value != value or value == float("inf"):
+            bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
+            raise self.error(node, f"{what} must be {bound}, not {value!r}")
+        return value
+
+
+def _unknown_key_message(key: str, what: str, allowed: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(allowed)}"
+    return f"unknown key {key!r} in {what}: {hint}"
+
+
+def load_inventory(path: Path | str) -> Inventory:
+    """Read and validate an inventory file; raises InventoryError naming the file, the line and the fix."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InventoryError(path, 0, "no such file: check the path given to --portcheck") from None
+    except OSError as exc:
+        raise InventoryError(path, 0, f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InventoryError(
+            path, line, f"not UTF-8 (byte 0x{raw[exc.start]:02x}): save the file as UTF-8"
+        ) from None
+    return parse_inventory(text, path)
+
+
+def parse_inventory(text: str, path: Path) -> Inventory:
+    reader = _Reader(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise InventoryError(path, line, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise InventoryError(path, 0, f"invalid YAML: {exc}") from None
+    if root is None:
+        raise InventoryError(path, 0, "the inventory is empty: declare at least one host under 'hosts:'")
+    top = reader.mapping(root, "the inventory", _TOP_KEYS)
+    if "version" in top:
+        _key, value_node = top["version"]
+        if reader.scalar(value_node) != INVENTORY_VERSION:
+            raise reader.error(
+                value_node, f"unsupported version: this plugin reads version {INVENTORY_VERSION}"
+            )
+    timeout, retries = DEFAULT_TIMEOUT, DEFAULT_RETRIES
+    if "defaults" in top:
+        defaults = reader.mapping(top["defaults"][1], "defaults", _DEFAULT_KEYS)
+        timeout, retries = _timing(reader, defaults, timeout, retries, "defaults")
+    if "hosts" not in top:
+        raise InventoryError(
+            path, root.start_mark.line + 1, "no 'hosts:' section: declare the hosts to check"
+        )
+    hosts_node = top["hosts"][1]
+    if isinstance(hosts_node, yaml.ScalarNode) and reader.scalar(hosts_node) is None:
+        raise reader.error(hosts_node, "'hosts:' is empty: declare at least one host")
+    hosts = reader.mapping(hosts_node, "hosts", ())
+    if not hosts:
+        raise reader.error(hosts_node, "'hosts:' is empty: declare at least one host")
+    specs = tuple(
+        _host(reader, name, key_node, value_node, timeout, retries)
+        for name, (key_node, value_node) in hosts.items()
+    )
+    return Inventory(path, specs)
+
+
+def _timing(
+    reader: _Reader, entries: dict[str, tuple[yaml.Node, yaml.Node]], timeout: float, retries: int, where: str
+) -> tuple[float, int]:
+    if "timeout" in entries:
+        timeout = reader.number(
+            entries["timeout"][1], f"timeout in {where}", integer=False, minimum=0, above=True
+        )
+    if "retries" in entries:
+        retries = int(
+            reader.number(entries["retries"][1], f"retries in {where}", integer=True, minimum=0, above=False)
+        )
+    return timeout, retries
+
+
+def _host(
+    reader: _Reader, name: str, key_node: yaml.Node, node: yaml.Node, timeout: float, retries: int
+) -> HostSpec:
+    if not name.strip() or any(piece in name for piece in _FORBIDDEN_IN_NAMES) or name != name.strip():
+        raise reader.error(
+            key_node,
+            f"host name {name!r} cannot be used in test ids: avoid spaces at the ends and "
+            f"{' '.join(_FORBIDDEN_IN_NAMES)}; put the address under 'address:'",
+        )
+    if isinstance(node, yaml.ScalarNode) and reader.scalar(node) is None:
+        raise reader.error(key_node, f"host {name!r} declares nothing: add open:, closed: or filtered: ports")
+    entries = reader.mapping(node, f"host {name!r}", _HOST_KEYS)
+    address = name
+    if "address" in entries:
+        value = reader.scalar(entries["address"][1])
+        if not isinstance(value, str) or not value.strip():
+            raise reader.error(entries["address"][1], f"address of {name!r} must be a hostname or IP address")
+        address = value.strip()
+    try:
+        check_target(address)
+    except ScanError as exc:
+        raise reader.error(entries["address"][1] if "address" in entries else key_node, str(exc)) from None
+    timeout, retries = _timing(reader, entries, timeout, retries, f"host {name!r}")
+    declared: dict[tuple[Protocol, int], tuple[Expect, int]] = {}
+    expectations: list[Expectation] = []
+    for expect in Expect:
+        if expect.value not in entries:
+            continue
+        list_node = entries[expect.value][1]
+        if isinstance(list_node, yaml.SequenceNode):
+            reader.check_tag(list_node)
+        else:
+            raise reader.error(
+                list_node,
+                f'{expect.value} of {name!r} must be a list, e.g. {expect.value}: [22, "8000-8010"]',
+            )
+        for item in list_node.value:
+            for key in _ports(reader, item):
+                line = item.start_mark.line + 1
+                if key in declared:
+                    other, other_line = declared[key]
+                    where = f"{key[0].value}/{key[1]}"
+                    if other is expect:
+                        raise reader.error(
+                            item,
+                            f"{where} of {name!r} is listed twice under {expect.value} "
+                            f"(also line {other_line}): keep one",
+                        )
+                    raise reader.error(
+                        item,
+                        f"{where} of {name!r} is declared both {other.value} (line {other_line}) and "
+                        f"{expect.value}: keep one",
+                    )
+                declared[key] = (expect, line)
+                expectations.append(Expectation(name, key[0], key[1], expect, line))
+    if not expectations:
+        raise reader.error(
+            key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
+        )
+    return HostSpec(name, address, timeout, retries, tuple(expectations), key_node.start_mark.line + 1)
+
+
+def _ports(reader: _Reader, node: yaml.Node) -> list[tuple[Protocol, int]]:
+    value = reader.scalar(node)
+    is_number = isinstance(value, int) and not isinstance(value, bool)
+    if is_number and isinstance(node, yaml.ScalarNode) and not node.value.isdigit():
+        # YAML 1.1 reads 22:80 as the base-60 number 1360, and 0x50 as 80: never what a port list means.
+        raise reader.error(
+            node,
+            f"{node.value!r} is read by YAML as the number {value}: quote it or write ports as plain numbers",
+        )
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise reader.error(node, f'a port entry must be a number or text like "8000-8010", not {value!r}')
+    try:
+        return parse_port_spec(value)
+    except PortSpecError as exc:
+        raise reader.error(node, str(exc)) from None

@@ -1,0 +1,179 @@
+"""From inventory to verdicts: one engine run for every declared port, then a verdict per expectation.
+
+``scan_inventory`` resolves each host once and probes every (address, protocol, port) exactly once,
+however many hosts or expectations share it. ``judge`` compares what was found with what was
+declared and writes the one-paragraph message a person reads in CI. No pytest here: the plugin turns
+verdicts into outcomes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pytest_portcheck.engine import (
+    PortState,
+    ProbeResult,
+    Resolution,
+    ScanSettings,
+    ScanStats,
+    Target,
+    resolve_hosts,
+    scan,
+)
+from pytest_portcheck.inventory import Expect, Expectation, HostSpec
+from pytest_portcheck.ports import Protocol
+from pytest_portcheck.results import ScanReport
+
+ResultKey = tuple[str, Protocol, int]
+"""(address, protocol, port): what is probed once per run."""
+
+_SATISFIES = {
+    Expect.OPEN: frozenset({PortState.OPEN}),
+    Expect.CLOSED: frozenset({PortState.CLOSED, PortState.FILTERED}),
+    Expect.FILTERED: frozenset({PortState.FILTERED}),
+}
+
+
+class Verdict(str, enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    verdict: Verdict
+    message: str
+    found: tuple[ProbeResult, ...]
+
+
+def scan_inventory(pairs: Iterable[tuple[HostSpec, Expectation]], window: int | None = None) -> ScanReport:
+    """Resolve every host once and probe each (address, protocol, port) once, in one engine run per
+    distinct (timeout, retries) setting."""
+    pairs = list(pairs)
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    clock = time.monotonic()
+    names = list(dict.fromkeys(host.address for host, _ in pairs))
+    resolutions = resolve_hosts(names)
+    addresses = {r.host: r.addresses for r in resolutions}
+    # The most patient setting wins when two hosts share a port of the same address.
+    settings_of: dict[ResultKey, tuple[float, int]] = {}
+    owner: dict[ResultKey, str] = {}
+    for host, expectation in pairs:
+        for address in addresses[host.address]:
+            key = (address, expectation.proto, expectation.port)
+            timeout, retries = settings_of.get(key, (0.0, 0))
+            settings_of[key] = (max(timeout, host.timeout), max(retries, host.retries))
+            owner.setdefault(key, host.address)
+    groups: dict[tuple[float, int], list[Target]] = {}
+    for key, setting in settings_of.items():
+        address, proto, port = key
+        groups.setdefault(setting, []).append(Target(owner[key], address, proto, port))
+    stats = ScanStats()
+    results: list[ProbeResult] = []
+    for (timeout, retries), targets in groups.items():
+        settings = ScanSettings(timeout=timeout, retries=retries)
+        if window is not None:
+            settings = ScanSettings(timeout=timeout, retries=retries, window=window)
+        results.extend(scan(targets, settings, stats))
+    base = ScanSettings() if len(groups) != 1 else ScanSettings(*next(iter(groups)))
+    return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats)
+
+
+def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult]:
+    return {(r.address, r.proto, r.port): r for r in results if r.address is not None}
+
+
+def silent_hosts(
+    hosts: Iterable[HostSpec], resolutions: Mapping[str, Resolution], by_key: Mapping[ResultKey, ProbeResult]
+) -> set[str]:
+    """Names of hosts that resolved, were probed, and on which no port answered at all."""
+    silent: set[str] = set()
+    for host in hosts:
+        resolution = resolutions.get(host.address)
+        if resolution is None or resolution.error is not None:
+            continue
+        found = [
+            by_key.get((address, e.proto, e.port))
+            for address in resolution.addresses
+            for e in host.expectations
+        ]
+        states = {result.state for result in found if result is not None}
+        if states == {PortState.FILTERED}:
+            silent.add(host.name)
+    return silent
+
+
+def _label(host: HostSpec, resolution: Resolution | None) -> str:
+    if resolution is None or resolution.error is not None or not resolution.addresses:
+        shown = host.address
+    elif len(resolution.addresses) <= 3:
+        shown = ", ".join(resolution.addresses)
+    else:
+        shown = f"{', '.join(resolution.addresses[:3])}, … {len(resolution.addresses)} addresses"
+    if shown == host.name:
+        return host.name
+    return f"{host.name} ({shown})"
+
+
+def describe(result: ProbeResult, timeout: float | None = None) -> str:
+    """``OPEN — syn-ack in 0.2 ms (postgresql)``: what was found, for a person."""
+    if result.reason == "no-response":
+        wait = f" ({timeout:g} s timeout)" if timeout else ""
+        how = f"no-response after {result.attempts} attempt(s){wait}"
+    elif result.latency_ms is not None:
+        how = f"{result.reason} in {result.latency_ms:.1f} ms"
+    else:
+        how = result.reason
+    service = f" ({result.service})" if result.service != "unknown" else ""
+    return f"{result.state.value.upper()} — {how}{service}"
+
+
+def judge(
+    host: HostSpec,
+    expectation: Expectation,
+    resolution: Resolution | None,
+    by_key: Mapping[ResultKey, ProbeResult],
+    *,
+    silent: bool = False,
+    strict: bool = False,
+) -> Judgement:
+    """The verdict of one expectation: every resolved address of the host must satisfy it."""
+    where = f"{_label(host, resolution)} {expectation.proto.value}/{expectation.port}"
+    if resolution is None:
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — the host was not scanned", ())
+    if resolution.error is not None:
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — {resolution.error}", ())
+    found: list[ProbeResult] = []
+    for address in resolution.addresses:
+        result = by_key.get((address, expectation.proto, expectation.port))
+        if result is None:
+            return Judgement(Verdict.ERROR, f"{where}: cannot check — {address} was not scanned", ())
+        found.append(result)
+    errors = [r for r in found if r.state is PortState.ERROR]
+    if errors:
+        lines = [f"{where}: cannot check {r.address} — {r.reason}" for r in errors]
+        return Judgement(Verdict.ERROR, "\n".join(lines), tuple(found))
+    if silent and strict:
+        message = f"{where}: no port of this host answered — is the address right? (--portcheck-strict)"
+        return Judgement(Verdict.ERROR, message, tuple(found))
+    wanted = _SATISFIES[expectation.expect]
+    wrong = [r for r in found if r.state not in wanted]
+    if not wrong:
+        return Judgement(Verdict.PASSED, f"{where}: {expectation.expect.value} as expected", tuple(found))
+    lines = []
+    for result in wrong:
+        on = f" on {result.address}" if len(found) > 1 else ""
+        line = f"{where}: expected {expectation.expect.value}, found {describe(result, host.timeout)}{on}"
+        if expectation.expect is Expect.FILTERED and result.state is PortState.CLOSED:
+            line += " — the port is reachable through the firewall"
+        lines.append(line)
+    return Judgement(Verdict.FAILED, "\n".join(lines), tuple(found))
+
+
+def resolutions_by_name(resolutions: Sequence[Resolution]) -> dict[str, Resolution]:
+    return {r.host: r for r in resolutions}

@@ -1,0 +1,137 @@
+"""Inventory loading: the valid format, and a corpus of broken files that must each name file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_portcheck.inventory import Expect, InventoryError, load_inventory
+from pytest_portcheck.ports import Protocol
+
+VALID = """\
+version: 1
+defaults:
+  timeout: 0.5
+  retries: 2
+hosts:
+  web:
+    address: 127.0.0.1
+    open: [22, 80, 443]
+    closed: [5432, 3306, "6379", "8000-8002"]
+    filtered: [9200]
+  db.example.com:
+    timeout: 2
+    closed: ["5432/tcp"]
+"""
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "inventory.yml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_valid_inventory(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, VALID))
+    web, db = inventory.hosts
+    assert (web.name, web.address, web.timeout, web.retries, web.line) == ("web", "127.0.0.1", 0.5, 2, 6)
+    assert (db.name, db.address, db.timeout, db.retries) == ("db.example.com", "db.example.com", 2, 2)
+    opens = [e.port for e in web.expectations if e.expect is Expect.OPEN]
+    closed = [e.port for e in web.expectations if e.expect is Expect.CLOSED]
+    assert opens == [22, 80, 443]
+    assert closed == [5432, 3306, 6379, 8000, 8001, 8002]
+    assert [e.port for e in web.expectations if e.expect is Expect.FILTERED] == [9200]
+    assert {e.line for e in web.expectations if e.port in (8000, 8001, 8002)} == {9}
+    assert db.expectations[0].proto is Protocol.TCP and db.expectations[0].line == 13
+
+
+def test_expectations_are_in_file_order(tmp_path: Path) -> None:
+    text = "hosts:\n  b:\n    address: 127.0.0.1\n    closed: [3]\n    open: [1]\n  a:\n    open: [2]\n"
+    inventory = load_inventory(write(tmp_path, text))
+    order = [(host.name, e.port) for host, e in inventory.expectations()]
+    # expectations keep host order; within a host, open/closed/filtered lists in that order
+    assert [name for name, _ in order] == ["b", "b", "a"]
+    assert sorted(order) == [("a", 2), ("b", 1), ("b", 3)]
+
+
+# Every broken file: (name, content, line, words the message must contain).
+CORPUS: list[tuple[str, str | bytes, int, str]] = [
+    ("empty", "", 0, "is empty"),
+    ("only-comment", "# nothing\n", 0, "is empty"),
+    ("not-a-mapping", "- 22\n- 80\n", 1, "must be a mapping"),
+    ("scalar-root", "hello\n", 1, "must be a mapping"),
+    ("bad-yaml-flow", "hosts:\n  web: {open: [22\n", 3, "invalid YAML"),
+    ("bad-yaml-indent", "hosts:\n  web:\n    open: [22]\n   closed: [1]\n", 4, "invalid YAML"),
+    ("tab-indent", "hosts:\n\tweb:\n", 2, "invalid YAML"),
+    ("unknown-top-key", "hots:\n  web:\n    open: [22]\n", 1, "did you mean 'hosts'?"),
+    ("unknown-host-key", "hosts:\n  web:\n    closd: [22]\n", 3, "did you mean 'closed'?"),
+    (
+        "unknown-default-key",
+        "defaults:\n  timout: 1\nhosts:\n  web:\n    open: [1]\n",
+        2,
+        "did you mean 'timeout'?",
+    ),
+    ("no-hosts", "version: 1\n", 1, "no 'hosts:' section"),
+    ("hosts-empty", "hosts:\n", 1, "'hosts:' is empty"),
+    ("hosts-empty-map", "hosts: {}\n", 1, "'hosts:' is empty"),
+    ("hosts-list", "hosts:\n  - web\n", 2, "hosts must be a mapping"),
+    ("host-nothing", "hosts:\n  web:\n", 2, "declares nothing"),
+    ("host-no-ports", "hosts:\n  web:\n    address: 127.0.0.1\n", 2, "declares no ports"),
+    ("bad-version", "version: 2\nhosts:\n  web:\n    open: [1]\n", 1, "unsupported version"),
+    ("duplicate-host", "hosts:\n  web:\n    open: [22]\n  web:\n    open: [80]\n", 4, "appears twice"),
+    ("open-and-closed", 'hosts:\n  web:\n    open: [22]\n    closed: ["20-30"]\n', 4, "both open (line 3)"),
+    ("twice-in-list", "hosts:\n  web:\n    open: [22, 21-23]\n", 3, "listed twice under open"),
+    ("port-zero", "hosts:\n  web:\n    open: [0]\n", 3, "out of range"),
+    ("port-too-big", "hosts:\n  web:\n    closed: [\n      70000]\n", 4, "port 70000"),
+    ("reversed-range", 'hosts:\n  web:\n    closed: ["30-20"]\n', 3, "reversed"),
+    ("junk-port", "hosts:\n  web:\n    closed: [http]\n", 3, "not a port number"),
+    ("float-port", "hosts:\n  web:\n    closed: [22.5]\n", 3, "must be a number or text"),
+    ("bool-port", "hosts:\n  web:\n    closed: [yes]\n", 3, "must be a number or text"),
+    ("null-port", "hosts:\n  web:\n    closed: [~]\n", 3, "must be a number or text"),
+    ("nested-list-port", "hosts:\n  web:\n    closed: [[22]]\n", 3, "found a list"),
+    ("sexagesimal", "hosts:\n  web:\n    closed:\n      - 22:30\n", 4, "read by YAML as the number 1350"),
+    ("colon-pair", "hosts:\n  web:\n    closed:\n      - 22:80\n", 4, "not a port number"),
+    ("hex-port", "hosts:\n  web:\n    closed: [0x50]\n", 3, "read by YAML as the number 80"),
+    ("scalar-list", "hosts:\n  web:\n    open: 22\n", 3, "must be a list"),
+    ("udp-port", 'hosts:\n  web:\n    open: ["53/udp"]\n', 3, "udp ports are not supported"),
+    ("bad-proto", 'hosts:\n  web:\n    open: ["53/sctp"]\n', 3, "unknown protocol"),
+    ("timeout-zero", "defaults:\n  timeout: 0\nhosts:\n  web:\n    open: [1]\n", 2, "more than 0"),
+    ("timeout-text", "hosts:\n  web:\n    timeout: soon\n    open: [1]\n", 3, "a number of seconds"),
+    ("retries-negative", "hosts:\n  web:\n    retries: -1\n    open: [1]\n", 3, "at least 0"),
+    ("retries-float", "hosts:\n  web:\n    retries: 1.5\n    open: [1]\n", 3, "a whole number"),
+    ("address-number", "hosts:\n  web:\n    address: 12\n    open: [1]\n", 3, "must be a hostname"),
+    ("address-block-too-big", "hosts:\n  web:\n    address: 127.0.0.0/8\n    open: [1]\n", 3, "allow-large"),
+    ("name-with-colons", 'hosts:\n  "a::b":\n    open: [1]\n', 2, "cannot be used in test ids"),
+    ("name-with-bracket", 'hosts:\n  "a[1]":\n    open: [1]\n', 2, "cannot be used in test ids"),
+    ("non-utf8", b"hosts:\n  web:\n    open: [\xff]\n", 3, "not UTF-8"),
+    ("key-not-text", "hosts:\n  22:\n    open: [1]\n", 2, "must be text"),
+    ("tagged-object", "hosts: !!python/object:os.system {}\n", 1, "tag 'tag:yaml.org,2002:python/object"),
+    ("tagged-scalar", "hosts:\n  web:\n    open: [!!binary aGk=]\n", 3, "is not allowed"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [c[1:] for c in CORPUS], ids=[c[0] for c in CORPUS])
+def test_broken_inventory_names_file_line_and_fix(
+    tmp_path: Path, text: str | bytes, line: int, words: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    error = caught.value
+    assert error.path == path
+    assert error.line == line, str(error)
+    assert words in error.message
+    assert str(error).startswith(f"{path}:{line}: " if line else f"{path}: ")
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CORPUS) >= 25
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="no such file"):
+        load_inventory(tmp_path / "nope.yml")

@@ -1,0 +1,449 @@
+"""The pytest plugin through pytester: real listeners, real namespaces, real xdist workers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ListenerFactory, Namespace, ipv6_available, unused_port
+
+pytest_plugins = ["pytester"]
+
+
+class CountingListener:
+    """A listener that accepts every connection and counts them, to prove each port was probed once."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.port: int = self.sock.getsockname()[1]
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.count += 1
+            connection.close()
+
+    def settled_count(self) -> int:
+        time.sleep(0.3)  # let the accept loop drain the queue
+        return self.count
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def counting() -> Iterator[CountingListener]:
+    listener = CountingListener()
+    yield listener
+    listener.close()
+
+
+def inventory(pytester: pytest.Pytester, text: str, name: str = "inventory") -> Path:
+    return pytester.makefile(".yml", **{name: text})
+
+
+def test_passing_inventory(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    closed = unused_port()
+    inventory(
+        pytester,
+        f"""
+        hosts:
+          web:
+            address: 127.0.0.1
+            open: [{port}]
+            closed: ["{closed}/tcp"]
+        """,
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            f"inventory.yml::web::tcp/{port}::open PASSED*",
+            f"inventory.yml::web::tcp/{closed}::closed PASSED*",
+            "*portcheck exposure*",
+            "host*addresses*expected*found*drift*errors",
+            "web*127.0.0.1*1 closed, 1 open*1 closed, 1 open*0*0",
+            "drift: 0 expectation(s) not met on 1 host(s)",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_drift_fails_with_one_short_paragraph(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    closed = unused_port()
+    inventory(
+        pytester,
+        f"""
+        hosts:
+          web:
+            address: 127.0.0.1
+            open: [{closed}]
+            closed: [{port}]
+        """,
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            f"web (127.0.0.1) tcp/{closed}: expected open, found CLOSED — conn-refused in * ms",
+            f"web (127.0.0.1) tcp/{port}: expected closed, found OPEN — syn-ack in * ms",
+            "web*1 closed, 1 open*1 closed, 1 open*2*0",
+            "drift: 2 expectation(s) not met on 1 host(s)",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert "plugin.py" not in result.stdout.str()
+    assert result.ret == 1
+
+
+def test_service_name_appears_in_failures(pytester: pytest.Pytester) -> None:
+    # 5432 is postgresql in every service table; declaring it filtered while it refuses must fail.
+    inventory(pytester, "hosts:\n  db:\n    address: 127.0.0.1\n    filtered: [5432]\n")
+    result = pytester.runpytest("--portcheck", "inventory.yml")
+    if "found OPEN" in result.stdout.str():
+        pytest.skip("something listens on 127.0.0.1:5432 on this machine")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["db (127.0.0.1) tcp/5432: expected filtered, found CLOSED — conn-refused in * ms (postgresql)*"]
+    )
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback on this machine")
+def test_ipv6_host(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    port = listen(host="::1").getsockname()[1]
+    inventory(
+        pytester,
+        f"hosts:\n  six:\n    address: '::1'\n    open: [{port}]\n    closed: [{unused_port('::1')}]\n",
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["six*::1*"])
+
+
+def test_collect_only_selection_and_markers(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    open: [{port}]\n    closed: ['1-3']\n")
+    collected = pytester.runpytest("--portcheck", "inventory.yml", "--co", "-q")
+    collected.stdout.fnmatch_lines(
+        [
+            f"inventory.yml::web::tcp/{port}::open",
+            "inventory.yml::web::tcp/1::closed",
+            "inventory.yml::web::tcp/2::closed",
+            "inventory.yml::web::tcp/3::closed",
+        ]
+    )
+    pytester.runpytest("--portcheck", "inventory.yml", "-k", "closed and not tcp/2").assert_outcomes(
+        passed=2, deselected=2
+    )
+    pytester.runpytest("--portcheck", "inventory.yml", "-m", "portcheck").assert_outcomes(passed=4)
+    only = pytester.runpytest("--portcheck", "inventory.yml", f"inventory.yml::web::tcp/{port}::open")
+    only.assert_outcomes(passed=1)
+
+
+def test_exitfirst_and_last_failed(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    closed: [{port}, 1, 2]\n")
+    pytester.runpytest("--portcheck", "inventory.yml", "-x").assert_outcomes(failed=1)
+    pytester.runpytest("--portcheck", "inventory.yml").assert_outcomes(failed=1, passed=2)
+    again = pytester.runpytest("--portcheck", "inventory.yml", "--lf", "-v")
+    again.assert_outcomes(failed=1, deselected=2)
+    again.stdout.fnmatch_lines([f"inventory.yml::web::tcp/{port}::closed FAILED*"])
+
+
+def test_inert_without_an_inventory(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    inventory(pytester, "hosts:\n  web:\n    address: 127.0.0.1\n    open: [1]\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert "portcheck exposure" not in result.stdout.str()
+
+
+def test_ini_option_adds_the_inventory_to_the_suite(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    inventory(pytester, "hosts:\n  web:\n    address: 127.0.0.1\n    closed: [1]\n")
+    pytester.makeini("[pytest]\nportcheck_inventory = inventory.yml\n")
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_option_with_explicit_paths_runs_both(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    inventory(pytester, "hosts:\n  web:\n    address: 127.0.0.1\n    closed: [1]\n")
+    pytester.runpytest("--portcheck", "inventory.yml").assert_outcomes(passed=1)
+    pytester.runpytest("test_plain.py", "--portcheck", "inventory.yml").assert_outcomes(passed=2)
+
+
+def test_missing_inventory_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--portcheck", "nope.yml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*portcheck: inventory nope.yml given by --portcheck does not exist*"])
+
+
+BROKEN = [
+    ("hosts:\n  web:\n    closd: [22]\n", 3, "unknown key 'closd' in host 'web': did you mean 'closed'?"),
+    (
+        "hosts:\n  web:\n    open: [22]\n    closed: [22]\n",
+        4,
+        "tcp/22 of 'web' is declared both open (line 3)",
+    ),
+    ("hosts:\n  web:\n    open: [70000]\n", 3, "port 70000 in '70000' is out of range"),
+    ("", 0, "the inventory is empty"),
+    ("hosts: [\n", 1, "invalid YAML"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), BROKEN)
+def test_broken_inventory_is_a_collection_error_never_a_pass(
+    pytester: pytest.Pytester, text: str, line: int, message: str
+) -> None:
+    path = inventory(pytester, text)
+    result = pytester.runpytest("--portcheck", "inventory.yml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # collection errors stop the run
+    result.assert_outcomes(errors=1)
+    where = f"{path}:{line}: " if line else f"{path}: "
+    result.stdout.fnmatch_lines([f"portcheck inventory error: {where}{message}*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_dns_failure_is_an_error_for_every_item(pytester: pytest.Pytester) -> None:
+    bad = "x" * 70 + ".example"  # refused by the IDNA codec: no query leaves the machine
+    inventory(pytester, f"hosts:\n  ghost:\n    address: {bad}\n    closed: [22, 80]\n")
+    result = pytester.runpytest("--portcheck", "inventory.yml")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines([f"ghost ({bad}) tcp/22: cannot check — dns-error: invalid hostname*"])
+    assert result.ret == 1
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A 127.0.0.1 port whose accept queue is full: SYNs are dropped, the port looks filtered."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.1)
+    yield port
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+def test_silent_host_warns_and_strict_makes_errors(pytester: pytest.Pytester, silent_port: int) -> None:
+    inventory(
+        pytester,
+        f"defaults:\n  timeout: 0.2\n  retries: 0\nhosts:\n  quiet:\n    address: 127.0.0.1\n"
+        f"    closed: [{silent_port}]\n",
+    )
+    relaxed = pytester.runpytest("--portcheck", "inventory.yml")
+    relaxed.assert_outcomes(passed=1)
+    relaxed.stdout.fnmatch_lines(["WARNING: quiet: no port answered — is the address right?*"])
+    strict = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-strict")
+    strict.assert_outcomes(errors=1)
+    strict.stdout.fnmatch_lines(
+        ["*quiet (127.0.0.1) tcp/*: no port of this host answered*--portcheck-strict*"]
+    )
+
+
+def test_junit_properties_and_json_report(
+    pytester: pytest.Pytester, listen: ListenerFactory, tmp_path: Path
+) -> None:
+    port = listen().getsockname()[1]
+    closed = unused_port()
+    inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    open: [{port}, {closed}]\n")
+    junit = tmp_path / "junit.xml"
+    report_path = tmp_path / "report.json"
+    result = pytester.runpytest(
+        "--portcheck", "inventory.yml", f"--junitxml={junit}", f"--portcheck-report={report_path}"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    all_properties = [
+        [(p.get("name", ""), p.get("value", "")) for p in case.iter("property")]
+        for case in ET.parse(junit).getroot().iter("testcase")
+    ]
+    assert len(all_properties) == 2
+    by_target = {dict(props)["portcheck.target"]: dict(props) for props in all_properties}
+    assert by_target[f"tcp/{port}"]["portcheck.state"] == "open"
+    assert by_target[f"tcp/{port}"]["portcheck.reason"] == "syn-ack"
+    assert by_target[f"tcp/{port}"]["portcheck.address"] == "127.0.0.1"
+    assert float(by_target[f"tcp/{port}"]["portcheck.latency_ms"]) >= 0
+    assert by_target[f"tcp/{closed}"]["portcheck.verdict"] == "failed"
+    report = json.loads(report_path.read_text())
+    assert report["version"] == 1
+    assert {(r["port"], r["state"]) for r in report["results"]} == {(port, "open"), (closed, "closed")}
+    verdicts = {e["target"]: e["verdict"] for e in report["expectations"]}
+    assert verdicts == {f"tcp/{port}": "passed", f"tcp/{closed}": "failed"}
+
+
+def test_fixtures_for_python_tests(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    open: [{port}]\n")
+    pytester.makepyfile(
+        test_custom=f"""
+        from pytest_portcheck.engine import PortState
+
+        def test_results(portcheck_results):
+            assert portcheck_results.state("web", {port}) is PortState.OPEN
+            assert portcheck_results.state("127.0.0.1", {port}) is PortState.OPEN
+            assert portcheck_results.addresses("web") == ("127.0.0.1",)
+
+        def test_adhoc(portcheck_scan):
+            report = portcheck_scan("127.0.0.1", "{port},{unused_port()}", timeout=0.5)
+            assert report.open_ports() == {{{port}}}
+            assert len(report.results) == 2
+        """
+    )
+    result = pytester.runpytest("test_custom.py", "--portcheck", "inventory.yml")
+    result.assert_outcomes(passed=3)
+
+
+def test_results_fixture_skips_without_inventory(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_results(portcheck_results):\n    pass\n")
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no inventory to check: pass --portcheck INVENTORY*"])
+
+
+def test_xdist_probes_each_port_once_and_agrees(
+    pytester: pytest.Pytester, counting: CountingListener
+) -> None:
+    closed = [unused_port() for _ in range(3)]
+    inventory(
+        pytester,
+        f"hosts:\n  web:\n    address: 127.0.0.1\n    open: [{counting.port}]\n"
+        f"    closed: [{', '.join(map(str, closed))}, '1-20']\n"
+        f"  again:\n    address: 127.0.0.1\n    open: [{counting.port}]\n",
+    )
+    plain = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-p", "no:cacheprovider")
+    plain.assert_outcomes(passed=25)
+    assert counting.settled_count() == 1  # two hosts share the address: one probe
+    counting.count = 0
+    spread = pytester.runpytest_subprocess(
+        "--portcheck", "inventory.yml", "-n", "2", "-p", "no:cacheprovider"
+    )
+    spread.assert_outcomes(passed=25)
+    assert counting.settled_count() == 1
+    spread.stdout.fnmatch_lines(["*portcheck exposure*", "web*127.0.0.1*", "again*127.0.0.1*"])
+
+
+def test_xdist_failures_match_a_plain_run(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    closed: [{port}, '1-9']\n")
+    plain = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-rf")
+    spread = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-n", "2", "-rf")
+    plain.assert_outcomes(passed=9, failed=1)
+    spread.assert_outcomes(passed=9, failed=1)
+    line = f"FAILED inventory.yml::web::tcp/{port}::closed - web (127.0.0.1) tcp/{port}: exp*"
+    plain.stdout.fnmatch_lines([line])
+    spread.stdout.fnmatch_lines([line])
+
+
+# --- namespaces: several addresses per host, and firewall rules ----------------------------------
+
+SERVE = """
+import socket, sys, time
+listeners = []
+for spec in sys.argv[1:]:
+    host, port = spec.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port))); s.listen(16); listeners.append(s)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def run_in_namespace(netns: Namespace, pytester: pytest.Pytester, *arguments: str) -> pytest.RunResult:
+    command = ["ip", "netns", "exec", netns.name, sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    return pytester.run(*command, *arguments, timeout=120)
+
+
+def serve_in_namespace(netns: Namespace, *listeners: str) -> object:
+    server = netns.popen(sys.executable, "-c", SERVE, *listeners)
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    return server
+
+
+def test_every_address_must_satisfy(netns: Namespace, pytester: pytest.Pytester) -> None:
+    # A database bound to ::1 only, behind nothing: the IPv4 address is closed, the IPv6 one is open.
+    netns.add_hosts("127.0.0.1 db.test\n::1 db.test\n")
+    server = serve_in_namespace(netns, "::1:5432")
+    try:
+        inventory(pytester, "hosts:\n  db.test:\n    closed: [5432]\n")
+        result = run_in_namespace(netns, pytester, "--portcheck", "inventory.yml")
+    finally:
+        server.kill()  # type: ignore[attr-defined]
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["db.test (*) tcp/5432: expected closed, found OPEN — syn-ack in * ms (postgresql) on ::1"]
+    )
+
+
+def test_filtered_from_firewall_rules(netns: Namespace, pytester: pytest.Pytester) -> None:
+    netns.run("iptables", "-A", "INPUT", "-p", "tcp", "--dport", "9200", "-j", "DROP")
+    netns.run(
+        "iptables",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "9300",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    )
+    netns.run(
+        "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "9400", "-j", "REJECT",
+        "--reject-with", "icmp-admin-prohibited",
+    )  # fmt: skip
+    server = serve_in_namespace(netns, "127.0.0.1:9200", "127.0.0.1:9300", "127.0.0.1:9400")
+    try:
+        inventory(
+            pytester,
+            "defaults:\n  timeout: 0.3\nhosts:\n  search:\n    address: 127.0.0.1\n"
+            "    filtered: [9200, 9300, 9400]\n",
+        )
+        result = run_in_namespace(netns, pytester, "--portcheck", "inventory.yml", "-v")
+    finally:
+        server.kill()  # type: ignore[attr-defined]
+    result.stdout.fnmatch_lines(
+        [
+            "inventory.yml::search::tcp/9200::filtered PASSED*",
+            "inventory.yml::search::tcp/9300::filtered FAILED*",
+            "inventory.yml::search::tcp/9400::filtered PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "search (127.0.0.1) tcp/9300: expected filtered, found CLOSED — conn-refused*"
+            "reachable through the firewall"
+        ]
+    )
