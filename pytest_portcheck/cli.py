@@ -219,13 +219,12 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         progress.clear()
     elapsed = time.monotonic() - clock
 
-    ordered = sort_results(results, args.targets)
-    counts = count_states(ordered)
+    counts = count_states(results)
     probed = len(targets) + len(unresolved)
     verb = "INTERRUPTED after" if interrupted else "done in"
     out.write(
         f"\nSummary: {len(resolutions)} target(s), {addresses:,} address(es), {len(ports):,} port(s) each; "
-        f"{len(ordered):,}/{probed:,} results: "
+        f"{len(results):,}/{probed:,} results: "
         + ", ".join(f"{count:,} {state.value}" for state, count in counts.items())
         + f"; {verb} {elapsed:.2f} s\n"
     )
@@ -234,14 +233,21 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"Note: {stats.self_connects} self-connect(s) re-probed, {stats.resource_backoffs} "
             f"back-off(s) for local resources (narrowest window {stats.smallest_window})\n"
         )
-    errors = [r for r in ordered if r.state is PortState.ERROR]
+    errors = [r for r in results if r.state is PortState.ERROR]
     if errors:
         reasons = sorted({r.reason for r in errors})
         out.write(f"ERROR: {len(errors):,} probe(s) could not be made: {'; '.join(reasons[:5])}\n")
     out.flush()
     if args.json:
         report = ScanReport(
-            resolutions, ordered, settings, started, elapsed, stats, interrupted, ["portcheck", *args.argv]
+            resolutions,
+            sort_results(results, args.targets),
+            settings,
+            started,
+            elapsed,
+            stats,
+            interrupted,
+            ["portcheck", *args.argv],
         )
         write_report(report, args.json)
     if interrupted:

@@ -13,8 +13,9 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.engine import (
@@ -65,6 +66,20 @@ def result_to_dict(result: ProbeResult) -> dict[str, Any]:
     }
 
 
+_quote = lru_cache(maxsize=4096)(json.dumps)
+
+
+def _result_json(result: ProbeResult) -> str:
+    """``json.dumps(result_to_dict(result))``, about five times faster: the strings of a scan repeat."""
+    address = "null" if result.address is None else _quote(result.address)
+    latency = "null" if result.latency_ms is None else repr(result.latency_ms)
+    return (
+        f'{{"host": {_quote(result.host)}, "address": {address}, "proto": {_quote(result.proto.value)}, '
+        f'"port": {result.port}, "state": {_quote(result.state.value)}, "reason": {_quote(result.reason)}, '
+        f'"service": {_quote(result.service)}, "latency_ms": {latency}, "attempts": {result.attempts}}}'
+    )
+
+
 @dataclass(frozen=True)
 class ScanReport:
     resolutions: Sequence[Resolution]
@@ -77,7 +92,7 @@ class ScanReport:
     interrupted: bool = False
     command: Sequence[str] = ()
 
-    def to_dict(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def to_dict(self, extra: Mapping[str, Any] | None = None, *, results: bool = True) -> dict[str, Any]:
         document: dict[str, Any] = {
             "version": REPORT_VERSION,
             "tool": f"pytest-portcheck {__version__}",
@@ -94,10 +109,11 @@ class ScanReport:
                 {"host": r.host, "addresses": list(r.addresses), "error": r.error} for r in self.resolutions
             ],
             "summary": {state.value: count for state, count in count_states(self.results).items()},
-            "results": [result_to_dict(result) for result in self.results],
         }
         if extra:
             document.update(extra)
+        if results:
+            document["results"] = [result_to_dict(result) for result in self.results]
         return document
 
     def open_ports(self, address: str | None = None) -> set[int]:
@@ -109,16 +125,32 @@ class ScanReport:
         }
 
 
+def dump_report(report: ScanReport, stream: TextIO, extra: Mapping[str, Any] | None = None) -> None:
+    """Write the report as JSON: indented, with one result per line.
+
+    Results are encoded one at a time without indentation: that keeps the C encoder (an indented
+    dump of 65,535 results takes about 2 s in the pure-Python one), keeps memory flat, and keeps
+    diffs of two reports line by line.
+    """
+    head = json.dumps(report.to_dict(extra, results=False), indent=1)
+    stream.write(head[:-2] + ',\n "results": [')
+    separator = "\n  "
+    for result in report.results:
+        stream.write(separator + _result_json(result))
+        separator = ",\n  "
+    stream.write("\n ]\n}\n" if report.results else "]\n}\n")
+
+
 def write_report(report: ScanReport, destination: str | Path, extra: Mapping[str, Any] | None = None) -> None:
-    """Write the JSON report to a file, or to standard output for ``-``."""
-    text = json.dumps(report.to_dict(extra), indent=1) + "\n"
+    """Write the JSON report to a file (atomically), or to standard output for ``-``."""
     if str(destination) == "-":
-        sys.stdout.write(text)
+        dump_report(report, sys.stdout, extra)
         sys.stdout.flush()
         return
     path = Path(destination)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
+    with temporary.open("w", encoding="utf-8") as stream:
+        dump_report(report, stream, extra)
     temporary.replace(path)
 
 

@@ -180,7 +180,7 @@ def test_localhost_resolves_once_per_address() -> None:
 
 LOW_LIMIT_SCRIPT = textwrap.dedent(
     """
-    import json, os, resource, sys
+    import json, os, resource, sys, threading
     from pytest_portcheck.engine import ScanSettings, ScanStats, plan_targets, resolve_hosts, scan
     from pytest_portcheck.ports import parse_port_spec
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
@@ -198,16 +198,14 @@ LOW_LIMIT_SCRIPT = textwrap.dedent(
     for count, result in enumerate(scan(targets, ScanSettings(timeout=1.0, processes=1), stats)):
         out[result.port] = [result.state.value, result.reason]
         if mode == "squeeze" and count == 100:
-            # Another part of the program takes every free descriptor mid-scan, then gives them back.
+            # Another part of the program takes every free descriptor mid-scan, and gives them back
+            # 0.3 s later.
             try:
                 while True:
                     hog.append(os.open("/dev/null", os.O_RDONLY))
             except OSError:
                 pass
-        if mode == "squeeze" and count == 1500:
-            for fd in hog:
-                os.close(fd)
-            hog.clear()
+            threading.Timer(0.3, lambda: [os.close(fd) for fd in hog]).start()
     print(json.dumps({"results": out, "backoffs": stats.resource_backoffs,
                       "window": stats.smallest_window}))
     """

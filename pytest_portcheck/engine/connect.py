@@ -40,6 +40,7 @@ _REPROBE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED})
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _MAX_REPROBES = 5
 _MAX_IDLE_RESOURCE_FAILURES = 3
+_IDLE_PAUSES = (0.05, 0.1, 0.2, 0.4)
 _FD_HEADROOM = 16  # descriptors left for the poller, the resolver, logging and the caller
 _HAS_SOCK_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
 _NONBLOCKING_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
@@ -159,6 +160,16 @@ class _Probe:
     done: bool = False
 
 
+def _top_up(pending: deque[_Probe], fresh: Iterator[_Probe]) -> bool:
+    """Retries first, then the next fresh target; False when nothing is left to start."""
+    if not pending:
+        upcoming = next(fresh, None)
+        if upcoming is None:
+            return False
+        pending.append(upcoming)
+    return True
+
+
 def _sockaddr(address: str, port: int) -> tuple[int, tuple[object, ...]]:
     if ":" not in address:
         return socket.AF_INET, (address, port)
@@ -189,39 +200,39 @@ class ConnectScanner:
             for t in targets:
                 yield ProbeResult(t.host, t.address, t.proto, t.port, PortState.ERROR, reason)
             return
-        pending: deque[_Probe] = deque(self._probes(targets))
+        fresh = self._probes(targets)  # made one by one: a probe object only while it is in use
+        pending: deque[_Probe] = deque()
         in_order: deque[_Probe] = deque()  # in-flight probes by start time, hence by deadline
         in_flight: dict[int, _Probe] = {}
         window = max_window
         idle_failures = 0
         try:
-            while pending or in_flight:
-                while pending and len(in_flight) < window:
+            while _top_up(pending, fresh) or in_flight:
+                while _top_up(pending, fresh) and len(in_flight) < window:
                     probe = pending.popleft()
                     outcome = self._start(probe, poller, in_flight, in_order, pending)
-                    if outcome is None:
-                        continue
-                    if isinstance(outcome, ProbeResult):
-                        yield outcome
+                    if not isinstance(outcome, str):
+                        idle_failures = 0  # an attempt started: resources are back
+                        if outcome is not None:
+                            yield outcome
                         continue
                     # The attempt could not even start: our own shortage, never the target's answer.
                     probe.resource_failures += 1
                     self.stats.resource_backoffs += 1
-                    if in_flight:
+                    if in_flight:  # finishing probes will free what we lack: narrow the window
                         window = max(1, len(in_flight))
                         self.stats.smallest_window = min(self.stats.smallest_window, window)
                         pending.appendleft(probe)
                         break
-                    idle_failures += 1
-                    if idle_failures >= _MAX_IDLE_RESOURCE_FAILURES:
-                        idle_failures = 0
-                        yield self._result(probe, PortState.ERROR, Reason.local_error(outcome), None)
-                    else:
+                    # Nothing of ours will free anything: give whoever holds it growing pauses, then
+                    # report this probe, and those after it until one starts, as errors.
+                    if idle_failures < len(_IDLE_PAUSES):
                         pending.appendleft(probe)
-                        time.sleep(0.05 * idle_failures)
+                        time.sleep(_IDLE_PAUSES[idle_failures])
+                        idle_failures += 1
+                    else:
+                        yield self._result(probe, PortState.ERROR, Reason.local_error(outcome), None)
                     break
-                else:
-                    idle_failures = 0
                 if not in_flight:
                     continue
                 while in_order[0].done:
@@ -294,6 +305,10 @@ class ConnectScanner:
         probe.deadline = probe.started + self.settings.timeout
         self.stats.probes_sent += 1
         err = sock.connect_ex(probe.sockaddr)
+        if err == errno.EINPROGRESS:
+            # A local peer often answers within the connect call itself (on loopback the RST is
+            # processed before connect returns): take that answer now and skip the poller.
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.EINPROGRESS
         if err == errno.EINPROGRESS:
             fd = sock.fileno()
             in_flight[fd] = probe

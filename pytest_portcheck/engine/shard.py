@@ -9,6 +9,7 @@ each. A worker that dies leaves its targets as ``error`` results, never as missi
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import select
@@ -95,7 +96,10 @@ class _Worker:
             "retries": self._settings.retries,
             "window": self._settings.window,
         }
-        lines = [json.dumps(header)] + [f"{t.address}\t{t.port}" for t in self.shard]
+        # One line per run of targets that share an address: "ADDRESS<TAB>PORT,PORT,...".
+        lines = [json.dumps(header)]
+        for address, group in itertools.groupby(self.shard, key=lambda t: t.address):
+            lines.append(f"{address}\t{','.join(str(t.port) for t in group)}")
         try:
             self.process.stdin.write(("\n".join(lines) + "\n").encode())
             self.process.stdin.close()
@@ -209,11 +213,12 @@ def _worker_main() -> int:
     settings = ScanSettings(
         timeout=header["timeout"], retries=header["retries"], window=header["window"], processes=1
     )
-    targets = []
-    for index, line in enumerate(sys.stdin):
-        address, port = line.rstrip("\n").split("\t")
-        # The host field carries the target's index in the shard, so duplicates stay apart.
-        targets.append(Target(str(index), address, Protocol.TCP, int(port)))
+    targets: list[Target] = []
+    for line in sys.stdin:
+        address, ports = line.rstrip("\n").split("\t")
+        for port in ports.split(","):
+            # The host field carries the target's index in the shard, so duplicates stay apart.
+            targets.append(Target(str(len(targets)), address, Protocol.TCP, int(port)))
     scanner = ConnectScanner(settings)
     out = sys.stdout.buffer
     batch: list[str] = []
