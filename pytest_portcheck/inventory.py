@@ -18,6 +18,8 @@ import yaml
 from pytest_portcheck.engine import ScanError, check_target
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
 
+# libyaml's parser, where PyYAML was built with it, composes a 10,000-line inventory ~10x faster.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 INVENTORY_VERSION = 1
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_RETRIES = 1
@@ -167,7 +169,7 @@ def load_inventory(path: Path | str) -> Inventory:
 def parse_inventory(text: str, path: Path) -> Inventory:
     reader = _Reader(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0

@@ -240,6 +240,10 @@ class PortDrift(AssertionError):
 
 
 class InventoryFile(pytest.File):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_marker("portcheck")  # items inherit it: one mark, not one per item
+
     def collect(self) -> Iterator[HostNode]:
         run = self.config.stash[RUN_KEY]
         inventory = run.load(self.path)
@@ -281,7 +285,6 @@ class PortItem(pytest.Item):
         self.host = host
         self.expectation = expectation
         self.judgement: Judgement | None = None
-        self.add_marker("portcheck")
 
     def setup(self) -> None:
         run = self.config.stash[RUN_KEY]
@@ -391,8 +394,8 @@ class ControllerHooks:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown":
-            return
+        if report.when == "teardown" or (report.when == "setup" and report.passed):
+            return  # the call report (or a failed setup's) carries the same properties
         record = _parse_record(report.user_properties)
         if record is not None:
             self.run.records[report.nodeid] = record
