@@ -156,3 +156,21 @@ def test_ctrl_c_stops_promptly_with_a_partial_summary(silent_port: int, processe
     assert process.returncode == 130, stderr
     assert "INTERRUPTED after" in stdout
     assert "Traceback" not in stderr
+
+
+def test_progress_bar_on_request_and_never_mixed_into_results(listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    completed = portcheck("scan", "127.0.0.1", "-p", f"1-3000,{port}", "--progress", "always")
+    assert completed.returncode == 0
+    assert "[##############################] " in completed.stderr and " probes " in completed.stderr
+    assert "\r" not in completed.stdout  # results stay clean on stdout
+    assert f"tcp/{port}" in completed.stdout
+
+
+def test_command_never_imports_pytest() -> None:
+    code = (
+        "import sys, pytest_portcheck, pytest_portcheck.cli, pytest_portcheck.inventory, "
+        "pytest_portcheck.verdicts; assert 'pytest' not in sys.modules and '_pytest' not in sys.modules"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert completed.returncode == 0, completed.stderr

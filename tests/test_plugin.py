@@ -163,6 +163,15 @@ def test_collect_only_selection_and_markers(pytester: pytest.Pytester, listen: L
     only.assert_outcomes(passed=1)
 
 
+def test_items_point_at_their_yaml_line(pytester: pytest.Pytester) -> None:
+    inventory(pytester, "hosts:\n  web:\n    address: 127.0.0.1\n    open: [1]\n    closed:\n      - 2\n")
+    items, _ = pytester.inline_genitems("--portcheck", "inventory.yml")
+    assert [item.location for item in items] == [
+        ("inventory.yml", 3, "web tcp/1 open"),  # zero-based, as pytest counts lines
+        ("inventory.yml", 5, "web tcp/2 closed"),
+    ]
+
+
 def test_exitfirst_and_last_failed(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
     port = listen().getsockname()[1]
     inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    closed: [{port}, 1, 2]\n")
