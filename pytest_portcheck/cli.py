@@ -27,7 +27,15 @@ from pytest_portcheck.engine import (
     scan,
 )
 from pytest_portcheck.ports import PortSpecError, parse_port_spec
-from pytest_portcheck.results import STATE_ORDER, ScanReport, count_states, sort_results, write_report
+from pytest_portcheck.probes import ProbeRequest, ServiceInfo, probe_services
+from pytest_portcheck.results import (
+    STATE_ORDER,
+    ResultKey,
+    ScanReport,
+    count_states,
+    sort_results,
+    write_report,
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -109,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     scan_parser.add_argument(
         "--show", type=_states, default=frozenset({PortState.OPEN}), metavar="STATES",
         help="states to list port by port, e.g. 'open,filtered' or 'all' (default open)",
+    )  # fmt: skip
+    scan_parser.add_argument(
+        "--banner", "-sV", action="store_true",
+        help="probe open ports: the service, product/version and the first line it sends",
+    )  # fmt: skip
+    scan_parser.add_argument(
+        "--probe-timeout", type=_positive_float, default=3.0, metavar="SECONDS",
+        help="time a protocol probe may take (default 3; servers get 1 s to speak first)",
+    )  # fmt: skip
+    scan_parser.add_argument(
+        "--tls-verify", action="store_true",
+        help="verify TLS certificates against the system CAs and the host name (default: report only)",
     )  # fmt: skip
     scan_parser.add_argument(
         "--allow-large-targets", action="store_true",
@@ -217,6 +237,13 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if close is not None:
             close()  # closes every socket still in flight
         progress.clear()
+    services: dict[ResultKey, ServiceInfo] = {}
+    if args.banner and not interrupted:
+        services = _probe_open(results, args)
+        for result in sort_results([r for r in results if r.state is PortState.OPEN], args.targets):
+            info = services[(result.address or "", result.proto, result.port)]
+            address = result.address or result.host
+            out.write(f"  {address:<15} {result.proto.value}/{result.port:<6} {info.describe()}\n")
     elapsed = time.monotonic() - clock
 
     counts = count_states(results)
@@ -248,11 +275,25 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             stats,
             interrupted,
             ["portcheck", *args.argv],
+            services,
         )
         write_report(report, args.json)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if errors else EXIT_OK
+
+
+def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dict[ResultKey, ServiceInfo]:
+    """Protocol probes on every open port: what answers, with evidence."""
+    keys: list[ResultKey] = []
+    requests = []
+    for result in results:
+        if result.state is PortState.OPEN and result.address is not None:
+            keys.append((result.address, result.proto, result.port))
+            name = None if result.host == result.address else result.host
+            requests.append(ProbeRequest(result.address, result.port, None, name, args.tls_verify))
+    found = probe_services(requests, timeout=args.probe_timeout, banner_wait=min(1.0, args.probe_timeout))
+    return dict(zip(keys, found, strict=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import yaml
 
 from pytest_portcheck.engine import ScanError, check_target
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
+from pytest_portcheck.probes import SERVICES, TLS_VERSIONS
 
 # libyaml's parser, where PyYAML was built with it, composes a 10,000-line inventory ~10x faster.
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -48,6 +49,26 @@ class InventoryError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class TlsRequirement:
+    min_version: str | None = None
+    """Lowest acceptable protocol version, one of TLS_VERSIONS."""
+    expires_in_days: int | None = None
+    """The certificate must stay valid at least this many more days."""
+    verify: bool = False
+    """Verify the chain against the system's CAs and the name (off: internal self-signed hosts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRequirement:
+    """What must answer on an open port: ``{port: 443, service: https, tls: {...}}`` in the YAML."""
+
+    service: str
+    tls: TlsRequirement | None = None
+    auth: str | None = None
+    """Redis only: ``required`` or ``none``."""
+
+
+@dataclass(frozen=True, slots=True)
 class Expectation:
     host: str
     proto: Protocol
@@ -55,6 +76,7 @@ class Expectation:
     expect: Expect
     line: int
     """1-based line of the entry that declared it."""
+    service: ServiceRequirement | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +280,11 @@ def _host(
                 f'{expect.value} of {name!r} must be a list, e.g. {expect.value}: [22, "8000-8010"]',
             )
         for item in list_node.value:
-            for key in _ports(reader, item):
+            service = None
+            port_node = item
+            if isinstance(item, yaml.MappingNode):
+                port_node, service = _service_entry(reader, item, expect, name)
+            for key in _ports(reader, port_node):
                 line = item.start_mark.line + 1
                 if key in declared:
                     other, other_line = declared[key]
@@ -275,12 +301,77 @@ def _host(
                         f"{expect.value}: keep one",
                     )
                 declared[key] = (expect, line)
-                expectations.append(Expectation(name, key[0], key[1], expect, line))
+                expectations.append(Expectation(name, key[0], key[1], expect, line, service))
     if not expectations:
         raise reader.error(
             key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
         )
     return HostSpec(name, address, timeout, retries, tuple(expectations), key_node.start_mark.line + 1)
+
+
+_ENTRY_KEYS = ("port", "service", "tls", "auth")
+_TLS_KEYS = ("min_version", "expires_in_days", "verify")
+
+
+def _service_entry(
+    reader: _Reader, node: yaml.MappingNode, expect: Expect, host: str
+) -> tuple[yaml.Node, ServiceRequirement]:
+    """``{port: 22, service: ssh}``: the port's node and what must answer on it."""
+    entries = reader.mapping(node, f"an entry of {host!r}", _ENTRY_KEYS)
+    if expect is not Expect.OPEN:
+        raise reader.error(
+            node, f"only open: entries can name a service; write {expect.value}: ports as numbers"
+        )
+    if "port" not in entries:
+        raise reader.error(node, "this entry has no 'port:': write {port: 22, service: ssh}")
+    if "service" not in entries:
+        raise reader.error(node, f"this entry has no 'service:': name one of {', '.join(SERVICES)}")
+    service_node = entries["service"][1]
+    service = reader.scalar(service_node)
+    if service not in SERVICES:
+        close = difflib.get_close_matches(str(service), SERVICES, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(SERVICES)}"
+        raise reader.error(service_node, f"unknown service {service!r}: {hint}")
+    assert isinstance(service, str)
+    tls = None
+    if "tls" in entries:
+        if service not in ("https", "tls"):
+            raise reader.error(entries["tls"][0], f"tls: checks need service https or tls, not {service}")
+        tls = _tls_requirement(reader, entries["tls"][1])
+    auth = None
+    if "auth" in entries:
+        if service != "redis":
+            raise reader.error(entries["auth"][0], f"auth: is checked for redis only, not {service}")
+        value = reader.scalar(entries["auth"][1])
+        if value not in ("required", "none"):
+            raise reader.error(entries["auth"][1], f"auth must be 'required' or 'none', not {value!r}")
+        auth = str(value)
+    return entries["port"][1], ServiceRequirement(service, tls, auth)
+
+
+def _tls_requirement(reader: _Reader, node: yaml.Node) -> TlsRequirement:
+    entries = reader.mapping(node, "tls", _TLS_KEYS)
+    min_version = None
+    if "min_version" in entries:
+        value = reader.scalar(entries["min_version"][1])
+        if value not in TLS_VERSIONS:
+            raise reader.error(
+                entries["min_version"][1], f"min_version {value!r} is not one of {', '.join(TLS_VERSIONS)}"
+            )
+        min_version = str(value)
+    days = None
+    if "expires_in_days" in entries:
+        number = reader.number(
+            entries["expires_in_days"][1], "expires_in_days", integer=True, minimum=0, above=False
+        )
+        days = int(number)
+    verify = False
+    if "verify" in entries:
+        value = reader.scalar(entries["verify"][1])
+        if not isinstance(value, bool):
+            raise reader.error(entries["verify"][1], f"verify must be true or false, not {value!r}")
+        verify = value
+    return TlsRequirement(min_version, days, verify)
 
 
 def _ports(reader: _Reader, node: yaml.Node) -> list[tuple[Protocol, int]]:

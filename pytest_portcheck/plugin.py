@@ -22,6 +22,7 @@ from filelock import FileLock
 from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
 from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, InventoryError, load_inventory
 from pytest_portcheck.ports import Protocol, parse_port_spec
+from pytest_portcheck.probes import ServiceInfo
 from pytest_portcheck.results import ScanReport, collect_scan, report_from_dict, write_report
 from pytest_portcheck.verdicts import (
     Judgement,
@@ -46,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="make every item of a host on which no port answered an error, not a warning",
     )  # fmt: skip
     group.addoption(
+        "--portcheck-banners", action="store_true", dest="portcheck_banners",
+        help="run protocol probes on every open port found, not only on entries that name a service",
+    )  # fmt: skip
+    group.addoption(
         "--portcheck-report", metavar="FILE", dest="portcheck_report",
         help="write the JSON report (as 'portcheck scan --json') with each expectation's verdict",
     )  # fmt: skip
@@ -62,6 +67,8 @@ class ItemRecord:
     verdict: str
     found: list[tuple[str, str, str, str]] = field(default_factory=list)
     """(address, state, reason, latency_ms) per resolved address."""
+    services: list[str] = field(default_factory=list)
+    """``ADDRESS SERVICE-DESCRIPTION`` per address a protocol probe ran on (already neutralised)."""
 
 
 class InventoryResults:
@@ -108,6 +115,7 @@ class PortcheckRun:
         self._failure: str | None = None
         self.records: dict[str, ItemRecord] = {}
         self.strict: bool = bool(config.getoption("portcheck_strict"))
+        self.banners: bool = bool(config.getoption("portcheck_banners"))
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -139,7 +147,7 @@ class PortcheckRun:
                         document = json.loads(self.results_path.read_text(encoding="utf-8"))
                         report = report_from_dict(document)
                     else:
-                        report = scan_inventory(pairs)
+                        report = scan_inventory(pairs, all_banners=self.banners)
                         write_report(report, self.results_path)
             except (OSError, ValueError, KeyError) as exc:
                 self._failure = f"the inventory scan failed: {exc}"
@@ -297,8 +305,15 @@ class PortItem(pytest.Item):
             shared.by_key,
             silent=self.host.name in shared.silent,
             strict=run.strict,
+            services=shared.report.services,
         )
-        self._record(self.judgement)
+        probed = [
+            (result.address, shared.report.services[key])
+            for result in self.judgement.found
+            if result.address is not None
+            and (key := (result.address, result.proto, result.port)) in shared.report.services
+        ]
+        self._record(self.judgement, probed)
         if self.judgement.verdict is Verdict.ERROR:
             raise PortcheckError(self.judgement.message)
 
@@ -307,7 +322,7 @@ class PortItem(pytest.Item):
         if self.judgement.verdict is Verdict.FAILED:
             raise PortDrift(self.judgement.message)
 
-    def _record(self, judgement: Judgement) -> None:
+    def _record(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> None:
         expectation = self.expectation
         props: list[tuple[str, object]] = [
             (PROPERTY_PREFIX + "host", self.host.name),
@@ -321,6 +336,14 @@ class PortItem(pytest.Item):
                 (PROPERTY_PREFIX + "state", result.state.value),
                 (PROPERTY_PREFIX + "reason", result.reason),
                 (PROPERTY_PREFIX + "latency_ms", "" if result.latency_ms is None else result.latency_ms),
+            ]
+        for address, info in services:
+            # Peer-supplied text, already neutralised: no control characters reach the XML.
+            props += [
+                (PROPERTY_PREFIX + "service", f"{address} {info.service}"),
+                (PROPERTY_PREFIX + "product", " ".join(filter(None, (info.product, info.version)))),
+                (PROPERTY_PREFIX + "banner", info.evidence),
+                (PROPERTY_PREFIX + "found_service", f"{address} {info.describe()}"),
             ]
         self.user_properties.extend(props)
 
@@ -340,12 +363,17 @@ class PortItem(pytest.Item):
 def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None:
     values: dict[str, str] = {}
     found: list[tuple[str, str, str, str]] = []
+    services: list[str] = []
     current: list[str] = []
     for name, value in properties:
         if not name.startswith(PROPERTY_PREFIX):
             continue
         key = name[len(PROPERTY_PREFIX) :]
-        if key in ("address", "state", "reason", "latency_ms"):
+        if key == "found_service":
+            services.append(str(value))
+        elif key in ("service", "product", "banner"):
+            continue
+        elif key in ("address", "state", "reason", "latency_ms"):
             current.append(str(value))
             if len(current) == 4:
                 found.append((current[0], current[1], current[2], current[3]))
@@ -354,7 +382,9 @@ def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None
             values[key] = str(value)
     if not {"host", "target", "expected", "verdict"} <= set(values):
         return None
-    return ItemRecord(values["host"], values["target"], values["expected"], values["verdict"], found)
+    return ItemRecord(
+        values["host"], values["target"], values["expected"], values["verdict"], found, services
+    )
 
 
 def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]]:
@@ -424,6 +454,13 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
         terminalreporter.write_line(line, red=bool(drifted), green=not drifted)
     total_drift = sum(row[4] for row in rows)
     terminalreporter.write_line(f"drift: {total_drift} expectation(s) not met on {len(rows)} host(s)")
+    services = [
+        (record.host, record.target, line) for record in run.records.values() for line in record.services
+    ]
+    if services:
+        terminalreporter.write_line("services found:")
+        for host, target, line in services:
+            terminalreporter.write_line(f"  {host} {target} {line}")
     for host in _silent_hosts(run):
         how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
         terminalreporter.write_line(
@@ -453,6 +490,7 @@ def _write_report_file(run: PortcheckRun, destination: str) -> None:
                 {"address": a, "state": s, "reason": r, "latency_ms": float(lat) if lat else None}
                 for a, s, r, lat in record.found
             ],
+            "services": record.services,
         }
         for nodeid, record in run.records.items()
     ]

@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,6 +30,7 @@ from pytest_portcheck.engine import (
     scan,
 )
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes import ServiceInfo, TlsInfo
 
 REPORT_VERSION = 1
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.ERROR)
@@ -52,7 +53,42 @@ def count_states(results: Iterable[ProbeResult]) -> dict[PortState, int]:
     return {state: counts.get(state, 0) for state in STATE_ORDER}
 
 
-def result_to_dict(result: ProbeResult) -> dict[str, Any]:
+ResultKey = tuple[str, Protocol, int]
+"""(address, protocol, port): what is probed once per run."""
+
+
+def result_key(result: ProbeResult) -> ResultKey | None:
+    return None if result.address is None else (result.address, result.proto, result.port)
+
+
+def service_to_dict(info: ServiceInfo) -> dict[str, Any]:
+    return asdict(info)
+
+
+def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
+    tls = data.get("tls")
+    return ServiceInfo(
+        service=str(data["service"]),
+        evidence=str(data.get("evidence", "")),
+        product=data.get("product"),
+        version=data.get("version"),
+        tls=None if tls is None else TlsInfo(**tls),
+        auth=data.get("auth"),
+        error=data.get("error"),
+    )
+
+
+def result_to_dict(
+    result: ProbeResult, services: Mapping[ResultKey, ServiceInfo] | None = None
+) -> dict[str, Any]:
+    document = _result_fields(result)
+    key = result_key(result)
+    if services and key is not None and key in services:
+        document["probe"] = service_to_dict(services[key])
+    return document
+
+
+def _result_fields(result: ProbeResult) -> dict[str, Any]:
     return {
         "host": result.host,
         "address": result.address,
@@ -91,6 +127,8 @@ class ScanReport:
     stats: ScanStats = field(default_factory=ScanStats)
     interrupted: bool = False
     command: Sequence[str] = ()
+    services: Mapping[ResultKey, ServiceInfo] = field(default_factory=dict)
+    """What the protocol probes found on open ports, where they ran."""
 
     def to_dict(self, extra: Mapping[str, Any] | None = None, *, results: bool = True) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -113,7 +151,7 @@ class ScanReport:
         if extra:
             document.update(extra)
         if results:
-            document["results"] = [result_to_dict(result) for result in self.results]
+            document["results"] = [result_to_dict(result, self.services) for result in self.results]
         return document
 
     def open_ports(self, address: str | None = None) -> set[int]:
@@ -135,8 +173,13 @@ def dump_report(report: ScanReport, stream: TextIO, extra: Mapping[str, Any] | N
     head = json.dumps(report.to_dict(extra, results=False), indent=1)
     stream.write(head[:-2] + ',\n "results": [')
     separator = "\n  "
+    services = report.services
     for result in report.results:
-        stream.write(separator + _result_json(result))
+        line = _result_json(result)
+        key = result_key(result)
+        if services and key is not None and key in services:
+            line = line[:-1] + f', "probe": {json.dumps(service_to_dict(services[key]))}}}'
+        stream.write(separator + line)
         separator = ",\n  "
     stream.write("\n ]\n}\n" if report.results else "]\n}\n")
 
@@ -148,6 +191,10 @@ def write_report(report: ScanReport, destination: str | Path, extra: Mapping[str
         sys.stdout.flush()
         return
     path = Path(destination)
+    if path.exists() and not path.is_file():  # /dev/null, a FIFO: write through, never replace
+        with path.open("w", encoding="utf-8") as stream:
+            dump_report(report, stream, extra)
+        return
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w", encoding="utf-8") as stream:
         dump_report(report, stream, extra)
@@ -156,6 +203,15 @@ def write_report(report: ScanReport, destination: str | Path, extra: Mapping[str
 
 class ReportError(Exception):
     """A report file that cannot be read; the message names the file and the problem."""
+
+
+def services_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKey, ServiceInfo]:
+    services = {}
+    for data in results:
+        if data.get("probe") is not None and data.get("address") is not None:
+            key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
+            services[key] = service_from_dict(data["probe"])
+    return services
 
 
 def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
@@ -191,6 +247,7 @@ def report_from_dict(document: Mapping[str, Any]) -> ScanReport:
         elapsed_s=float(document.get("elapsed_s", 0.0)),
         interrupted=bool(document.get("interrupted", False)),
         command=list(document.get("command", [])),
+        services=services_from_results(document["results"]),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import ipaddress
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,12 +25,9 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
-from pytest_portcheck.inventory import Expect, Expectation, HostSpec
-from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ScanReport
-
-ResultKey = tuple[str, Protocol, int]
-"""(address, protocol, port): what is probed once per run."""
+from pytest_portcheck.inventory import Expect, Expectation, HostSpec, ServiceRequirement
+from pytest_portcheck.probes import TLS_VERSIONS, ProbeRequest, ServiceInfo, probe_services
+from pytest_portcheck.results import ResultKey, ScanReport
 
 _SATISFIES = {
     Expect.OPEN: frozenset({PortState.OPEN}),
@@ -51,9 +49,12 @@ class Judgement:
     found: tuple[ProbeResult, ...]
 
 
-def scan_inventory(pairs: Iterable[tuple[HostSpec, Expectation]], window: int | None = None) -> ScanReport:
+def scan_inventory(
+    pairs: Iterable[tuple[HostSpec, Expectation]], *, window: int | None = None, all_banners: bool = False
+) -> ScanReport:
     """Resolve every host once and probe each (address, protocol, port) once, in one engine run per
-    distinct (timeout, retries) setting."""
+    distinct (timeout, retries) setting; then run protocol probes on the open ports that declare a
+    service (every open port with ``all_banners``)."""
     pairs = list(pairs)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     clock = time.monotonic()
@@ -81,7 +82,45 @@ def scan_inventory(pairs: Iterable[tuple[HostSpec, Expectation]], window: int | 
             settings = ScanSettings(timeout=timeout, retries=retries, window=window)
         results.extend(scan(targets, settings, stats))
     base = ScanSettings() if len(groups) != 1 else ScanSettings(*next(iter(groups)))
-    return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats)
+    services = _probe_open_ports(pairs, addresses, index_results(results), all_banners)
+    return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats, services=services)
+
+
+def _probe_open_ports(
+    pairs: Sequence[tuple[HostSpec, Expectation]],
+    addresses: Mapping[str, tuple[str, ...]],
+    by_key: Mapping[ResultKey, ProbeResult],
+    all_banners: bool,
+) -> dict[ResultKey, ServiceInfo]:
+    requests: dict[ResultKey, ProbeRequest] = {}
+    for host, expectation in pairs:
+        wanted = expectation.service
+        if wanted is None and not all_banners:
+            continue
+        for address in addresses[host.address]:
+            key = (address, expectation.proto, expectation.port)
+            result = by_key.get(key)
+            if result is None or result.state is not PortState.OPEN:
+                continue
+            if key in requests and wanted is None:
+                continue  # an expectation that names a service decides how the port is probed
+            requests[key] = ProbeRequest(
+                address,
+                expectation.port,
+                expect=wanted.service if wanted else None,
+                server_name=None if _is_address(host.address) else host.address,
+                verify_tls=bool(wanted and wanted.tls and wanted.tls.verify),
+            )
+    keys = list(requests)
+    return dict(zip(keys, probe_services(requests[key] for key in keys), strict=True))
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text.strip("[]"), strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult]:
@@ -141,6 +180,7 @@ def judge(
     *,
     silent: bool = False,
     strict: bool = False,
+    services: Mapping[ResultKey, ServiceInfo] | None = None,
 ) -> Judgement:
     """The verdict of one expectation: every resolved address of the host must satisfy it."""
     where = f"{_label(host, resolution)} {expectation.proto.value}/{expectation.port}"
@@ -163,6 +203,8 @@ def judge(
         return Judgement(Verdict.ERROR, message, tuple(found))
     wanted = _SATISFIES[expectation.expect]
     wrong = [r for r in found if r.state not in wanted]
+    if not wrong and expectation.service is not None:
+        return _judge_service(where, expectation.service, found, services or {})
     if not wrong:
         return Judgement(Verdict.PASSED, f"{where}: {expectation.expect.value} as expected", tuple(found))
     lines = []
@@ -173,6 +215,57 @@ def judge(
             line += " — the port is reachable through the firewall"
         lines.append(line)
     return Judgement(Verdict.FAILED, "\n".join(lines), tuple(found))
+
+
+def _judge_service(
+    where: str,
+    wanted: ServiceRequirement,
+    found: Sequence[ProbeResult],
+    services: Mapping[ResultKey, ServiceInfo],
+) -> Judgement:
+    problems: list[str] = []
+    errors: list[str] = []
+    for result in found:
+        on = f" on {result.address}" if len(found) > 1 else ""
+        info = services.get((result.address or "", result.proto, result.port))
+        if info is None:
+            errors.append(f"{where}: cannot check the service{on} — the port was not probed")
+            continue
+        for problem in service_problems(wanted, info):
+            problems.append(f"{where}: {problem}{on}")
+    if errors:
+        return Judgement(Verdict.ERROR, "\n".join(errors), tuple(found))
+    if problems:
+        return Judgement(Verdict.FAILED, "\n".join(problems), tuple(found))
+    return Judgement(Verdict.PASSED, f"{where}: open, {wanted.service} as expected", tuple(found))
+
+
+def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]:
+    """Why what answered does not meet the requirement (empty when it does)."""
+    accepted = {"tls": ("tls", "https")}.get(wanted.service, (wanted.service,))
+    if info.service not in accepted:
+        return [f"expected {wanted.service}, found {info.describe()}"]
+    problems = []
+    if wanted.tls is not None and info.tls is not None:
+        tls = info.tls
+        if wanted.tls.min_version and TLS_VERSIONS.index(wanted.tls.min_version) > _tls_rank(tls.version):
+            problems.append(f"TLS version {tls.version} is below the minimum {wanted.tls.min_version}")
+        if wanted.tls.expires_in_days is not None and tls.days_left < wanted.tls.expires_in_days:
+            problems.append(
+                f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
+                f"sooner than the {wanted.tls.expires_in_days} days required"
+            )
+    if wanted.tls is not None and wanted.tls.verify and info.tls is None:
+        problems.append(f"TLS verification failed: {info.error or info.describe()}")
+    if wanted.auth == "required" and info.auth == "none":
+        problems.append("Redis answered PING without authentication (auth: required)")
+    if wanted.auth == "none" and info.auth == "required":
+        problems.append("Redis requires authentication (auth: none was declared)")
+    return problems
+
+
+def _tls_rank(version: str) -> int:
+    return TLS_VERSIONS.index(version) if version in TLS_VERSIONS else -1
 
 
 def resolutions_by_name(resolutions: Sequence[Resolution]) -> dict[str, Resolution]:

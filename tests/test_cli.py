@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import REPO, ListenerFactory, unused_port
@@ -174,3 +177,13 @@ def test_command_never_imports_pytest() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_report_to_a_device_writes_through(tmp_path: Path) -> None:
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    completed = portcheck("scan", "127.0.0.1", "-p", "1", "--json", str(fifo))
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(reader.communicate(timeout=30)[0])["version"] == 1
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a FIFO: not replaced by a file

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_portcheck.inventory import Expect, InventoryError, load_inventory
+from pytest_portcheck.inventory import (
+    Expect,
+    InventoryError,
+    ServiceRequirement,
+    TlsRequirement,
+    load_inventory,
+)
 from pytest_portcheck.ports import Protocol
 
 VALID = """\
@@ -47,6 +53,20 @@ def test_valid_inventory(tmp_path: Path) -> None:
     assert [e.port for e in web.expectations if e.expect is Expect.FILTERED] == [9200]
     assert {e.line for e in web.expectations if e.port in (8000, 8001, 8002)} == {9}
     assert db.expectations[0].proto is Protocol.TCP and db.expectations[0].line == 13
+
+
+def test_service_entries(tmp_path: Path) -> None:
+    text = (
+        "hosts:\n  w:\n    address: 127.0.0.1\n    open:\n      - 80\n      - {port: 22, service: ssh}\n"
+        "      - port: 443\n        service: https\n        tls: {min_version: TLSv1.2, expires_in_days: 14}\n"
+        "      - {port: 6379, service: redis, auth: required}\n"
+    )
+    by_port = {e.port: e for e in load_inventory(write(tmp_path, text)).hosts[0].expectations}
+    assert by_port[80].service is None
+    assert by_port[22].service == ServiceRequirement("ssh")
+    assert by_port[443].service == ServiceRequirement("https", TlsRequirement("TLSv1.2", 14, False))
+    assert by_port[443].line == 7
+    assert by_port[6379].service == ServiceRequirement("redis", None, "required")
 
 
 def test_expectations_are_in_file_order(tmp_path: Path) -> None:
@@ -109,6 +129,63 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
     ("name-with-bracket", 'hosts:\n  "a[1]":\n    open: [1]\n', 2, "cannot be used in test ids"),
     ("non-utf8", b"hosts:\n  web:\n    open: [\xff]\n", 3, "not UTF-8"),
     ("key-not-text", "hosts:\n  22:\n    open: [1]\n", 2, "must be text"),
+    (
+        "service-on-closed",
+        "hosts:\n  w:\n    closed:\n      - {port: 22, service: ssh}\n",
+        4,
+        "only open: entries",
+    ),
+    ("service-typo", "hosts:\n  w:\n    open:\n      - {port: 22, service: shh}\n", 4, "did you mean 'ssh'?"),
+    ("service-missing", "hosts:\n  w:\n    open:\n      - {port: 22}\n", 4, "has no 'service:'"),
+    ("port-missing", "hosts:\n  w:\n    open:\n      - {service: ssh}\n", 4, "has no 'port:'"),
+    (
+        "entry-key-typo",
+        "hosts:\n  w:\n    open:\n      - {port: 22, servce: ssh}\n",
+        4,
+        "did you mean 'service'?",
+    ),
+    (
+        "tls-on-ssh",
+        "hosts:\n  w:\n    open:\n      - {port: 22, service: ssh, tls: {}}\n",
+        4,
+        "need service https or tls",
+    ),
+    (
+        "auth-on-http",
+        "hosts:\n  w:\n    open:\n      - {port: 80, service: http, auth: none}\n",
+        4,
+        "redis only",
+    ),
+    (
+        "auth-value",
+        "hosts:\n  w:\n    open:\n      - {port: 6379, service: redis, auth: maybe}\n",
+        4,
+        "'required' or 'none'",
+    ),
+    (
+        "tls-version",
+        "hosts:\n  w:\n    open:\n      - port: 443\n        service: https\n        tls: {min_version: SSLv3}\n",
+        6,
+        "not one of TLSv1",
+    ),
+    (
+        "tls-days",
+        "hosts:\n  w:\n    open:\n      - port: 443\n        service: tls\n        tls:\n          expires_in_days: -1\n",
+        7,
+        "at least 0",
+    ),
+    (
+        "tls-verify",
+        "hosts:\n  w:\n    open:\n      - {port: 443, service: tls, tls: {verify: maybe}}\n",
+        4,
+        "true or false",
+    ),
+    (
+        "tls-key-typo",
+        "hosts:\n  w:\n    open:\n      - {port: 443, service: tls, tls: {min_versoin: TLSv1.2}}\n",
+        4,
+        "did you mean 'min_version'?",
+    ),
     ("tagged-object", "hosts: !!python/object:os.system {}\n", 1, "tag 'tag:yaml.org,2002:python/object"),
     ("tagged-scalar", "hosts:\n  web:\n    open: [!!binary aGk=]\n", 3, "is not allowed"),
 ]

@@ -219,7 +219,7 @@ BROKEN = [
     ),
     ("hosts:\n  web:\n    open: [70000]\n", 3, "port 70000 in '70000' is out of range"),
     ("", 0, "the inventory is empty"),
-    ("hosts: [\n", 1, "invalid YAML"),
+    ("hosts:\n  web:\n    open: [22]\n   closed: [1]\n", 4, "invalid YAML"),
 ]
 
 

@@ -1,0 +1,377 @@
+"""Protocol probes against real servers from Debian packages, and against hostile peers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import servers
+from conftest import REPO
+
+from pytest_portcheck.probes import ProbeRequest, ServiceInfo, classify, neutralise, probe_services
+
+pytest_plugins = ["pytester"]
+
+
+def probe(port: int, expect: str | None = None, timeout: float = 3.0) -> ServiceInfo:
+    [info] = probe_services([ProbeRequest("127.0.0.1", port, expect)], timeout=timeout, banner_wait=1.0)
+    return info
+
+
+# --- real servers (session-wide: some take seconds to initialise) ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def sshd_port() -> Iterator[int]:
+    with servers.sshd() as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def nginx_ports() -> Iterator[servers.NginxPorts]:
+    with servers.nginx() as ports:
+        yield ports
+
+
+@pytest.fixture(scope="session")
+def postgresql_port() -> Iterator[int]:
+    with servers.postgresql() as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def redis_open_port() -> Iterator[int]:
+    with servers.redis() as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def redis_auth_port() -> Iterator[int]:
+    with servers.redis(password="s3cret") as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def mariadb_port() -> Iterator[int]:
+    with servers.mariadb() as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def memcached_port() -> Iterator[int]:
+    with servers.memcached() as port:
+        yield port
+
+
+def test_sshd(sshd_port: int) -> None:
+    for expect in ("ssh", None):  # identified by what it says, whether or not it was expected
+        info = probe(sshd_port, expect)
+        assert (info.service, info.product) == ("ssh", "OpenSSH")
+        assert info.evidence.startswith("SSH-2.0-OpenSSH_") and info.version
+
+
+def test_nginx_http(nginx_ports: servers.NginxPorts) -> None:
+    info = probe(nginx_ports.http, "http")
+    assert (info.service, info.product) == ("http", "nginx")
+    assert info.evidence.startswith("HTTP/1.1 200")
+    assert info.version  # nginx/1.22.1 -> 1.22.1
+
+
+def test_nginx_https_and_tls(nginx_ports: servers.NginxPorts) -> None:
+    info = probe(nginx_ports.https, "https")
+    assert (info.service, info.product) == ("https", "nginx")
+    assert info.tls is not None
+    assert info.tls.version == "TLSv1.3"
+    assert info.tls.subject == "CN=good" and info.tls.issuer == "CN=good"
+    assert 364 <= info.tls.days_left <= 365
+    assert not info.tls.verified
+    bare = probe(nginx_ports.https, "tls")
+    assert bare.service == "tls" and bare.tls is not None
+
+
+def test_tls_versions_and_expiry(nginx_ports: servers.NginxPorts) -> None:
+    old = probe(nginx_ports.https_tls12_only, "https")
+    assert old.tls is not None and old.tls.version == "TLSv1.2"
+    expiring = probe(nginx_ports.https_expiring, "https")
+    assert expiring.tls is not None and expiring.tls.days_left == 3
+
+
+def test_tls_verification_fails_for_self_signed(nginx_ports: servers.NginxPorts) -> None:
+    [info] = probe_services([ProbeRequest("127.0.0.1", nginx_ports.https, "https", "localhost", True)])
+    assert info.tls is None
+    assert info.error is not None and "certificate verification failed" in info.error
+
+
+def test_postgresql(postgresql_port: int) -> None:
+    info = probe(postgresql_port, "postgresql")
+    assert (info.service, info.product) == ("postgresql", "PostgreSQL")
+    assert "SSLRequest answered N" in info.evidence
+
+
+def test_mariadb(mariadb_port: int) -> None:
+    for expect in ("mysql", None):
+        info = probe(mariadb_port, expect)
+        assert (info.service, info.product) == ("mysql", "MariaDB")
+        assert info.version and info.version[0].isdigit()
+
+
+def test_redis_with_and_without_auth(redis_open_port: int, redis_auth_port: int) -> None:
+    open_info = probe(redis_open_port, "redis")
+    assert (open_info.service, open_info.auth) == ("redis", "none")
+    locked = probe(redis_auth_port, "redis")
+    assert (locked.service, locked.auth) == ("redis", "required")
+    assert locked.evidence.startswith("-NOAUTH")
+
+
+def test_memcached(memcached_port: int) -> None:
+    info = probe(memcached_port, "memcached")
+    assert (info.service, info.version) == ("memcached", "1.6.18") or info.service == "memcached"
+    assert info.evidence.startswith("VERSION ")
+
+
+# --- small Python peers: greeters and hostile servers ---------------------------------------------
+
+Behaviour = Callable[[socket.socket], None]
+
+
+@pytest.fixture
+def peer() -> Iterator[Callable[[Behaviour], int]]:
+    """Start a TCP server that runs ``behaviour(connection)`` for every client."""
+    listeners: list[socket.socket] = []
+    stop = threading.Event()
+
+    def start(behaviour: Behaviour) -> int:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.settimeout(0.1)
+        listeners.append(listener)
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    connection, _ = listener.accept()
+                except (TimeoutError, OSError):
+                    continue
+                threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+        def handle(connection: socket.socket) -> None:
+            try:
+                behaviour(connection)
+            except OSError:
+                pass
+            finally:
+                connection.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        return int(listener.getsockname()[1])
+
+    yield start
+    stop.set()
+    time.sleep(0.15)
+    for listener in listeners:
+        listener.close()
+
+
+def greeter(text: bytes) -> Behaviour:
+    def behaviour(connection: socket.socket) -> None:
+        connection.sendall(text)
+        time.sleep(0.5)
+
+    return behaviour
+
+
+def test_smtp_and_ftp_greetings(peer: Callable[[Behaviour], int]) -> None:
+    smtp = peer(greeter(b"220 mail.example.test ESMTP Postfix (Debian/GNU)\r\n"))
+    ftp = peer(greeter(b"220 (vsFTPd 3.0.3)\r\n"))
+    assert probe(smtp).service == "smtp"
+    assert probe(ftp, "ftp").service == "ftp"
+    assert probe(smtp, "ssh").service == "smtp"  # identified by content, not by what was expected
+
+
+def silent(connection: socket.socket) -> None:
+    time.sleep(10)
+
+
+def streams_forever(connection: socket.socket) -> None:
+    while True:
+        connection.sendall(b"A" * 65536)
+
+
+def trickles(connection: socket.socket) -> None:
+    for byte in b"220 slowly\r\n":
+        connection.sendall(bytes([byte]))
+        time.sleep(1)
+
+
+def closes_at_once(connection: socket.socket) -> None:
+    connection.close()
+
+
+def huge_line(connection: socket.socket) -> None:
+    connection.sendall(b"B" * 1_000_000 + b"\r\n")
+
+
+def hostile_banner(connection: socket.socket) -> None:
+    connection.sendall(b"\x1b[2J\x1b]0;owned\x07\xe2\x80\xaeevil\xff\xfe\x00 <script>\r\n")
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "service", "error_words"),
+    [
+        (silent, "unknown", "no banner within 1 s"),
+        (streams_forever, "unknown", None),
+        (trickles, "unknown", "partial answer"),
+        (closes_at_once, "unknown", "closed the connection without a word"),
+        (huge_line, "unknown", None),
+        (hostile_banner, "unknown", None),
+    ],
+    ids=["silent", "streams-forever", "trickles", "closes-at-once", "1MB-line", "hostile-banner"],
+)
+def test_hostile_peers_end_in_time_with_a_verdict(
+    peer: Callable[[Behaviour], int], behaviour: Behaviour, service: str, error_words: str | None
+) -> None:
+    port = peer(behaviour)
+    started = time.monotonic()
+    info = probe(port, timeout=2.0)
+    assert time.monotonic() - started < 2.5
+    assert info.service == service
+    if error_words:
+        assert info.error is not None and error_words in info.error
+    assert len(info.evidence) <= 200
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u202e\ufeff" for c in info.evidence)
+
+
+def test_neutralise() -> None:
+    assert neutralise(b"\x1b[31mred\x1b[0m") == "\\x1b[31mred\\x1b[0m"
+    assert neutralise(b"ok \xff") == "ok \\xff"
+    assert neutralise("\u202egnp.exe") == "\\u202egnp.exe"
+    assert neutralise("é ü 日本") == "é ü 日本"
+    assert len(neutralise("x" * 500)) == 200
+
+
+def test_classify_without_network() -> None:
+    assert classify(b"SSH-2.0-dropbear_2022.83\r\n", None).product == "dropbear"
+    assert (
+        classify(b"HTTP/1.0 404 Not Found\r\nServer: Apache/2.4.57 (Debian)\r\n\r\n", None).version
+        == "2.4.57"
+    )
+    greeting = b"\x0a8.0.36\x00" + b"\x00" * 20
+    packet = len(greeting).to_bytes(3, "little") + b"\x00" + greeting
+    assert (classify(packet, None).service, classify(packet, None).product) == ("mysql", "MySQL")
+    assert classify(b"N", "postgresql").service == "postgresql"
+    assert classify(b"N", None).service == "unknown"
+    assert classify(b"", None).error is not None
+
+
+# --- through the command and the plugin ---------------------------------------------------------
+
+
+def test_command_banner_shows_services_and_writes_json(sshd_port: int, redis_auth_port: int) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_portcheck", "scan", "127.0.0.1", "-p", f"{sshd_port},{redis_auth_port}",
+         "--banner", "--json", "-"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert f"tcp/{sshd_port}" in completed.stderr and "ssh (OpenSSH" in completed.stderr
+    report = json.loads(completed.stdout)
+    probes = {r["port"]: r["probe"] for r in report["results"]}
+    assert probes[sshd_port]["service"] == "ssh" and probes[sshd_port]["product"] == "OpenSSH"
+    # 6379 is not the port: the probe waits for a banner, Redis says nothing first
+    assert probes[redis_auth_port]["service"] == "unknown"
+
+
+def test_inventory_service_checks(
+    pytester: pytest.Pytester,
+    sshd_port: int,
+    nginx_ports: servers.NginxPorts,
+    redis_open_port: int,
+    redis_auth_port: int,
+    postgresql_port: int,
+    mariadb_port: int,
+    memcached_port: int,
+    tmp_path: Path,
+) -> None:
+    pytester.makefile(
+        ".yml",
+        inventory=f"""
+        hosts:
+          box:
+            address: 127.0.0.1
+            open:
+              - {{port: {sshd_port}, service: ssh}}
+              - {{port: {nginx_ports.http}, service: http}}
+              - {{port: {nginx_ports.https}, service: https, tls: {{min_version: TLSv1.2, expires_in_days: 14}}}}
+              - {{port: {nginx_ports.https_tls12_only}, service: https, tls: {{min_version: TLSv1.3}}}}
+              - {{port: {nginx_ports.https_expiring}, service: tls, tls: {{expires_in_days: 14}}}}
+              - {{port: {redis_auth_port}, service: redis, auth: required}}
+              - {{port: {redis_open_port}, service: redis, auth: required}}
+              - {{port: {postgresql_port}, service: postgresql}}
+              - {{port: {mariadb_port}, service: mysql}}
+              - {{port: {memcached_port}, service: memcached}}
+        """,
+    )
+    junit = tmp_path / "junit.xml"
+    result = pytester.runpytest(
+        "--portcheck", "inventory.yml", "-v", f"--junitxml={junit}", "--portcheck-report=r.json"
+    )
+    result.assert_outcomes(passed=7, failed=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"*tcp/{nginx_ports.https_tls12_only}: TLS version TLSv1.2 is below the minimum TLSv1.3",
+            f"*tcp/{nginx_ports.https_expiring}: certificate (CN=expiring) expires in 3 days (*), sooner than "
+            "the 14 days required",
+            f"*tcp/{redis_open_port}: Redis answered PING without authentication (auth: required)",
+            "services found:",
+            f"*box tcp/{sshd_port} 127.0.0.1 ssh (OpenSSH *",
+        ]
+    )
+    root = ET.parse(junit).getroot()
+    values = {p.get("value") for p in root.iter("property") if p.get("name") == "portcheck.service"}
+    assert "127.0.0.1 ssh" in values and "127.0.0.1 mysql" in values
+    report = json.loads((pytester.path / "r.json").read_text())
+    probed = {r["port"]: r["probe"]["service"] for r in report["results"] if "probe" in r}
+    assert probed[postgresql_port] == "postgresql" and probed[memcached_port] == "memcached"
+
+
+def test_wrong_service_fails_with_what_answered(
+    pytester: pytest.Pytester, nginx_ports: servers.NginxPorts
+) -> None:
+    pytester.makefile(
+        ".yml",
+        inventory=f"hosts:\n  web:\n    address: 127.0.0.1\n    open:\n      - {{port: {nginx_ports.http}, service: ssh}}\n",
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        # SSH speaks first; nginx waits for a request, and a banner grab sends nothing
+        [f"web (127.0.0.1) tcp/{nginx_ports.http}: expected ssh, found unknown [no banner within 1 s]"]
+    )
+
+
+def test_hostile_banner_cannot_break_junit_or_the_terminal(
+    pytester: pytest.Pytester, peer: Callable[[Behaviour], int], tmp_path: Path
+) -> None:
+    port = peer(hostile_banner)
+    pytester.makefile(".yml", inventory=f"hosts:\n  evil:\n    address: 127.0.0.1\n    open: [{port}]\n")
+    junit = tmp_path / "junit.xml"
+    result = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-banners", f"--junitxml={junit}")
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str()
+    assert "\x1b" not in output and "\u202e" not in output
+    assert "\\x1b[2J" in output
+    banners = [
+        p.get("value")
+        for p in ET.parse(junit).getroot().iter("property")
+        if p.get("name") == "portcheck.banner"
+    ]
+    assert banners and "\\x1b" in (banners[0] or "")
