@@ -40,6 +40,7 @@ _REPROBE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED})
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _MAX_REPROBES = 5
 _MAX_IDLE_RESOURCE_FAILURES = 3
+_LISTENERS_FRESH_FOR = 1.0  # seconds a reading of the listening ports vouches for the ports it lists
 _IDLE_PAUSES = (0.05, 0.1, 0.2, 0.4)
 _FD_HEADROOM = 16  # descriptors left for the poller, the resolver, logging and the caller
 _HAS_SOCK_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
@@ -189,6 +190,8 @@ class ConnectScanner:
         self._clock = clock
         self._ephemeral = ephemeral_port_range()
         self._local: dict[str, bool] = {}
+        self._listeners: set[int] | None = None
+        self._listeners_read_at = 0.0
 
     def scan(self, targets: Iterable[Target]) -> Iterator[ProbeResult]:
         max_window, saved_limit = fit_window(self.settings.window)
@@ -389,8 +392,21 @@ class ConnectScanner:
                 return False
         except OSError:
             return False  # reset between the event and now: nothing we can vouch for
+        return self._has_listener(target.port)
+
+    def _has_listener(self, port: int) -> bool:
+        # /proc/net/tcp lists every socket of the namespace: reading it for each open port of a scan
+        # with many listeners costs seconds, so a recent reading vouches for ports it lists, and a port
+        # it does not list gets a fresh reading.
+        now = self._clock()
+        fresh = self._listeners is not None and now - self._listeners_read_at < _LISTENERS_FRESH_FOR
+        if fresh and self._listeners is not None and port in self._listeners:
+            return True
         listeners = listening_ports()
-        return listeners is None or target.port in listeners
+        if listeners is None:
+            return True  # no /proc: the self-connect comparison above is all we can do
+        self._listeners, self._listeners_read_at = listeners, now
+        return port in listeners
 
     def _reprobe(self, probe: _Probe, pending: deque[_Probe], why: str) -> ProbeResult | None:
         probe.reprobes += 1
