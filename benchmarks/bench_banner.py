@@ -37,10 +37,10 @@ def serve(count: int) -> None:
     print(json.dumps(ports), flush=True)
     while True:
         for key, _ in selector.select():
-            listener = key.fileobj
-            assert isinstance(listener, socket.socket)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
             try:
-                connection, _ = listener.accept()
+                connection, _ = ready.accept()
             except OSError:
                 continue
             with contextlib.suppress(OSError):
