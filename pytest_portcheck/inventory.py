@@ -7,6 +7,8 @@ message)`` whose message says how to fix it. Nothing here scans or imports pytes
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import difflib
 import enum
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from pytest_portcheck.engine import ScanError, check_target
-from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
+from pytest_portcheck.ports import PortSpecError, Protocol, format_ports, parse_port_spec
 from pytest_portcheck.probes import SERVICES, TLS_VERSIONS
 
 # libyaml's parser, where PyYAML was built with it, composes a 10,000-line inventory ~10x faster.
@@ -69,6 +71,30 @@ class ServiceRequirement:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiver:
+    """Until ``until`` (inclusive), a violation is reported as xfail with ``reason``."""
+
+    until: datetime.date
+    reason: str
+
+    def active(self, today: datetime.date) -> bool:
+        return today <= self.until
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRule:
+    """``only_open``: every port of the range that is not listed must not be open."""
+
+    host: str
+    proto: Protocol
+    ports: tuple[int, ...]
+    """The range minus the listed ports: what must not be open."""
+    label: str
+    """The range as written in ids and messages: ``tcp/1-65535``."""
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
 class Expectation:
     host: str
     proto: Protocol
@@ -77,6 +103,7 @@ class Expectation:
     line: int
     """1-based line of the entry that declared it."""
     service: ServiceRequirement | None = None
+    waiver: Waiver | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +116,7 @@ class HostSpec:
     retries: int
     expectations: tuple[Expectation, ...]
     line: int
+    range_rule: RangeRule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +131,11 @@ class Inventory:
 
 
 _PLAIN_TAGS = frozenset(
-    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
 )
 _TOP_KEYS = ("version", "defaults", "hosts")
 _DEFAULT_KEYS = ("timeout", "retries")
-_HOST_KEYS = ("address", "open", "closed", "filtered", "timeout", "retries")
+_HOST_KEYS = ("address", "open", "only_open", "range", "closed", "filtered", "timeout", "retries")
 
 
 class _Reader:
@@ -266,24 +294,28 @@ def _host(
     except ScanError as exc:
         raise reader.error(entries["address"][1] if "address" in entries else key_node, str(exc)) from None
     timeout, retries = _timing(reader, entries, timeout, retries, f"host {name!r}")
+    if "open" in entries and "only_open" in entries:
+        raise reader.error(entries["only_open"][0], f"host {name!r} has both open: and only_open:: keep one")
+    if "range" in entries and "only_open" not in entries:
+        raise reader.error(entries["range"][0], "range: goes with only_open:, which it bounds")
     declared: dict[tuple[Protocol, int], tuple[Expect, int]] = {}
     expectations: list[Expectation] = []
-    for expect in Expect:
-        if expect.value not in entries:
+    for list_key, expect in _LISTS:
+        if list_key not in entries:
             continue
-        list_node = entries[expect.value][1]
+        list_node = entries[list_key][1]
         if isinstance(list_node, yaml.SequenceNode):
             reader.check_tag(list_node)
         else:
             raise reader.error(
                 list_node,
-                f'{expect.value} of {name!r} must be a list, e.g. {expect.value}: [22, "8000-8010"]',
+                f'{list_key} of {name!r} must be a list, e.g. {list_key}: [22, "8000-8010"]',
             )
         for item in list_node.value:
-            service = None
+            service = waiver = None
             port_node = item
             if isinstance(item, yaml.MappingNode):
-                port_node, service = _service_entry(reader, item, expect, name)
+                port_node, service, waiver = _mapping_entry(reader, item, expect, name)
             for key in _ports(reader, port_node):
                 line = item.start_mark.line + 1
                 if key in declared:
@@ -301,31 +333,101 @@ def _host(
                         f"{expect.value}: keep one",
                     )
                 declared[key] = (expect, line)
-                expectations.append(Expectation(name, key[0], key[1], expect, line, service))
-    if not expectations:
+                expectations.append(Expectation(name, key[0], key[1], expect, line, service, waiver))
+    rule = _range_rule(reader, name, entries, expectations) if "only_open" in entries else None
+    if not expectations and rule is None:
         raise reader.error(
             key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
         )
-    return HostSpec(name, address, timeout, retries, tuple(expectations), key_node.start_mark.line + 1)
+    line = key_node.start_mark.line + 1
+    return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule)
 
 
-_ENTRY_KEYS = ("port", "service", "tls", "auth")
+def _range_rule(
+    reader: _Reader,
+    name: str,
+    entries: dict[str, tuple[yaml.Node, yaml.Node]],
+    expectations: list[Expectation],
+) -> RangeRule:
+    """The rest of ``range`` after the ``only_open`` ports: nothing there may be open."""
+    spec, node = "1-65535/tcp", entries["only_open"][0]
+    if "range" in entries:
+        node = entries["range"][1]
+        value = reader.scalar(node)
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise reader.error(node, f'range must be a port spec like "1-65535/tcp", not {value!r}')
+        spec = str(value)
+    try:
+        keys = parse_port_spec(spec)
+    except PortSpecError as exc:
+        raise reader.error(node, str(exc)) from None
+    protocols = {proto for proto, _ in keys}
+    if len(protocols) != 1:
+        raise reader.error(node, "range must cover one protocol: write one only_open host per protocol")
+    listed = {(e.proto, e.port) for e in expectations if e.expect is Expect.OPEN}
+    rest = tuple(port for proto, port in keys if (proto, port) not in listed)
+    proto = protocols.pop()
+    label = f"{proto.value}/{format_ports(port for _, port in keys)}"
+    return RangeRule(name, proto, rest, label, node.start_mark.line + 1)
+
+
+_ENTRY_KEYS = ("port", "service", "tls", "auth", "waive")
 _TLS_KEYS = ("min_version", "expires_in_days", "verify")
+_WAIVE_KEYS = ("until", "reason")
+_LISTS = (
+    ("open", Expect.OPEN),
+    ("only_open", Expect.OPEN),
+    ("closed", Expect.CLOSED),
+    ("filtered", Expect.FILTERED),
+)
 
 
-def _service_entry(
+def _mapping_entry(
     reader: _Reader, node: yaml.MappingNode, expect: Expect, host: str
-) -> tuple[yaml.Node, ServiceRequirement]:
-    """``{port: 22, service: ssh}``: the port's node and what must answer on it."""
+) -> tuple[yaml.Node, ServiceRequirement | None, Waiver | None]:
+    """``{port: 22, service: ssh, waive: {...}}``: the port's node, what must answer, the waiver."""
     entries = reader.mapping(node, f"an entry of {host!r}", _ENTRY_KEYS)
-    if expect is not Expect.OPEN:
-        raise reader.error(
-            node, f"only open: entries can name a service; write {expect.value}: ports as numbers"
-        )
     if "port" not in entries:
         raise reader.error(node, "this entry has no 'port:': write {port: 22, service: ssh}")
-    if "service" not in entries:
-        raise reader.error(node, f"this entry has no 'service:': name one of {', '.join(SERVICES)}")
+    waiver = _waiver(reader, entries["waive"][1]) if "waive" in entries else None
+    service = None
+    if "service" in entries:
+        if expect is not Expect.OPEN:
+            raise reader.error(
+                entries["service"][0], f"only open: entries can name a service, not {expect.value}: ones"
+            )
+        service = _service_requirement(reader, entries)
+    elif "tls" in entries or "auth" in entries:
+        raise reader.error(node, f"tls: and auth: need a 'service:': name one of {', '.join(SERVICES)}")
+    elif waiver is None:
+        raise reader.error(
+            node, f"this entry has no 'service:' or 'waive:': name one of {', '.join(SERVICES)}"
+        )
+    return entries["port"][1], service, waiver
+
+
+def _waiver(reader: _Reader, node: yaml.Node) -> Waiver:
+    entries = reader.mapping(node, "waive", _WAIVE_KEYS)
+    if "until" not in entries or "reason" not in entries:
+        raise reader.error(
+            node, 'a waiver needs until: and reason:, e.g. {until: 2026-12-31, reason: "TICKET-12"}'
+        )
+    until_node, reason_node = entries["until"][1], entries["reason"][1]
+    until = reader.scalar(until_node)
+    if isinstance(until, str):
+        with contextlib.suppress(ValueError):  # a quoted date; anything else is refused just below
+            until = datetime.date.fromisoformat(until)
+    if isinstance(until, datetime.datetime) or not isinstance(until, datetime.date):
+        raise reader.error(until_node, f"until must be a date like 2026-12-31, not {until!r}")
+    reason = reader.scalar(reason_node)
+    if not isinstance(reason, str) or not reason.strip():
+        raise reader.error(reason_node, "reason must say why the port is waived (a ticket, a plan)")
+    return Waiver(until, reason.strip())
+
+
+def _service_requirement(
+    reader: _Reader, entries: dict[str, tuple[yaml.Node, yaml.Node]]
+) -> ServiceRequirement:
     service_node = entries["service"][1]
     service = reader.scalar(service_node)
     if service not in SERVICES:
@@ -346,7 +448,7 @@ def _service_entry(
         if value not in ("required", "none"):
             raise reader.error(entries["auth"][1], f"auth must be 'required' or 'none', not {value!r}")
         auth = str(value)
-    return entries["port"][1], ServiceRequirement(service, tls, auth)
+    return ServiceRequirement(service, tls, auth)
 
 
 def _tls_requirement(reader: _Reader, node: yaml.Node) -> TlsRequirement:

@@ -8,6 +8,7 @@ their verdict from it. Without ``--portcheck`` or ``portcheck_inventory`` the pl
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import tempfile
@@ -20,7 +21,15 @@ import pytest
 from filelock import FileLock
 
 from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
-from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, InventoryError, load_inventory
+from pytest_portcheck.inventory import (
+    Expectation,
+    HostSpec,
+    Inventory,
+    InventoryError,
+    RangeRule,
+    Waiver,
+    load_inventory,
+)
 from pytest_portcheck.ports import Protocol, parse_port_spec
 from pytest_portcheck.probes import ServiceInfo
 from pytest_portcheck.results import ScanReport, collect_scan, report_from_dict, write_report
@@ -29,11 +38,15 @@ from pytest_portcheck.verdicts import (
     Verdict,
     index_results,
     judge,
+    judge_range,
+    range_pairs,
     scan_inventory,
     silent_hosts,
+    today,
 )
 
 PROPERTY_PREFIX = "portcheck."
+WAIVER_WARNING_DAYS = 14
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -69,6 +82,20 @@ class ItemRecord:
     """(address, state, reason, latency_ms) per resolved address."""
     services: list[str] = field(default_factory=list)
     """``ADDRESS SERVICE-DESCRIPTION`` per address a protocol probe ran on (already neutralised)."""
+    message: str = ""
+    waiver_until: str | None = None
+    waiver_reason: str | None = None
+
+    def waiver_note(self, day: datetime.date) -> str | None:
+        """How the waiver stands on ``day``, when it is expired or expires within 14 days."""
+        if self.waiver_until is None:
+            return None
+        left = (datetime.date.fromisoformat(self.waiver_until) - day).days
+        if left < 0:
+            return f"expired on {self.waiver_until} (no longer waiving): {self.waiver_reason}"
+        if left <= WAIVER_WARNING_DAYS:
+            return f"expires in {left} day(s), on {self.waiver_until}: {self.waiver_reason}"
+        return None
 
 
 class InventoryResults:
@@ -110,7 +137,7 @@ class PortcheckRun:
         self.inventories = inventories
         self.paths = {path.resolve() for path in inventories}
         self._loaded: dict[Path, Inventory] = {}
-        self.items: list[PortItem] = []
+        self.items: list[PortItem | RangeItem] = []
         self._results: InventoryResults | None = None
         self._failure: str | None = None
         self.records: dict[str, ItemRecord] = {}
@@ -140,7 +167,13 @@ class PortcheckRun:
         if self._results is None:
             if self._failure is not None:
                 raise PortcheckError(self._failure)
-            pairs = [(item.host, item.expectation) for item in self.items]
+            pairs = [
+                pair
+                for item in self.items
+                for pair in (
+                    [(item.host, item.expectation)] if isinstance(item, PortItem) else range_pairs(item.host)
+                )
+            ]
             try:
                 with FileLock(str(self.shared_dir / "results.lock")):
                     if self.results_path.exists():
@@ -236,7 +269,7 @@ def pytest_runtest_makereport(
 def pytest_collection_finish(session: pytest.Session) -> None:
     run = session.config.stash.get(RUN_KEY, None)
     if run is not None:
-        run.items = [item for item in session.items if isinstance(item, PortItem)]
+        run.items = [item for item in session.items if isinstance(item, (PortItem, RangeItem))]
 
 
 class PortcheckError(Exception):
@@ -269,10 +302,13 @@ class HostNode(pytest.Collector):
         super().__init__(**kwargs)
         self.host = host
 
-    def collect(self) -> Iterator[PortNode]:
+    def collect(self) -> Iterator[PortNode | RangeNode]:
         for expectation in self.host.expectations:
             name = f"{expectation.proto.value}/{expectation.port}"
             yield PortNode.from_parent(self, name=name, host=self.host, expectation=expectation)
+        if self.host.range_rule is not None:
+            rule = self.host.range_rule
+            yield RangeNode.from_parent(self, name=rule.label, host=self.host, rule=rule)
 
 
 class PortNode(pytest.Collector):
@@ -287,31 +323,43 @@ class PortNode(pytest.Collector):
         )
 
 
-class PortItem(pytest.Item):
-    def __init__(self, *, host: HostSpec, expectation: Expectation, **kwargs: Any) -> None:
+class RangeNode(pytest.Collector):
+    def __init__(self, *, host: HostSpec, rule: RangeRule, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.host = host
-        self.expectation = expectation
+        self.rule = rule
+
+    def collect(self) -> Iterator[RangeItem]:
+        yield RangeItem.from_parent(self, name="only_open", host=self.host, rule=self.rule)
+
+
+class CheckItem(pytest.Item):
+    """An item whose verdict comes from the session's shared scan."""
+
+    host: HostSpec
+    waiver: Waiver | None = None
+
+    def __init__(self, *, host: HostSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
         self.judgement: Judgement | None = None
+
+    def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
+        raise NotImplementedError
+
+    def describe(self) -> tuple[str, str]:
+        """(target, expected) as the reports name them: ``("tcp/22", "open")``."""
+        raise NotImplementedError
 
     def setup(self) -> None:
         run = self.config.stash[RUN_KEY]
         shared = run.results()
-        resolution = shared.resolutions.get(self.host.address)
-        self.judgement = judge(
-            self.host,
-            self.expectation,
-            resolution,
-            shared.by_key,
-            silent=self.host.name in shared.silent,
-            strict=run.strict,
-            services=shared.report.services,
-        )
+        self.judgement = self.judge(run, shared)
+        services = shared.report.services
         probed = [
-            (result.address, shared.report.services[key])
+            (result.address, services[key])
             for result in self.judgement.found
-            if result.address is not None
-            and (key := (result.address, result.proto, result.port)) in shared.report.services
+            if result.address is not None and (key := (result.address, result.proto, result.port)) in services
         ]
         self._record(self.judgement, probed)
         if self.judgement.verdict is Verdict.ERROR:
@@ -319,17 +367,26 @@ class PortItem(pytest.Item):
 
     def runtest(self) -> None:
         assert self.judgement is not None
-        if self.judgement.verdict is Verdict.FAILED:
-            raise PortDrift(self.judgement.message)
+        if self.judgement.verdict is not Verdict.FAILED:
+            return
+        if self.waiver is not None and self.waiver.active(today()):
+            pytest.xfail(f"waived until {self.waiver.until}: {self.waiver.reason} — {self.judgement.message}")
+        raise PortDrift(self.judgement.message)
 
     def _record(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> None:
-        expectation = self.expectation
+        target, expected = self.describe()
         props: list[tuple[str, object]] = [
             (PROPERTY_PREFIX + "host", self.host.name),
-            (PROPERTY_PREFIX + "target", f"{expectation.proto.value}/{expectation.port}"),
-            (PROPERTY_PREFIX + "expected", expectation.expect.value),
+            (PROPERTY_PREFIX + "target", target),
+            (PROPERTY_PREFIX + "expected", expected),
             (PROPERTY_PREFIX + "verdict", judgement.verdict.value),
+            (PROPERTY_PREFIX + "message", judgement.message),
         ]
+        if self.waiver is not None:
+            props += [
+                (PROPERTY_PREFIX + "waiver_until", self.waiver.until.isoformat()),
+                (PROPERTY_PREFIX + "waiver_reason", self.waiver.reason),
+            ]
         for result in judgement.found:
             props += [
                 (PROPERTY_PREFIX + "address", result.address or ""),
@@ -352,9 +409,46 @@ class PortItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
+
+class PortItem(CheckItem):
+    def __init__(self, *, expectation: Expectation, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.expectation = expectation
+        self.waiver = expectation.waiver
+
+    def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
+        return judge(
+            self.host,
+            self.expectation,
+            shared.resolutions.get(self.host.address),
+            shared.by_key,
+            silent=self.host.name in shared.silent,
+            strict=run.strict,
+            services=shared.report.services,
+        )
+
+    def describe(self) -> tuple[str, str]:
+        return f"{self.expectation.proto.value}/{self.expectation.port}", self.expectation.expect.value
+
     def reportinfo(self) -> tuple[Path, int, str]:
         e = self.expectation
         return self.path, e.line - 1, f"{self.host.name} {e.proto.value}/{e.port} {e.expect.value}"
+
+
+class RangeItem(CheckItem):
+    def __init__(self, *, rule: RangeRule, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rule = rule
+
+    def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
+        resolution = shared.resolutions.get(self.host.address)
+        return judge_range(self.host, self.rule, resolution, shared.by_key, shared.report.services)
+
+    def describe(self) -> tuple[str, str]:
+        return self.rule.label, "only_open"
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.rule.line - 1, f"{self.host.name} {self.rule.label} only_open"
 
 
 # --- reports, summary and the report file (controller side) --------------------------------------
@@ -383,7 +477,15 @@ def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None
     if not {"host", "target", "expected", "verdict"} <= set(values):
         return None
     return ItemRecord(
-        values["host"], values["target"], values["expected"], values["verdict"], found, services
+        values["host"],
+        values["target"],
+        values["expected"],
+        values["verdict"],
+        found,
+        services,
+        values.get("message", ""),
+        values.get("waiver_until"),
+        values.get("waiver_reason"),
     )
 
 
@@ -398,6 +500,7 @@ def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]
             row["addresses"][address] = None
             row["found"][state] = row["found"].get(state, 0) + 1
         row["drift"] += record.verdict == Verdict.FAILED.value
+        row["waived"] = row.get("waived", 0) + (record.verdict == "waived")
         row["errors"] += record.verdict == Verdict.ERROR.value
     rows = []
     for host, row in hosts.items():
@@ -428,6 +531,8 @@ class ControllerHooks:
             return  # the call report (or a failed setup's) carries the same properties
         record = _parse_record(report.user_properties)
         if record is not None:
+            if getattr(report, "wasxfail", None) is not None:
+                record.verdict = "waived"
             self.run.records[report.nodeid] = record
 
     @pytest.hookimpl
@@ -461,6 +566,16 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
         terminalreporter.write_line("services found:")
         for host, target, line in services:
             terminalreporter.write_line(f"  {host} {target} {line}")
+    day = today()
+    notes = [(record, note) for record in run.records.values() if (note := record.waiver_note(day))]
+    if notes:
+        terminalreporter.write_line(
+            f"waivers to look at (expired, or expiring within {WAIVER_WARNING_DAYS} days):"
+        )
+        for record, note in notes:
+            terminalreporter.write_line(
+                f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
+            )
     for host in _silent_hosts(run):
         how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
         terminalreporter.write_line(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import enum
 import ipaddress
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
-from pytest_portcheck.inventory import Expect, Expectation, HostSpec, ServiceRequirement
+from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule, ServiceRequirement
 from pytest_portcheck.probes import TLS_VERSIONS, ProbeRequest, ServiceInfo, probe_services
 from pytest_portcheck.results import ResultKey, ScanReport
 
@@ -266,6 +267,66 @@ def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
 
 def _tls_rank(version: str) -> int:
     return TLS_VERSIONS.index(version) if version in TLS_VERSIONS else -1
+
+
+def range_pairs(host: HostSpec) -> list[tuple[HostSpec, Expectation]]:
+    """What a host's ``only_open`` range asks the scanner for: every other port of the range."""
+    rule = host.range_rule
+    if rule is None:
+        return []
+    return [(host, Expectation(host.name, rule.proto, port, Expect.CLOSED, rule.line)) for port in rule.ports]
+
+
+def judge_range(
+    host: HostSpec,
+    rule: RangeRule,
+    resolution: Resolution | None,
+    by_key: Mapping[ResultKey, ProbeResult],
+    services: Mapping[ResultKey, ServiceInfo] | None = None,
+) -> Judgement:
+    """``only_open``: no port of the range but the listed ones may be open, on any address."""
+    where = f"{_label(host, resolution)} {rule.label}"
+    if resolution is None or resolution.error is not None:
+        why = resolution.error if resolution is not None else "the host was not scanned"
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
+    services = services or {}
+    lines: list[str] = []
+    errors: list[str] = []
+    unexpected: list[ProbeResult] = []
+    for address in resolution.addresses:
+        opened: list[str] = []
+        failed: dict[str, int] = {}
+        for port in rule.ports:
+            result = by_key.get((address, rule.proto, port))
+            if result is None:
+                failed["not scanned"] = failed.get("not scanned", 0) + 1
+            elif result.state is PortState.ERROR:
+                failed[result.reason] = failed.get(result.reason, 0) + 1
+            elif result.state is PortState.OPEN:
+                unexpected.append(result)
+                info = services.get((address, rule.proto, port))
+                opened.append(f"{port} ({info.describe() if info else result.service})")
+        errors += [
+            f"{where}: cannot check {count} port(s) of {address} — {why}" for why, count in failed.items()
+        ]
+        if opened:
+            on = f" on {address}" if len(resolution.addresses) > 1 else ""
+            lines.append(
+                f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}: {', '.join(opened)}"
+            )
+    if errors:
+        return Judgement(Verdict.ERROR, "\n".join(errors), tuple(unexpected))
+    if lines:
+        return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
+    return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())
+
+
+def today() -> datetime.date:
+    """Today, or the date in PORTCHECK_TODAY (ISO), so waivers can be checked against any day."""
+    injected = os.environ.get("PORTCHECK_TODAY")
+    if injected:
+        return datetime.date.fromisoformat(injected)
+    return datetime.date.today()
 
 
 def resolutions_by_name(resolutions: Sequence[Resolution]) -> dict[str, Resolution]:
