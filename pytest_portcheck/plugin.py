@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -62,6 +64,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--portcheck-banners", action="store_true", dest="portcheck_banners",
         help="run protocol probes on every open port found, not only on entries that name a service",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-markdown", metavar="FILE", dest="portcheck_markdown",
+        help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when that is set)",
     )  # fmt: skip
     group.addoption(
         "--portcheck-report", metavar="FILE", dest="portcheck_report",
@@ -545,6 +551,14 @@ class ControllerHooks:
         destination = session.config.getoption("portcheck_report", None)
         if destination:
             _write_report_file(self.run, destination)
+        markdown = session.config.getoption("portcheck_markdown", None)
+        if markdown:
+            text = markdown_summary(self.run)
+            Path(markdown).write_text(text, encoding="utf-8")
+            step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+            if step_summary:
+                with open(step_summary, "a", encoding="utf-8") as handle:
+                    handle.write(text)
 
 
 def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
@@ -587,6 +601,45 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             f"scanned {len(document['results']):,} (address, port) pair(s) once each in "
             f"{document['elapsed_s']:.2f} s"
         )
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
+def _md(text: str) -> str:
+    """Text for a Markdown table cell or list item: markup and HTML from peers stays text."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def markdown_summary(run: PortcheckRun) -> str:
+    """The run as Markdown: hosts, drift, errors, waivers and services found."""
+    rows = _summary_rows(run)
+    records = list(run.records.items())
+    drift = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.FAILED.value]
+    errors = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.ERROR.value]
+    waived = [(nodeid, r) for nodeid, r in records if r.verdict == "waived"]
+    lines = [
+        f"## portcheck: {len(drift)} drift, {len(errors)} error(s), {len(waived)} waived "
+        f"on {len(rows)} host(s)",
+        "",
+        "| host | addresses | expected | found (per address) | drift | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(_md(str(cell)) for cell in row)} |" for row in rows]
+    for title, items in (("Drift", drift), ("Errors", errors), ("Waived", waived)):
+        if items:
+            lines += ["", f"### {title}", ""]
+            lines += [f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items]
+    day = today()
+    notes = [(nodeid, note) for nodeid, record in records if (note := record.waiver_note(day))]
+    if notes:
+        lines += ["", f"### Waivers expired or expiring within {WAIVER_WARNING_DAYS} days", ""]
+        lines += [f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes]
+    services = [(record.host, record.target, line) for _, record in records for line in record.services]
+    if services:
+        lines += ["", "### Services found", ""]
+        lines += [f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services]
+    return "\n".join(lines) + "\n"
 
 
 def _write_report_file(run: PortcheckRun, destination: str) -> None:
