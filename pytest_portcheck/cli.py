@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from pytest_portcheck import __version__
@@ -26,13 +28,19 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
+from pytest_portcheck.htmlreport import read_report_document, write_html
+from pytest_portcheck.inventory import snapshot_inventory
 from pytest_portcheck.ports import PortSpecError, parse_port_spec
 from pytest_portcheck.probes import ProbeRequest, ServiceInfo, probe_services
 from pytest_portcheck.results import (
     STATE_ORDER,
+    ReportError,
     ResultKey,
     ScanReport,
+    collect_scan,
+    compare_reports,
     count_states,
+    read_report,
     sort_results,
     write_report,
 )
@@ -90,55 +98,83 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scan TCP ports with non-blocking connects and report open, closed, filtered "
         "and error states with the reason for each.",
     )
-    scan_parser.add_argument(
-        "targets", nargs="+", metavar="TARGET", help="hostname, IP address or CIDR block"
-    )
-    scan_parser.add_argument(
-        "-p", "--ports", default="1-1024", metavar="SPEC",
-        help="ports: '22,80,443', '1-1024', '-' or 'all' for 1-65535; '/tcp' suffix allowed (default 1-1024)",
-    )  # fmt: skip
-    scan_parser.add_argument(
-        "-t", "--timeout", type=_positive_float, default=1.0, metavar="SECONDS",
-        help="seconds each connect attempt may take (default 1.0)",
-    )  # fmt: skip
-    scan_parser.add_argument(
-        "-w", "--workers", type=_count(1), default=DEFAULT_WINDOW, metavar="N",
-        help=f"connects in flight at once (default {DEFAULT_WINDOW})",
-    )  # fmt: skip
-    scan_parser.add_argument(
-        "--retries", type=_count(0), default=1, metavar="N",
-        help="extra attempts for ports that did not answer (default 1)",
-    )  # fmt: skip
-    scan_parser.add_argument(
-        "--processes", type=_count(1), default=None, metavar="N",
-        help="scanning processes (default: one per CPU for scans of 8,192 probes or more)",
-    )  # fmt: skip
+    _add_scan_options(scan_parser)
     scan_parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
     scan_parser.add_argument(
         "--show", type=_states, default=frozenset({PortState.OPEN}), metavar="STATES",
         help="states to list port by port, e.g. 'open,filtered' or 'all' (default open)",
     )  # fmt: skip
     scan_parser.add_argument(
-        "--banner", "-sV", action="store_true",
-        help="probe open ports: the service, product/version and the first line it sends",
-    )  # fmt: skip
-    scan_parser.add_argument(
-        "--probe-timeout", type=_positive_float, default=3.0, metavar="SECONDS",
-        help="time a protocol probe may take (default 3; servers get 1 s to speak first)",
-    )  # fmt: skip
-    scan_parser.add_argument(
-        "--tls-verify", action="store_true",
-        help="verify TLS certificates against the system CAs and the host name (default: report only)",
-    )  # fmt: skip
-    scan_parser.add_argument(
-        "--allow-large-targets", action="store_true",
-        help="allow CIDR blocks of more than 65,536 addresses",
-    )  # fmt: skip
-    scan_parser.add_argument(
         "--progress", choices=("auto", "always", "never"), default="auto",
         help="progress bar on stderr (default: only when stderr is a terminal)",
     )  # fmt: skip
+    snapshot_parser = commands.add_parser(
+        "snapshot",
+        help="scan, then write an inventory of what is open now",
+        description="Scan and write a valid inventory: the open ports under only_open (with the "
+        "services found when --banner probes them), the scanned range as its range.",
+    )
+    _add_scan_options(snapshot_parser)
+    snapshot_parser.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="inventory to write (default stdout)"
+    )
+    diff_parser = commands.add_parser(
+        "diff",
+        help="compare two JSON reports",
+        description="Compare two JSON reports (from 'portcheck scan --json' or --portcheck-report). "
+        "Exit 0 when equal, 1 when different, 2 on error.",
+    )
+    diff_parser.add_argument("old", metavar="OLD.json")
+    diff_parser.add_argument("new", metavar="NEW.json")
+    diff_parser.add_argument("--json", action="store_true", help="print the differences as JSON")
+    report_parser = commands.add_parser(
+        "report",
+        help="turn a JSON report into a self-contained HTML page",
+        description="Write one self-contained HTML page (no external assets) from a JSON report.",
+    )
+    report_parser.add_argument("report", metavar="REPORT.json")
+    report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
     return parser
+
+
+def _add_scan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="+", metavar="TARGET", help="hostname, IP address or CIDR block")
+    parser.add_argument(
+        "-p", "--ports", default="1-1024", metavar="SPEC",
+        help="ports: '22,80,443', '1-1024', '-' or 'all' for 1-65535; '/tcp' suffix allowed (default 1-1024)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-t", "--timeout", type=_positive_float, default=1.0, metavar="SECONDS",
+        help="seconds each connect attempt may take (default 1.0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-w", "--workers", type=_count(1), default=DEFAULT_WINDOW, metavar="N",
+        help=f"connects in flight at once (default {DEFAULT_WINDOW})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--retries", type=_count(0), default=1, metavar="N",
+        help="extra attempts for ports that did not answer (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--processes", type=_count(1), default=None, metavar="N",
+        help="scanning processes (default: one per CPU for scans of 8,192 probes or more)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--banner", "-sV", action="store_true",
+        help="probe open ports: the service, product/version and the first line it sends",
+    )  # fmt: skip
+    parser.add_argument(
+        "--probe-timeout", type=_positive_float, default=3.0, metavar="SECONDS",
+        help="time a protocol probe may take (default 3; servers get 1 s to speak first)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tls-verify", action="store_true",
+        help="verify TLS certificates against the system CAs and the host name (default: report only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-large-targets", action="store_true",
+        help="allow CIDR blocks of more than 65,536 addresses",
+    )  # fmt: skip
 
 
 class Progress:
@@ -296,17 +332,60 @@ def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dic
     return dict(zip(keys, found, strict=True))
 
 
+def _run_snapshot(args: argparse.Namespace) -> int:
+    ports = parse_port_spec(args.ports)
+    settings = ScanSettings(
+        timeout=args.timeout, retries=args.retries, window=args.workers, processes=args.processes
+    )
+    report = collect_scan(args.targets, ports, settings)
+    services = _probe_open(report.results, args) if args.banner else {}
+    text = snapshot_inventory(report, services, ports, ["portcheck", *args.argv])
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        opened = sum(1 for r in report.results if r.state is PortState.OPEN)
+        sys.stderr.write(
+            f"portcheck: wrote {args.output}: {len(report.resolutions)} target(s), {opened} open port(s)\n"
+        )
+    unresolved = [r for r in report.resolutions if r.error is not None]
+    for resolution in unresolved:
+        sys.stderr.write(f"portcheck: {resolution.host}: {resolution.error} (left out of the inventory)\n")
+    return EXIT_FAILURE if unresolved else EXIT_OK
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    try:
+        old, new = read_report(args.old), read_report(args.new)
+    except ReportError as exc:
+        sys.stderr.write(f"portcheck: error: {exc}\n")
+        return EXIT_USAGE
+    difference = compare_reports(old, new)
+    if args.json:
+        sys.stdout.write(json.dumps(difference.to_dict(), indent=1) + "\n")
+    else:
+        sys.stdout.write(difference.to_text(args.old, args.new))
+    return EXIT_OK if difference.equal else EXIT_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
-    # With the JSON report on stdout, the human-readable output moves to stderr.
-    out = sys.stderr if args.json == "-" else sys.stdout
     try:
         if args.command == "scan":
+            # With the JSON report on stdout, the human-readable output moves to stderr.
+            out = sys.stderr if args.json == "-" else sys.stdout
             return _run_scan(args, out, sys.stderr)
-    except (PortSpecError, ScanError) as exc:
+        if args.command == "snapshot":
+            return _run_snapshot(args)
+        if args.command == "diff":
+            return _run_diff(args)
+        if args.command == "report":
+            write_html(read_report_document(args.report), Path(args.output))
+            return EXIT_OK
+    except (PortSpecError, ScanError, ReportError) as exc:
         parser.exit(EXIT_USAGE, f"portcheck: error: {exc}\n")
     except OSError as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")

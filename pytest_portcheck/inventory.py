@@ -11,15 +11,25 @@ import contextlib
 import datetime
 import difflib
 import enum
-from collections.abc import Iterator
+import json
+import shlex
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from pytest_portcheck.engine import ScanError, check_target
-from pytest_portcheck.ports import PortSpecError, Protocol, format_ports, parse_port_spec
-from pytest_portcheck.probes import SERVICES, TLS_VERSIONS
+from pytest_portcheck.ports import (
+    PortKey,
+    PortSpecError,
+    Protocol,
+    format_ports,
+    parse_port_spec,
+    service_name,
+)
+from pytest_portcheck.probes import SERVICES, TLS_VERSIONS, ServiceInfo
+from pytest_portcheck.results import ResultKey, ScanReport
 
 # libyaml's parser, where PyYAML was built with it, composes a 10,000-line inventory ~10x faster.
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -155,7 +165,10 @@ class _Reader:
         if not isinstance(node, yaml.ScalarNode):
             kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
             raise self.error(node, f"expected a single value here, found {kind}")
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (ValueError, yaml.YAMLError) as exc:  # e.g. a timestamp with month 13
+            raise self.error(node, f"cannot read {node.value!r}: {exc}") from None
 
     def mapping(
         self, node: yaml.Node, what: str, allowed: tuple[str, ...]
@@ -413,7 +426,10 @@ def _waiver(reader: _Reader, node: yaml.Node) -> Waiver:
             node, 'a waiver needs until: and reason:, e.g. {until: 2026-12-31, reason: "TICKET-12"}'
         )
     until_node, reason_node = entries["until"][1], entries["reason"][1]
-    until = reader.scalar(until_node)
+    try:
+        until = reader.scalar(until_node)
+    except InventoryError as exc:
+        raise reader.error(until_node, f"until must be a date like 2026-12-31 ({exc.message})") from None
     if isinstance(until, str):
         with contextlib.suppress(ValueError):  # a quoted date; anything else is refused just below
             until = datetime.date.fromisoformat(until)
@@ -491,3 +507,70 @@ def _ports(reader: _Reader, node: yaml.Node) -> list[tuple[Protocol, int]]:
         return parse_port_spec(value)
     except PortSpecError as exc:
         raise reader.error(node, str(exc)) from None
+
+
+def _safe_name(text: str) -> str:
+    name = text.replace("::", "-").replace("/", "_").replace("@", "-").replace("[", "").replace("]", "")
+    return name.strip() or "host"
+
+
+def snapshot_inventory(
+    report: ScanReport,
+    services: Mapping[ResultKey, ServiceInfo],
+    ports: Sequence[PortKey],
+    command: Sequence[str],
+) -> str:
+    """An inventory of what is open now: ``only_open`` per host, the scanned ports as its range.
+
+    A host whose addresses differ in what is open gets one host per address, since every address of
+    a host must satisfy every line.
+    """
+    spec = json.dumps(f"{format_ports(port for _, port in ports)}/tcp")
+    lines = [
+        f"# Inventory snapshot written by {report.command[0] if report.command else 'portcheck'} "
+        f"at {report.started}",
+        f"# Command: {shlex.join(command)}",
+        "# Every port under only_open may be open; every other port of its range must stay shut.",
+        "# Review it before committing it: what is open today is not always what should be.",
+        "version: 1",
+        "defaults:",
+        f"  timeout: {report.settings.timeout:g}",
+        f"  retries: {report.settings.retries}",
+        "hosts:",
+    ]
+    opened: dict[tuple[str, str], list[int]] = {}
+    for result in report.results:
+        if result.state.value == "open" and result.address is not None:
+            opened.setdefault((result.host, result.address), []).append(result.port)
+    written = 0
+    for resolution in report.resolutions:
+        if resolution.error is not None:
+            lines.append(f"  # {resolution.host}: left out, {resolution.error}")
+            continue
+        per_address = {
+            address: sorted(opened.get((resolution.host, address), [])) for address in resolution.addresses
+        }
+        if len({tuple(ports) for ports in per_address.values()}) <= 1:
+            hosts = [(resolution.host, resolution.host, resolution.addresses[0])]
+        else:
+            lines.append(f"  # {resolution.host}: its addresses differ in what is open, one host per address")
+            hosts = [(f"{resolution.host}-{address}", address, address) for address in resolution.addresses]
+        for name, address, first in hosts:
+            lines += [
+                f"  {json.dumps(_safe_name(name))}:",
+                f"    address: {json.dumps(address)}",
+                f"    range: {spec}",
+            ]
+            open_ports = per_address[first]
+            lines.append("    only_open:" + ("" if open_ports else " []"))
+            for port in open_ports:
+                info = services.get((first, Protocol.TCP, port))
+                if info is not None and info.service in SERVICES:
+                    note = f"  # {info.describe()}" if info.evidence or info.product else ""
+                    lines.append(f"      - {{port: {port}, service: {info.service}}}{note}")
+                else:
+                    lines.append(f"      - {port}  # {service_name(Protocol.TCP, port)}")
+            written += 1
+    if not written:
+        lines.append("  # no host resolved: nothing to declare")
+    return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ their verdict from it. Without ``--portcheck`` or ``portcheck_inventory`` the pl
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import pytest
 from filelock import FileLock
 
 from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
+from pytest_portcheck.htmlreport import write_html
 from pytest_portcheck.inventory import (
     Expectation,
     HostSpec,
@@ -34,14 +36,13 @@ from pytest_portcheck.inventory import (
 )
 from pytest_portcheck.ports import Protocol, parse_port_spec
 from pytest_portcheck.probes import ServiceInfo
-from pytest_portcheck.results import ScanReport, collect_scan, report_from_dict, write_report
+from pytest_portcheck.results import ScanReport, collect_scan, dump_report, report_from_dict, write_report
 from pytest_portcheck.verdicts import (
     Judgement,
     Verdict,
     index_results,
     judge,
     judge_range,
-    range_pairs,
     scan_inventory,
     silent_hosts,
     today,
@@ -64,6 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--portcheck-banners", action="store_true", dest="portcheck_banners",
         help="run protocol probes on every open port found, not only on entries that name a service",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-html", metavar="FILE", dest="portcheck_html",
+        help="write a self-contained HTML page: hosts x ports, coloured by verdict",
     )  # fmt: skip
     group.addoption(
         "--portcheck-markdown", metavar="FILE", dest="portcheck_markdown",
@@ -173,27 +178,33 @@ class PortcheckRun:
         if self._results is None:
             if self._failure is not None:
                 raise PortcheckError(self._failure)
-            pairs = [
-                pair
-                for item in self.items
-                for pair in (
-                    [(item.host, item.expectation)] if isinstance(item, PortItem) else range_pairs(item.host)
-                )
-            ]
+            pairs = [(item.host, item.expectation) for item in self.items if isinstance(item, PortItem)]
+            ranges = [(item.host, item.rule) for item in self.items if isinstance(item, RangeItem)]
             try:
-                with FileLock(str(self.shared_dir / "results.lock")):
-                    if self.results_path.exists():
-                        document = json.loads(self.results_path.read_text(encoding="utf-8"))
-                        report = report_from_dict(document)
-                    else:
-                        report = scan_inventory(pairs, all_banners=self.banners)
-                        write_report(report, self.results_path)
+                if not self.is_worker:  # one process: nobody to share the scan with
+                    report = scan_inventory(pairs, ranges=ranges, all_banners=self.banners)
+                else:
+                    with FileLock(str(self.shared_dir / "results.lock")):
+                        if self.results_path.exists():
+                            document = json.loads(self.results_path.read_text(encoding="utf-8"))
+                            report = report_from_dict(document)
+                        else:
+                            report = scan_inventory(pairs, ranges=ranges, all_banners=self.banners)
+                            write_report(report, self.results_path)
             except (OSError, ValueError, KeyError) as exc:
                 self._failure = f"the inventory scan failed: {exc}"
                 raise PortcheckError(self._failure) from None
-            hosts = list({host.name: host for host, _ in pairs}.values())
+            hosts = list({host.name: host for host, _ in [*pairs, *ranges]}.values())
             self._results = InventoryResults(report, hosts)
         return self._results
+
+    def shared_report(self) -> ScanReport | None:
+        """The session's scan as the controller sees it: in memory, or the file xdist workers wrote."""
+        if self._results is not None:
+            return self._results.report
+        if self.results_path.exists():
+            return report_from_dict(json.loads(self.results_path.read_text(encoding="utf-8")))
+        return None
 
     def cleanup(self) -> None:
         if self._owns_dir:
@@ -551,6 +562,9 @@ class ControllerHooks:
         destination = session.config.getoption("portcheck_report", None)
         if destination:
             _write_report_file(self.run, destination)
+        html = session.config.getoption("portcheck_html", None)
+        if html:
+            write_html(_report_document(self.run), Path(html))
         markdown = session.config.getoption("portcheck_markdown", None)
         if markdown:
             text = markdown_summary(self.run)
@@ -595,11 +609,10 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"WARNING: {host}: no port answered — is the address right? ({how})", yellow=True
         )
-    if run.results_path.exists():
-        document = json.loads(run.results_path.read_text(encoding="utf-8"))
+    report = run.shared_report()
+    if report is not None:
         terminalreporter.write_line(
-            f"scanned {len(document['results']):,} (address, port) pair(s) once each in "
-            f"{document['elapsed_s']:.2f} s"
+            f"scanned {len(report.results):,} (address, port) pair(s) once each in {report.elapsed_s:.2f} s"
         )
 
 
@@ -642,11 +655,8 @@ def markdown_summary(run: PortcheckRun) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_report_file(run: PortcheckRun, destination: str) -> None:
-    if run.results_path.exists():
-        report = report_from_dict(json.loads(run.results_path.read_text(encoding="utf-8")))
-    else:
-        report = ScanReport([], [], ScanSettings(), "", 0.0)
+def _report_parts(run: PortcheckRun) -> tuple[ScanReport, list[dict[str, Any]]]:
+    report = run.shared_report() or ScanReport([], [], ScanSettings(), "", 0.0)
     expectations = [
         {
             "nodeid": nodeid,
@@ -654,6 +664,7 @@ def _write_report_file(run: PortcheckRun, destination: str) -> None:
             "target": record.target,
             "expected": record.expected,
             "verdict": record.verdict,
+            "message": record.message,
             "found": [
                 {"address": a, "state": s, "reason": r, "latency_ms": float(lat) if lat else None}
                 for a, s, r, lat in record.found
@@ -662,7 +673,20 @@ def _write_report_file(run: PortcheckRun, destination: str) -> None:
         }
         for nodeid, record in run.records.items()
     ]
+    return report, expectations
+
+
+def _write_report_file(run: PortcheckRun, destination: str) -> None:
+    report, expectations = _report_parts(run)
     write_report(report, destination, {"expectations": expectations})
+
+
+def _report_document(run: PortcheckRun) -> dict[str, Any]:
+    """The --portcheck-report document, in memory (for the HTML page)."""
+    buffer = io.StringIO()
+    report, expectations = _report_parts(run)
+    dump_report(report, buffer, {"expectations": expectations})
+    return dict(json.loads(buffer.getvalue()))
 
 
 # --- fixtures ----------------------------------------------------------------------------------

@@ -50,13 +50,18 @@ def parse_port_spec(spec: str | int, *, protocols: Iterable[Protocol] = SUPPORTE
     text = str(spec).strip()
     if not text:
         raise PortSpecError("the port spec is empty: give ports like '22,80,1000-2000'")
-    found: set[PortKey] = set()
-    for raw in text.split(","):
-        found.update(_parse_item(raw.strip(), text, allowed))
-    return sorted(found)
+    spans = sorted(_parse_item(raw.strip(), text, allowed) for raw in text.split(","))
+    # Merge the spans before expanding them: "1-65535" costs one range, not a set of 65,535 pairs.
+    merged: list[tuple[Protocol, int, int]] = []
+    for proto, low, high in spans:
+        if merged and merged[-1][0] is proto and low <= merged[-1][2] + 1:
+            merged[-1] = (proto, merged[-1][1], max(high, merged[-1][2]))
+        else:
+            merged.append((proto, low, high))
+    return [(proto, port) for proto, low, high in merged for port in range(low, high + 1)]
 
 
-def _parse_item(item: str, whole: str, allowed: frozenset[Protocol]) -> list[PortKey]:
+def _parse_item(item: str, whole: str, allowed: frozenset[Protocol]) -> tuple[Protocol, int, int]:
     if not item:
         raise PortSpecError(f"empty item in port spec {whole!r}: remove the stray comma")
     match = _ITEM.match(item)
@@ -73,7 +78,7 @@ def _parse_item(item: str, whole: str, allowed: frozenset[Protocol]) -> list[Por
         names = ", ".join(sorted(p.value for p in allowed))
         raise PortSpecError(f"{item!r}: {proto.value} ports are not supported here (supported: {names})")
     low, high = _parse_range(match.group("range").strip(), item)
-    return [(proto, port) for port in range(low, high + 1)]
+    return proto, low, high
 
 
 def _parse_range(text: str, item: str) -> tuple[int, int]:

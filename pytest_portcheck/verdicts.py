@@ -27,6 +27,7 @@ from pytest_portcheck.engine import (
     scan,
 )
 from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule, ServiceRequirement
+from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes import TLS_VERSIONS, ProbeRequest, ServiceInfo, probe_services
 from pytest_portcheck.results import ResultKey, ScanReport
 
@@ -51,26 +52,41 @@ class Judgement:
 
 
 def scan_inventory(
-    pairs: Iterable[tuple[HostSpec, Expectation]], *, window: int | None = None, all_banners: bool = False
+    pairs: Iterable[tuple[HostSpec, Expectation]],
+    *,
+    ranges: Iterable[tuple[HostSpec, RangeRule]] = (),
+    window: int | None = None,
+    all_banners: bool = False,
 ) -> ScanReport:
     """Resolve every host once and probe each (address, protocol, port) once, in one engine run per
     distinct (timeout, retries) setting; then run protocol probes on the open ports that declare a
     service (every open port with ``all_banners``)."""
     pairs = list(pairs)
+    ranges = list(ranges)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     clock = time.monotonic()
-    names = list(dict.fromkeys(host.address for host, _ in pairs))
+    names = list(dict.fromkeys([host.address for host, _ in pairs] + [host.address for host, _ in ranges]))
     resolutions = resolve_hosts(names)
     addresses = {r.host: r.addresses for r in resolutions}
-    # The most patient setting wins when two hosts share a port of the same address.
     settings_of: dict[ResultKey, tuple[float, int]] = {}
     owner: dict[ResultKey, str] = {}
-    for host, expectation in pairs:
+
+    def want(host: HostSpec, ports: Iterable[tuple[Protocol, int]]) -> None:
+        setting = (host.timeout, host.retries)
         for address in addresses[host.address]:
-            key = (address, expectation.proto, expectation.port)
-            timeout, retries = settings_of.get(key, (0.0, 0))
-            settings_of[key] = (max(timeout, host.timeout), max(retries, host.retries))
-            owner.setdefault(key, host.address)
+            for proto, port in ports:
+                key = (address, proto, port)
+                known = settings_of.get(key)
+                if known is None:
+                    settings_of[key] = setting
+                    owner[key] = host.address
+                elif known != setting:  # the most patient setting wins for a shared port
+                    settings_of[key] = (max(known[0], setting[0]), max(known[1], setting[1]))
+
+    for host, expectation in pairs:
+        want(host, [(expectation.proto, expectation.port)])
+    for host, rule in ranges:
+        want(host, [(rule.proto, port) for port in rule.ports])
     groups: dict[tuple[float, int], list[Target]] = {}
     for key, setting in settings_of.items():
         address, proto, port = key
@@ -83,7 +99,11 @@ def scan_inventory(
             settings = ScanSettings(timeout=timeout, retries=retries, window=window)
         results.extend(scan(targets, settings, stats))
     base = ScanSettings() if len(groups) != 1 else ScanSettings(*next(iter(groups)))
-    services = _probe_open_ports(pairs, addresses, index_results(results), all_banners)
+    probe_pairs = pairs + [pair for host, _ in ranges for pair in range_pairs(host)] if all_banners else pairs
+    wanted = all_banners or any(expectation.service is not None for _, expectation in pairs)
+    services = {}
+    if wanted:
+        services = _probe_open_ports(probe_pairs, addresses, index_results(results), all_banners)
     return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats, services=services)
 
 
