@@ -388,3 +388,17 @@ def test_html_report_command_shows_drift(
         + drift[0].split(" in ")[-1]
     ]
     assert os.path.getsize(page) < 200_000
+
+
+def test_diff_reports_a_changed_service(tmp_path: Path, greeter: Greeter) -> None:
+    port = greeter(b"SSH-2.0-OpenSSH_9.2p1 Debian")
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    assert portcheck("scan", "127.0.0.1", "-p", str(port), "--banner", "--json", str(old)).returncode == 0
+    document = json.loads(old.read_text())
+    [result] = document["results"]
+    assert result["probe"]["version"] == "9.2p1"
+    result["probe"]["version"] = "9.6p1"  # the same port, an upgraded server
+    new.write_text(json.dumps(document))
+    different = portcheck("diff", str(old), str(new))
+    assert different.returncode == 1
+    assert f"~ service  127.0.0.1 127.0.0.1 tcp/{port}: ssh OpenSSH 9.2p1 -> ssh OpenSSH 9.6p1" in different.stdout
