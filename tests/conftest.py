@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,6 +46,74 @@ def listen() -> Iterator[ListenerFactory]:
     yield factory
     for sock in opened:
         sock.close()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port on 0.0.0.0 whose accept queue is full: every 127.x address drops our SYNs (filtered)."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(0)
+    port = int(listener.getsockname()[1])
+    fillers = []
+    for _ in range(4):  # nobody accepts: these fill the queue, and the kernel drops later SYNs
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.1)
+    yield port
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+Behaviour = Callable[[socket.socket], None]
+
+
+@pytest.fixture
+def peer() -> Iterator[Callable[[Behaviour], int]]:
+    """``peer(behaviour)``: a loopback TCP server running ``behaviour(connection)`` for each client."""
+    listeners: list[socket.socket] = []
+    stop = threading.Event()
+
+    def start(behaviour: Behaviour) -> int:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.settimeout(0.1)
+        listeners.append(listener)
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    connection, _ = listener.accept()
+                except OSError:
+                    continue
+                threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+        def handle(connection: socket.socket) -> None:
+            with connection, contextlib.suppress(OSError):  # scans reset their connections
+                behaviour(connection)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return int(listener.getsockname()[1])
+
+    yield start
+    stop.set()
+    time.sleep(0.15)
+    for listener in listeners:
+        listener.close()
+
+
+def greeting(text: bytes, linger: float = 0.5) -> Behaviour:
+    """A behaviour for ``peer``: send ``text``, then wait a little before closing."""
+
+    def behaviour(connection: socket.socket) -> None:
+        connection.sendall(text)
+        time.sleep(linger)
+
+    return behaviour
 
 
 def unused_port(host: str = "127.0.0.1") -> int:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -119,26 +117,6 @@ def test_unwritable_report_is_a_runtime_failure(listen: ListenerFactory) -> None
 def test_python_dash_m_and_version() -> None:
     completed = portcheck("--version")
     assert completed.returncode == 0 and completed.stdout.startswith("portcheck ")
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port on 0.0.0.0 whose accept queue is full, so every 127.0.0.x drops our SYNs."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("0.0.0.0", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-        fillers.append(filler)
-    time.sleep(0.1)
-    yield port
-    for sock in [*fillers, listener]:
-        sock.close()
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])

@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
-def test_demo_passes() -> None:
+@pytest.mark.parametrize("extra", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_demo_passes(extra: list[str]) -> None:
     completed = subprocess.run(
-        [sys.executable, "examples/demo.py", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "examples/demo.py", "-q", "-p", "no:cacheprovider", *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -19,15 +21,3 @@ def test_demo_passes() -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "18 passed" in completed.stdout
     assert "drift: 0 expectation(s) not met on 3 host(s)" in completed.stdout
-
-
-def test_demo_with_xdist_passes() -> None:
-    completed = subprocess.run(
-        [sys.executable, "examples/demo.py", "-q", "-n", "2", "-p", "no:cacheprovider"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "18 passed" in completed.stdout

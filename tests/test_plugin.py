@@ -245,25 +245,6 @@ def test_dns_failure_is_an_error_for_every_item(pytester: pytest.Pytester) -> No
     assert result.ret == 1
 
 
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A 127.0.0.1 port whose accept queue is full: SYNs are dropped, the port looks filtered."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-        fillers.append(filler)
-    time.sleep(0.1)
-    yield port
-    for sock in [*fillers, listener]:
-        sock.close()
-
-
 def test_silent_host_warns_and_strict_makes_errors(pytester: pytest.Pytester, silent_port: int) -> None:
     inventory(
         pytester,

@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import servers
-from conftest import REPO
+from conftest import REPO, Behaviour, greeting
 
 from pytest_portcheck.probes import ProbeRequest, ServiceInfo, classify, neutralise, probe_services
 
@@ -139,59 +138,10 @@ def test_memcached(memcached_port: int) -> None:
 
 # --- small Python peers: greeters and hostile servers ---------------------------------------------
 
-Behaviour = Callable[[socket.socket], None]
-
-
-@pytest.fixture
-def peer() -> Iterator[Callable[[Behaviour], int]]:
-    """Start a TCP server that runs ``behaviour(connection)`` for every client."""
-    listeners: list[socket.socket] = []
-    stop = threading.Event()
-
-    def start(behaviour: Behaviour) -> int:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        listener.settimeout(0.1)
-        listeners.append(listener)
-
-        def serve() -> None:
-            while not stop.is_set():
-                try:
-                    connection, _ = listener.accept()
-                except (TimeoutError, OSError):
-                    continue
-                threading.Thread(target=handle, args=(connection,), daemon=True).start()
-
-        def handle(connection: socket.socket) -> None:
-            try:
-                behaviour(connection)
-            except OSError:
-                pass
-            finally:
-                connection.close()
-
-        threading.Thread(target=serve, daemon=True).start()
-        return int(listener.getsockname()[1])
-
-    yield start
-    stop.set()
-    time.sleep(0.15)
-    for listener in listeners:
-        listener.close()
-
-
-def greeter(text: bytes) -> Behaviour:
-    def behaviour(connection: socket.socket) -> None:
-        connection.sendall(text)
-        time.sleep(0.5)
-
-    return behaviour
-
 
 def test_smtp_and_ftp_greetings(peer: Callable[[Behaviour], int]) -> None:
-    smtp = peer(greeter(b"220 mail.example.test ESMTP Postfix (Debian/GNU)\r\n"))
-    ftp = peer(greeter(b"220 (vsFTPd 3.0.3)\r\n"))
+    smtp = peer(greeting(b"220 mail.example.test ESMTP Postfix (Debian/GNU)\r\n"))
+    ftp = peer(greeting(b"220 (vsFTPd 3.0.3)\r\n"))
     assert probe(smtp).service == "smtp"
     assert probe(ftp, "ftp").service == "ftp"
     assert probe(smtp, "ssh").service == "smtp"  # identified by content, not by what was expected

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, ListenerFactory, skip_or_fail, unused_port
+from conftest import REPO, Behaviour, ListenerFactory, greeting, skip_or_fail, unused_port
 
 pytest_plugins = ["pytester"]
 
@@ -35,40 +31,9 @@ Greeter = Callable[[bytes], int]
 
 
 @pytest.fixture
-def greeter() -> Iterator[Greeter]:
+def greeter(peer: Callable[[Behaviour], int]) -> Greeter:
     """``greeter(banner)``: a loopback port whose server sends ``banner`` to every client."""
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-    listeners: list[socket.socket] = []
-
-    def start(banner: bytes) -> int:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        listener.settimeout(0.1)
-        listeners.append(listener)
-
-        def serve() -> None:
-            while not stop.is_set():
-                try:
-                    connection, _ = listener.accept()
-                except OSError:
-                    continue
-                with connection, contextlib.suppress(OSError):  # scans reset their connections
-                    connection.sendall(banner + b"\r\n")
-                    time.sleep(0.1)
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        threads.append(thread)
-        return int(listener.getsockname()[1])
-
-    yield start
-    stop.set()
-    for thread in threads:
-        thread.join()
-    for listener in listeners:
-        listener.close()
+    return lambda banner: peer(greeting(banner + b"\r\n", linger=0.1))
 
 
 # --- default-deny ------------------------------------------------------------------------------
@@ -401,4 +366,7 @@ def test_diff_reports_a_changed_service(tmp_path: Path, greeter: Greeter) -> Non
     new.write_text(json.dumps(document))
     different = portcheck("diff", str(old), str(new))
     assert different.returncode == 1
-    assert f"~ service  127.0.0.1 127.0.0.1 tcp/{port}: ssh OpenSSH 9.2p1 -> ssh OpenSSH 9.6p1" in different.stdout
+    assert (
+        f"~ service  127.0.0.1 127.0.0.1 tcp/{port}: ssh OpenSSH 9.2p1 -> ssh OpenSSH 9.6p1"
+        in different.stdout
+    )
