@@ -30,7 +30,7 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.htmlreport import read_report_document, write_html
 from pytest_portcheck.inventory import snapshot_inventory
-from pytest_portcheck.ports import PortSpecError, parse_port_spec
+from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
 from pytest_portcheck.probes import ProbeRequest, ServiceInfo, probe_services
 from pytest_portcheck.results import (
     STATE_ORDER,
@@ -160,6 +160,14 @@ def _add_scan_options(parser: argparse.ArgumentParser) -> None:
         help="scanning processes (default: one per CPU for scans of 8,192 probes or more)",
     )  # fmt: skip
     parser.add_argument(
+        "--udp", "-sU", action="store_true",
+        help="scan UDP instead of TCP for the ports of -p ('53/udp' in -p mixes both)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--udp-rate", type=_positive_float, default=ScanSettings().udp_rate, metavar="PER_SECOND",
+        help="UDP retries per second to a host that rate-limits ICMP errors (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--banner", "-sV", action="store_true",
         help="probe open ports: the service, product/version and the first line it sends",
     )  # fmt: skip
@@ -225,18 +233,34 @@ def _result_line(result: ProbeResult) -> str:
     )
 
 
-def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _ports(args: argparse.Namespace) -> list[tuple[Protocol, int]]:
     ports = parse_port_spec(args.ports)
-    settings = ScanSettings(
-        timeout=args.timeout, retries=args.retries, window=args.workers, processes=args.processes
+    if args.udp:
+        ports = sorted({(Protocol.UDP, port) for _proto, port in ports})
+    return ports
+
+
+def _settings(args: argparse.Namespace) -> ScanSettings:
+    return ScanSettings(
+        timeout=args.timeout,
+        retries=args.retries,
+        window=args.workers,
+        processes=args.processes,
+        udp_rate=args.udp_rate,
     )
+
+
+def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    ports = _ports(args)
+    settings = _settings(args)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     clock = time.monotonic()
     resolutions = resolve_hosts(args.targets, allow_large=args.allow_large_targets)
     targets, unresolved = plan_targets(resolutions, ports)
     addresses = sum(len(r.addresses) for r in resolutions)
+    kinds = " and ".join(sorted({"TCP connect" if proto is Protocol.TCP else "UDP" for proto, _ in ports}))
     out.write(
-        f"portcheck {__version__}: TCP connect scan of {len(resolutions)} target(s), "
+        f"portcheck {__version__}: {kinds} scan of {len(resolutions)} target(s), "
         f"{len(ports):,} port(s) each (timeout {settings.timeout:g} s, retries {settings.retries}, "
         f"window {settings.window})\n"
     )
@@ -288,9 +312,19 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(
         f"\nSummary: {len(resolutions)} target(s), {addresses:,} address(es), {len(ports):,} port(s) each; "
         f"{len(results):,}/{probed:,} results: "
-        + ", ".join(f"{count:,} {state.value}" for state, count in counts.items())
+        + ", ".join(
+            f"{count:,} {state.value}"
+            for state, count in counts.items()
+            if state is not PortState.OPEN_FILTERED or any(proto is Protocol.UDP for proto, _ in ports)
+        )
         + f"; {verb} {elapsed:.2f} s\n"
     )
+    if stats.rate_limited:
+        out.write(
+            f"Note: {stats.rate_limited} address(es) rate-limit ICMP port-unreachable replies: "
+            f"{stats.paced_probes} UDP retries were paced (from {settings.udp_rate:g}/s, faster while "
+            f"answered), which is most of the {elapsed:.0f} s this scan took; --udp-rate sets the pace\n"
+        )
     if stats.self_connects or stats.resource_backoffs:
         out.write(
             f"Note: {stats.self_connects} self-connect(s) re-probed, {stats.resource_backoffs} "
@@ -333,10 +367,8 @@ def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dic
 
 
 def _run_snapshot(args: argparse.Namespace) -> int:
-    ports = parse_port_spec(args.ports)
-    settings = ScanSettings(
-        timeout=args.timeout, retries=args.retries, window=args.workers, processes=args.processes
-    )
+    ports = _ports(args)
+    settings = _settings(args)
     report = collect_scan(args.targets, ports, settings)
     services = _probe_open(report.results, args) if args.banner else {}
     text = snapshot_inventory(report, services, ports, ["portcheck", *args.argv])

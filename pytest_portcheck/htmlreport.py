@@ -101,7 +101,7 @@ def _cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "state": cell.get("state", "unknown"),
         "verdict": verdict,
-        "class": verdict or cell.get("state", "unknown"),
+        "class": (verdict or cell.get("state", "unknown")).replace("|", "-"),
         "details": {
             "state": cell.get("state"),
             "reason": cell.get("reason"),
@@ -156,7 +156,7 @@ th.row { text-align: left; }
 td { cursor: pointer; min-width: 4em; }
 td.passed, td.open { background: #cfe8cf; }
 td.closed { background: #eee; }
-td.filtered { background: #dde4f0; }
+td.filtered, td.open-filtered { background: #dde4f0; }
 td.failed { background: #f4b6b6; outline: 2px solid #c00; font-weight: bold; }
 td.error { background: #f7d9a8; outline: 2px solid #b60; }
 td.waived { background: #f3efb0; }

@@ -114,6 +114,8 @@ class Expectation:
     """1-based line of the entry that declared it."""
     service: ServiceRequirement | None = None
     waiver: Waiver | None = None
+    silence_counts_as_closed: bool = False
+    """UDP: accept open|filtered (no reply, no ICMP error) as closed. Off: silence proves nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,10 @@ _PLAIN_TAGS = frozenset(
 )
 _TOP_KEYS = ("version", "defaults", "hosts")
 _DEFAULT_KEYS = ("timeout", "retries")
-_HOST_KEYS = ("address", "open", "only_open", "range", "closed", "filtered", "timeout", "retries")
+_HOST_KEYS = (
+    "address", "open", "only_open", "range", "closed", "filtered", "timeout", "retries",
+    "silence_counts_as_closed",
+)  # fmt: skip
 
 
 class _Reader:
@@ -311,6 +316,9 @@ def _host(
         raise reader.error(entries["only_open"][0], f"host {name!r} has both open: and only_open:: keep one")
     if "range" in entries and "only_open" not in entries:
         raise reader.error(entries["range"][0], "range: goes with only_open:, which it bounds")
+    host_silence = False
+    if "silence_counts_as_closed" in entries:
+        host_silence = _flag(reader, entries["silence_counts_as_closed"][1], "silence_counts_as_closed")
     declared: dict[tuple[Protocol, int], tuple[Expect, int]] = {}
     expectations: list[Expectation] = []
     for list_key, expect in _LISTS:
@@ -325,10 +333,11 @@ def _host(
                 f'{list_key} of {name!r} must be a list, e.g. {list_key}: [22, "8000-8010"]',
             )
         for item in list_node.value:
-            service = waiver = None
+            service = waiver = silence = None
             port_node = item
             if isinstance(item, yaml.MappingNode):
-                port_node, service, waiver = _mapping_entry(reader, item, expect, name)
+                port_node, service, waiver, silence = _mapping_entry(reader, item, expect, name)
+            silent_ok = host_silence if silence is None else silence
             for key in _ports(reader, port_node):
                 line = item.start_mark.line + 1
                 if key in declared:
@@ -346,7 +355,9 @@ def _host(
                         f"{expect.value}: keep one",
                     )
                 declared[key] = (expect, line)
-                expectations.append(Expectation(name, key[0], key[1], expect, line, service, waiver))
+                expectations.append(
+                    Expectation(name, key[0], key[1], expect, line, service, waiver, silent_ok)
+                )
     rule = _range_rule(reader, name, entries, expectations) if "only_open" in entries else None
     if not expectations and rule is None:
         raise reader.error(
@@ -384,7 +395,7 @@ def _range_rule(
     return RangeRule(name, proto, rest, label, node.start_mark.line + 1)
 
 
-_ENTRY_KEYS = ("port", "service", "tls", "auth", "waive")
+_ENTRY_KEYS = ("port", "service", "tls", "auth", "waive", "silence_counts_as_closed")
 _TLS_KEYS = ("min_version", "expires_in_days", "verify")
 _WAIVE_KEYS = ("until", "reason")
 _LISTS = (
@@ -395,14 +406,29 @@ _LISTS = (
 )
 
 
+def _flag(reader: _Reader, node: yaml.Node, name: str) -> bool:
+    value = reader.scalar(node)
+    if not isinstance(value, bool):
+        raise reader.error(node, f"{name} must be true or false, not {value!r}")
+    return value
+
+
 def _mapping_entry(
     reader: _Reader, node: yaml.MappingNode, expect: Expect, host: str
-) -> tuple[yaml.Node, ServiceRequirement | None, Waiver | None]:
-    """``{port: 22, service: ssh, waive: {...}}``: the port's node, what must answer, the waiver."""
+) -> tuple[yaml.Node, ServiceRequirement | None, Waiver | None, bool | None]:
+    """``{port: 22, service: ssh, waive: {...}}``: the port's node, what must answer, the waiver, and
+    whether UDP silence counts as closed (None: as the host says)."""
     entries = reader.mapping(node, f"an entry of {host!r}", _ENTRY_KEYS)
     if "port" not in entries:
         raise reader.error(node, "this entry has no 'port:': write {port: 22, service: ssh}")
     waiver = _waiver(reader, entries["waive"][1]) if "waive" in entries else None
+    silence = None
+    if "silence_counts_as_closed" in entries:
+        if expect is not Expect.CLOSED:
+            raise reader.error(
+                entries["silence_counts_as_closed"][0], "silence_counts_as_closed goes with closed: entries"
+            )
+        silence = _flag(reader, entries["silence_counts_as_closed"][1], "silence_counts_as_closed")
     service = None
     if "service" in entries:
         if expect is not Expect.OPEN:
@@ -412,11 +438,11 @@ def _mapping_entry(
         service = _service_requirement(reader, entries)
     elif "tls" in entries or "auth" in entries:
         raise reader.error(node, f"tls: and auth: need a 'service:': name one of {', '.join(SERVICES)}")
-    elif waiver is None:
+    elif waiver is None and silence is None:
         raise reader.error(
             node, f"this entry has no 'service:' or 'waive:': name one of {', '.join(SERVICES)}"
         )
-    return entries["port"][1], service, waiver
+    return entries["port"][1], service, waiver, silence
 
 
 def _waiver(reader: _Reader, node: yaml.Node) -> Waiver:

@@ -532,7 +532,8 @@ def _silent_hosts(run: PortcheckRun) -> list[str]:
     states: dict[str, set[str]] = {}
     for record in run.records.values():
         states.setdefault(record.host, set()).update(found[1] for found in record.found)
-    return [host for host, seen in states.items() if seen == {PortState.FILTERED.value}]
+    silent = {PortState.FILTERED.value, PortState.OPEN_FILTERED.value}
+    return [host for host, seen in states.items() if seen and seen <= silent]
 
 
 class ControllerHooks:

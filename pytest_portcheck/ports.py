@@ -27,7 +27,7 @@ class Protocol(str, enum.Enum):
 PortKey = tuple[Protocol, int]
 """A (protocol, port number) pair; sorting a list of them orders by protocol, then port."""
 
-SUPPORTED_PROTOCOLS: frozenset[Protocol] = frozenset({Protocol.TCP})
+SUPPORTED_PROTOCOLS: frozenset[Protocol] = frozenset(Protocol)
 
 
 class PortSpecError(ValueError):

@@ -33,7 +33,7 @@ from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes import ServiceInfo, TlsInfo
 
 REPORT_VERSION = 1
-STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.ERROR)
+STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED, PortState.ERROR)
 
 
 def sort_results(results: Iterable[ProbeResult], host_order: Sequence[str]) -> list[ProbeResult]:

@@ -34,8 +34,9 @@ from pytest_portcheck.results import ResultKey, ScanReport
 _SATISFIES = {
     Expect.OPEN: frozenset({PortState.OPEN}),
     Expect.CLOSED: frozenset({PortState.CLOSED, PortState.FILTERED}),
-    Expect.FILTERED: frozenset({PortState.FILTERED}),
+    Expect.FILTERED: frozenset({PortState.FILTERED, PortState.OPEN_FILTERED}),
 }
+_SILENT = frozenset({PortState.FILTERED, PortState.OPEN_FILTERED})
 
 
 class Verdict(str, enum.Enum):
@@ -163,7 +164,7 @@ def silent_hosts(
             for e in host.expectations
         ]
         states = {result.state for result in found if result is not None}
-        if states == {PortState.FILTERED}:
+        if states and states <= _SILENT:
             silent.add(host.name)
     return silent
 
@@ -223,6 +224,8 @@ def judge(
         message = f"{where}: no port of this host answered — is the address right? (--portcheck-strict)"
         return Judgement(Verdict.ERROR, message, tuple(found))
     wanted = _SATISFIES[expectation.expect]
+    if expectation.silence_counts_as_closed:
+        wanted = wanted | {PortState.OPEN_FILTERED}
     wrong = [r for r in found if r.state not in wanted]
     if not wrong and expectation.service is not None:
         return _judge_service(where, expectation.service, found, services or {})
@@ -234,6 +237,13 @@ def judge(
         line = f"{where}: expected {expectation.expect.value}, found {describe(result, host.timeout)}{on}"
         if expectation.expect is Expect.FILTERED and result.state is PortState.CLOSED:
             line += " — the port is reachable through the firewall"
+        if result.state is PortState.OPEN_FILTERED and expectation.expect is Expect.CLOSED:
+            line += (
+                " — no reply and no ICMP error: a silent service or a drop, silence proves nothing; "
+                "declare it filtered:, or set silence_counts_as_closed: true to accept it"
+            )
+        if result.state is PortState.OPEN_FILTERED and expectation.expect is Expect.OPEN:
+            line += " — a UDP port proves open only by replying"
         lines.append(line)
     return Judgement(Verdict.FAILED, "\n".join(lines), tuple(found))
 

@@ -61,7 +61,6 @@ def test_everything(spec: str) -> None:
         ("http", "'http' in 'http' is not a port number"),
         ("22/sctp", "unknown protocol 'sctp'"),
         ("1-2-3", "more than one '-'"),
-        ("53/udp", "udp ports are not supported here"),
         ("²", "not a port number"),
         ("-5-", "more than one '-'"),
         ("1.5", "not a port number"),
@@ -80,8 +79,15 @@ def test_rejects_non_text() -> None:
         parse_port_spec([22])  # type: ignore[arg-type]
 
 
-def test_udp_allowed_when_asked() -> None:
-    assert parse_port_spec("53/udp,53", protocols=Protocol) == [(TCP, 53), (Protocol.UDP, 53)]
+def test_udp_ports() -> None:
+    assert parse_port_spec("53/udp,53,500-501/UDP") == [
+        (TCP, 53),
+        (Protocol.UDP, 53),
+        (Protocol.UDP, 500),
+        (Protocol.UDP, 501),
+    ]
+    with pytest.raises(PortSpecError, match="udp ports are not supported here"):
+        parse_port_spec("53/udp", protocols={TCP})
 
 
 @given(st.sets(st.integers(1, MAX_PORT), min_size=1, max_size=200))

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, ScanSettings, ScanStats, Target
+from pytest_portcheck.engine.payloads import udp_payload
+from pytest_portcheck.ports import Protocol
 
 # errno values that mean "we could not make the attempt": back off and try again.
 RESOURCE_ERRNOS = frozenset(
@@ -40,11 +42,16 @@ _REPROBE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED})
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _MAX_REPROBES = 5
 _MAX_IDLE_RESOURCE_FAILURES = 3
+_MAX_PACED_RATE = 2000.0  # paced UDP retries per second at most, however well a host answers
+_MAX_PACED_ATTEMPTS = 4  # a paced retry that meets silence may be paced again, this many times in all
+_ANSWERS_BEFORE_SPEEDUP = 4
 _LISTENERS_FRESH_FOR = 1.0  # seconds a reading of the listening ports vouches for the ports it lists
 _IDLE_PAUSES = (0.05, 0.1, 0.2, 0.4)
 _FD_HEADROOM = 16  # descriptors left for the poller, the resolver, logging and the caller
 _HAS_SOCK_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
 _NONBLOCKING_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
+_NONBLOCKING_DGRAM = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
+_UDP_READ = 4096
 
 
 def ephemeral_port_range() -> range:
@@ -122,12 +129,12 @@ class _Poller:
         self._epoll = select.epoll() if hasattr(select, "epoll") else None
         self._selector = None if self._epoll is not None else selectors.DefaultSelector()
 
-    def add(self, fd: int) -> None:
+    def add(self, fd: int, readable: bool = False) -> None:
         if self._epoll is not None:
-            self._epoll.register(fd, select.EPOLLOUT)
+            self._epoll.register(fd, select.EPOLLIN if readable else select.EPOLLOUT)
         else:
             assert self._selector is not None
-            self._selector.register(fd, selectors.EVENT_WRITE)
+            self._selector.register(fd, selectors.EVENT_READ if readable else selectors.EVENT_WRITE)
 
     def discard(self, fd: int) -> None:
         # Closing a descriptor removes it from an epoll set; selectors keep their own map.
@@ -159,6 +166,73 @@ class _Probe:
     started: float = 0.0
     deadline: float = 0.0
     done: bool = False
+    paced: bool = False
+    paced_attempts: int = 0
+
+
+class _Pacer:
+    """Per-address queues of UDP retries, released at a rate that adapts to the target's ICMP limit.
+
+    It starts at the base rate (Linux refills its per-peer limit about once a second), doubles after
+    every few answered retries in a row (a host limited only by its global budget answers hundreds a
+    second), and falls back to the base rate when one goes unanswered.
+    """
+
+    def __init__(self, base_rate: float) -> None:
+        self.base_rate = base_rate
+        self.rate: dict[str, float] = {}
+        self.streak: dict[str, int] = {}
+        self.queues: dict[str, deque[_Probe]] = {}
+        self.due: dict[str, float] = {}
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.queues)
+
+    @property
+    def addresses(self) -> set[str]:
+        return set(self.rate)
+
+    def add(self, address: str, probe: _Probe, now: float) -> None:
+        # The burst that exhausted the limit has just been answered: the first token comes back one
+        # interval from now, not at once.
+        rate = self.rate.setdefault(address, self.base_rate)
+        self.queues.setdefault(address, deque()).append(probe)
+        self.due.setdefault(address, now + 1.0 / rate)
+
+    def answered(self, address: str) -> None:
+        if address in self.rate:
+            self.streak[address] = self.streak.get(address, 0) + 1
+            if self.streak[address] >= _ANSWERS_BEFORE_SPEEDUP:
+                self.streak[address] = 0
+                self.rate[address] = min(self.rate[address] * 2, _MAX_PACED_RATE)
+
+    def unanswered(self, address: str) -> None:
+        if address in self.rate:
+            self.streak[address] = 0
+            self.rate[address] = self.base_rate
+
+    def next_due(self) -> float:
+        return min(self.due[address] for address in self.queues)
+
+    def release_due(self, now: float, pending: deque[_Probe]) -> None:
+        for address in list(self.queues):
+            queue = self.queues[address]
+            interval = 1.0 / self.rate[address]
+            due = max(self.due[address], now - interval)  # no catching up in a burst after a pause
+            while queue and due <= now:
+                pending.append(queue.popleft())
+                due += interval
+            self.due[address] = due
+            if not queue:
+                del self.queues[address]
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _top_up(pending: deque[_Probe], fresh: Iterator[_Probe]) -> bool:
@@ -190,6 +264,8 @@ class ConnectScanner:
         self._clock = clock
         self._ephemeral = ephemeral_port_range()
         self._local: dict[str, bool] = {}
+        self._udp_refusals: dict[str, int] = {}
+        self._pacer: _Pacer | None = None
         self._listeners: set[int] | None = None
         self._listeners_read_at = 0.0
 
@@ -207,10 +283,12 @@ class ConnectScanner:
         pending: deque[_Probe] = deque()
         in_order: deque[_Probe] = deque()  # in-flight probes by start time, hence by deadline
         in_flight: dict[int, _Probe] = {}
+        paced = self._pacer = _Pacer(self.settings.udp_rate)
         window = max_window
         idle_failures = 0
         try:
-            while _top_up(pending, fresh) or in_flight:
+            while _top_up(pending, fresh) or in_flight or paced.waiting:
+                paced.release_due(self._clock(), pending)
                 while _top_up(pending, fresh) and len(in_flight) < window:
                     probe = pending.popleft()
                     outcome = self._start(probe, poller, in_flight, in_order, pending)
@@ -237,15 +315,22 @@ class ConnectScanner:
                         yield self._result(probe, PortState.ERROR, Reason.local_error(outcome), None)
                     break
                 if not in_flight:
+                    if not pending and paced.waiting:
+                        time.sleep(max(0.0, paced.next_due() - self._clock()))
                     continue
                 while in_order[0].done:
                     in_order.popleft()
                 wait = max(0.0, in_order[0].deadline - self._clock())
+                if paced.waiting:
+                    wait = min(wait, max(0.0, paced.next_due() - self._clock()))
                 for fd in poller.wait(wait):
                     probe = in_flight[fd]
                     assert probe.sock is not None
                     err = probe.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    result = self._finish(probe, err, poller, in_flight, pending)
+                    if probe.target.proto is Protocol.UDP:
+                        result = self._finish_udp(probe, err, poller, in_flight, pending)
+                    else:
+                        result = self._finish(probe, err, poller, in_flight, pending)
                     if result is not None:
                         yield result
                     if window < max_window:
@@ -256,9 +341,17 @@ class ConnectScanner:
                     if probe.done:
                         continue
                     self._release(probe, poller, in_flight)
-                    if probe.attempt <= self.settings.retries:
+                    if probe.paced:
+                        paced.unanswered(probe.target.address)
+                    if probe.attempt <= self.settings.retries or (
+                        probe.paced and probe.paced_attempts < _MAX_PACED_ATTEMPTS
+                    ):
                         probe.attempt += 1
-                        pending.append(probe)
+                        self._retry(probe, pending, paced)
+                    elif probe.target.proto is Protocol.UDP:
+                        yield self._result(
+                            probe, PortState.OPEN_FILTERED, Reason.NO_RESPONSE, now - probe.started
+                        )
                     else:
                         yield self._result(probe, PortState.FILTERED, Reason.NO_RESPONSE, now - probe.started)
         finally:
@@ -293,8 +386,9 @@ class ConnectScanner:
         pending: deque[_Probe],
     ) -> ProbeResult | str | None:
         """Start one attempt. Returns a decided result, an errno name to back off on, or None."""
+        udp = probe.target.proto is Protocol.UDP
         try:
-            sock = socket.socket(probe.family, _NONBLOCKING_STREAM)
+            sock = socket.socket(probe.family, _NONBLOCKING_DGRAM if udp else _NONBLOCKING_STREAM)
         except OSError as exc:
             name = errno.errorcode.get(exc.errno or 0, str(exc))
             if exc.errno in RESOURCE_ERRNOS:
@@ -307,6 +401,8 @@ class ConnectScanner:
         probe.started = self._clock()
         probe.deadline = probe.started + self.settings.timeout
         self.stats.probes_sent += 1
+        if udp:
+            return self._start_udp(probe, sock, poller, in_flight, in_order, pending)
         err = sock.connect_ex(probe.sockaddr)
         if err == errno.EINPROGRESS:
             # A local peer often answers within the connect call itself (on loopback the RST is
@@ -323,6 +419,72 @@ class ConnectScanner:
             probe.sock = None
             return errno.errorcode.get(err, str(err))
         return self._finish(probe, err, poller, in_flight, pending)
+
+    def _start_udp(
+        self,
+        probe: _Probe,
+        sock: socket.socket,
+        poller: _Poller,
+        in_flight: dict[int, _Probe],
+        in_order: deque[_Probe],
+        pending: deque[_Probe],
+    ) -> ProbeResult | str | None:
+        # A connected UDP socket: the kernel reports ICMP errors about this peer as errors on it.
+        err = sock.connect_ex(probe.sockaddr)
+        if err == 0:
+            try:
+                sock.send(udp_payload(probe.target.port))
+            except OSError as exc:
+                err = exc.errno or errno.EIO
+        if err == 0:
+            # On loopback the ICMP port-unreachable is already queued when send returns.
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err == 0:
+            fd = sock.fileno()
+            in_flight[fd] = probe
+            in_order.append(probe)
+            poller.add(fd, readable=True)
+            return None
+        if err in RESOURCE_ERRNOS:
+            sock.close()
+            probe.sock = None
+            return errno.errorcode.get(err, str(err))
+        return self._finish_udp(probe, err, poller, in_flight, pending)
+
+    def _finish_udp(
+        self, probe: _Probe, err: int, poller: _Poller, in_flight: dict[int, _Probe], pending: deque[_Probe]
+    ) -> ProbeResult | None:
+        """A reply, an ICMP error, or (err 0 and nothing to read) a spurious wake-up: keep waiting."""
+        sock = probe.sock
+        assert sock is not None
+        latency = self._clock() - probe.started
+        if err == 0:
+            try:
+                sock.recv(_UDP_READ)
+            except BlockingIOError:
+                return None
+            except OSError as exc:
+                err = exc.errno or errno.EIO
+            else:
+                self._release(probe, poller, in_flight)
+                self._answered(probe)
+                return self._result(probe, PortState.OPEN, Reason.UDP_RESPONSE, latency)
+        self._release(probe, poller, in_flight)
+        if err == errno.ECONNREFUSED:
+            self._answered(probe)
+            self._udp_refusals[probe.target.address] = self._udp_refusals.get(probe.target.address, 0) + 1
+            return self._result(probe, PortState.CLOSED, Reason.PORT_UNREACH, latency)
+        reason = _FILTERED_REASONS.get(err)
+        if reason is not None:
+            return self._result(probe, PortState.FILTERED, reason, latency)
+        if err in RESOURCE_ERRNOS and probe.resource_failures < _MAX_IDLE_RESOURCE_FAILURES:
+            probe.resource_failures += 1
+            self.stats.resource_backoffs += 1
+            pending.appendleft(probe)
+            return None
+        return self._result(
+            probe, PortState.ERROR, Reason.local_error(errno.errorcode.get(err, str(err))), latency
+        )
 
     def _release(self, probe: _Probe, poller: _Poller, in_flight: dict[int, _Probe]) -> None:
         probe.done = True
@@ -407,6 +569,32 @@ class ConnectScanner:
             return True  # no /proc: the self-connect comparison above is all we can do
         self._listeners, self._listeners_read_at = listeners, now
         return port in listeners
+
+    def _answered(self, probe: _Probe) -> None:
+        if probe.paced and self._pacer is not None:
+            self._pacer.answered(probe.target.address)
+
+    def _retry(self, probe: _Probe, pending: deque[_Probe], paced: _Pacer) -> None:
+        """Try a silent probe again: at once, or paced when its address rate-limits ICMP errors.
+
+        Linux answers a burst of closed UDP ports with port-unreachable, then about one a second
+        (loopback is exempt). Silence from an address that did refuse some ports is most likely that
+        limit, not a drop, so its retries go out no faster than the limit refills.
+        """
+        address = probe.target.address
+        if (
+            probe.target.proto is Protocol.UDP
+            and self._udp_refusals.get(address)
+            and not _is_loopback(address)
+        ):
+            if address not in paced.addresses:
+                self.stats.rate_limited += 1
+            self.stats.paced_probes += 1
+            probe.paced = True
+            probe.paced_attempts += 1
+            paced.add(address, probe, self._clock())
+        else:
+            pending.append(probe)
 
     def _reprobe(self, probe: _Probe, pending: deque[_Probe], why: str) -> ProbeResult | None:
         probe.reprobes += 1

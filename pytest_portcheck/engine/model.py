@@ -15,6 +15,8 @@ class PortState(str, enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
     FILTERED = "filtered"
+    OPEN_FILTERED = "open|filtered"
+    """UDP only: no reply and no ICMP error, so open and dropping look the same."""
     ERROR = "error"
 
     def __str__(self) -> str:
@@ -25,6 +27,8 @@ class Reason:
     """Why a probe ended as it did, in nmap's words where nmap has one."""
 
     SYN_ACK = "syn-ack"
+    UDP_RESPONSE = "udp-response"
+    PORT_UNREACH = "port-unreach"
     CONN_REFUSED = "conn-refused"
     NO_RESPONSE = "no-response"
     HOST_UNREACH = "host-unreach"
@@ -94,6 +98,8 @@ class ScanSettings:
     """Maximum connects in flight at once, over all processes."""
     processes: int | None = None
     """Scanning processes; None picks one per CPU for large scans (CPU-bound on loopback)."""
+    udp_rate: float = 0.95
+    """UDP retries per second to an address that rate-limits its ICMP errors (Linux: ~1/s after a burst)."""
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -102,6 +108,8 @@ class ScanSettings:
             raise ScanError(f"retries must be 0 or more, not {self.retries}")
         if self.window < 1:
             raise ScanError(f"the window (connects in flight) must be at least 1, not {self.window}")
+        if not self.udp_rate > 0:
+            raise ScanError(f"the UDP rate must be more than 0 probes per second, not {self.udp_rate}")
         if self.processes is not None and self.processes < 1:
             raise ScanError(f"processes must be at least 1, not {self.processes}")
 
@@ -115,6 +123,10 @@ class ScanStats:
     resource_backoffs: int = 0
     smallest_window: int = 0
     """The narrowest the window of connects in flight became (0: not started)."""
+    paced_probes: int = 0
+    """UDP retries sent slowly because their address rate-limits ICMP errors."""
+    rate_limited: int = 0
+    """Addresses found rate-limiting ICMP port-unreachable replies."""
     processes: int = 1
 
     def add(self, other: ScanStats) -> None:
@@ -122,5 +134,7 @@ class ScanStats:
         self.probes_sent += other.probes_sent
         self.self_connects += other.self_connects
         self.resource_backoffs += other.resource_backoffs
+        self.paced_probes += other.paced_probes
+        self.rate_limited += other.rate_limited
         if other.smallest_window:
             self.smallest_window = min(filter(None, (self.smallest_window, other.smallest_window)))

@@ -56,7 +56,9 @@ def scan(
     """
     settings = settings or ScanSettings()
     stats = stats if stats is not None else ScanStats()
-    processes = process_count(len(targets), settings)
+    # UDP retries are paced per address against ICMP rate limits: one process must see them all.
+    has_udp = any(target.proto is Protocol.UDP for target in targets)
+    processes = 1 if has_udp else process_count(len(targets), settings)
     stats.processes = processes
     if processes == 1:
         scanner = ConnectScanner(settings)
@@ -121,7 +123,7 @@ class _Worker:
         for line in lines:
             fields = line.decode().split("\t")
             if fields[0] == "#stats":
-                self.stats = ScanStats(*(int(value) for value in fields[1:5]))
+                self.stats = ScanStats(*(int(value) for value in fields[1:7]))
                 continue
             index = int(fields[0])
             target = self.shard[index]
@@ -234,7 +236,7 @@ def _worker_main() -> int:
     stats = scanner.stats
     batch.append(
         f"#stats\t{stats.probes_sent}\t{stats.self_connects}\t{stats.resource_backoffs}\t"
-        f"{stats.smallest_window}\n"
+        f"{stats.smallest_window}\t{stats.paced_probes}\t{stats.rate_limited}\n"
     )
     out.write("".join(batch).encode())
     out.flush()
