@@ -28,10 +28,7 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
-from pytest_portcheck.htmlreport import read_report_document, write_html
-from pytest_portcheck.inventory import snapshot_inventory
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
-from pytest_portcheck.probes import ProbeRequest, ServiceInfo, probe_services
 from pytest_portcheck.results import (
     STATE_ORDER,
     ReportError,
@@ -44,6 +41,7 @@ from pytest_portcheck.results import (
     sort_results,
     write_report,
 )
+from pytest_portcheck.services import ServiceInfo
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -355,6 +353,8 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dict[ResultKey, ServiceInfo]:
     """Protocol probes on every open port: what answers, with evidence."""
+    from pytest_portcheck.probes import ProbeRequest, probe_services  # asyncio and ssl: only when asked
+
     keys: list[ResultKey] = []
     requests = []
     for result in results:
@@ -367,6 +367,8 @@ def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dic
 
 
 def _run_snapshot(args: argparse.Namespace) -> int:
+    from pytest_portcheck.inventory import snapshot_inventory  # PyYAML: only for this command
+
     ports = _ports(args)
     settings = _settings(args)
     report = collect_scan(args.targets, ports, settings)
@@ -415,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "diff":
             return _run_diff(args)
         if args.command == "report":
+            from pytest_portcheck.htmlreport import read_report_document, write_html
+
             write_html(read_report_document(args.report), Path(args.output))
             return EXIT_OK
     except (PortSpecError, ScanError, ReportError) as exc:

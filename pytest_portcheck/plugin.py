@@ -35,8 +35,8 @@ from pytest_portcheck.inventory import (
     load_inventory,
 )
 from pytest_portcheck.ports import Protocol, parse_port_spec
-from pytest_portcheck.probes import ServiceInfo
 from pytest_portcheck.results import ScanReport, collect_scan, dump_report, report_from_dict, write_report
+from pytest_portcheck.services import ServiceInfo
 from pytest_portcheck.verdicts import (
     Judgement,
     Verdict,

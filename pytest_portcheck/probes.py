@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from pytest_portcheck.services import ServiceInfo, TlsInfo, neutralise
+
 MAX_READ = 4096
 """Bytes a probe reads at most from a peer."""
-SERVICES = ("ssh", "http", "https", "tls", "postgresql", "mysql", "redis", "smtp", "ftp", "memcached")
-TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 _CLIENT_FIRST = frozenset({"http", "https", "tls", "postgresql", "redis", "memcached"})
 # Ports whose conventional service decides the first move when nobody said what to expect.
 _PORT_HINTS = {
@@ -31,48 +31,6 @@ _PORT_HINTS = {
     995: "tls", 3306: "mysql", 5432: "postgresql", 6379: "redis", 8000: "http", 8080: "http",
     8443: "https", 11211: "memcached",
 }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class TlsInfo:
-    version: str
-    cipher: str
-    subject: str
-    issuer: str
-    not_after: str
-    """Expiry of the certificate, ISO 8601 in UTC."""
-    days_left: int
-    verified: bool
-    """True when the chain and name were verified (only when verification was asked for)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceInfo:
-    service: str
-    """What answered: one of SERVICES, or ``unknown``."""
-    evidence: str
-    """The first line the peer sent (or the TLS summary), neutralised for terminals and XML."""
-    product: str | None = None
-    version: str | None = None
-    tls: TlsInfo | None = None
-    auth: str | None = None
-    """For Redis: ``required`` or ``none``."""
-    error: str | None = None
-    """Why the probe could not finish (timeout, reset, TLS failure...), neutralised."""
-
-    def describe(self) -> str:
-        """``ssh (OpenSSH 9.2p1) "SSH-2.0-OpenSSH_9.2p1"``: for one line of output."""
-        product = " ".join(filter(None, (self.product, self.version)))
-        parts = [self.service + (f" ({product})" if product else "")]
-        if self.auth:
-            parts.append(f"auth {self.auth}")
-        if self.tls:
-            parts.append(f"{self.tls.version}, certificate expires in {self.tls.days_left} days")
-        if self.evidence:
-            parts.append(f'"{self.evidence}"')
-        if self.error:
-            parts.append(f"[{self.error}]")
-        return " ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +42,6 @@ class ProbeRequest:
     server_name: str | None = None
     """Name for TLS SNI and verification."""
     verify_tls: bool = False
-
-
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-
-
-def neutralise(data: bytes | str, limit: int = 200) -> str:
-    """Printable text from untrusted bytes: invalid UTF-8, controls, escapes and bidi marks escaped."""
-    text = data.decode("utf-8", errors="backslashreplace") if isinstance(data, bytes) else data
-    text = _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else
-                       f"\\u{ord(m.group()):04x}", text)  # fmt: skip
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def first_line(data: bytes) -> bytes:

@@ -30,7 +30,7 @@ from pytest_portcheck.engine import (
     scan,
 )
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.probes import ServiceInfo, TlsInfo
+from pytest_portcheck.services import ServiceInfo, TlsInfo
 
 REPORT_VERSION = 1
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED, PortState.ERROR)

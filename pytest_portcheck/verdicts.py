@@ -28,8 +28,9 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule, ServiceRequirement
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.probes import TLS_VERSIONS, ProbeRequest, ServiceInfo, probe_services
+from pytest_portcheck.probes import ProbeRequest, probe_services
 from pytest_portcheck.results import ResultKey, ScanReport
+from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo
 
 _SATISFIES = {
     Expect.OPEN: frozenset({PortState.OPEN}),

@@ -15,7 +15,8 @@ import pytest
 import servers
 from conftest import REPO, Behaviour, greeting
 
-from pytest_portcheck.probes import ProbeRequest, ServiceInfo, classify, neutralise, probe_services
+from pytest_portcheck.probes import ProbeRequest, classify, probe_services
+from pytest_portcheck.services import ServiceInfo, neutralise
 
 pytest_plugins = ["pytester"]
 

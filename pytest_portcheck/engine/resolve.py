@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, Resolution, ScanError, Target
 from pytest_portcheck.ports import Protocol
@@ -75,6 +74,8 @@ def resolve_hosts(hosts: Sequence[str], *, allow_large: bool = False, threads: i
     if len(unique) <= 1:
         resolved = [resolve_one(host, allow_large=allow_large) for host in unique]
     else:
+        from concurrent.futures import ThreadPoolExecutor  # only for several names
+
         with ThreadPoolExecutor(max_workers=min(threads, len(unique))) as pool:
             resolved = list(pool.map(lambda host: resolve_one(host, allow_large=allow_large), unique))
     by_host = dict(zip(unique, resolved, strict=True))

@@ -13,9 +13,7 @@ import itertools
 import json
 import os
 import select
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -72,6 +70,9 @@ def scan(
 
 class _Worker:
     def __init__(self, shard: Sequence[Target], settings: ScanSettings) -> None:
+        import subprocess  # only sharded scans pay for it (~8 ms at start-up)
+        import tempfile
+
         self.shard = shard
         self.decided = [False] * len(shard)
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
@@ -156,6 +157,8 @@ class _Worker:
         ]
 
     def stop(self) -> None:
+        import subprocess
+
         if self.process.poll() is None:
             self.process.terminate()
         try:
