@@ -409,16 +409,33 @@ class ConnectScanner:
             # processed before connect returns): take that answer now and skip the poller.
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.EINPROGRESS
         if err == errno.EINPROGRESS:
-            fd = sock.fileno()
-            in_flight[fd] = probe
-            in_order.append(probe)
-            poller.add(fd)
+            self._watch(probe, sock, poller, in_flight, in_order, readable=False)
             return None
         if err in RESOURCE_ERRNOS:
-            sock.close()
-            probe.sock = None
-            return errno.errorcode.get(err, str(err))
+            return self._abandon(probe, sock, err)
         return self._finish(probe, err, poller, in_flight, pending)
+
+    def _watch(
+        self,
+        probe: _Probe,
+        sock: socket.socket,
+        poller: _Poller,
+        in_flight: dict[int, _Probe],
+        in_order: deque[_Probe],
+        *,
+        readable: bool,
+    ) -> None:
+        """Wait for the answer: writable (TCP handshake) or readable (UDP reply or ICMP error)."""
+        fd = sock.fileno()
+        in_flight[fd] = probe
+        in_order.append(probe)
+        poller.add(fd, readable=readable)
+
+    def _abandon(self, probe: _Probe, sock: socket.socket, err: int) -> str:
+        """The attempt could not be made for want of a resource: close it, name the errno."""
+        sock.close()
+        probe.sock = None
+        return errno.errorcode.get(err, str(err))
 
     def _start_udp(
         self,
@@ -440,15 +457,10 @@ class ConnectScanner:
             # On loopback the ICMP port-unreachable is already queued when send returns.
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err == 0:
-            fd = sock.fileno()
-            in_flight[fd] = probe
-            in_order.append(probe)
-            poller.add(fd, readable=True)
+            self._watch(probe, sock, poller, in_flight, in_order, readable=True)
             return None
         if err in RESOURCE_ERRNOS:
-            sock.close()
-            probe.sock = None
-            return errno.errorcode.get(err, str(err))
+            return self._abandon(probe, sock, err)
         return self._finish_udp(probe, err, poller, in_flight, pending)
 
     def _finish_udp(
@@ -474,17 +486,24 @@ class ConnectScanner:
             self._answered(probe)
             self._udp_refusals[probe.target.address] = self._udp_refusals.get(probe.target.address, 0) + 1
             return self._result(probe, PortState.CLOSED, Reason.PORT_UNREACH, latency)
+        return self._unanswered_error(probe, err, latency, pending)
+
+    def _unanswered_error(
+        self, probe: _Probe, err: int, latency: float, pending: deque[_Probe]
+    ) -> ProbeResult | None:
+        """An errno that is neither an answer nor a refusal: filtered, our own shortage, or an error."""
         reason = _FILTERED_REASONS.get(err)
         if reason is not None:
             return self._result(probe, PortState.FILTERED, reason, latency)
+        name = errno.errorcode.get(err, str(err))
+        if err in _REPROBE_ERRNOS and probe.target.proto is Protocol.TCP:
+            return self._reprobe(probe, pending, name)
         if err in RESOURCE_ERRNOS and probe.resource_failures < _MAX_IDLE_RESOURCE_FAILURES:
             probe.resource_failures += 1
             self.stats.resource_backoffs += 1
             pending.appendleft(probe)
             return None
-        return self._result(
-            probe, PortState.ERROR, Reason.local_error(errno.errorcode.get(err, str(err))), latency
-        )
+        return self._result(probe, PortState.ERROR, Reason.local_error(name), latency)
 
     def _release(self, probe: _Probe, poller: _Poller, in_flight: dict[int, _Probe]) -> None:
         probe.done = True
@@ -521,18 +540,7 @@ class ConnectScanner:
         self._release(probe, poller, in_flight)
         if err == errno.ECONNREFUSED:
             return self._result(probe, PortState.CLOSED, Reason.CONN_REFUSED, latency)
-        reason = _FILTERED_REASONS.get(err)
-        if reason is not None:
-            return self._result(probe, PortState.FILTERED, reason, latency)
-        name = errno.errorcode.get(err, str(err))
-        if err in _REPROBE_ERRNOS:
-            return self._reprobe(probe, pending, name)
-        if err in RESOURCE_ERRNOS and probe.resource_failures < _MAX_IDLE_RESOURCE_FAILURES:
-            probe.resource_failures += 1
-            self.stats.resource_backoffs += 1
-            pending.appendleft(probe)
-            return None
-        return self._result(probe, PortState.ERROR, Reason.local_error(name), latency)
+        return self._unanswered_error(probe, err, latency, pending)
 
     def _is_genuine_open(self, probe: _Probe, sock: socket.socket) -> bool:
         """False when a handshake completed with one of our own sockets rather than a listener.
