@@ -19,5 +19,6 @@ def test_demo_passes(extra: list[str]) -> None:
         cwd=REPO,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "18 passed" in completed.stdout
-    assert "drift: 0 expectation(s) not met on 3 host(s)" in completed.stdout
+    assert "20 passed" in completed.stdout
+    assert "drift: 0 expectation(s) not met on 4 host(s)" in completed.stdout
+    assert 'ssh (OpenSSH 9.2p1) "SSH-2.0-OpenSSH_9.2p1 portcheck-demo"' in completed.stdout
