@@ -358,7 +358,3 @@ def today() -> datetime.date:
     if injected:
         return datetime.date.fromisoformat(injected)
     return datetime.date.today()
-
-
-def resolutions_by_name(resolutions: Sequence[Resolution]) -> dict[str, Resolution]:
-    return {r.host: r for r in resolutions}

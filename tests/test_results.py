@@ -1,0 +1,70 @@
+"""The report format: the fast line encoder agrees with the dict form, and reports read back whole."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
+from pytest_portcheck.ports import Protocol
+from pytest_portcheck.results import (
+    ScanReport,
+    _result_fields,
+    _result_json,
+    dump_report,
+    report_from_dict,
+    result_key,
+)
+from pytest_portcheck.services import ServiceInfo, TlsInfo
+
+results = st.builds(
+    ProbeResult,
+    host=st.text(max_size=20),
+    address=st.none() | st.text(max_size=20),
+    proto=st.sampled_from(Protocol),
+    port=st.integers(1, 65535),
+    state=st.sampled_from(PortState),
+    reason=st.text(max_size=30),
+    latency_ms=st.none() | st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    attempts=st.integers(0, 9),
+)
+
+
+@given(results)
+def test_line_encoder_matches_the_dict_form(result: ProbeResult) -> None:
+    assert json.loads(_result_json(result)) == _result_fields(result)
+
+
+def test_report_reads_back_with_services() -> None:
+    open_result = ProbeResult("web", "127.0.0.1", Protocol.TCP, 443, PortState.OPEN, "syn-ack", 0.2, 1)
+    silent = ProbeResult(
+        "web", "127.0.0.1", Protocol.UDP, 161, PortState.OPEN_FILTERED, "no-response", 500.0, 2
+    )
+    unresolved = ProbeResult("ghost", None, Protocol.TCP, 22, PortState.ERROR, "dns-error: nope")
+    tls = TlsInfo(
+        "TLSv1.3", "TLS_AES_256_GCM_SHA384", "CN=web", "CN=web", "2027-01-01T00:00:00+00:00", 35, False
+    )
+    info = ServiceInfo("https", "HTTP/1.1 200 OK", "nginx", "1.22.1", tls)
+    key = result_key(open_result)
+    assert key is not None
+    report = ScanReport(
+        [Resolution("web", ("127.0.0.1",)), Resolution("ghost", (), "dns-error: nope")],
+        [open_result, silent, unresolved],
+        ScanSettings(timeout=0.5, retries=2, window=100),
+        "2026-11-27T00:00:00+00:00",
+        1.5,
+        services={key: info},
+    )
+    stream = io.StringIO()
+    dump_report(report, stream, {"expectations": []})
+    document = json.loads(stream.getvalue())
+    assert document["summary"] == {"open": 1, "closed": 0, "filtered": 0, "open|filtered": 1, "error": 1}
+    assert document["expectations"] == []
+    back = report_from_dict(document)
+    assert list(back.results) == [open_result, silent, unresolved]
+    assert back.services == {key: info}
+    assert list(back.resolutions) == list(report.resolutions)
+    assert (back.settings.timeout, back.settings.retries, back.settings.window) == (0.5, 2, 100)
