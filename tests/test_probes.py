@@ -93,8 +93,8 @@ def test_nginx_https_and_tls(nginx_ports: servers.NginxPorts) -> None:
     assert info.tls.subject == "CN=good" and info.tls.issuer == "CN=good"
     assert 364 <= info.tls.days_left <= 365
     assert not info.tls.verified
-    bare = probe(nginx_ports.https, "tls")
-    assert bare.service == "tls" and bare.tls is not None
+    bare = probe(nginx_ports.https, "tls")  # what runs inside is named, whatever was expected
+    assert bare.service == "https" and bare.tls is not None
 
 
 def test_tls_versions_and_expiry(nginx_ports: servers.NginxPorts) -> None:
@@ -237,8 +237,8 @@ def test_command_banner_shows_services_and_writes_json(sshd_port: int, redis_aut
     report = json.loads(completed.stdout)
     probes = {r["port"]: r["probe"] for r in report["results"]}
     assert probes[sshd_port]["service"] == "ssh" and probes[sshd_port]["product"] == "OpenSSH"
-    # 6379 is not the port: the probe waits for a banner, Redis says nothing first
-    assert probes[redis_auth_port]["service"] == "unknown"
+    # not Redis's usual port: after the banner wait, the Redis probe names it
+    assert (probes[redis_auth_port]["service"], probes[redis_auth_port]["auth"]) == ("redis", "required")
 
 
 def test_inventory_service_checks(
@@ -304,8 +304,8 @@ def test_wrong_service_fails_with_what_answered(
     result = pytester.runpytest("--portcheck", "inventory.yml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        # SSH speaks first; nginx waits for a request, and a banner grab sends nothing
-        [f"web (127.0.0.1) tcp/{nginx_ports.http}: expected ssh, found unknown [no banner within 1 s]"]
+        # SSH speaks first; nginx waits for a request, and gets one after the banner wait
+        [f'web (127.0.0.1) tcp/{nginx_ports.http}: expected ssh, found http (nginx *) "HTTP/1.1 200 OK"']
     )
 
 

@@ -1,0 +1,181 @@
+"""The asyncio driver: the order of the probes on one port, and all ports concurrently.
+
+For each open port: the move the inventory or the port number suggests, at once; otherwise a short wait
+for a server that speaks first (SSH, MySQL, FTP, SMTP, IMAP, VNC...), then every speaking probe on its
+own connection, concurrently, the port's usual protocols first. The first answer that a classifier
+recognises wins (among several, the lower rank: TLS before plain HTTP); the others are cancelled.
+Any exception inside one port's probing is that port's error, never the run's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import ssl
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from pytest_portcheck.probes import catalogue, handshake, http
+from pytest_portcheck.probes.connection import MAX_READ, Exchange, LocalFailure, Port, ProbeRequest
+from pytest_portcheck.probes.spec import ProtocolProbe
+from pytest_portcheck.probes.ssh import first_line
+from pytest_portcheck.services import ServiceInfo, neutralise
+
+# --- one port ------------------------------------------------------------------------------------
+
+
+async def identify(port: Port) -> ServiceInfo:
+    first = catalogue.first_moves(port.request.port, port.request.expect)
+    if first:
+        found = await speak(port, first, port.remaining())
+        if found is not None and found.service != "unknown":
+            return found
+    greeting = await port.exchange(None, catalogue.greeting_complete, port.banner_wait)
+    if greeting.data:
+        return _from_greeting(greeting, port.banner_wait)
+    if greeting.ended:
+        return ServiceInfo("unknown", "", error="the peer closed the connection without a word")
+    rest = catalogue.by_likelihood(port.request.port, first)
+    found = await speak(port, rest, port.remaining(max(1.0, port.banner_wait)))
+    if found is not None and (found.service != "unknown" or found.evidence or found.local_failure):
+        return found
+    return ServiceInfo(
+        "unknown",
+        "",
+        error=f"no banner within {port.banner_wait:g} s, and no answer to {len(first) + len(rest)} probes",
+    )
+
+
+def _from_greeting(greeting: Exchange, waited: float) -> ServiceInfo:
+    info = catalogue.classify(greeting.data)
+    if greeting.finished or greeting.ended or len(greeting.data) >= MAX_READ:
+        return info
+    note = f"partial answer: {len(greeting.data)} byte(s) in {waited:g} s"
+    return ServiceInfo(info.service, info.evidence, info.product, info.version, info.tls, info.auth, note)
+
+
+async def speak(port: Port, probes: Sequence[ProtocolProbe], wait: float) -> ServiceInfo | None:
+    """Every probe on its own connection at once; the best-ranked recognised answer, or the first
+    unrecognised text (as evidence), or None when nothing came back."""
+    tasks = {asyncio.ensure_future(_one(port, probe, wait)): probe for probe in probes}
+    found: dict[ProtocolProbe, ServiceInfo | None] = {}
+    try:
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                found[tasks[task]] = task.result()
+            best = _best(found)
+            if best is not None and all(p in found for p in probes if p.rank < best[0].rank):
+                return await _refined(port, *best)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return _fallback(found)
+
+
+def _best(found: dict[ProtocolProbe, ServiceInfo | None]) -> tuple[ProtocolProbe, ServiceInfo] | None:
+    matches = [
+        (probe, info) for probe, info in found.items() if info is not None and info.service != "unknown"
+    ]
+    return min(matches, key=lambda pair: pair[0].rank) if matches else None
+
+
+def _fallback(found: dict[ProtocolProbe, ServiceInfo | None]) -> ServiceInfo | None:
+    answers = [info for info in found.values() if info is not None]
+    local = [info for info in answers if info.local_failure]
+    spoken = [info for info in answers if info.evidence]
+    return (local or spoken)[0] if local or spoken else None
+
+
+async def _refined(port: Port, probe: ProtocolProbe, info: ServiceInfo) -> ServiceInfo:
+    step = probe.refine
+    if step is None or not step.applies(info) or port.remaining() <= 0:
+        return info
+    try:
+        answer = await port.exchange(step.request(port.host), http.response_complete, port.remaining())
+    except (OSError, LocalFailure, asyncio.TimeoutError):
+        return info
+    return step.update(info, answer.data)
+
+
+async def _one(port: Port, probe: ProtocolProbe, wait: float) -> ServiceInfo | None:
+    """One probe's verdict: recognised, unrecognised text, or None; our own failures are marked."""
+    try:
+        if probe is catalogue.TLS:
+            return await handshake.probe(port, wait)
+        assert probe.request is not None
+        answer = await port.exchange(probe.request(port.host), probe.complete, wait)
+    except LocalFailure as exc:
+        return ServiceInfo("unknown", "", error=neutralise(str(exc)), local_failure=True)
+    except (OSError, asyncio.TimeoutError, ssl.SSLError, EOFError):
+        return None
+    if not answer.data:
+        return None
+    return probe.classify(answer.data) or ServiceInfo("unknown", neutralise(first_line(answer.data)))
+
+
+# --- every port -----------------------------------------------------------------------------------
+
+_CONNECTIONS_PER_PORT = len(catalogue.SPEAKERS) + 2  # the greeting wait, every speaker, a refinement
+
+
+async def _guarded(request: ProbeRequest, ports: asyncio.Semaphore, connections: asyncio.Semaphore,
+                   timeout: float, banner_wait: float) -> ServiceInfo:  # fmt: skip
+    async with ports:
+        port = Port(request, connections, timeout, banner_wait)
+        try:
+            # The deadline bounds every read; this outer bound only catches a bug that ignores it.
+            return await asyncio.wait_for(identify(port), timeout + 1.0)
+        except asyncio.TimeoutError:
+            return ServiceInfo("unknown", "", error=f"probe timed out after {timeout:g} s")
+        except ConnectionRefusedError:
+            return ServiceInfo("unknown", "", error="connection refused: the port closed since the scan")
+        except LocalFailure as exc:
+            return ServiceInfo("unknown", "", error=neutralise(str(exc)), local_failure=True)
+        except OSError as exc:
+            return ServiceInfo("unknown", "", error=neutralise(f"connection failed: {exc.strerror or exc}"))
+        except Exception as exc:
+            reason = f"the probe failed on this side: {type(exc).__name__}: {exc}"
+            return ServiceInfo("unknown", "", error=neutralise(reason), local_failure=True)
+
+
+async def _probe_all(
+    requests: Sequence[ProbeRequest], timeout: float, banner_wait: float, slots: int
+) -> list[ServiceInfo]:
+    connections = asyncio.Semaphore(slots)
+    # Whole ports at a time, each with room for all its connections: a probe that waited for a slot
+    # would lose its time to our own limit and look like a silent peer.
+    ports = asyncio.Semaphore(max(1, slots // _CONNECTIONS_PER_PORT))
+    work = (_guarded(request, ports, connections, timeout, banner_wait) for request in requests)
+    return list(await asyncio.gather(*work))
+
+
+def probe_services(
+    requests: Iterable[ProbeRequest],
+    *,
+    timeout: float = 3.0,
+    banner_wait: float = 1.0,
+    concurrency: int = 16384,
+) -> list[ServiceInfo]:
+    """Identify what answers on every requested port; one ServiceInfo each, in order. Never raises
+    for a peer. ``concurrency`` bounds open connections (and is itself bounded by RLIMIT_NOFILE)."""
+    from pytest_portcheck.engine.connect import fit_window  # the engine's descriptor discipline
+
+    requests = list(requests)
+    if not requests:
+        return []
+    slots, saved_limit = fit_window(min(concurrency, len(requests) * _CONNECTIONS_PER_PORT))
+    work = _probe_all(requests, timeout, min(banner_wait, timeout), slots)
+    try:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(work)
+        # Called from code that already runs an event loop (an async test): use a loop of our own.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, work).result()
+    finally:
+        if saved_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, saved_limit)
