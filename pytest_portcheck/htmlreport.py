@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_portcheck.results import ReportError, report_from_dict
+from pytest_portcheck.results import ReportError, report_from_dict, service_from_dict
 
 MAX_COLUMNS = 400
 _QUIET_STATES = {"closed"}
@@ -94,6 +94,16 @@ def _target_order(target: str) -> tuple[str, int]:
     return proto, int(port) if port.isdigit() else 0
 
 
+def _identified(probe: object) -> str | None:
+    """What answered, one line (product, version, exposure), as the terminal shows it."""
+    if not isinstance(probe, Mapping):
+        return None
+    try:
+        return service_from_dict(probe).describe()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     expectation = cell.get("expectation")
     verdict = expectation["verdict"] if expectation else None
@@ -108,6 +118,7 @@ def _cell(cell: Mapping[str, Any]) -> dict[str, Any]:
             "service": cell.get("service"),
             "latency_ms": cell.get("latency_ms"),
             "attempts": cell.get("attempts"),
+            "identified": _identified(probe),
             "probe": probe,
             "expected": expectation.get("expected") if expectation else None,
             "verdict": verdict,

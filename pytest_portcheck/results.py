@@ -75,6 +75,7 @@ def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
         tls=None if tls is None else TlsInfo(**tls),
         auth=data.get("auth"),
         error=data.get("error"),
+        local_failure=bool(data.get("local_failure", False)),
     )
 
 

@@ -63,6 +63,17 @@ class ServiceInfo:
         """Answers without authentication where that hands out data or control."""
         return self.auth == "none" and self.service in EXPOSED_WITHOUT_AUTH
 
+    def answers_as(self, wanted: str) -> bool:
+        """Whether this counts as the declared service: ``http`` accepts the HTTP APIs, ``https``
+        them over TLS, ``tls`` anything over TLS."""
+        if self.service == wanted:
+            return True
+        if wanted == "tls":
+            return self.tls is not None
+        if wanted in ("http", "https") and self.service in HTTP_APIS:
+            return (self.tls is not None) == (wanted == "https")
+        return False
+
     def summary(self) -> str:
         """``redis 7.0.15, no auth``: what answers, short (for lists of unexpected ports)."""
         named = self.product if self.product and self.product.lower() != self.service else None

@@ -26,11 +26,18 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
-from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule, ServiceRequirement
+from pytest_portcheck.inventory import (
+    Expect,
+    Expectation,
+    HostSpec,
+    RangeRule,
+    ServiceRequirement,
+    TlsRequirement,
+)
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes import ProbeRequest, probe_services
 from pytest_portcheck.results import ResultKey, ScanReport
-from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo
+from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo, TlsInfo
 
 _SATISFIES = {
     Expect.OPEN: frozenset({PortState.OPEN}),
@@ -133,6 +140,7 @@ def _probe_open_ports(
                 expect=wanted.service if wanted else None,
                 server_name=None if _is_address(host.address) else host.address,
                 verify_tls=bool(wanted and wanted.tls and wanted.tls.verify),
+                tls_floor=wanted.tls.min_version if wanted and wanted.tls else None,
             )
     keys = list(requests)
     return dict(zip(keys, probe_services(requests[key] for key in keys), strict=True))
@@ -260,9 +268,11 @@ def _judge_service(
     for result in found:
         on = f" on {result.address}" if len(found) > 1 else ""
         info = services.get((result.address or "", result.proto, result.port))
-        if info is None:
-            errors.append(f"{where}: cannot check the service{on} — the port was not probed")
+        if info is None or info.local_failure:
+            why = info.error if info is not None else "the port was not probed"
+            errors.append(f"{where}: cannot check the service{on} — {why}")
             continue
+        errors += [f"{where}: {error}{on}" for error in service_unknowns(wanted, info)]
         for problem in service_problems(wanted, info):
             problems.append(f"{where}: {problem}{on}")
     if errors:
@@ -274,25 +284,48 @@ def _judge_service(
 
 def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]:
     """Why what answered does not meet the requirement (empty when it does)."""
-    accepted = {"tls": ("tls", "https")}.get(wanted.service, (wanted.service,))
-    if info.service not in accepted:
+    if not info.answers_as(wanted.service):
         return [f"expected {wanted.service}, found {info.describe()}"]
-    problems = []
-    if wanted.tls is not None and info.tls is not None:
-        tls = info.tls
-        if wanted.tls.min_version and TLS_VERSIONS.index(wanted.tls.min_version) > _tls_rank(tls.version):
-            problems.append(f"TLS version {tls.version} is below the minimum {wanted.tls.min_version}")
-        if wanted.tls.expires_in_days is not None and tls.days_left < wanted.tls.expires_in_days:
-            problems.append(
-                f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
-                f"sooner than the {wanted.tls.expires_in_days} days required"
-            )
+    problems = _tls_problems(wanted.tls, info.tls) if wanted.tls is not None and info.tls is not None else []
     if wanted.tls is not None and wanted.tls.verify and info.tls is None:
         problems.append(f"TLS verification failed: {info.error or info.describe()}")
+    name = info.product or info.service
     if wanted.auth == "required" and info.auth == "none":
-        problems.append("Redis answered PING without authentication (auth: required)")
+        problems.append(f"{name} answers without authentication (auth: required)")
     if wanted.auth == "none" and info.auth == "required":
-        problems.append("Redis requires authentication (auth: none was declared)")
+        problems.append(f"{name} requires authentication (auth: none was declared)")
+    return problems
+
+
+def service_unknowns(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]:
+    """What the probe could not tell although the requirement asks it: errors, not passes."""
+    if not info.answers_as(wanted.service):
+        return []
+    unknowns = []
+    if wanted.auth is not None and info.auth is None:
+        unknowns.append(f"cannot tell whether {info.service} requires authentication: {info.describe()}")
+    below = info.tls.below_minimum if info.tls is not None else None
+    if wanted.tls is not None and wanted.tls.min_version and below and below.startswith("untested"):
+        unknowns.append(f"cannot check min_version {wanted.tls.min_version}: {below}")
+    return unknowns
+
+
+def _tls_problems(wanted: TlsRequirement, tls: TlsInfo) -> list[str]:
+    problems = []
+    if wanted.min_version and TLS_VERSIONS.index(wanted.min_version) > _tls_rank(tls.version):
+        problems.append(f"TLS version {tls.version} is below the minimum {wanted.min_version}")
+    elif wanted.min_version and tls.below_minimum and tls.below_minimum.startswith("TLSv"):
+        problems.append(
+            f"also accepts {tls.below_minimum.split()[0]}, below the minimum {wanted.min_version} "
+            "(a handshake offering only older versions succeeded)"
+        )
+    if wanted.expires_in_days is not None and tls.certificate_error:
+        problems.append(tls.certificate_error)
+    elif wanted.expires_in_days is not None and tls.days_left < wanted.expires_in_days:
+        problems.append(
+            f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
+            f"sooner than the {wanted.expires_in_days} days required"
+        )
     return problems
 
 
@@ -336,7 +369,7 @@ def judge_range(
             elif result.state is PortState.OPEN:
                 unexpected.append(result)
                 info = services.get((address, rule.proto, port))
-                opened.append(f"{port} ({info.describe() if info else result.service})")
+                opened.append(f"{port} ({info.summary() if info else result.service})")
         errors += [
             f"{where}: cannot check {count} port(s) of {address} — {why}" for why, count in failed.items()
         ]

@@ -165,7 +165,7 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
         "auth-on-http",
         "hosts:\n  w:\n    open:\n      - {port: 80, service: http, auth: none}\n",
         4,
-        "redis only",
+        "cannot be checked for http",
     ),
     (
         "auth-value",

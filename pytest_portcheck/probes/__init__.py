@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_portcheck.probes.catalogue import classify
-
 if TYPE_CHECKING:
+    from pytest_portcheck.probes.catalogue import classify
     from pytest_portcheck.probes.connection import MAX_READ, ProbeRequest
     from pytest_portcheck.probes.driver import probe_services
 
@@ -23,6 +22,10 @@ __all__ = ["MAX_READ", "ProbeRequest", "classify", "probe_services"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "classify":
+        from pytest_portcheck.probes.catalogue import classify
+
+        return classify
     if name in ("MAX_READ", "ProbeRequest"):
         from pytest_portcheck.probes import connection
 

@@ -21,7 +21,6 @@ from pytest_portcheck.probes import (
     rdp,
     smb,
     ssh,
-    tls,
     vnc,
 )  # fmt: skip
 from pytest_portcheck.probes.spec import ProtocolProbe
@@ -38,7 +37,8 @@ def _tls_record(data: bytes) -> ServiceInfo | None:
     )
 
 
-TLS = ProtocolProbe("tls", _tls_record, tls.TLS_PORTS, lambda _: b"", rarity=1, rank=10)
+TLS_PORTS = frozenset({443, 465, 636, 853, 993, 995, 2376, 5986, 6443, 8443, 9443})
+TLS = ProtocolProbe("tls", _tls_record, TLS_PORTS, lambda _: b"", rarity=1, rank=10)
 """The ClientHello: ``request`` is a placeholder, the driver hands the handshake to ``ssl``."""
 
 SPEAKERS: tuple[ProtocolProbe, ...] = (

@@ -20,7 +20,6 @@ _SSL_VERSIONS = {
     "TLSv1.2": ssl.TLSVersion.TLSv1_2,
     "TLSv1.3": ssl.TLSVersion.TLSv1_3,
 }
-TLS_PORTS = frozenset({443, 465, 636, 853, 993, 995, 2376, 5986, 6443, 8443, 9443})
 
 
 def client_context(verify: bool) -> ssl.SSLContext:
