@@ -33,9 +33,10 @@ class ProtocolProbe:
     """True once the answer read so far is enough to classify (stop reading early)."""
     rarity: int = 5
     """1 (common) to 9 (rare), as nmap's service probes: common ones are sent first."""
-    rank: int = 50
-    """When two probes of one port both match, the lower rank wins (TLS before plain HTTP: nginx
-    answers a plain request on a TLS port with an HTTP error page)."""
+    rank: int = 0
+    """When two probes of one port both match, the lower rank wins, and a match waits for the probes
+    ranked before it: TLS (10) before plain HTTP (30, 40), since nginx answers a plain request on a
+    TLS port with an HTTP error page. Rank 0: an answer only this protocol gives, decisive at once."""
     refine: Refinement | None = None
     """A second, separate exchange once identified (e.g. an authentication check), or None."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ssl
+import warnings
 
 from pytest_portcheck.services import TLS_VERSIONS, TlsInfo, neutralise
 
@@ -45,8 +46,10 @@ def capped_context(minimum: str) -> tuple[ssl.SSLContext | None, str]:
     context = client_context(False)
     with contextlib.suppress(ssl.SSLError):  # an OpenSSL without security levels needs none
         context.set_ciphers("ALL:@SECLEVEL=0")
-    context.minimum_version = _SSL_VERSIONS[below[0]]
-    context.maximum_version = _SSL_VERSIONS[below[-1]]
+    with warnings.catch_warnings():  # offering deprecated versions is the point of this context
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = _SSL_VERSIONS[below[0]]
+        context.maximum_version = _SSL_VERSIONS[below[-1]]
     note = f" ({', '.join(untestable)} untested: the local OpenSSL lacks them)" if untestable else ""
     return context, note
 
