@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -135,6 +136,71 @@ def test_memcached(memcached_port: int) -> None:
     info = probe(memcached_port, "memcached")
     assert (info.service, info.version) == ("memcached", "1.6.18") or info.service == "memcached"
     assert info.evidence.startswith("VERSION ")
+
+
+@pytest.fixture(scope="session")
+def more_servers() -> Iterator[dict[str, int]]:
+    """vsftpd, dovecot, slapd, mosquitto (anonymous and not), etcd and dnsmasq, started together."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            "ftp": stack.enter_context(servers.vsftpd()),
+            "imap": stack.enter_context(servers.dovecot()),
+            "ldap": stack.enter_context(servers.slapd()),
+            "mqtt-open": stack.enter_context(servers.mosquitto(anonymous=True)),
+            "mqtt-locked": stack.enter_context(servers.mosquitto(anonymous=False)),
+            "etcd": stack.enter_context(servers.etcd()),
+            "dns": stack.enter_context(servers.dnsmasq()),
+        }
+
+
+@pytest.mark.parametrize(
+    ("name", "service", "product", "auth"),
+    [
+        ("ftp", "ftp", "vsFTPd", None),
+        ("imap", "imap", "Dovecot", None),
+        ("ldap", "ldap", None, None),
+        ("mqtt-open", "mqtt", None, "none"),
+        ("mqtt-locked", "mqtt", None, "required"),
+        ("etcd", "etcd", "etcd", "none"),
+        ("dns", "dns", "dnsmasq", None),
+    ],
+)
+def test_more_real_servers_on_random_ports(
+    more_servers: dict[str, int], name: str, service: str, product: str | None, auth: str | None
+) -> None:
+    info = probe(more_servers[name])
+    assert (info.service, info.product, info.auth) == (service, product, auth), info
+    if product in ("vsFTPd", "etcd", "dnsmasq"):
+        assert info.version and info.version[0].isdigit()
+
+
+def test_every_real_server_named_without_hints(
+    sshd_port: int,
+    nginx_ports: servers.NginxPorts,
+    redis_open_port: int,
+    redis_auth_port: int,
+    postgresql_port: int,
+    mariadb_port: int,
+    memcached_port: int,
+) -> None:
+    """The issue's set: eight servers on random ports, nothing declared, all named with products."""
+    ports = {
+        sshd_port: ("ssh", "OpenSSH"), nginx_ports.http: ("http", "nginx"), nginx_ports.https: ("https", "nginx"),
+        redis_open_port: ("redis", "Redis"), redis_auth_port: ("redis", "Redis"),
+        postgresql_port: ("postgresql", "PostgreSQL"), mariadb_port: ("mysql", "MariaDB"),
+        memcached_port: ("memcached", "memcached"),
+    }  # fmt: skip
+    found = probe_services([ProbeRequest("127.0.0.1", port) for port in ports])
+    assert {port: (info.service, info.product) for port, info in zip(ports, found)} == ports
+    by_port = dict(zip(ports, found))
+    assert by_port[redis_open_port].version and by_port[redis_open_port].auth == "none"
+    assert by_port[redis_auth_port].auth == "required"
+    assert not (by_port[mariadb_port].version or "").startswith("5.5.5")
+
+
+def test_nginx_refuses_a_handshake_below_tls12(nginx_ports: servers.NginxPorts) -> None:
+    [info] = probe_services([ProbeRequest("127.0.0.1", nginx_ports.https, "https", tls_floor="TLSv1.2")])
+    assert info.tls is not None and info.tls.below_minimum == "refused"
 
 
 # --- small Python peers: greeters and hostile servers ---------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from pytest_portcheck.probes import catalogue, handshake, http
@@ -152,6 +152,16 @@ async def _probe_all(
     return list(await asyncio.gather(*work))
 
 
+def _run(work: Callable[[], Coroutine[None, None, list[ServiceInfo]]]) -> list[ServiceInfo]:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work())
+    # Called from code that already runs an event loop (an async test): use a loop of our own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(work())).result()
+
+
 def probe_services(
     requests: Iterable[ProbeRequest],
     *,
@@ -167,15 +177,11 @@ def probe_services(
     if not requests:
         return []
     slots, saved_limit = fit_window(min(concurrency, len(requests) * _CONNECTIONS_PER_PORT))
-    work = _probe_all(requests, timeout, min(banner_wait, timeout), slots)
     try:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(work)
-        # Called from code that already runs an event loop (an async test): use a loop of our own.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, work).result()
+        return _run(lambda: _probe_all(requests, timeout, min(banner_wait, timeout), slots))
+    except OSError as exc:  # not even an event loop (its epoll and self-pipe need descriptors too)
+        reason = neutralise(f"the probes could not start on this host: {exc.strerror or exc}")
+        return [ServiceInfo("unknown", "", error=reason, local_failure=True) for _ in requests]
     finally:
         if saved_limit is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, saved_limit)
