@@ -191,8 +191,8 @@ def test_every_real_server_named_without_hints(
         memcached_port: ("memcached", "memcached"),
     }  # fmt: skip
     found = probe_services([ProbeRequest("127.0.0.1", port) for port in ports])
-    assert {port: (info.service, info.product) for port, info in zip(ports, found)} == ports
-    by_port = dict(zip(ports, found))
+    by_port = dict(zip(ports, found, strict=True))
+    assert {port: (info.service, info.product) for port, info in by_port.items()} == ports
     assert by_port[redis_open_port].version and by_port[redis_open_port].auth == "none"
     assert by_port[redis_auth_port].auth == "required"
     assert not (by_port[mariadb_port].version or "").startswith("5.5.5")
