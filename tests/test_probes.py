@@ -392,3 +392,65 @@ def test_hostile_banner_cannot_break_junit_or_the_terminal(
         if p.get("name") == "portcheck.banner"
     ]
     assert banners and "\\x1b" in (banners[0] or "")
+
+
+def test_snapshot_banner_declares_every_identified_service(
+    pytester: pytest.Pytester, redis_auth_port: int, memcached_port: int, nginx_ports: servers.NginxPorts
+) -> None:
+    spec = ",".join(map(str, sorted([redis_auth_port, memcached_port, nginx_ports.https])))
+    snapshot = pytester.path / "inventory.yml"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_portcheck", "snapshot", "127.0.0.1", "-p", spec, "--banner", "-o", str(snapshot)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = snapshot.read_text()
+    assert f"- {{port: {redis_auth_port}, service: redis, auth: required}}" in text
+    assert f"- {{port: {memcached_port}, service: memcached}}  # memcached (memcached 1." in text
+    assert "EXPOSED: no authentication" in text  # memcached answers anyone: noted, not declared
+    assert f"- {{port: {nginx_ports.https}, service: https}}" in text
+    pytester.runpytest("--portcheck", "inventory.yml").assert_outcomes(passed=4)
+
+
+def test_only_open_names_what_answers_on_an_unexpected_port(
+    pytester: pytest.Pytester, redis_open_port: int
+) -> None:
+    pytester.makefile(
+        ".yml",
+        inventory=f'hosts:\n  box:\n    address: 127.0.0.1\n    only_open: []\n    range: "{redis_open_port}/tcp"\n',
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-banners")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"*1 unexpected open port(s) in tcp/{redis_open_port}: {redis_open_port} (redis 7.*, no auth)*"]
+    )
+
+
+def test_auth_required_beyond_redis(
+    pytester: pytest.Pytester, more_servers: dict[str, int], memcached_port: int
+) -> None:
+    pytester.makefile(
+        ".yml",
+        inventory=f"""
+        hosts:
+          box:
+            address: 127.0.0.1
+            open:
+              - {{port: {more_servers["mqtt-locked"]}, service: mqtt, auth: required}}
+              - {{port: {more_servers["mqtt-open"]}, service: mqtt, auth: required}}
+              - {{port: {more_servers["etcd"]}, service: etcd, auth: required}}
+              - {{port: {memcached_port}, service: memcached, auth: required}}
+          api:
+            address: localhost
+            open: [{{port: {more_servers["etcd"]}, service: http}}]  # etcd's API is HTTP
+        """,
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-v")
+    result.assert_outcomes(passed=2, failed=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"*tcp/{more_servers['mqtt-open']}: mqtt answers without authentication (auth: required)",
+            f"*tcp/{more_servers['etcd']}: etcd answers without authentication (auth: required)",
+            f"*tcp/{memcached_port}: memcached answers without authentication (auth: required)",
+        ]
+    )

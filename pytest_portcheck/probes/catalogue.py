@@ -48,7 +48,7 @@ SPEAKERS: tuple[ProtocolProbe, ...] = (
 """Protocols where the client speaks first: each gets its own connection once a port stays silent."""
 
 _FOR_SERVICE: dict[str, tuple[ProtocolProbe, ...]] = {
-    "https": (TLS,), "tls": (TLS,), "http": (http.ROOT,), "redis": (keyvalue.REDIS,),
+    "https": (TLS,), "tls": (TLS,), "http": (http.VERSION, http.ROOT), "redis": (keyvalue.REDIS,),
     "memcached": (keyvalue.MEMCACHED,), "postgresql": (postgresql.PROBE,), "mongodb": (mongodb.PROBE,),
     "ldap": (ldap.PROBE,), "mqtt": (mqtt.PROBE,), "amqp": (amqp.PROBE,), "dns": (dns.PROBE,),
     "smb": (smb.PROBE,), "rdp": (rdp.PROBE,),
