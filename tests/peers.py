@@ -128,7 +128,9 @@ def mongodb(requires_auth: bool) -> Behaviour:
     def behaviour(connection: socket.socket) -> None:
         while True:
             length, request_id, _, opcode = struct.unpack("<iiii", read_exactly(connection, 16))
-            body = read_exactly(connection, min(max(length - 16, 0), 65536))
+            if not 16 < length <= 48_000_000:  # mongod: "message msgLen is invalid", and it hangs up
+                return
+            body = read_exactly(connection, length - 16)
             if opcode != 2013 or length > 65536 or body[4:5] != b"\x00":  # not an OP_MSG: mongod hangs up
                 return
             name = body[10 : body.index(b"\x00", 10)].decode()  # the first key of the document

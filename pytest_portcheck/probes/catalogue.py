@@ -47,6 +47,10 @@ SPEAKERS: tuple[ProtocolProbe, ...] = (
 )  # fmt: skip
 """Protocols where the client speaks first: each gets its own connection once a port stays silent."""
 
+QUIET: tuple[ProtocolProbe, ...] = (dns.PROBE, smb.PROBE, rdp.PROBE)
+"""Protocols whose servers may stay silent after an HTTP request (a binary length prefix that asks for
+more bytes): sent alongside the HTTP nudge when a port stays silent, since the nudge cannot show them."""
+
 _FOR_SERVICE: dict[str, tuple[ProtocolProbe, ...]] = {
     "https": (TLS,), "tls": (TLS,), "http": (http.VERSION, http.ROOT), "redis": (keyvalue.REDIS,),
     "memcached": (keyvalue.MEMCACHED,), "postgresql": (postgresql.PROBE,), "mongodb": (mongodb.PROBE,),

@@ -119,7 +119,9 @@ async def read(reader: asyncio.StreamReader, complete: Callable[[bytes], bool], 
     try:
         await asyncio.wait_for(gather(), wait)
         result.finished = True
-    except (asyncio.TimeoutError, ConnectionError):
+    except asyncio.TimeoutError:
         pass
+    except ConnectionError:
+        result.ended = True  # reset: the peer is gone as surely as after a close
     result.data = bytes(data)
     return result

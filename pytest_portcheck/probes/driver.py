@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from pytest_portcheck.probes import catalogue, handshake, http
-from pytest_portcheck.probes.connection import MAX_READ, Exchange, LocalFailure, Port, ProbeRequest
+from pytest_portcheck.probes.connection import MAX_READ, Exchange, LocalFailure, Port, ProbeRequest, read
 from pytest_portcheck.probes.spec import ProtocolProbe
 from pytest_portcheck.probes.ssh import first_line
 from pytest_portcheck.services import ServiceInfo, neutralise
@@ -30,20 +30,51 @@ async def identify(port: Port) -> ServiceInfo:
         found = await speak(port, first, port.remaining())
         if found is not None and found.service != "unknown":
             return found
-    greeting = await port.exchange(None, catalogue.greeting_complete, port.banner_wait)
-    if greeting.data:
-        return _from_greeting(greeting, port.banner_wait)
-    if greeting.ended:
-        return ServiceInfo("unknown", "", error="the peer closed the connection without a word")
+    answer_wait = max(1.0, port.banner_wait)
+    async with port.gate:
+        reader, writer = await port.connect()
+        try:
+            greeting = await read(reader, catalogue.greeting_complete, port.remaining(port.banner_wait))
+            if greeting.data:
+                return _from_greeting(greeting, port.banner_wait)
+            if greeting.ended:
+                return ServiceInfo("unknown", "", error="the peer closed the connection without a word")
+            quiet = asyncio.ensure_future(speak(port, catalogue.QUIET, port.remaining(answer_wait)))
+            nudge = asyncio.ensure_future(_nudge(port, reader, writer, answer_wait))
+            try:
+                await asyncio.wait({quiet, nudge}, return_when=asyncio.FIRST_COMPLETED)
+                if quiet.done() and (named := quiet.result()) is not None and named.service != "unknown":
+                    return named
+                if not await nudge:
+                    return await quiet or _silent(port, 1 + len(catalogue.QUIET))
+            finally:
+                for task in (quiet, nudge):
+                    task.cancel()
+                await asyncio.gather(quiet, nudge, return_exceptions=True)
+        finally:
+            writer.transport.abort()
     rest = catalogue.by_likelihood(port.request.port, first)
-    found = await speak(port, rest, port.remaining(max(1.0, port.banner_wait)))
+    found = await speak(port, rest, port.remaining(answer_wait))
     if found is not None and (found.service != "unknown" or found.evidence or found.local_failure):
         return found
-    return ServiceInfo(
-        "unknown",
-        "",
-        error=f"no banner within {port.banner_wait:g} s, and no answer to {len(first) + len(rest)} probes",
-    )
+    return _silent(port, len(first) + len(rest))
+
+
+async def _nudge(port: Port, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, wait: float) -> bool:
+    """Whether a silent peer reacts at all (a byte, a close, a reset) to an HTTP request on the banner
+    connection. One connection tells a black hole from a server that waits for the client; only a
+    server that reacts gets every speaking probe (a connection each)."""
+    try:
+        writer.write(http.ROOT.request(port.host) if http.ROOT.request else b"")
+        reaction = await read(reader, lambda data: True, port.remaining(wait))
+    except ConnectionError:
+        return True
+    return bool(reaction.data) or reaction.ended
+
+
+def _silent(port: Port, probes: int) -> ServiceInfo:
+    waited = f"no banner within {port.banner_wait:g} s"
+    return ServiceInfo("unknown", "", error=f"{waited}, and no answer to {probes} probes")
 
 
 def _from_greeting(greeting: Exchange, waited: float) -> ServiceInfo:
