@@ -43,7 +43,8 @@ def real_servers() -> Iterator[dict[int, str]]:
         ("sshd", servers.sshd), ("nginx", servers.nginx), ("redis", servers.redis),
         ("redis+password", lambda: servers.redis(password="s3cret")), ("memcached", servers.memcached),
         ("postgresql", servers.postgresql), ("mariadb", servers.mariadb), ("vsftpd", servers.vsftpd),
-        ("dovecot", servers.dovecot), ("slapd", servers.slapd), ("mosquitto", lambda: servers.mosquitto(True)),
+        ("dovecot", servers.dovecot), ("slapd", servers.slapd),
+        ("mosquitto", lambda: servers.mosquitto(anonymous=True)),
         ("etcd", servers.etcd), ("dnsmasq", servers.dnsmasq),
     ]  # fmt: skip
     found: dict[int, str] = {}
@@ -126,9 +127,8 @@ def compare_with_nmap(runs: int) -> None:
     print(f"{'port':>6}  {'server':<15} {'portcheck --banner':<42} nmap -sV")
     for port, name in sorted(ports.items(), key=lambda item: item[1]):
         mine_text = " ".join(filter(None, mine.get(port, ("?", ""))))
-        print(
-            f"{port:>6}  {name:<15} {mine_text[:42]:<42} {' '.join(filter(None, theirs.get(port, ('?', ''))))}"
-        )
+        theirs_text = " ".join(filter(None, theirs.get(port, ("?", ""))))
+        print(f"{port:>6}  {name:<15} {mine_text[:42]:<42} {theirs_text}")
     for label, found, times in (("portcheck --banner", mine, our_times), ("nmap -sV", theirs, nmap_times)):
         named = sum(
             1 for port in ports if found.get(port, ("unknown", ""))[0] not in ("unknown", "tcpwrapped")
@@ -138,14 +138,13 @@ def compare_with_nmap(runs: int) -> None:
             f"{label:<19} named {named}/{len(ports)}, products {products}/{len(ports)}, "
             f"median {statistics.median(times):.2f} s (runs {fmt(times)})"
         )
-    print(
-        f"time ratio portcheck/nmap: {statistics.median(our_times) / statistics.median(nmap_times):.3f}  (goal <= 0.2)"
-    )
+    ratio = statistics.median(our_times) / statistics.median(nmap_times)
+    print(f"time ratio portcheck/nmap: {ratio:.3f}  (goal <= 0.2)")
 
 
 def serve_silently(count: int) -> None:
     """The helper process: ``count`` listeners that accept, read and drop, and never speak."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     selector = selectors.DefaultSelector()
     ports = []

@@ -38,7 +38,7 @@ def _tls_record(data: bytes) -> ServiceInfo | None:
 
 
 TLS_PORTS = frozenset({443, 465, 636, 853, 993, 995, 2376, 5986, 6443, 8443, 9443})
-TLS = ProtocolProbe("tls", _tls_record, TLS_PORTS, lambda _: b"", rarity=1, rank=10)
+TLS = ProtocolProbe("tls", _tls_record, TLS_PORTS, lambda _: b"", rarity=1, rank=20)
 """The ClientHello: ``request`` is a placeholder, the driver hands the handshake to ``ssl``."""
 
 SPEAKERS: tuple[ProtocolProbe, ...] = (

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 MAX_READ = 4096
 """Bytes a probe reads at most from one connection."""
+T = TypeVar("T")
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EAGAIN})
 
 
@@ -73,7 +75,7 @@ class Port:
         while True:
             handshake = max(0.05, self.remaining(cap)) if context else None
             try:
-                return await asyncio.wait_for(
+                return await within(
                     asyncio.open_connection(
                         self.request.address, self.request.port, ssl=context, server_hostname=server_name,
                         limit=MAX_READ, ssl_handshake_timeout=handshake,
@@ -101,6 +103,22 @@ class Port:
                 writer.transport.abort()
 
 
+async def within(work: Awaitable[T], seconds: float) -> T:
+    """``work``'s result, or TimeoutError after ``seconds``. Unlike ``asyncio.wait_for`` before Python
+    3.12, a cancellation that arrives as ``work`` completes is never swallowed: a probe cancelled
+    because another one already named the port stops, instead of reading on for its full wait."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if not done:
+        raise asyncio.TimeoutError
+    return task.result()
+
+
 async def read(reader: asyncio.StreamReader, complete: Callable[[bytes], bool], wait: float) -> Exchange:
     """Read until ``complete(data)``, EOF, MAX_READ bytes or ``wait`` seconds; what came is kept."""
     result = Exchange()
@@ -117,7 +135,7 @@ async def read(reader: asyncio.StreamReader, complete: Callable[[bytes], bool], 
                 return
 
     try:
-        await asyncio.wait_for(gather(), wait)
+        await within(gather(), wait)
         result.finished = True
     except asyncio.TimeoutError:
         pass

@@ -1,9 +1,11 @@
 """The asyncio driver: the order of the probes on one port, and all ports concurrently.
 
 For each open port: the move the inventory or the port number suggests, at once; otherwise a short wait
-for a server that speaks first (SSH, MySQL, FTP, SMTP, IMAP, VNC...), then every speaking probe on its
-own connection, concurrently, the port's usual protocols first. The first answer that a classifier
-recognises wins (among several, the lower rank: TLS before plain HTTP); the others are cancelled.
+for a server that speaks first (SSH, MySQL, FTP, SMTP, IMAP, VNC...); a port still silent gets an HTTP
+nudge on that connection (with the few protocols a nudge cannot reveal beside it), and only a port that
+reacts gets every speaking probe on its own connection, concurrently, its usual protocols first. The
+first answer a classifier recognises wins (among several, the lower rank: TLS before plain HTTP); the
+others are cancelled.
 Any exception inside one port's probing is that port's error, never the run's.
 """
 
@@ -25,6 +27,7 @@ from pytest_portcheck.services import ServiceInfo, neutralise
 
 
 async def identify(port: Port) -> ServiceInfo:
+    """What answers on one port, within its deadline."""
     first = catalogue.first_moves(port.request.port, port.request.expect)
     if first:
         found = await speak(port, first, port.remaining())
@@ -34,30 +37,41 @@ async def identify(port: Port) -> ServiceInfo:
     async with port.gate:
         reader, writer = await port.connect()
         try:
-            greeting = await read(reader, catalogue.greeting_complete, port.remaining(port.banner_wait))
-            if greeting.data:
-                return _from_greeting(greeting, port.banner_wait)
-            if greeting.ended:
-                return ServiceInfo("unknown", "", error="the peer closed the connection without a word")
-            quiet = asyncio.ensure_future(speak(port, catalogue.QUIET, port.remaining(answer_wait)))
-            nudge = asyncio.ensure_future(_nudge(port, reader, writer, answer_wait))
-            try:
-                await asyncio.wait({quiet, nudge}, return_when=asyncio.FIRST_COMPLETED)
-                if quiet.done() and (named := quiet.result()) is not None and named.service != "unknown":
-                    return named
-                if not await nudge:
-                    return await quiet or _silent(port, 1 + len(catalogue.QUIET))
-            finally:
-                for task in (quiet, nudge):
-                    task.cancel()
-                await asyncio.gather(quiet, nudge, return_exceptions=True)
+            early = await _unprompted(port, reader, writer, answer_wait)
         finally:
             writer.transport.abort()
+    if early is not None:
+        return early
     rest = catalogue.by_likelihood(port.request.port, first)
     found = await speak(port, rest, port.remaining(answer_wait))
     if found is not None and (found.service != "unknown" or found.evidence or found.local_failure):
         return found
     return _silent(port, len(first) + len(rest))
+
+
+async def _unprompted(
+    port: Port, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer_wait: float
+) -> ServiceInfo | None:
+    """The verdict before any speaking probe: a greeting, a close, a quiet protocol's answer, or a
+    black hole; None when the port reacted to the nudge and deserves every speaking probe."""
+    greeting = await read(reader, catalogue.greeting_complete, port.remaining(port.banner_wait))
+    if greeting.data:
+        return _from_greeting(greeting, port.banner_wait)
+    if greeting.ended:
+        return ServiceInfo("unknown", "", error="the peer closed the connection without a word")
+    quiet = asyncio.ensure_future(speak(port, catalogue.QUIET, port.remaining(answer_wait)))
+    nudge = asyncio.ensure_future(_nudge(port, reader, writer, answer_wait))
+    try:
+        await asyncio.wait({quiet, nudge}, return_when=asyncio.FIRST_COMPLETED)
+        if quiet.done() and (named := quiet.result()) is not None and named.service != "unknown":
+            return named
+        if await nudge:
+            return None
+        return await quiet or _silent(port, 1 + len(catalogue.QUIET))
+    finally:
+        for task in (quiet, nudge):
+            task.cancel()
+        await asyncio.gather(quiet, nudge, return_exceptions=True)
 
 
 async def _nudge(port: Port, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, wait: float) -> bool:
@@ -97,7 +111,7 @@ async def speak(port: Port, probes: Sequence[ProtocolProbe], wait: float) -> Ser
             for task in done:
                 found[tasks[task]] = task.result()
             best = _best(found)
-            if best is not None and all(p in found for p in probes if p.rank < best[0].rank):
+            if best is not None and all(p in found for p in probes if p.rank < _rank(*best)):
                 return await _refined(port, *best)
     finally:
         for task in tasks:
@@ -110,7 +124,11 @@ def _best(found: dict[ProtocolProbe, ServiceInfo | None]) -> tuple[ProtocolProbe
     matches = [
         (probe, info) for probe, info in found.items() if info is not None and info.service != "unknown"
     ]
-    return min(matches, key=lambda pair: pair[0].rank) if matches else None
+    return min(matches, key=lambda pair: _rank(*pair)) if matches else None
+
+
+def _rank(probe: ProtocolProbe, info: ServiceInfo) -> int:
+    return probe.rank if probe.rank_of is None else probe.rank_of(info)
 
 
 def _fallback(found: dict[ProtocolProbe, ServiceInfo | None]) -> ServiceInfo | None:

@@ -146,10 +146,19 @@ def etcd_range_request(host: str) -> bytes:
     ).encode() + body
 
 
+def _plain_on_tls(info: ServiceInfo) -> bool:
+    return info.evidence.split(" ", 2)[1:2] == ["400"]
+
+
+# Ranks: /version (10) names an API at once unless it got a 400, then it waits for TLS (20), as does
+# / on a 400; any other answer to / waits only for /version, which may name an API behind it.
 HTTP_PORTS = frozenset({80, 8000, 8008, 8080, 8081, 8888, 9090, 9100, 9200, 5984, 2375, 2379, 8500})
-ROOT = ProtocolProbe("http", classify_root, HTTP_PORTS, request("/"), response_complete, rarity=1, rank=40)
+ROOT = ProtocolProbe(
+    "http", classify_root, HTTP_PORTS, request("/"), response_complete, rarity=1, rank=30,
+    rank_of=lambda info: 30 if _plain_on_tls(info) else 15,
+)  # fmt: skip
 VERSION = ProtocolProbe(
     "http-version", classify_version, frozenset({2375, 2379, 6443, 8001}), request("/version"),
-    response_complete, rarity=3, rank=30,
+    response_complete, rarity=3, rank=10, rank_of=lambda info: 25 if _plain_on_tls(info) else 0,
     refine=Refinement(etcd_range_request, etcd_auth, lambda info: info.service == "etcd"),
 )  # fmt: skip

@@ -35,8 +35,10 @@ class ProtocolProbe:
     """1 (common) to 9 (rare), as nmap's service probes: common ones are sent first."""
     rank: int = 0
     """When two probes of one port both match, the lower rank wins, and a match waits for the probes
-    ranked before it: TLS (10) before plain HTTP (30, 40), since nginx answers a plain request on a
-    TLS port with an HTTP error page. Rank 0: an answer only this protocol gives, decisive at once."""
+    ranked before it. Rank 0: an answer only this protocol gives, decisive at once."""
+    rank_of: Callable[[ServiceInfo], int] | None = None
+    """The rank of a match when it depends on the answer (an HTTP 400 defers to TLS: that is what
+    servers answer a plain request on a TLS port); ``rank`` otherwise."""
     refine: Refinement | None = None
     """A second, separate exchange once identified (e.g. an authentication check), or None."""
 
