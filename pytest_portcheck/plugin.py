@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (se
 
 PROPERTY_PREFIX = "portcheck."
 WAIVER_WARNING_DAYS = 14
+MARKDOWN_LIST_LIMIT = 200
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -664,17 +665,26 @@ def markdown_summary(run: PortcheckRun) -> str:
     for title, items in (("Drift", drift), ("Errors", errors), ("Waived", waived)):
         if items:
             lines += ["", f"### {title}", ""]
-            lines += [f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items]
+            lines += _capped([f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items])
     day = today()
     notes = [(nodeid, note) for nodeid, record in records if (note := record.waiver_note(day))]
     if notes:
         lines += ["", f"### Waivers expired or expiring within {WAIVER_WARNING_DAYS} days", ""]
-        lines += [f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes]
+        lines += _capped([f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes])
     services = [(record.host, record.target, line) for _, record in records for line in record.services]
     if services:
         lines += ["", "### Services found", ""]
-        lines += [f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services]
+        lines += _capped([f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services])
     return "\n".join(lines) + "\n"
+
+
+def _capped(lines: list[str]) -> list[str]:
+    """At most MARKDOWN_LIST_LIMIT lines and a count of the rest: GitHub refuses step summaries over 1 MiB."""
+    if len(lines) <= MARKDOWN_LIST_LIMIT:
+        return lines
+    rest = len(lines) - MARKDOWN_LIST_LIMIT
+    more = f"- … and {rest:,} more: the JSON report (--portcheck-report) has them all"
+    return [*lines[:MARKDOWN_LIST_LIMIT], more]
 
 
 def _report_parts(run: PortcheckRun) -> tuple[ScanReport, list[dict[str, Any]]]:
