@@ -75,7 +75,9 @@ def dump_nmap_xml(report: ScanReport, stream: TextIO) -> None:
     stream.write('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE nmaprun>\n')
     stream.write(_comment(f"portcheck {__version__} scan initiated {_timestr(start)} as: {args}") + "\n")
     stream.write(
-        f"<nmaprun scanner=\"portcheck\" args={xml_attribute(args)} start=\"{start}\" "
+        # nmap.dtd allows scanner="nmap" only, and parsers check it; the comment above and args say
+        # which tool wrote the file.
+        f"<nmaprun scanner=\"nmap\" args={xml_attribute(args)} start=\"{start}\" "
         f"startstr={xml_attribute(_timestr(start))} version={xml_attribute(__version__)} "
         f"xmloutputversion=\"{XML_OUTPUT_VERSION}\">\n"
     )

@@ -105,6 +105,21 @@ def test_our_xml_matches_nmap_on_loopback(
     pytester.runpytest("--portcheck", "inventory.yml").assert_outcomes(passed=len(opened) + 1)
 
 
+def test_our_xml_is_valid_against_nmaps_dtd(tmp_path: Path) -> None:
+    xmllint = need("xmllint")
+    dtd = Path("/usr/share/nmap/nmap.dtd")
+    if not dtd.exists():
+        skip_or_fail("nmap.dtd is missing: apt-get install nmap", "PORTCHECK_REQUIRE_SERVERS")
+    udp = ProbeResult("fw.example", "10.9.8.7", Protocol.UDP, 53, PortState.OPEN_FILTERED, "no-response")
+    failed = ProbeResult("fw.example", "10.9.8.7", Protocol.TCP, 7, PortState.ERROR, "local-error: EMFILE")
+    info = ServiceInfo("ssh", HOSTILE, "OpenSSH", "9.2p1")
+    report = report_with([*firewalled(), failed, udp], services={("10.9.8.7", Protocol.TCP, 22): info})
+    path = tmp_path / "scan.xml"
+    path.write_text(xml_of(report), encoding="utf-8")
+    checked = subprocess.run([xmllint, "--noout", "--dtdvalid", str(dtd), str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
 def test_diff_sees_a_port_nmap_found_closed_now_open(tmp_path: Path, listen: ListenerFactory) -> None:
     nmap = need("nmap")
     [before] = unnamed_listeners(listen, 1)
