@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan_options(scan_parser)
     scan_parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
     scan_parser.add_argument(
+        "-oX", "--xml", metavar="FILE", dest="xml",
+        help="write the report as nmap XML (for ndiff and nmap's tools) to FILE ('-': stdout)",
+    )  # fmt: skip
+    scan_parser.add_argument(
         "--show", type=_states, default=frozenset({PortState.OPEN}), metavar="STATES",
         help="states to list port by port, e.g. 'open,filtered' or 'all' (default open)",
     )  # fmt: skip
@@ -112,31 +116,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scan and write a valid inventory: the open ports under only_open (with the "
         "services found when --banner probes them), the scanned range as its range.",
     )
-    _add_scan_options(snapshot_parser)
+    _add_scan_options(snapshot_parser, targets="*")
     snapshot_parser.add_argument(
         "-o", "--output", default="-", metavar="FILE", help="inventory to write (default stdout)"
     )
+    snapshot_parser.add_argument(
+        "--from", dest="source", metavar="REPORT",
+        help="no scan: the inventory of a portcheck JSON report or an nmap XML file (-oX)",
+    )  # fmt: skip
     diff_parser = commands.add_parser(
         "diff",
-        help="compare two JSON reports",
-        description="Compare two JSON reports (from 'portcheck scan --json' or --portcheck-report). "
-        "Exit 0 when equal, 1 when different, 2 on error.",
+        help="compare two reports (JSON or nmap XML)",
+        description="Compare two reports: JSON (from 'portcheck scan --json' or --portcheck-report) or "
+        "nmap XML (nmap -oX, portcheck scan -oX). Exit 0 when equal, 1 when different, 2 on error.",
     )
-    diff_parser.add_argument("old", metavar="OLD.json")
-    diff_parser.add_argument("new", metavar="NEW.json")
+    diff_parser.add_argument("old", metavar="OLD")
+    diff_parser.add_argument("new", metavar="NEW")
     diff_parser.add_argument("--json", action="store_true", help="print the differences as JSON")
     report_parser = commands.add_parser(
         "report",
-        help="turn a JSON report into a self-contained HTML page",
-        description="Write one self-contained HTML page (no external assets) from a JSON report.",
+        help="turn a JSON report or nmap XML into a self-contained HTML page",
+        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
+        "nmap XML file.",
     )
-    report_parser.add_argument("report", metavar="REPORT.json")
+    report_parser.add_argument("report", metavar="REPORT")
     report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
     return parser
 
 
-def _add_scan_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("targets", nargs="+", metavar="TARGET", help="hostname, IP address or CIDR block")
+def _add_scan_options(parser: argparse.ArgumentParser, targets: str = "+") -> None:
+    parser.add_argument("targets", nargs=targets, metavar="TARGET", help="hostname, IP address or CIDR block")
     parser.add_argument(
         "-p", "--ports", default="1-1024", metavar="SPEC",
         help="ports: '22,80,443', '1-1024', '-' or 'all' for 1-65535; '/tcp' suffix allowed (default 1-1024)",
@@ -333,7 +342,7 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reasons = sorted({r.reason for r in errors})
         out.write(f"ERROR: {len(errors):,} probe(s) could not be made: {'; '.join(reasons[:5])}\n")
     out.flush()
-    if args.json:
+    if args.json or args.xml:
         report = ScanReport(
             resolutions,
             sort_results(results, args.targets),
@@ -345,7 +354,12 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             ["portcheck", *args.argv],
             services,
         )
-        write_report(report, args.json)
+        if args.json:
+            write_report(report, args.json)
+        if args.xml:
+            from pytest_portcheck.nmapxml import write_nmap_xml
+
+            write_nmap_xml(report, args.xml)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if errors else EXIT_OK
@@ -369,10 +383,20 @@ def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dic
 def _run_snapshot(args: argparse.Namespace) -> int:
     from pytest_portcheck.inventory import snapshot_inventory  # PyYAML: only for this command
 
-    ports = _ports(args)
-    settings = _settings(args)
-    report = collect_scan(args.targets, ports, settings)
-    services = _probe_open(report.results, args) if args.banner else {}
+    if args.source is not None:
+        if args.targets:
+            raise ReportError("snapshot --from takes no targets: the report says what was scanned")
+        report = read_any_report(args.source)
+        services = dict(report.services)
+        ports: list[tuple[Protocol, int]] = sorted(
+            {(r.proto, r.port) for r in report.results if r.proto is Protocol.TCP}
+        )
+    else:
+        if not args.targets:
+            raise ReportError("snapshot needs targets to scan, or --from REPORT")
+        ports = _ports(args)
+        report = collect_scan(args.targets, ports, _settings(args))
+        services = _probe_open(report.results, args) if args.banner else {}
     text = snapshot_inventory(report, services, ports, ["portcheck", *args.argv])
     if args.output == "-":
         sys.stdout.write(text)
@@ -390,7 +414,7 @@ def _run_snapshot(args: argparse.Namespace) -> int:
 
 def _run_diff(args: argparse.Namespace) -> int:
     try:
-        old, new = read_report(args.old), read_report(args.new)
+        old, new = read_any_report(args.old), read_any_report(args.new)
     except ReportError as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
         return EXIT_USAGE
@@ -402,6 +426,13 @@ def _run_diff(args: argparse.Namespace) -> int:
     return EXIT_OK if difference.equal else EXIT_FAILURE
 
 
+def read_any_report(path: str) -> ScanReport:
+    """A portcheck JSON report or an nmap XML file, told apart by their first character."""
+    from pytest_portcheck.nmapxml import is_xml_file, read_nmap_xml
+
+    return read_nmap_xml(path) if is_xml_file(path) else read_report(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -410,7 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "scan":
             # With the JSON report on stdout, the human-readable output moves to stderr.
-            out = sys.stderr if args.json == "-" else sys.stdout
+            if args.json == "-" and args.xml == "-":
+                parser.exit(EXIT_USAGE, "portcheck: error: --json - and -oX - cannot both use stdout\n")
+            out = sys.stderr if "-" in (args.json, args.xml) else sys.stdout
             return _run_scan(args, out, sys.stderr)
         if args.command == "snapshot":
             return _run_snapshot(args)
@@ -418,8 +451,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_diff(args)
         if args.command == "report":
             from pytest_portcheck.htmlreport import read_report_document, write_html
+            from pytest_portcheck.nmapxml import is_xml_file, read_nmap_xml
 
-            write_html(read_report_document(args.report), Path(args.output))
+            if is_xml_file(args.report):
+                document = read_nmap_xml(args.report).to_dict()
+            else:
+                document = read_report_document(args.report)
+            write_html(document, Path(args.output))
             return EXIT_OK
     except (PortSpecError, ScanError, ReportError) as exc:
         parser.exit(EXIT_USAGE, f"portcheck: error: {exc}\n")

@@ -4,6 +4,11 @@ An inventory becomes ``inventory.yml::HOST::PROTO/PORT::EXPECTATION`` items. The
 session, at the first item's setup: every selected expectation in one engine run, published as a
 results file under a lock so that xdist workers share one scan (the pytest-mypy pattern). Items read
 their verdict from it. Without ``--portcheck`` or ``portcheck_inventory`` the plugin does nothing.
+
+pytest loads this module in every run of every project where the package is installed, so at import
+it needs pytest and the standard library only: the engine, YAML, asyncio/ssl (probes), filelock and the
+report writers are imported where an inventory run first needs them (``tests/test_plugin_imports.py``
+checks it; ``benchmarks/bench_plugin_import.py`` measures the cost).
 """
 
 from __future__ import annotations
@@ -18,38 +23,20 @@ import tempfile
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from filelock import FileLock
 
-from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
-from pytest_portcheck.htmlreport import write_html
-from pytest_portcheck.inventory import (
-    Expectation,
-    HostSpec,
-    Inventory,
-    InventoryError,
-    RangeRule,
-    Waiver,
-    load_inventory,
-)
-from pytest_portcheck.ports import Protocol, parse_port_spec
-from pytest_portcheck.results import ScanReport, collect_scan, dump_report, report_from_dict, write_report
-from pytest_portcheck.services import ServiceInfo
-from pytest_portcheck.verdicts import (
-    Judgement,
-    Verdict,
-    index_results,
-    judge,
-    judge_range,
-    scan_inventory,
-    silent_hosts,
-    today,
-)
+if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (see the docstring)
+    from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
+    from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, RangeRule, Waiver
+    from pytest_portcheck.results import ScanReport
+    from pytest_portcheck.services import ServiceInfo
+    from pytest_portcheck.verdicts import Judgement
 
 PROPERTY_PREFIX = "portcheck."
 WAIVER_WARNING_DAYS = 14
+MARKDOWN_LIST_LIMIT = 200
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,6 +100,8 @@ class InventoryResults:
     """The session's scan of the inventories, as ordinary tests see it through ``portcheck_results``."""
 
     def __init__(self, report: ScanReport, hosts: Sequence[HostSpec]) -> None:
+        from pytest_portcheck.verdicts import index_results, silent_hosts
+
         self.report = report
         self.by_key = index_results(report.results)
         self.resolutions = {r.host: r for r in report.resolutions}
@@ -128,6 +117,8 @@ class InventoryResults:
 
     def results(self, host: str, port: int, proto: str = "tcp") -> list[ProbeResult]:
         """One result per resolved address of ``host`` (an inventory name or the address it names)."""
+        from pytest_portcheck.ports import Protocol
+
         key_proto = Protocol(proto)
         found = [self.by_key.get((address, key_proto, port)) for address in self.addresses(host)]
         if not found or any(result is None for result in found):
@@ -136,6 +127,8 @@ class InventoryResults:
 
     def state(self, host: str, port: int, proto: str = "tcp") -> PortState:
         """The state of a port when every address agrees; ``error`` otherwise."""
+        from pytest_portcheck.engine import PortState
+
         states = {result.state for result in self.results(host, port, proto)}
         return states.pop() if len(states) == 1 else PortState.ERROR
 
@@ -170,12 +163,19 @@ class PortcheckRun:
     def load(self, path: Path) -> Inventory:
         key = path.resolve()
         if key not in self._loaded:
+            from pytest_portcheck.inventory import load_inventory
+
             self._loaded[key] = load_inventory(path)
         return self._loaded[key]
 
     def results(self) -> InventoryResults:
         """Scan once for the whole session (under a lock across xdist workers) and share the outcome."""
         if self._results is None:
+            from filelock import FileLock
+
+            from pytest_portcheck.results import report_from_dict, write_report
+            from pytest_portcheck.verdicts import scan_inventory
+
             if self._failure is not None:
                 raise PortcheckError(self._failure)
             pairs = [(item.host, item.expectation) for item in self.items if isinstance(item, PortItem)]
@@ -203,6 +203,8 @@ class PortcheckRun:
         if self._results is not None:
             return self._results.report
         if self.results_path.exists():
+            from pytest_portcheck.results import report_from_dict
+
             return report_from_dict(json.loads(self.results_path.read_text(encoding="utf-8")))
         return None
 
@@ -309,6 +311,8 @@ class InventoryFile(pytest.File):
             yield HostNode.from_parent(self, name=host.name, host=host)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
+        from pytest_portcheck.inventory import InventoryError
+
         if isinstance(excinfo.value, InventoryError):
             return f"portcheck inventory error: {excinfo.value}"
         return super().repr_failure(excinfo)
@@ -369,6 +373,8 @@ class CheckItem(pytest.Item):
         raise NotImplementedError
 
     def setup(self) -> None:
+        from pytest_portcheck.verdicts import Verdict
+
         run = self.config.stash[RUN_KEY]
         shared = run.results()
         self.judgement = self.judge(run, shared)
@@ -383,6 +389,8 @@ class CheckItem(pytest.Item):
             raise PortcheckError(self.judgement.message)
 
     def runtest(self) -> None:
+        from pytest_portcheck.verdicts import Verdict, today
+
         assert self.judgement is not None
         if self.judgement.verdict is not Verdict.FAILED:
             return
@@ -434,6 +442,8 @@ class PortItem(CheckItem):
         self.waiver = expectation.waiver
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
+        from pytest_portcheck.verdicts import judge
+
         return judge(
             self.host,
             self.expectation,
@@ -458,6 +468,8 @@ class RangeItem(CheckItem):
         self.rule = rule
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
+        from pytest_portcheck.verdicts import judge_range
+
         resolution = shared.resolutions.get(self.host.address)
         return judge_range(self.host, self.rule, resolution, shared.by_key, shared.report.services)
 
@@ -507,6 +519,8 @@ def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None
 
 
 def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]]:
+    from pytest_portcheck.verdicts import Verdict
+
     hosts: dict[str, dict[str, Any]] = {}
     for record in run.records.values():
         row = hosts.setdefault(
@@ -532,6 +546,8 @@ def _silent_hosts(run: PortcheckRun) -> list[str]:
     states: dict[str, set[str]] = {}
     for record in run.records.values():
         states.setdefault(record.host, set()).update(found[1] for found in record.found)
+    from pytest_portcheck.engine import PortState
+
     silent = {PortState.FILTERED.value, PortState.OPEN_FILTERED.value}
     return [host for host, seen in states.items() if seen and seen <= silent]
 
@@ -565,6 +581,8 @@ class ControllerHooks:
             _write_report_file(self.run, destination)
         html = session.config.getoption("portcheck_html", None)
         if html:
+            from pytest_portcheck.htmlreport import write_html
+
             write_html(_report_document(self.run), Path(html))
         markdown = session.config.getoption("portcheck_markdown", None)
         if markdown:
@@ -577,6 +595,8 @@ class ControllerHooks:
 
 
 def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
+    from pytest_portcheck.verdicts import today
+
     rows = _summary_rows(run)
     header = ("host", "addresses", "expected", "found (per address)", "drift", "errors")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
@@ -627,6 +647,8 @@ def _md(text: str) -> str:
 
 def markdown_summary(run: PortcheckRun) -> str:
     """The run as Markdown: hosts, drift, errors, waivers and services found."""
+    from pytest_portcheck.verdicts import Verdict, today
+
     rows = _summary_rows(run)
     records = list(run.records.items())
     drift = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.FAILED.value]
@@ -643,20 +665,32 @@ def markdown_summary(run: PortcheckRun) -> str:
     for title, items in (("Drift", drift), ("Errors", errors), ("Waived", waived)):
         if items:
             lines += ["", f"### {title}", ""]
-            lines += [f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items]
+            lines += _capped([f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items])
     day = today()
     notes = [(nodeid, note) for nodeid, record in records if (note := record.waiver_note(day))]
     if notes:
         lines += ["", f"### Waivers expired or expiring within {WAIVER_WARNING_DAYS} days", ""]
-        lines += [f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes]
+        lines += _capped([f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes])
     services = [(record.host, record.target, line) for _, record in records for line in record.services]
     if services:
         lines += ["", "### Services found", ""]
-        lines += [f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services]
+        lines += _capped([f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services])
     return "\n".join(lines) + "\n"
 
 
+def _capped(lines: list[str]) -> list[str]:
+    """At most MARKDOWN_LIST_LIMIT lines and a count of the rest: GitHub refuses step summaries over 1 MiB."""
+    if len(lines) <= MARKDOWN_LIST_LIMIT:
+        return lines
+    rest = len(lines) - MARKDOWN_LIST_LIMIT
+    more = f"- … and {rest:,} more: the JSON report (--portcheck-report) has them all"
+    return [*lines[:MARKDOWN_LIST_LIMIT], more]
+
+
 def _report_parts(run: PortcheckRun) -> tuple[ScanReport, list[dict[str, Any]]]:
+    from pytest_portcheck.engine import ScanSettings
+    from pytest_portcheck.results import ScanReport
+
     report = run.shared_report() or ScanReport([], [], ScanSettings(), "", 0.0)
     expectations = [
         {
@@ -678,12 +712,16 @@ def _report_parts(run: PortcheckRun) -> tuple[ScanReport, list[dict[str, Any]]]:
 
 
 def _write_report_file(run: PortcheckRun, destination: str) -> None:
+    from pytest_portcheck.results import write_report
+
     report, expectations = _report_parts(run)
     write_report(report, destination, {"expectations": expectations})
 
 
 def _report_document(run: PortcheckRun) -> dict[str, Any]:
     """The --portcheck-report document, in memory (for the HTML page)."""
+    from pytest_portcheck.results import dump_report
+
     buffer = io.StringIO()
     report, expectations = _report_parts(run)
     dump_report(report, buffer, {"expectations": expectations})
@@ -705,12 +743,18 @@ def portcheck_results(request: pytest.FixtureRequest) -> InventoryResults:
 @pytest.fixture(scope="session")
 def portcheck_settings() -> ScanSettings:
     """Settings for ``portcheck_scan``; override this fixture in a conftest to change them."""
+    from pytest_portcheck.engine import ScanSettings
+
     return ScanSettings(timeout=1.0, retries=1)
 
 
 @pytest.fixture
 def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport]:
     """Scan now: ``portcheck_scan("127.0.0.1", "8000-8010")`` returns the whole ``ScanReport``."""
+    from pytest_portcheck.engine import ScanSettings
+    from pytest_portcheck.ports import parse_port_spec
+    from pytest_portcheck.results import collect_scan
+
 
     def run_scan(hosts: str | Sequence[str], ports: str | int, **settings: Any) -> ScanReport:
         names = [hosts] if isinstance(hosts, str) else list(hosts)
