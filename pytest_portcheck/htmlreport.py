@@ -13,32 +13,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_portcheck.results import ReportError, report_from_dict
+from pytest_portcheck.atomicfile import write_text_atomically
+from pytest_portcheck.results import read_report_document
+
+__all__ = ["page_data", "read_report_document", "render_html", "write_html"]
 
 MAX_COLUMNS = 400
 _QUIET_STATES = {"closed"}
 
 
-def read_report_document(path: str | Path) -> dict[str, Any]:
-    """The JSON report as a document, checked to be one (ReportError otherwise)."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-        report_from_dict(document)
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReportError(f"{path}: not a portcheck JSON report ({exc})") from None
-    if not isinstance(document, dict):
-        raise ReportError(f"{path}: not a portcheck JSON report")
-    return document
-
-
 def page_data(document: Mapping[str, Any]) -> dict[str, Any]:
     """What the page shows, computed here so that the script only draws."""
     verdicts: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for expectation in document.get("expectations", []):
+    expectations = document.get("expectations", [])
+    row_names = _row_names(expectations)
+    for expectation in expectations:
+        host = row_names[(_source(expectation), str(expectation["host"]))]
         for found in expectation.get("found") or [{"address": ""}]:
-            key = (str(expectation["host"]), str(found.get("address") or ""), str(expectation["target"]))
+            key = (host, str(found.get("address") or ""), str(expectation["target"]))
             verdicts[key] = expectation
     rows: dict[tuple[str, str], int] = {}
     columns: dict[str, int] = {}
@@ -86,6 +78,24 @@ def page_data(document: Mapping[str, Any]) -> dict[str, Any]:
         "drift": drift,
         "truncated": truncated,
         "quiet_ports": sum(1 for key in cells if key not in set(interesting)),
+    }
+
+
+def _source(expectation: Mapping[str, Any]) -> str:
+    """The inventory file an expectation comes from (its node id's first part)."""
+    return str(expectation.get("nodeid", "")).split("::", 1)[0]
+
+
+def _row_names(expectations: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """Row names per (inventory, host): a host name two inventories use gets its file, so that
+    their verdicts stay two rows instead of one overwriting the other."""
+    sources: dict[str, set[str]] = {}
+    for expectation in expectations:
+        sources.setdefault(str(expectation["host"]), set()).add(_source(expectation))
+    return {
+        (source, host): host if len(files) == 1 else f"{host} [{source}]"
+        for host, files in sources.items()
+        for source in files
     }
 
 
@@ -138,7 +148,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 
 
 def write_html(document: Mapping[str, Any], path: Path) -> None:
-    path.write_text(render_html(document), encoding="utf-8")
+    write_text_atomically(path, render_html(document))
 
 
 _PAGE = """<!doctype html>
