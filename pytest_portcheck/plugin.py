@@ -312,7 +312,7 @@ def _check_report_paths(config: pytest.Config) -> None:
     """Refuse report files that cannot be written before scanning, not after."""
     for dest, flag in _REPORT_OPTIONS:
         path = config.getoption(dest, None)
-        if path:
+        if path and path != "-":
             try:
                 check_writable(path)
             except WriteError as exc:

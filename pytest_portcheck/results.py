@@ -33,7 +33,7 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.reportschema import REPORT_VERSION, ReportProblem, parse_report_json, validate_report
-from pytest_portcheck.services import ServiceInfo, TlsInfo
+from pytest_portcheck.services import ServiceInfo, TlsInfo, neutralise
 
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED, PortState.ERROR)
 
@@ -324,14 +324,15 @@ class ReportDiff:
         }
 
     def to_text(self, old_name: str, new_name: str) -> str:
+        # Report files come from anywhere: what they name reaches the terminal neutralised.
         lines = [f"--- {old_name}", f"+++ {new_name}"]
-        lines += [f"host appeared: {host}" for host in self.hosts_appeared]
-        lines += [f"host vanished: {host}" for host in self.hosts_vanished]
+        lines += [f"host appeared: {neutralise(host)}" for host in self.hosts_appeared]
+        lines += [f"host vanished: {neutralise(host)}" for host in self.hosts_vanished]
         marks = {"opened": "+", "closed": "-", "added": "+", "removed": "-"}
         for change in self.changes:
-            where = f"{change.host} {change.address or '-'} {change.proto}/{change.port}"
-            old = change.old if change.old is not None else "(not scanned)"
-            new = change.new if change.new is not None else "(not scanned)"
+            where = neutralise(f"{change.host} {change.address or '-'} {change.proto}/{change.port}")
+            old = neutralise(change.old) if change.old is not None else "(not scanned)"
+            new = neutralise(change.new) if change.new is not None else "(not scanned)"
             lines.append(f"{marks.get(change.kind, '~')} {change.kind:<8} {where}: {old} -> {new}")
         if self.coverage_only:
             lines.append(f"({self.coverage_only:,} closed port(s) scanned in one report only: not counted)")

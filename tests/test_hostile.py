@@ -312,6 +312,18 @@ def test_not_utf8_and_missing_reports(tmp_path: Path) -> None:
     assert completed.returncode == 2 and "cannot read" in completed.stderr
 
 
+def test_diff_output_neutralises_what_a_report_names(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    write_report(small_report(1), old)
+    document = json.loads(_report_text())
+    document["results"][0]["host"] = "h\x1b]0;pwned\x07"
+    document["results"][0]["state"] = "open"
+    new.write_text(json.dumps(document))
+    completed = portcheck("diff", str(old), str(new))
+    assert completed.returncode == 1
+    assert "\x1b" not in completed.stdout and "\\x1b]0;pwned\\x07" in completed.stdout
+
+
 # --- signals (item 16) ---------------------------------------------------------------------------
 
 
