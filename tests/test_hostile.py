@@ -204,6 +204,28 @@ def test_unwritable_destinations_are_named(
         write_report(small_report(), destination)
 
 
+@pytest.mark.parametrize("command", ["scan", "snapshot", "report"])
+def test_cli_output_paths_are_checked_before_scanning(tmp_path: Path, command: str) -> None:
+    good = tmp_path / "good.json"
+    write_report(small_report(), good)
+    missing = str(tmp_path / "missing" / "out")
+    arguments = {
+        "scan": ["scan", "127.0.0.1", "-p", "1", "--json", missing],
+        "snapshot": ["snapshot", "127.0.0.1", "-p", "1", "-o", missing],
+        "report": ["report", str(good), "-o", missing],
+    }[command]
+    completed = portcheck(*arguments)
+    assert completed.returncode == 2
+    assert f"portcheck: error: {missing}: cannot write: the directory" in completed.stderr
+    assert "Summary" not in completed.stdout and "Traceback" not in completed.stderr
+
+
+def test_dev_stdout_is_written_through() -> None:
+    completed = portcheck("scan", "127.0.0.1", "-p", "1", "--json", "/dev/stdout")
+    assert completed.returncode == 0, completed.stderr
+    assert '"version": 1' in completed.stdout and os.path.islink("/dev/stdout")
+
+
 # --- unwritable report options in pytest (item 13) ---------------------------------------------
 
 
