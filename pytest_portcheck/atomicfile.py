@@ -3,7 +3,8 @@
 Each writer (JSON report, HTML page, Markdown summary, snapshot inventory, the xdist shared
 results) goes through ``write_atomically``: a temporary file with an unguessable name is created
 exclusively (``O_EXCL | O_NOFOLLOW``) in the destination's own directory, written, flushed to disk
-and renamed over the destination. Another local user cannot pre-create or symlink the temporary
+and renamed over the destination (keeping the mode of the file it replaces, so a report made private
+stays private). Another local user cannot pre-create or symlink the temporary
 name, two runs writing one destination never share a temporary file, and a failed or interrupted
 write (disk full, ``ulimit -f``, Ctrl-C) leaves the previous file whole and no temporary behind.
 
@@ -102,6 +103,7 @@ def write_atomically(destination: str | Path, write: Callable[[TextIO], None]) -
     except OSError as exc:
         raise _problem(path, exc) from None
     try:
+        _keep_mode(path, descriptor)
         with open(descriptor, "w", encoding="utf-8") as stream:
             write(stream)
             stream.flush()
@@ -114,6 +116,16 @@ def write_atomically(destination: str | Path, write: Callable[[TextIO], None]) -
             raise _problem(path, exc) from None
         raise
     _sync_directory(path.parent)
+
+
+def _keep_mode(path: Path, descriptor: int) -> None:
+    """A report someone made private (chmod 600) stays private when it is replaced."""
+    try:
+        previous = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(previous.st_mode):
+        os.fchmod(descriptor, stat.S_IMODE(previous.st_mode))
 
 
 def write_text_atomically(destination: str | Path, text: str) -> None:

@@ -142,6 +142,15 @@ def test_ulimit_f_truncates_nothing(tmp_path: Path, listen: ListenerFactory, com
     assert others_in(tmp_path, "out") == ["good.json"]
 
 
+def test_a_private_report_stays_private_when_replaced(tmp_path: Path) -> None:
+    destination = tmp_path / "r.json"
+    write_report(small_report(), destination)
+    destination.chmod(0o600)
+    write_report(small_report(5), destination)
+    assert stat.S_IMODE(destination.stat().st_mode) == 0o600
+    assert len(json.loads(destination.read_text())["results"]) == 5
+
+
 def test_concurrent_writers_never_produce_invalid_json(tmp_path: Path) -> None:
     destination = tmp_path / "r.json"
     report = small_report(5000)
