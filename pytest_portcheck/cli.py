@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pytest_portcheck import __version__
+from pytest_portcheck.atomicfile import WriteError, check_writable, write_text_atomically
 from pytest_portcheck.engine import (
     DEFAULT_WINDOW,
     PortState,
@@ -28,6 +30,7 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
+from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
 from pytest_portcheck.results import (
     STATE_ORDER,
@@ -56,6 +59,15 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = _positive_float(text)
+    if not MIN_TIMEOUT <= value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a usable timeout: give {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g} seconds"
+        )
     return value
 
 
@@ -133,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     diff_parser.add_argument("old", metavar="OLD")
     diff_parser.add_argument("new", metavar="NEW")
     diff_parser.add_argument("--json", action="store_true", help="print the differences as JSON")
+    diff_parser.add_argument(
+        "--allow-interrupted", action="store_true",
+        help="compare even when a report is of an interrupted scan (its missing ports show as removed)",
+    )  # fmt: skip
     report_parser = commands.add_parser(
         "report",
         help="turn a JSON report or nmap XML into a self-contained HTML page",
@@ -151,7 +167,7 @@ def _add_scan_options(parser: argparse.ArgumentParser, targets: str = "+") -> No
         help="ports: '22,80,443', '1-1024', '-' or 'all' for 1-65535; '/tcp' suffix allowed (default 1-1024)",
     )  # fmt: skip
     parser.add_argument(
-        "-t", "--timeout", type=_positive_float, default=1.0, metavar="SECONDS",
+        "-t", "--timeout", type=_timeout, default=1.0, metavar="SECONDS",
         help="seconds each connect attempt may take (default 1.0)",
     )  # fmt: skip
     parser.add_argument(
@@ -179,7 +195,7 @@ def _add_scan_options(parser: argparse.ArgumentParser, targets: str = "+") -> No
         help="probe open ports: the service, product/version and the first line it sends",
     )  # fmt: skip
     parser.add_argument(
-        "--probe-timeout", type=_positive_float, default=3.0, metavar="SECONDS",
+        "--probe-timeout", type=_timeout, default=3.0, metavar="SECONDS",
         help="time a protocol probe may take (default 3; servers get 1 s to speak first)",
     )  # fmt: skip
     parser.add_argument(
@@ -257,7 +273,20 @@ def _settings(args: argparse.Namespace) -> ScanSettings:
     )
 
 
+class OutputPathError(Exception):
+    """An output file that cannot be written, found before scanning: a usage error."""
+
+
+def _check_output(path: str | None) -> None:
+    if path and path != "-":
+        try:
+            check_writable(path)
+        except WriteError as exc:
+            raise OutputPathError(str(exc)) from None
+
+
 def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _check_output(args.json)
     ports = _ports(args)
     settings = _settings(args)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -306,7 +335,11 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         progress.clear()
     services: dict[ResultKey, ServiceInfo] = {}
     if args.banner and not interrupted:
-        services = _probe_open(results, args)
+        try:
+            services = _probe_open(results, args)
+        except KeyboardInterrupt:  # the scan is whole: keep it, without the services
+            interrupted = True
+    if services:
         for result in sort_results([r for r in results if r.state is PortState.OPEN], args.targets):
             info = services[(result.address or "", result.proto, result.port)]
             address = result.address or result.host
@@ -383,6 +416,8 @@ def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dic
 def _run_snapshot(args: argparse.Namespace) -> int:
     from pytest_portcheck.inventory import snapshot_inventory  # PyYAML: only for this command
 
+    _check_output(args.output)
+    # An interrupted snapshot writes nothing: a partial only_open list would be a wrong inventory.
     if args.source is not None:
         if args.targets:
             raise ReportError("snapshot --from takes no targets: the report says what was scanned")
@@ -401,7 +436,7 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_text_atomically(args.output, text)
         opened = sum(1 for r in report.results if r.state is PortState.OPEN)
         sys.stderr.write(
             f"portcheck: wrote {args.output}: {len(report.resolutions)} target(s), {opened} open port(s)\n"
@@ -418,11 +453,22 @@ def _run_diff(args: argparse.Namespace) -> int:
     except ReportError as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
         return EXIT_USAGE
+    partial = [name for name, report in ((args.old, old), (args.new, new)) if report.interrupted]
+    if partial and not args.allow_interrupted:
+        sys.stderr.write(
+            f"portcheck: error: {' and '.join(partial)}: an interrupted scan (partial report); its "
+            "missing ports would show as differences. Scan again, or pass --allow-interrupted\n"
+        )
+        return EXIT_USAGE
+    for name in partial:
+        sys.stderr.write(f"portcheck: WARNING: {name} is an interrupted scan: it does not hold every port\n")
     difference = compare_reports(old, new)
     if args.json:
-        sys.stdout.write(json.dumps(difference.to_dict(), indent=1) + "\n")
+        document = {**difference.to_dict(), "interrupted_reports": partial}
+        sys.stdout.write(json.dumps(document, indent=1) + "\n")
     else:
-        sys.stdout.write(difference.to_text(args.old, args.new))
+        text = difference.to_text(args.old, args.new)
+        sys.stdout.write(text + "".join(f"WARNING: {name} is an interrupted scan\n" for name in partial))
     return EXIT_OK if difference.equal else EXIT_FAILURE
 
 
@@ -433,11 +479,26 @@ def read_any_report(path: str) -> ScanReport:
     return read_nmap_xml(path) if is_xml_file(path) else read_report(path)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:  # SIGTERM stops a scan as Ctrl-C does: partial report, marked
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run_command(parser, args)
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.command == "scan":
             # With the JSON report on stdout, the human-readable output moves to stderr.
@@ -453,15 +514,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pytest_portcheck.htmlreport import read_report_document, write_html
             from pytest_portcheck.nmapxml import is_xml_file, read_nmap_xml
 
+            _check_output(args.output)
             if is_xml_file(args.report):
                 document = read_nmap_xml(args.report).to_dict()
             else:
                 document = read_report_document(args.report)
             write_html(document, Path(args.output))
             return EXIT_OK
-    except (PortSpecError, ScanError, ReportError) as exc:
+    except (PortSpecError, ScanError, ReportError, OutputPathError) as exc:
         parser.exit(EXIT_USAGE, f"portcheck: error: {exc}\n")
-    except OSError as exc:
+    except (OSError, WriteError) as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -14,7 +14,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_portcheck.results import ReportError, report_from_dict
+from pytest_portcheck.atomicfile import write_text_atomically
+from pytest_portcheck.results import read_report_document
+
+__all__ = ["page_data", "read_report_document", "render_html", "write_html"]
 
 MAX_COLUMNS = 400
 MAX_ROWS = 5000
@@ -25,20 +28,6 @@ _SUMMARISABLE = frozenset({"closed", "filtered", "open|filtered"})
 
 Row = tuple[str, str]
 """(host, address) as the page names a row."""
-
-
-def read_report_document(path: str | Path) -> dict[str, Any]:
-    """The JSON report as a document, checked to be one (ReportError otherwise)."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-        report_from_dict(document)
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReportError(f"{path}: not a portcheck JSON report ({exc})") from None
-    if not isinstance(document, dict):
-        raise ReportError(f"{path}: not a portcheck JSON report")
-    return document
 
 
 def page_data(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,8 +79,10 @@ def _expectation_cells(
     for (_, address), targets in by_row.items():
         by_address.setdefault(address, targets)
     shown: dict[Row, dict[str, Mapping[str, Any]]] = {}
+    row_names = _row_names(expectations)
     for expectation in expectations:
-        host, target = str(expectation["host"]), str(expectation["target"])
+        host = row_names[(_source(expectation), str(expectation["host"]))]
+        target = str(expectation["target"])
         for found in expectation.get("found") or [{"address": ""}]:
             address = str(found.get("address") or "")
             result = by_address.get(address, {}).get(target, {})
@@ -133,6 +124,24 @@ def _not_shown(cells: Iterable[Mapping[str, Any]], quiet: set[str]) -> str:
         why = ", ".join(f"{n:,} {reason}" if len(ranked) > 1 else reason for reason, n in ranked)
         parts.append(f"{count:,} {state} port{'s' if count != 1 else ''} ({why})")
     return "Not shown: " + ", ".join(parts) if parts else ""
+
+
+def _source(expectation: Mapping[str, Any]) -> str:
+    """The inventory file an expectation comes from (its node id's first part)."""
+    return str(expectation.get("nodeid", "")).split("::", 1)[0]
+
+
+def _row_names(expectations: list[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+    """Row names per (inventory, host): a host name two inventories use gets its file, so that
+    their verdicts stay two rows instead of one overwriting the other."""
+    sources: dict[str, set[str]] = {}
+    for expectation in expectations:
+        sources.setdefault(str(expectation["host"]), set()).add(_source(expectation))
+    return {
+        (source, host): host if len(files) == 1 else f"{host} [{source}]"
+        for host, files in sources.items()
+        for source in files
+    }
 
 
 def _target_order(target: str) -> tuple[str, int]:
@@ -184,7 +193,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 
 
 def write_html(document: Mapping[str, Any], path: Path) -> None:
-    path.write_text(render_html(document), encoding="utf-8")
+    write_text_atomically(path, render_html(document))
 
 
 _PAGE = """<!doctype html>

@@ -13,13 +13,17 @@ checks it; ``benchmarks/bench_plugin_import.py`` measures the cost).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
 import json
 import os
 import re
 import shutil
+import signal
+import stat
 import tempfile
+import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +149,8 @@ class PortcheckRun:
         self._results: InventoryResults | None = None
         self._failure: str | None = None
         self.records: dict[str, ItemRecord] = {}
+        self.write_errors: list[str] = []
+        self.previous_sigterm: Any = None
         self.strict: bool = bool(config.getoption("portcheck_strict"))
         self.banners: bool = bool(config.getoption("portcheck_banners"))
         workerinput = getattr(config, "workerinput", None)
@@ -173,7 +179,8 @@ class PortcheckRun:
         if self._results is None:
             from filelock import FileLock
 
-            from pytest_portcheck.results import report_from_dict, write_report
+            from pytest_portcheck.atomicfile import WriteError
+            from pytest_portcheck.results import ReportError, read_report, write_report
             from pytest_portcheck.verdicts import scan_inventory
 
             if self._failure is not None:
@@ -186,12 +193,11 @@ class PortcheckRun:
                 else:
                     with FileLock(str(self.shared_dir / "results.lock")):
                         if self.results_path.exists():
-                            document = json.loads(self.results_path.read_text(encoding="utf-8"))
-                            report = report_from_dict(document)
+                            report = read_report(self.results_path)
                         else:
                             report = scan_inventory(pairs, ranges=ranges, all_banners=self.banners)
                             write_report(report, self.results_path)
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, ReportError, WriteError) as exc:
                 self._failure = f"the inventory scan failed: {exc}"
                 raise PortcheckError(self._failure) from None
             hosts = list({host.name: host for host, _ in [*pairs, *ranges]}.values())
@@ -203,9 +209,12 @@ class PortcheckRun:
         if self._results is not None:
             return self._results.report
         if self.results_path.exists():
-            from pytest_portcheck.results import report_from_dict
+            from pytest_portcheck.results import ReportError, read_report
 
-            return report_from_dict(json.loads(self.results_path.read_text(encoding="utf-8")))
+            try:
+                return read_report(self.results_path)
+            except ReportError:
+                return None  # the items that needed it already failed saying why
         return None
 
     def cleanup(self) -> None:
@@ -229,9 +238,13 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     inventories = list(dict.fromkeys(from_option + from_ini))
     for path in inventories:
-        if not path.is_file():
+        problem = _not_a_file(path)
+        if problem is not None:
             where = "--portcheck" if path in from_option else "the portcheck_inventory ini option"
-            raise pytest.UsageError(f"portcheck: inventory {path} given by {where} does not exist")
+            raise pytest.UsageError(f"portcheck: inventory {path} given by {where} {problem}")
+    _check_today()
+    if not hasattr(config, "workerinput"):
+        _check_report_paths(config)
     run = PortcheckRun(config, inventories)
     config.stash[RUN_KEY] = run
     explicit = config.args_source == pytest.Config.ArgsSource.ARGS
@@ -244,6 +257,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = list(config.args) + [arg for arg in wanted if Path(arg).resolve() not in known]
     if not run.is_worker:
         config.pluginmanager.register(ControllerHooks(run), "portcheck-controller")
+        run.previous_sigterm = _interrupt_on_sigterm()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(run), "portcheck-xdist")
 
@@ -252,6 +266,69 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.cleanup()
+        if run.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, run.previous_sigterm)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be an inventory (it is missing, a directory, a FIFO...), or None."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory: give the inventory YAML file in it"
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+    return f"is {kind}, not a regular file: give the inventory YAML file"
+
+
+def _check_today() -> None:
+    from pytest_portcheck.verdicts import today
+
+    try:
+        today()
+    except ValueError:
+        raise pytest.UsageError(
+            f"portcheck: PORTCHECK_TODAY={os.environ.get('PORTCHECK_TODAY', '')!r} is not a date: "
+            "write a real day as YYYY-MM-DD, or unset it"
+        ) from None
+
+
+_REPORT_OPTIONS = (
+    ("portcheck_report", "--portcheck-report"),
+    ("portcheck_html", "--portcheck-html"),
+    ("portcheck_markdown", "--portcheck-markdown"),
+)
+
+
+def _check_report_paths(config: pytest.Config) -> None:
+    """Refuse report files that cannot be written before scanning, not after."""
+    from pytest_portcheck.atomicfile import WriteError, check_writable
+
+    for dest, flag in _REPORT_OPTIONS:
+        path = config.getoption(dest, None)
+        if path and path != "-":
+            try:
+                check_writable(path)
+            except WriteError as exc:
+                raise pytest.UsageError(f"portcheck: {flag}: {exc}") from None
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Make SIGTERM end the session as Ctrl-C does: reports marked interrupted, temp dirs removed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None  # someone (a runner, another plugin) already handles it
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 class XdistHooks:
@@ -280,7 +357,7 @@ def pytest_runtest_makereport(
     # pytest renders setup errors with a traceback, bypassing repr_failure: an inventory item's
     # error is a plain message like its failures.
     failure = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(item, PortItem) and isinstance(failure, PortcheckError):
+    if isinstance(item, CheckItem) and isinstance(failure, PortcheckError):
         report.longrepr = str(failure)
     return report
 
@@ -573,25 +650,41 @@ class ControllerHooks:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.run.records:
             _write_summary(self.run, terminalreporter)
+        for problem in self.run.write_errors:
+            terminalreporter.write_line(f"ERROR: portcheck: {problem}", red=True, bold=True)
 
     @pytest.hookimpl
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        destination = session.config.getoption("portcheck_report", None)
-        if destination:
-            _write_report_file(self.run, destination)
-        html = session.config.getoption("portcheck_html", None)
-        if html:
-            from pytest_portcheck.htmlreport import write_html
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from pytest_portcheck.atomicfile import WriteError
+        from pytest_portcheck.htmlreport import write_html
 
-            write_html(_report_document(self.run), Path(html))
-        markdown = session.config.getoption("portcheck_markdown", None)
-        if markdown:
-            text = markdown_summary(self.run)
-            Path(markdown).write_text(text, encoding="utf-8")
-            step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-            if step_summary:
-                with open(step_summary, "a", encoding="utf-8") as handle:
-                    handle.write(text)
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        writers: list[tuple[str, Callable[[str], None]]] = [
+            ("portcheck_report", lambda path: _write_report_file(self.run, path, interrupted)),
+            ("portcheck_html", lambda path: write_html(_report_document(self.run, interrupted), Path(path))),
+            ("portcheck_markdown", lambda path: _write_markdown(self.run, path)),
+        ]
+        for (dest, writer), (_, flag) in zip(writers, _REPORT_OPTIONS, strict=True):
+            path = session.config.getoption(dest, None)
+            if not path:
+                continue
+            try:
+                writer(path)
+            except (WriteError, OSError) as exc:  # one report lost is no reason to lose the others
+                self.run.write_errors.append(f"{flag}: {exc}")
+        if self.run.write_errors and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+def _write_markdown(run: PortcheckRun, path: str) -> None:
+    from pytest_portcheck.atomicfile import write_text_atomically
+
+    text = markdown_summary(run)
+    write_text_atomically(path, text)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(text)
 
 
 def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
@@ -687,11 +780,13 @@ def _capped(lines: list[str]) -> list[str]:
     return [*lines[:MARKDOWN_LIST_LIMIT], more]
 
 
-def _report_parts(run: PortcheckRun) -> tuple[ScanReport, list[dict[str, Any]]]:
+def _report_parts(run: PortcheckRun, interrupted: bool = False) -> tuple[ScanReport, list[dict[str, Any]]]:
     from pytest_portcheck.engine import ScanSettings
     from pytest_portcheck.results import ScanReport
 
     report = run.shared_report() or ScanReport([], [], ScanSettings(), "", 0.0)
+    if interrupted:  # whatever was scanned or judged so far, and saying that it is not all
+        report = dataclasses.replace(report, interrupted=True)
     expectations = [
         {
             "nodeid": nodeid,
@@ -711,19 +806,19 @@ def _report_parts(run: PortcheckRun) -> tuple[ScanReport, list[dict[str, Any]]]:
     return report, expectations
 
 
-def _write_report_file(run: PortcheckRun, destination: str) -> None:
+def _write_report_file(run: PortcheckRun, destination: str, interrupted: bool = False) -> None:
     from pytest_portcheck.results import write_report
 
-    report, expectations = _report_parts(run)
+    report, expectations = _report_parts(run, interrupted)
     write_report(report, destination, {"expectations": expectations})
 
 
-def _report_document(run: PortcheckRun) -> dict[str, Any]:
+def _report_document(run: PortcheckRun, interrupted: bool = False) -> dict[str, Any]:
     """The --portcheck-report document, in memory (for the HTML page)."""
     from pytest_portcheck.results import dump_report
 
     buffer = io.StringIO()
-    report, expectations = _report_parts(run)
+    report, expectations = _report_parts(run, interrupted)
     dump_report(report, buffer, {"expectations": expectations})
     return dict(json.loads(buffer.getvalue()))
 
