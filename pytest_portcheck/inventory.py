@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import decimal
 import difflib
 import enum
 import json
 import shlex
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from pytest_portcheck.engine import ScanError, check_target
+from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
 from pytest_portcheck.ports import (
     PortKey,
     PortSpecError,
@@ -219,6 +222,12 @@ def load_inventory(path: Path | str) -> Inventory:
     """Read and validate an inventory file; raises InventoryError naming the file, the line and the fix."""
     path = Path(path)
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise InventoryError(path, 0, "is a directory: give the inventory YAML file in it")
+        if not stat.S_ISREG(mode):  # reading a FIFO would wait for a writer, maybe forever
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise InventoryError(path, 0, f"is {kind}, not a regular file: give the inventory YAML file")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InventoryError(path, 0, "no such file: check the path given to --portcheck") from None
@@ -279,9 +288,11 @@ def _timing(
     reader: _Reader, entries: dict[str, tuple[yaml.Node, yaml.Node]], timeout: float, retries: int, where: str
 ) -> tuple[float, int]:
     if "timeout" in entries:
-        timeout = reader.number(
-            entries["timeout"][1], f"timeout in {where}", integer=False, minimum=0, above=True
-        )
+        node = entries["timeout"][1]
+        timeout = reader.number(node, f"timeout in {where}", integer=False, minimum=0, above=True)
+        if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:
+            bounds = f"{MIN_TIMEOUT:g} to {MAX_TIMEOUT:g} seconds"
+            raise reader.error(node, f"timeout in {where} must be {bounds}, not {timeout!r}")
     if "retries" in entries:
         retries = int(
             reader.number(entries["retries"][1], f"retries in {where}", integer=True, minimum=0, above=False)
@@ -538,6 +549,11 @@ def _ports(reader: _Reader, node: yaml.Node) -> list[tuple[Protocol, int]]:
         raise reader.error(node, str(exc)) from None
 
 
+def _plain_number(value: float) -> str:
+    """``0.00001``, not ``1e-05``: YAML 1.1 reads the exponent form as text, which the loader refuses."""
+    return format(decimal.Decimal(repr(value)).normalize(), "f")
+
+
 def _safe_name(text: str) -> str:
     name = text.replace("::", "-").replace("/", "_").replace("@", "-").replace("[", "").replace("]", "")
     return name.strip() or "host"
@@ -563,7 +579,7 @@ def snapshot_inventory(
         "# Review it before committing it: what is open today is not always what should be.",
         "version: 1",
         "defaults:",
-        f"  timeout: {report.settings.timeout:g}",
+        f"  timeout: {_plain_number(report.settings.timeout)}",
         f"  retries: {report.settings.retries}",
         "hosts:",
     ]
@@ -572,6 +588,7 @@ def snapshot_inventory(
         if result.state.value == "open" and result.address is not None:
             opened.setdefault((result.host, result.address), []).append(result.port)
     written = 0
+    names: set[str] = set()
     for resolution in report.resolutions:
         if resolution.error is not None:
             lines.append(f"  # {resolution.host}: left out, {resolution.error}")
@@ -585,8 +602,12 @@ def snapshot_inventory(
             lines.append(f"  # {resolution.host}: its addresses differ in what is open, one host per address")
             hosts = [(f"{resolution.host}-{address}", address, address) for address in resolution.addresses]
         for name, address, first in hosts:
+            key = _safe_name(name)
+            if key in names:  # `::1` and `[::1]`: one host key each, or the inventory is refused
+                key = next(f"{key}-{n}" for n in range(2, len(names) + 3) if f"{key}-{n}" not in names)
+            names.add(key)
             lines += [
-                f"  {json.dumps(_safe_name(name))}:",
+                f"  {json.dumps(key)}:",
                 f"    address: {json.dumps(address)}",
                 f"    range: {spec}",
             ]

@@ -108,10 +108,19 @@ def test_unresolvable_host_exits_1_with_error_results() -> None:
     assert "ERROR: 1 probe(s) could not be made: dns-error" in completed.stderr
 
 
-def test_unwritable_report_is_a_runtime_failure(listen: ListenerFactory) -> None:
+def test_unwritable_report_is_refused_before_scanning(listen: ListenerFactory) -> None:
     completed = portcheck("scan", "127.0.0.1", "-p", "22", "--json", "/nonexistent/dir/report.json")
-    assert completed.returncode == 1
+    assert completed.returncode == 2
     assert "portcheck: error:" in completed.stderr and "Traceback" not in completed.stderr
+    assert "Summary" not in completed.stdout  # nothing was scanned
+
+
+def test_report_failing_while_written_is_a_runtime_failure(listen: ListenerFactory) -> None:
+    completed = portcheck("scan", "127.0.0.1", "-p", "22", "--json", "/dev/full")
+    assert completed.returncode == 1
+    assert "Summary" in completed.stdout
+    assert "/dev/full: cannot write: No space left on device" in completed.stderr
+    assert "Traceback" not in completed.stderr
 
 
 def test_python_dash_m_and_version() -> None:

@@ -17,11 +17,18 @@ from pytest_portcheck.ports import Protocol
 MAX_ADDRESSES_PER_TARGET = 65536
 
 
+def address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """An address as people write it: IPv4-mapped IPv6 keeps its dotted quad (``::ffff:127.1.2.3``)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
+
+
 def _literal_addresses(text: str, allow_large: bool) -> tuple[str, ...] | None:
     """Addresses of an IP literal or CIDR block, or None when ``text`` is a hostname."""
     candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
-        return (str(ipaddress.ip_address(candidate)),)
+        return (address_text(ipaddress.ip_address(candidate)),)
     except ValueError:
         pass
     if "/" not in candidate:
@@ -35,7 +42,7 @@ def _literal_addresses(text: str, allow_large: bool) -> tuple[str, ...] | None:
             f"target {text!r} has {network.num_addresses:,} addresses, more than "
             f"{MAX_ADDRESSES_PER_TARGET:,}: split it, or pass --allow-large-targets if you mean it"
         )
-    return tuple(str(address) for address in network)
+    return tuple(address_text(address) for address in network)
 
 
 def check_target(text: str, *, allow_large: bool = False) -> None:
