@@ -108,12 +108,37 @@ def scan_inventory(
             settings = ScanSettings(timeout=timeout, retries=retries, window=window)
         results.extend(scan(targets, settings, stats))
     base = ScanSettings() if len(groups) != 1 else ScanSettings(*next(iter(groups)))
+    by_key = index_results(results)
     probe_pairs = pairs + [pair for host, _ in ranges for pair in range_pairs(host)] if all_banners else pairs
-    wanted = all_banners or any(expectation.service is not None for _, expectation in pairs)
+    unexpected = [] if all_banners else _open_in_ranges(ranges, addresses, by_key)
+    wanted = all_banners or unexpected or any(expectation.service is not None for _, expectation in pairs)
     services = {}
     if wanted:
-        services = _probe_open_ports(probe_pairs, addresses, index_results(results), all_banners)
+        services = _probe_open_ports(probe_pairs, addresses, by_key, all_banners, unexpected)
     return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats, services=services)
+
+
+_MAX_UNEXPECTED_PROBES = 256
+"""Open ports of ``only_open`` ranges, probed without ``--portcheck-banners`` so that the failure names
+what answers (``45000 (redis 7.0.15, no auth)``); beyond this many, the port table's name."""
+
+
+def _open_in_ranges(
+    ranges: Sequence[tuple[HostSpec, RangeRule]],
+    addresses: Mapping[str, tuple[str, ...]],
+    by_key: Mapping[ResultKey, ProbeResult],
+) -> list[tuple[HostSpec, Expectation]]:
+    """The open ports of ``only_open`` TCP ranges (every one is unexpected), at most a few hundred."""
+    found = []
+    for host, rule in ranges:
+        if rule.proto is not Protocol.TCP:
+            continue
+        for address in addresses.get(host.address, ()):
+            for port in rule.ports:
+                result = by_key.get((address, rule.proto, port))
+                if result is not None and result.state is PortState.OPEN:
+                    found.append((host, Expectation(host.name, rule.proto, port, Expect.CLOSED, rule.line)))
+    return found[:_MAX_UNEXPECTED_PROBES]
 
 
 def _probe_open_ports(
@@ -121,11 +146,13 @@ def _probe_open_ports(
     addresses: Mapping[str, tuple[str, ...]],
     by_key: Mapping[ResultKey, ProbeResult],
     all_banners: bool,
+    unexpected: Sequence[tuple[HostSpec, Expectation]] = (),
 ) -> dict[ResultKey, ServiceInfo]:
     requests: dict[ResultKey, ProbeRequest] = {}
-    for host, expectation in pairs:
+    flagged = [(True, pair) for pair in unexpected] + [(all_banners, pair) for pair in pairs]
+    for always, (host, expectation) in flagged:
         wanted = expectation.service
-        if wanted is None and not all_banners:
+        if wanted is None and not always:
             continue
         for address in addresses[host.address]:
             key = (address, expectation.proto, expectation.port)

@@ -419,7 +419,7 @@ def test_only_open_names_what_answers_on_an_unexpected_port(
         ".yml",
         inventory=f'hosts:\n  box:\n    address: 127.0.0.1\n    only_open: []\n    range: "{redis_open_port}/tcp"\n',
     )
-    result = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-banners")
+    result = pytester.runpytest("--portcheck", "inventory.yml")  # no --portcheck-banners needed
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [f"*1 unexpected open port(s) in tcp/{redis_open_port}: {redis_open_port} (redis 7.*, no auth)*"]
