@@ -14,7 +14,7 @@ import ipaddress
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pytest_portcheck.engine import (
     PortState,
@@ -115,27 +115,104 @@ def _probe_open_ports(
     by_key: Mapping[ResultKey, ProbeResult],
     all_banners: bool,
 ) -> dict[ResultKey, ServiceInfo]:
-    requests: dict[ResultKey, ProbeRequest] = {}
+    """One answer per open (address, port) that every requirement on it can be judged against.
+
+    Requirements from different hosts or inventories may meet on one port: they are merged, never
+    overwritten, so the outcome does not depend on their order. Verification runs when any of them
+    asks for it; where it fails, an unverified handshake still reads the certificate for the others.
+    """
+    asks: dict[ResultKey, _Asks] = {}
     for host, expectation in pairs:
         wanted = expectation.service
-        if wanted is None and not all_banners:
-            continue
+        if (wanted is None and not all_banners) or expectation.proto is not Protocol.TCP:
+            continue  # the probes speak TCP: a UDP port's answer is the scan's
+        name = None if _is_address(host.address) else host.address
         for address in addresses[host.address]:
-            key = (address, expectation.proto, expectation.port)
+            key: ResultKey = (address, expectation.proto, expectation.port)
             result = by_key.get(key)
             if result is None or result.state is not PortState.OPEN:
                 continue
-            if key in requests and wanted is None:
-                continue  # an expectation that names a service decides how the port is probed
-            requests[key] = ProbeRequest(
-                address,
-                expectation.port,
-                expect=wanted.service if wanted else None,
-                server_name=None if _is_address(host.address) else host.address,
-                verify_tls=bool(wanted and wanted.tls and wanted.tls.verify),
-            )
-    keys = list(requests)
-    return dict(zip(keys, probe_services(requests[key] for key in keys), strict=True))
+            asks.setdefault(key, _Asks()).add(wanted, name)
+    planned = [(key, request) for key, ask in asks.items() for request in ask.request(key)]
+    found = probe_services(request for _, request in planned)
+    found = _with_unverified_details([request for _, request in planned], found)
+    answers: dict[ResultKey, list[tuple[str | None, ServiceInfo]]] = {}
+    for (key, request), info in zip(planned, found, strict=True):
+        answers.setdefault(key, []).append((request.server_name, info))
+    return {key: _one_answer(named) for key, named in answers.items()}
+
+
+class _Asks:
+    """What the requirements met on one port ask of its probe."""
+
+    def __init__(self) -> None:
+        self.services: set[str] = set()
+        self.names: set[str | None] = set()
+        self.banner_names: set[str | None] = set()
+        self.verify = False
+
+    def add(self, wanted: ServiceRequirement | None, name: str | None) -> None:
+        if wanted is None:
+            self.banner_names.add(name)
+            return
+        self.services.add(wanted.service)
+        self.names.add(name)
+        self.verify = self.verify or bool(wanted.tls and wanted.tls.verify)
+
+    def request(self, key: ResultKey) -> list[ProbeRequest]:
+        """One probe per name asked for (SNI and verification depend on it), all with one first move."""
+        expect = min(self.services, key=_first_move_rank) if self.services else None
+        names = self.names or {min(self.banner_names, key=lambda n: (n is not None, n or ""))}
+        ordered = sorted(names, key=lambda n: (n is not None, n or ""))
+        return [ProbeRequest(key[0], key[2], expect, name, self.verify) for name in ordered]
+
+
+def _first_move_rank(service: str) -> tuple[int, str]:
+    # An https probe answers a tls requirement too; a client-first probe still reads a server that
+    # speaks first, while a banner grab gets nothing from a server that waits.
+    order = {"https": 0, "tls": 1}
+    return (order.get(service, 2 if service in _CLIENT_FIRST else 3), service)
+
+
+_CLIENT_FIRST = frozenset({"http", "postgresql", "redis", "memcached"})
+_VERIFY_FAILED = "certificate verification failed"
+
+
+def _with_unverified_details(
+    requests: Sequence[ProbeRequest], found: Sequence[ServiceInfo]
+) -> list[ServiceInfo]:
+    """Where verification failed, read the certificate without it: the expiry, version and service
+    requirements on the same port are judged on that, and the verification failure stays recorded."""
+    failed = [
+        index
+        for index, (request, info) in enumerate(zip(requests, found, strict=True))
+        if request.verify_tls and info.tls is None and (info.error or "").startswith(_VERIFY_FAILED)
+    ]
+    merged = list(found)
+    retry = [replace(requests[index], verify_tls=False) for index in failed]
+    for index, plain in zip(failed, probe_services(retry), strict=True):
+        if plain.tls is not None:
+            merged[index] = replace(plain, tls=replace(plain.tls, verified=False), error=found[index].error)
+    return merged
+
+
+def _one_answer(named: Sequence[tuple[str | None, ServiceInfo]]) -> ServiceInfo:
+    """The answer for a port probed under one or more names; if the names got different answers
+    (name-based virtual hosts), no single answer is true for all: say so rather than pick one."""
+    first = named[0][1]
+    if all(_essence(info) == _essence(first) for _, info in named[1:]):
+        return first
+    services = {info.service for _, info in named}
+    shown = "; ".join(f"{name or 'no name'}: {info.describe()}" for name, info in named)
+    return ServiceInfo(
+        services.pop() if len(services) == 1 else "unknown",
+        "",
+        error=f"the answer depends on the name asked for ({shown}): give each name its own address",
+    )
+
+
+def _essence(info: ServiceInfo) -> tuple[object, ...]:
+    return (info.service, info.product, info.version, info.auth, info.tls)
 
 
 def _is_address(text: str) -> bool:
@@ -278,6 +355,11 @@ def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
     if info.service not in accepted:
         return [f"expected {wanted.service}, found {info.describe()}"]
     problems = []
+    if wanted.tls is not None and wanted.tls.verify and (info.tls is None or not info.tls.verified):
+        # Only a handshake that verified the chain and the name answers verify: true.
+        problems.append(f"TLS verification failed: {info.error or 'the certificate was not verified'}")
+    elif wanted.tls is not None and info.tls is None:
+        problems.append(f"no TLS certificate to check: {info.error or info.describe()}")
     if wanted.tls is not None and info.tls is not None:
         tls = info.tls
         if wanted.tls.min_version and TLS_VERSIONS.index(wanted.tls.min_version) > _tls_rank(tls.version):
@@ -287,8 +369,6 @@ def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
                 f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
                 f"sooner than the {wanted.tls.expires_in_days} days required"
             )
-    if wanted.tls is not None and wanted.tls.verify and info.tls is None:
-        problems.append(f"TLS verification failed: {info.error or info.describe()}")
     if wanted.auth == "required" and info.auth == "none":
         problems.append("Redis answered PING without authentication (auth: required)")
     if wanted.auth == "none" and info.auth == "required":

@@ -326,3 +326,29 @@ def test_hostile_banner_cannot_break_junit_or_the_terminal(
         if p.get("name") == "portcheck.banner"
     ]
     assert banners and "\\x1b" in (banners[0] or "")
+
+
+@pytest.mark.parametrize("order", ["verify first", "verify last"])
+def test_tls_verify_is_checked_whoever_else_probes_the_port(
+    pytester: pytest.Pytester, nginx_ports: servers.NginxPorts, order: str
+) -> None:
+    # Two inventories meet on one port: one asks for verification (the self-signed certificate must
+    # fail it), the other only for an https service (which must pass), in either flag order.
+    https = nginx_ports.https
+    pytester.makefile(
+        ".yml",
+        strict=f"hosts:\n  vouched:\n    address: 127.0.0.1\n    open:\n"
+        f"      - {{port: {https}, service: https, tls: {{verify: true, expires_in_days: 14}}}}\n",
+        lax=f"hosts:\n  internal:\n    address: 127.0.0.1\n    open:\n"
+        f"      - {{port: {https}, service: https, tls: {{expires_in_days: 14}}}}\n",
+    )
+    files = ["strict.yml", "lax.yml"] if order == "verify first" else ["lax.yml", "strict.yml"]
+    result = pytester.runpytest(*(f"--portcheck={name}" for name in files), "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"strict.yml::vouched::tcp/{https}::open FAILED*",
+            f"lax.yml::internal::tcp/{https}::open PASSED*",
+            f"vouched (127.0.0.1) tcp/{https}: TLS verification failed: certificate verification failed*",
+        ]
+    )
