@@ -102,6 +102,8 @@ class RangeRule:
     label: str
     """The range as written in ids and messages: ``tcp/1-65535``."""
     line: int
+    silence_counts_as_closed: bool = False
+    """UDP: accept open|filtered in the range, as ``closed:`` entries do; off, silence fails it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +360,7 @@ def _host(
                 expectations.append(
                     Expectation(name, key[0], key[1], expect, line, service, waiver, silent_ok)
                 )
-    rule = _range_rule(reader, name, entries, expectations) if "only_open" in entries else None
+    rule = _range_rule(reader, name, entries, expectations, host_silence) if "only_open" in entries else None
     if not expectations and rule is None:
         raise reader.error(
             key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
@@ -372,8 +374,10 @@ def _range_rule(
     name: str,
     entries: dict[str, tuple[yaml.Node, yaml.Node]],
     expectations: list[Expectation],
+    silence_counts_as_closed: bool,
 ) -> RangeRule:
-    """The rest of ``range`` after the ``only_open`` ports: nothing there may be open."""
+    """The rest of ``range`` after the ports the host declares (each has its own item, which
+    judges it at least as strictly): nothing there may be open."""
     spec, node = "1-65535/tcp", entries["only_open"][0]
     if "range" in entries:
         node = entries["range"][1]
@@ -388,11 +392,11 @@ def _range_rule(
     protocols = {proto for proto, _ in keys}
     if len(protocols) != 1:
         raise reader.error(node, "range must cover one protocol: write one only_open host per protocol")
-    listed = {(e.proto, e.port) for e in expectations if e.expect is Expect.OPEN}
+    listed = {(e.proto, e.port) for e in expectations}
     rest = tuple(port for proto, port in keys if (proto, port) not in listed)
     proto = protocols.pop()
     label = f"{proto.value}/{format_ports(port for _, port in keys)}"
-    return RangeRule(name, proto, rest, label, node.start_mark.line + 1)
+    return RangeRule(name, proto, rest, label, node.start_mark.line + 1, silence_counts_as_closed)
 
 
 _ENTRY_KEYS = ("port", "service", "tls", "auth", "waive", "silence_counts_as_closed")

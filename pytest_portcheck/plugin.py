@@ -44,7 +44,8 @@ from pytest_portcheck.verdicts import (
     judge,
     judge_range,
     scan_inventory,
-    silent_hosts,
+    silent_addresses,
+    silent_of,
     today,
 )
 
@@ -96,6 +97,8 @@ class ItemRecord:
     message: str = ""
     waiver_until: str | None = None
     waiver_reason: str | None = None
+    silent: list[str] = field(default_factory=list)
+    """Addresses of the item's host on which nothing answered (``verdicts.silent_addresses``)."""
 
     def waiver_note(self, day: datetime.date) -> str | None:
         """How the waiver stands on ``day``, when it is expired or expires within 14 days."""
@@ -116,8 +119,12 @@ class InventoryResults:
         self.report = report
         self.by_key = index_results(report.results)
         self.resolutions = {r.host: r for r in report.resolutions}
-        self.silent = silent_hosts(hosts, self.resolutions, self.by_key)
+        self.silent = silent_addresses(report.results)
         self._hosts = {host.name: host for host in hosts}
+
+    def silent_of(self, host: HostSpec) -> tuple[str, ...]:
+        """The addresses of ``host`` on which no port answered."""
+        return silent_of(self.resolutions.get(host.address), self.silent)
 
     def addresses(self, host: str) -> tuple[str, ...]:
         spec = self._hosts.get(host)
@@ -360,6 +367,7 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.host = host
         self.judgement: Judgement | None = None
+        self.silent: tuple[str, ...] = ()
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         raise NotImplementedError
@@ -371,6 +379,7 @@ class CheckItem(pytest.Item):
     def setup(self) -> None:
         run = self.config.stash[RUN_KEY]
         shared = run.results()
+        self.silent = shared.silent_of(self.host)
         self.judgement = self.judge(run, shared)
         services = shared.report.services
         probed = [
@@ -399,6 +408,8 @@ class CheckItem(pytest.Item):
             (PROPERTY_PREFIX + "verdict", judgement.verdict.value),
             (PROPERTY_PREFIX + "message", judgement.message),
         ]
+        if self.silent:
+            props.append((PROPERTY_PREFIX + "silent", " ".join(self.silent)))
         if self.waiver is not None:
             props += [
                 (PROPERTY_PREFIX + "waiver_until", self.waiver.until.isoformat()),
@@ -439,7 +450,7 @@ class PortItem(CheckItem):
             self.expectation,
             shared.resolutions.get(self.host.address),
             shared.by_key,
-            silent=self.host.name in shared.silent,
+            silent=self.silent,
             strict=run.strict,
             services=shared.report.services,
         )
@@ -459,7 +470,15 @@ class RangeItem(CheckItem):
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         resolution = shared.resolutions.get(self.host.address)
-        return judge_range(self.host, self.rule, resolution, shared.by_key, shared.report.services)
+        return judge_range(
+            self.host,
+            self.rule,
+            resolution,
+            shared.by_key,
+            shared.report.services,
+            silent=self.silent,
+            strict=run.strict,
+        )
 
     def describe(self) -> tuple[str, str]:
         return self.rule.label, "only_open"
@@ -503,6 +522,7 @@ def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None
         values.get("message", ""),
         values.get("waiver_until"),
         values.get("waiver_reason"),
+        values.get("silent", "").split(),
     )
 
 
@@ -528,12 +548,15 @@ def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]
     return rows
 
 
-def _silent_hosts(run: PortcheckRun) -> list[str]:
-    states: dict[str, set[str]] = {}
-    for record in run.records.values():
-        states.setdefault(record.host, set()).update(found[1] for found in record.found)
-    silent = {PortState.FILTERED.value, PortState.OPEN_FILTERED.value}
-    return [host for host, seen in states.items() if seen and seen <= silent]
+def _silent_hosts(run: PortcheckRun) -> dict[tuple[str, str], list[str]]:
+    """(inventory, host) -> addresses on which nothing answered, as the items judged it: keyed by
+    inventory as well as name, so two inventories' ``web`` on different addresses stay apart."""
+    silent: dict[tuple[str, str], list[str]] = {}
+    for nodeid, record in run.records.items():
+        if record.silent:
+            addresses = silent.setdefault((nodeid.split("::", 1)[0], record.host), [])
+            addresses += [address for address in record.silent if address not in addresses]
+    return silent
 
 
 class ControllerHooks:
@@ -605,10 +628,12 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             terminalreporter.write_line(
                 f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
             )
-    for host in _silent_hosts(run):
+    for (path, host), addresses in _silent_hosts(run).items():
         how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
         terminalreporter.write_line(
-            f"WARNING: {host}: no port answered — is the address right? ({how})", yellow=True
+            f"WARNING: {path}::{host}: no port answered on {', '.join(addresses)} — is the address right? "
+            f"({how})",
+            yellow=True,
         )
     report = run.shared_report()
     if report is not None:

@@ -13,7 +13,7 @@ import enum
 import ipaddress
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pytest_portcheck.engine import (
@@ -27,7 +27,7 @@ from pytest_portcheck.engine import (
     scan,
 )
 from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule, ServiceRequirement
-from pytest_portcheck.ports import Protocol
+from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.probes import ProbeRequest, probe_services
 from pytest_portcheck.results import ResultKey, ScanReport
 from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo
@@ -227,24 +227,29 @@ def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult
     return {(r.address, r.proto, r.port): r for r in results if r.address is not None}
 
 
-def silent_hosts(
-    hosts: Iterable[HostSpec], resolutions: Mapping[str, Resolution], by_key: Mapping[ResultKey, ProbeResult]
-) -> set[str]:
-    """Names of hosts that resolved, were probed, and on which no port answered at all."""
-    silent: set[str] = set()
-    for host in hosts:
-        resolution = resolutions.get(host.address)
-        if resolution is None or resolution.error is not None:
-            continue
-        found = [
-            by_key.get((address, e.proto, e.port))
-            for address in resolution.addresses
-            for e in host.expectations
-        ]
-        states = {result.state for result in found if result is not None}
-        if states and states <= _SILENT:
-            silent.add(host.name)
-    return silent
+def silent_addresses(results: Iterable[ProbeResult]) -> frozenset[str]:
+    """The one definition of "nothing answered": addresses on which every port probed (by any host,
+    expectation or range) stayed silent (filtered or open|filtered). Such an address may be wrong or
+    down, and its silence would satisfy closed: and only_open: — so it is warned about, or an error."""
+    states: dict[str, set[PortState]] = {}
+    for result in results:
+        if result.address is not None:
+            states.setdefault(result.address, set()).add(result.state)
+    return frozenset(address for address, seen in states.items() if seen <= _SILENT)
+
+
+def silent_of(resolution: Resolution | None, silent: Collection[str]) -> tuple[str, ...]:
+    """The addresses of one host on which nothing answered."""
+    if resolution is None or resolution.error is not None:
+        return ()
+    return tuple(address for address in resolution.addresses if address in silent)
+
+
+def _silence_error(where: str, silent: Sequence[str]) -> Judgement:
+    message = (
+        f"{where}: no port answered on {', '.join(silent)} — is the address right? (--portcheck-strict)"
+    )
+    return Judgement(Verdict.ERROR, message, ())
 
 
 def _label(host: HostSpec, resolution: Resolution | None) -> str:
@@ -278,7 +283,7 @@ def judge(
     resolution: Resolution | None,
     by_key: Mapping[ResultKey, ProbeResult],
     *,
-    silent: bool = False,
+    silent: Sequence[str] = (),
     strict: bool = False,
     services: Mapping[ResultKey, ServiceInfo] | None = None,
 ) -> Judgement:
@@ -299,8 +304,7 @@ def judge(
         lines = [f"{where}: cannot check {r.address} — {r.reason}" for r in errors]
         return Judgement(Verdict.ERROR, "\n".join(lines), tuple(found))
     if silent and strict:
-        message = f"{where}: no port of this host answered — is the address right? (--portcheck-strict)"
-        return Judgement(Verdict.ERROR, message, tuple(found))
+        return _silence_error(where, silent)
     wanted = _SATISFIES[expectation.expect]
     if expectation.silence_counts_as_closed:
         wanted = wanted | {PortState.OPEN_FILTERED}
@@ -394,8 +398,13 @@ def judge_range(
     resolution: Resolution | None,
     by_key: Mapping[ResultKey, ProbeResult],
     services: Mapping[ResultKey, ServiceInfo] | None = None,
+    *,
+    silent: Sequence[str] = (),
+    strict: bool = False,
 ) -> Judgement:
-    """``only_open``: no port of the range but the listed ones may be open, on any address."""
+    """``only_open``: no port of the range but the listed ones may be open, on any address. A UDP port
+    that neither replied nor was refused (open|filtered) fails it as it fails ``closed:``, unless
+    silence counts as closed."""
     where = f"{_label(host, resolution)} {rule.label}"
     if resolution is None or resolution.error is not None:
         why = resolution.error if resolution is not None else "the host was not scanned"
@@ -406,6 +415,7 @@ def judge_range(
     unexpected: list[ProbeResult] = []
     for address in resolution.addresses:
         opened: list[str] = []
+        quiet: list[int] = []
         failed: dict[str, int] = {}
         for port in rule.ports:
             result = by_key.get((address, rule.proto, port))
@@ -417,16 +427,27 @@ def judge_range(
                 unexpected.append(result)
                 info = services.get((address, rule.proto, port))
                 opened.append(f"{port} ({info.describe() if info else result.service})")
+            elif result.state is PortState.OPEN_FILTERED and not rule.silence_counts_as_closed:
+                unexpected.append(result)
+                quiet.append(port)
         errors += [
             f"{where}: cannot check {count} port(s) of {address} — {why}" for why, count in failed.items()
         ]
+        on = f" on {address}" if len(resolution.addresses) > 1 else ""
         if opened:
-            on = f" on {address}" if len(resolution.addresses) > 1 else ""
             lines.append(
                 f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}: {', '.join(opened)}"
             )
+        if quiet:
+            lines.append(
+                f"{host.name}: {len(quiet)} port(s) in {rule.label}{on} gave no reply and no ICMP error "
+                f"(open|filtered): {format_ports(quiet)} — a silent service or a drop, silence proves "
+                "nothing; declare them filtered:, or set silence_counts_as_closed: true on the host"
+            )
     if errors:
         return Judgement(Verdict.ERROR, "\n".join(errors), tuple(unexpected))
+    if silent and strict:
+        return _silence_error(where, silent)
     if lines:
         return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
     return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())

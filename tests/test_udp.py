@@ -300,3 +300,39 @@ def test_firewall_drop_and_reject_for_udp(link: Link) -> None:
     assert found[3000] == ("open|filtered", "no-response")
     assert found[3001] == ("filtered", "host-unreach")
     assert found[3002] == ("closed", "port-unreach")
+
+
+def test_only_open_over_udp_treats_silence_as_closed_does(
+    pytester: pytest.Pytester, udp_server: Callable[..., int]
+) -> None:
+    # A bound UDP socket that never replies: closed: fails on it, so only_open over it must fail too,
+    # unless the host says silence counts as closed.
+    silent = udp_server(never)
+    refused = unused_port()
+    spec = ",".join(str(port) for port in sorted({silent, refused}))
+    udp_range = ",".join(f"{port}/udp" for port in sorted({silent, refused}))
+    pytester.makefile(
+        ".yml",
+        inventory=f"""
+        defaults: {{timeout: 0.3, retries: 0}}
+        hosts:
+          strict:
+            address: 127.0.0.1
+            only_open: []
+            range: "{udp_range}"
+          relaxed:
+            address: 127.0.0.1
+            only_open: []
+            range: "{udp_range}"
+            silence_counts_as_closed: true
+        """,
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"inventory.yml::strict::udp/{spec}::only_open FAILED*",
+            f"inventory.yml::relaxed::udp/{spec}::only_open PASSED*",
+            f"strict: 1 port(s) in udp/{spec} gave no reply and no ICMP error (open|filtered): {silent} — *",
+        ]
+    )
