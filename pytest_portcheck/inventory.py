@@ -12,6 +12,7 @@ import datetime
 import difflib
 import enum
 import json
+import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,8 @@ class Inventory:
                 yield host, expectation
 
 
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
 )
@@ -173,9 +176,42 @@ class _Reader:
             kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
             raise self.error(node, f"expected a single value here, found {kind}")
         try:
-            return self._constructor.construct_object(node, deep=True)
+            value = self._constructor.construct_object(node, deep=True)
         except (ValueError, yaml.YAMLError) as exc:  # e.g. a timestamp with month 13
             raise self.error(node, f"cannot read {node.value!r}: {exc}") from None
+        if (
+            not node.style
+        ):  # quoted text is what it says; plain values go through YAML 1.1 rules (libyaml: "")
+            self.refuse_surprises(node, value)
+        return value
+
+    def refuse_surprises(self, node: yaml.ScalarNode, value: object) -> None:
+        """YAML 1.1 turns 0443 into 291 (octal), 22:30 into 1350 (base 60), 0x50 into 80 and yes/on
+        into true: an inventory means none of these, so they are refused rather than read."""
+        text = node.value
+        if _LEADING_ZERO.fullmatch(text):
+            octal = f" (YAML 1.1 reads it as the octal number {value})" if isinstance(value, int) else ""
+            decimal = text.lstrip("+-").replace("_", "").lstrip("0") or "0"
+            raise self.error(
+                node,
+                f"{text!r} starts with a zero{octal}: drop the zero ({decimal}), or in a port list "
+                f'quote it ("{text}" is read as {decimal})',
+            )
+        if isinstance(value, bool) and text.lower() not in ("true", "false"):
+            raise self.error(
+                node,
+                f"{text!r} is read by YAML as the boolean {str(value).lower()}: write true or false, "
+                "or quote it if you mean text",
+            )
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and not _PLAIN_NUMBER.fullmatch(text)
+        ):
+            raise self.error(
+                node,
+                f"{text!r} is read by YAML as the number {value}: write plain decimal numbers, or quote it",
+            )
 
     def mapping(
         self, node: yaml.Node, what: str, allowed: tuple[str, ...]

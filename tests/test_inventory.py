@@ -110,7 +110,47 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
     ("reversed-range", 'hosts:\n  web:\n    closed: ["30-20"]\n', 3, "reversed"),
     ("junk-port", "hosts:\n  web:\n    closed: [http]\n", 3, "not a port number"),
     ("float-port", "hosts:\n  web:\n    closed: [22.5]\n", 3, "must be a number or text"),
-    ("bool-port", "hosts:\n  web:\n    closed: [yes]\n", 3, "must be a number or text"),
+    ("bool-port", "hosts:\n  web:\n    closed: [yes]\n", 3, "read by YAML as the boolean true"),
+    ("bool-port-plain", "hosts:\n  web:\n    closed: [true]\n", 3, "must be a number or text"),
+    # YAML 1.1 octal: 0443 would be port 291, 010 port 8, 022 port 18.
+    (
+        "octal-ports",
+        "hosts:\n  web:\n    closed: [0443, 010, 022]\n",
+        3,
+        "octal number 291): drop the zero (443)",
+    ),
+    ("octal-port-later", "hosts:\n  web:\n    closed:\n      - 22\n      - 010\n", 5, "octal number 8)"),
+    ("leading-zero-08", "hosts:\n  web:\n    closed: [08]\n", 3, "starts with a zero: drop the zero (8)"),
+    (
+        "octal-port-key",
+        "hosts:\n  web:\n    closed:\n      - {port: 0443, waive: {until: 2026-12-31, reason: x}}\n",
+        4,
+        "octal number 291",
+    ),
+    ("octal-only-open", "hosts:\n  web:\n    only_open: [022]\n", 3, "octal number 18"),
+    ("octal-range", "hosts:\n  web:\n    only_open: []\n    range: 0443\n", 4, "octal number 291"),
+    ("octal-retries", "hosts:\n  web:\n    retries: 010\n    closed: [1]\n", 3, "octal number 8"),
+    (
+        "hex-timeout",
+        "hosts:\n  web:\n    timeout: 0x10\n    closed: [1]\n",
+        3,
+        "read by YAML as the number 16",
+    ),
+    ("underscore-retries", "hosts:\n  web:\n    retries: 1_0\n    closed: [1]\n", 3, "as the number 10"),
+    (
+        "octal-days",
+        "hosts:\n  w:\n    open:\n      - {port: 443, service: tls, tls: {expires_in_days: 014}}\n",
+        4,
+        "octal number 12",
+    ),
+    (
+        "yes-verify",
+        "hosts:\n  w:\n    open:\n      - {port: 443, service: tls, tls: {verify: yes}}\n",
+        4,
+        "write true or false",
+    ),
+    ("on-silence", "hosts:\n  w:\n    silence_counts_as_closed: on\n    closed: [1]\n", 3, "boolean true"),
+    ("octal-host-name", "hosts:\n  0123:\n    open: [1]\n", 2, "octal number 83"),
     ("null-port", "hosts:\n  web:\n    closed: [~]\n", 3, "must be a number or text"),
     ("nested-list-port", "hosts:\n  web:\n    closed: [[22]]\n", 3, "found a list"),
     ("sexagesimal", "hosts:\n  web:\n    closed:\n      - 22:30\n", 4, "read by YAML as the number 1350"),
@@ -223,3 +263,12 @@ def test_corpus_is_large_enough() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="no such file"):
         load_inventory(tmp_path / "nope.yml")
+
+
+def test_quoted_leading_zero_ports_are_decimal(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, 'hosts:\n  web:\n    closed: ["0443", "010/udp", 22]\n'))
+    assert [(e.proto.value, e.port) for e in inventory.hosts[0].expectations] == [
+        ("tcp", 443),
+        ("udp", 10),
+        ("tcp", 22),
+    ]
