@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import decimal
 import difflib
 import enum
 import json
 import re
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -580,18 +581,40 @@ def _safe_name(text: str) -> str:
     return name.strip() or "host"
 
 
+def _spec(proto: Protocol, ports: Iterable[int]) -> str:
+    # Every piece carries its protocol: in "1-5,7/udp" the suffix belongs to 7 only.
+    return ",".join(f"{piece}/{proto.value}" for piece in format_ports(ports).split(","))
+
+
+def _decimal(seconds: float) -> str:
+    """Seconds as YAML reads a float: ``1e-05`` would be text in YAML 1.1, ``0.00001`` is not."""
+    text = format(decimal.Decimal(repr(seconds)), "f")
+    return text if "." in text else text + ".0"
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What one address showed in one protocol: ports that answered open, and UDP ports that stayed
+    silent (open|filtered), which an only_open range would refuse."""
+
+    opened: tuple[int, ...]
+    silent: tuple[int, ...]
+
+
 def snapshot_inventory(
     report: ScanReport,
     services: Mapping[ResultKey, ServiceInfo],
     ports: Sequence[PortKey],
     command: Sequence[str],
 ) -> str:
-    """An inventory of what is open now: ``only_open`` per host, the scanned ports as its range.
+    """An inventory of what is open now: ``only_open`` per host and protocol, the scanned ports as
+    its range; UDP ports that stayed silent are declared ``filtered:`` (they would fail the range).
 
     A host whose addresses differ in what is open gets one host per address, since every address of
-    a host must satisfy every line.
+    a host must satisfy every line; a scan of TCP and UDP gets one host per protocol, since a range
+    covers one protocol.
     """
-    spec = json.dumps(f"{format_ports(port for _, port in ports)}/tcp")
+    protocols = sorted({proto for proto, _ in ports})
     lines = [
         f"# Inventory snapshot written by {report.command[0] if report.command else 'portcheck'} "
         f"at {report.started}",
@@ -600,43 +623,84 @@ def snapshot_inventory(
         "# Review it before committing it: what is open today is not always what should be.",
         "version: 1",
         "defaults:",
-        f"  timeout: {report.settings.timeout:g}",
+        f"  timeout: {_decimal(report.settings.timeout)}",
         f"  retries: {report.settings.retries}",
         "hosts:",
     ]
-    opened: dict[tuple[str, str], list[int]] = {}
+    found: dict[tuple[str, str, Protocol], tuple[list[int], list[int]]] = {}
     for result in report.results:
-        if result.state.value == "open" and result.address is not None:
-            opened.setdefault((result.host, result.address), []).append(result.port)
+        if result.address is None:
+            continue
+        opened, silent = found.setdefault((result.host, result.address, result.proto), ([], []))
+        if result.state.value == "open":
+            opened.append(result.port)
+        elif result.state.value == "open|filtered":
+            silent.append(result.port)
+    names: set[str] = set()
     written = 0
     for resolution in report.resolutions:
         if resolution.error is not None:
             lines.append(f"  # {resolution.host}: left out, {resolution.error}")
             continue
-        per_address = {
-            address: sorted(opened.get((resolution.host, address), [])) for address in resolution.addresses
-        }
-        if len({tuple(ports) for ports in per_address.values()}) <= 1:
-            hosts = [(resolution.host, resolution.host, resolution.addresses[0])]
-        else:
-            lines.append(f"  # {resolution.host}: its addresses differ in what is open, one host per address")
-            hosts = [(f"{resolution.host}-{address}", address, address) for address in resolution.addresses]
-        for name, address, first in hosts:
-            lines += [
-                f"  {json.dumps(_safe_name(name))}:",
-                f"    address: {json.dumps(address)}",
-                f"    range: {spec}",
-            ]
-            open_ports = per_address[first]
-            lines.append("    only_open:" + ("" if open_ports else " []"))
-            for port in open_ports:
-                info = services.get((first, Protocol.TCP, port))
-                if info is not None and info.service in SERVICES:
-                    note = f"  # {info.describe()}" if info.evidence or info.product else ""
-                    lines.append(f"      - {{port: {port}, service: {info.service}}}{note}")
-                else:
-                    lines.append(f"      - {port}  # {service_name(Protocol.TCP, port)}")
-            written += 1
+        for proto in protocols:
+            per_address = {
+                address: _Found(
+                    *(tuple(sorted(p)) for p in found.get((resolution.host, address, proto), ([], [])))
+                )
+                for address in resolution.addresses
+            }
+            base = resolution.host if len(protocols) == 1 else f"{resolution.host}-{proto.value}"
+            if len(set(per_address.values())) <= 1:
+                hosts = [(base, resolution.addresses[0])]
+            else:
+                lines.append(
+                    f"  # {resolution.host}: its addresses differ in what is open, one host per address"
+                )
+                hosts = [(f"{base}-{address}", address) for address in resolution.addresses]
+            for name, address in hosts:
+                unique = _unique_name(_safe_name(name), names)
+                range_spec = _spec(proto, (port for key_proto, port in ports if key_proto is proto))
+                lines += _snapshot_host(unique, address, proto, range_spec, per_address[address], services)
+                written += 1
     if not written:
         lines.append("  # no host resolved: nothing to declare")
     return "\n".join(lines) + "\n"
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    """``::1`` and ``[::1]`` are one name once cleaned: the second gets a number, not a duplicate key."""
+    unique, number = name, 2
+    while unique in taken:
+        unique, number = f"{name}-{number}", number + 1
+    taken.add(unique)
+    return unique
+
+
+def _snapshot_host(
+    name: str,
+    address: str,
+    proto: Protocol,
+    range_spec: str,
+    found: _Found,
+    services: Mapping[ResultKey, ServiceInfo],
+) -> list[str]:
+    lines = [
+        f"  {json.dumps(name)}:",
+        f"    address: {json.dumps(address)}",
+        f"    range: {json.dumps(range_spec)}",
+    ]
+    lines.append("    only_open:" + ("" if found.opened else " []"))
+    for port in found.opened:
+        info = services.get((address, proto, port)) if proto is Protocol.TCP else None
+        if info is not None and info.service in SERVICES:
+            note = f"  # {info.describe()}" if info.evidence or info.product else ""
+            lines.append(f"      - {{port: {port}, service: {info.service}}}{note}")
+        elif proto is Protocol.TCP:
+            lines.append(f"      - {port}  # {service_name(proto, port)}")
+        else:
+            lines.append(f"      - {json.dumps(f'{port}/{proto.value}')}  # {service_name(proto, port)}")
+    if found.silent:
+        lines.append("    # no reply and no ICMP error (open|filtered): a silent service, or a drop")
+        lines.append("    filtered:")
+        lines += [f"      - {json.dumps(f'{port}/{proto.value}')}" for port in found.silent]
+    return lines

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.inventory import (
     Expect,
     InventoryError,
     ServiceRequirement,
     TlsRequirement,
     load_inventory,
+    snapshot_inventory,
 )
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.results import ScanReport
 
 VALID = """\
 version: 1
@@ -272,3 +275,36 @@ def test_quoted_leading_zero_ports_are_decimal(tmp_path: Path) -> None:
         ("udp", 10),
         ("tcp", 22),
     ]
+
+
+def test_snapshot_text_loads_back_for_udp_duplicates_and_tiny_timeouts(tmp_path: Path) -> None:
+    # ::1 and [::1] are one name once cleaned; a 10 µs timeout printed as 1e-05 is text to YAML 1.1.
+    results = [
+        ProbeResult(host, "::1", proto, port, state, "x")
+        for host in ("::1", "[::1]")
+        for proto, port, state in (
+            (Protocol.TCP, 22, PortState.OPEN),
+            (Protocol.UDP, 53, PortState.OPEN),
+            (Protocol.UDP, 54, PortState.OPEN_FILTERED),
+            (Protocol.UDP, 55, PortState.CLOSED),
+        )
+    ]
+    report = ScanReport(
+        [Resolution("::1", ("::1",)), Resolution("[::1]", ("::1",))],
+        results,
+        ScanSettings(timeout=0.00001, retries=0),
+        "2026-11-27T00:00:00+00:00",
+        0.1,
+    )
+    ports = [(Protocol.TCP, 22), (Protocol.UDP, 53), (Protocol.UDP, 54), (Protocol.UDP, 55)]
+    text = snapshot_inventory(report, {}, ports, ["portcheck", "snapshot"])
+    inventory = load_inventory(write(tmp_path, text))
+    assert len(inventory.hosts) == 4 and len({host.name for host in inventory.hosts}) == 4
+    assert inventory.hosts[0].timeout == 0.00001
+    udp = inventory.hosts[1]
+    assert udp.range_rule is not None and udp.range_rule.proto is Protocol.UDP
+    assert [(e.proto, e.port, e.expect.value) for e in udp.expectations] == [
+        (Protocol.UDP, 53, "open"),
+        (Protocol.UDP, 54, "filtered"),
+    ]
+    assert udp.range_rule.ports == (55,)
