@@ -379,6 +379,13 @@ def _host(
             silent_ok = host_silence if silence is None else silence
             for key in _ports(reader, port_node):
                 line = item.start_mark.line + 1
+                if service is not None and key[0] is not Protocol.TCP:
+                    # Service probes speak TCP: nothing could check this requirement.
+                    raise reader.error(
+                        item,
+                        f"{key[0].value}/{key[1]}: service checks run over TCP only; a UDP port "
+                        "proves open by replying: list it without service:",
+                    )
                 if key in declared:
                     other, other_line = declared[key]
                     where = f"{key[0].value}/{key[1]}"

@@ -121,12 +121,17 @@ class InventoryResults:
         self.resolutions = {r.host: r for r in report.resolutions}
         self.silent = silent_addresses(report.results)
         self._hosts = {host.name: host for host in hosts}
+        self._ambiguous = {host.name for host in hosts if self._hosts[host.name].address != host.address}
 
     def silent_of(self, host: HostSpec) -> tuple[str, ...]:
         """The addresses of ``host`` on which no port answered."""
         return silent_of(self.resolutions.get(host.address), self.silent)
 
     def addresses(self, host: str) -> tuple[str, ...]:
+        if host in self._ambiguous:
+            raise KeyError(
+                f"{host!r} names hosts at different addresses in several inventories: pass the address"
+            )
         spec = self._hosts.get(host)
         resolution = self.resolutions.get(spec.address if spec is not None else host)
         if resolution is None:
@@ -201,7 +206,7 @@ class PortcheckRun:
             except (OSError, ValueError, KeyError) as exc:
                 self._failure = f"the inventory scan failed: {exc}"
                 raise PortcheckError(self._failure) from None
-            hosts = list({host.name: host for host, _ in [*pairs, *ranges]}.values())
+            hosts = list(dict.fromkeys(host for host, _ in [*pairs, *ranges]))
             self._results = InventoryResults(report, hosts)
         return self._results
 
@@ -527,10 +532,12 @@ def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None
 
 
 def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]]:
-    hosts: dict[str, dict[str, Any]] = {}
-    for record in run.records.values():
+    # One row per (inventory, host): two inventories' 'web' may be two machines.
+    hosts: dict[tuple[str, str], dict[str, Any]] = {}
+    for nodeid, record in run.records.items():
         row = hosts.setdefault(
-            record.host, {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0}
+            (nodeid.split("::", 1)[0], record.host),
+            {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0},
         )
         row["expected"][record.expected] = row["expected"].get(record.expected, 0) + 1
         for address, state, _reason, _latency in record.found:
@@ -539,12 +546,14 @@ def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]
         row["drift"] += record.verdict == Verdict.FAILED.value
         row["waived"] = row.get("waived", 0) + (record.verdict == "waived")
         row["errors"] += record.verdict == Verdict.ERROR.value
+    names = [host for _, host in hosts]
     rows = []
-    for host, row in hosts.items():
+    for (path, host), row in hosts.items():
+        shown = host if names.count(host) == 1 else f"{path}::{host}"
         expected = ", ".join(f"{n} {k}" for k, n in sorted(row["expected"].items()))
         found = ", ".join(f"{n} {k}" for k, n in sorted(row["found"].items())) or "-"
         addresses = ", ".join(row["addresses"]) or "-"
-        rows.append((host, addresses, expected, found, row["drift"], row["errors"]))
+        rows.append((shown, addresses, expected, found, row["drift"], row["errors"]))
     return rows
 
 

@@ -153,6 +153,12 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
         "write true or false",
     ),
     ("on-silence", "hosts:\n  w:\n    silence_counts_as_closed: on\n    closed: [1]\n", 3, "boolean true"),
+    (
+        "service-on-udp",
+        'hosts:\n  w:\n    open:\n      - {port: "6379/udp", service: redis}\n',
+        4,
+        "service checks run over TCP only",
+    ),
     ("octal-host-name", "hosts:\n  0123:\n    open: [1]\n", 2, "octal number 83"),
     ("null-port", "hosts:\n  web:\n    closed: [~]\n", 3, "must be a number or text"),
     ("nested-list-port", "hosts:\n  web:\n    closed: [[22]]\n", 3, "found a list"),

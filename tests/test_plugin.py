@@ -462,6 +462,7 @@ def test_nothing_answered_is_judged_per_address_and_covers_ranges(
         ["WARNING: b.yml::web: no port answered on 127.0.0.2 — is the address right?*"]
     )
     assert "a.yml::web: no port answered" not in relaxed.stdout.str()
+    relaxed.stdout.fnmatch_lines(["a.yml::web*127.0.0.1*1 closed*", "b.yml::web *1 only_open*"])  # two rows
     strict = run_in_namespace(
         netns, pytester, "--portcheck", "b.yml", "--portcheck", "a.yml", "--portcheck-strict", "-v"
     )
@@ -473,3 +474,21 @@ def test_nothing_answered_is_judged_per_address_and_covers_ranges(
             "(--portcheck-strict)",
         ]
     )
+
+
+def test_results_fixture_refuses_a_name_two_inventories_give_different_addresses(
+    pytester: pytest.Pytester,
+) -> None:
+    inventory(pytester, "hosts:\n  web:\n    address: 127.0.0.1\n    closed: [1]\n", name="a")
+    inventory(pytester, "hosts:\n  web:\n    address: 127.0.0.2\n    closed: [1]\n", name="b")
+    pytester.makepyfile(
+        test_custom="""
+        import pytest
+
+        def test_ambiguous(portcheck_results):
+            with pytest.raises(KeyError, match="several inventories"):
+                portcheck_results.addresses("web")
+        """
+    )
+    result = pytester.runpytest("--portcheck", "a.yml", "--portcheck", "b.yml", "test_custom.py")
+    result.assert_outcomes(passed=3)
