@@ -289,7 +289,8 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     top = reader.mapping(root, "the inventory", _TOP_KEYS)
     if "version" in top:
         _key, value_node = top["version"]
-        if reader.scalar(value_node) != INVENTORY_VERSION:
+        version = reader.scalar(value_node)
+        if isinstance(version, bool) or version != INVENTORY_VERSION:
             raise reader.error(
                 value_node, f"unsupported version: this plugin reads version {INVENTORY_VERSION}"
             )

@@ -246,9 +246,7 @@ def silent_of(resolution: Resolution | None, silent: Collection[str]) -> tuple[s
 
 
 def _silence_error(where: str, silent: Sequence[str]) -> Judgement:
-    message = (
-        f"{where}: no port answered on {', '.join(silent)} — is the address right? (--portcheck-strict)"
-    )
+    message = f"{where}: no port answered on {', '.join(silent)} — is the address right? (--portcheck-strict)"
     return Judgement(Verdict.ERROR, message, ())
 
 
@@ -291,8 +289,9 @@ def judge(
     where = f"{_label(host, resolution)} {expectation.proto.value}/{expectation.port}"
     if resolution is None:
         return Judgement(Verdict.ERROR, f"{where}: cannot check — the host was not scanned", ())
-    if resolution.error is not None:
-        return Judgement(Verdict.ERROR, f"{where}: cannot check — {resolution.error}", ())
+    if resolution.error is not None or not resolution.addresses:
+        why = resolution.error or "the host resolved to no address"  # a pass needs something checked
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
     found: list[ProbeResult] = []
     for address in resolution.addresses:
         result = by_key.get((address, expectation.proto, expectation.port))
@@ -406,8 +405,8 @@ def judge_range(
     that neither replied nor was refused (open|filtered) fails it as it fails ``closed:``, unless
     silence counts as closed."""
     where = f"{_label(host, resolution)} {rule.label}"
-    if resolution is None or resolution.error is not None:
-        why = resolution.error if resolution is not None else "the host was not scanned"
+    if resolution is None or resolution.error is not None or not resolution.addresses:
+        why = "the host was not scanned" if resolution is None else resolution.error or "no address"
         return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
     services = services or {}
     lines: list[str] = []

@@ -105,6 +105,7 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
     ("host-nothing", "hosts:\n  web:\n", 2, "declares nothing"),
     ("host-no-ports", "hosts:\n  web:\n    address: 127.0.0.1\n", 2, "declares no ports"),
     ("bad-version", "version: 2\nhosts:\n  web:\n    open: [1]\n", 1, "unsupported version"),
+    ("version-true", "version: true\nhosts:\n  web:\n    open: [1]\n", 1, "unsupported version"),
     ("duplicate-host", "hosts:\n  web:\n    open: [22]\n  web:\n    open: [80]\n", 4, "appears twice"),
     ("open-and-closed", 'hosts:\n  web:\n    open: [22]\n    closed: ["20-30"]\n', 4, "both open (line 3)"),
     ("twice-in-list", "hosts:\n  web:\n    open: [22, 21-23]\n", 3, "listed twice under open"),

@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution
-from pytest_portcheck.inventory import HostSpec, RangeRule, ServiceRequirement, TlsRequirement
+from pytest_portcheck.inventory import (
+    Expect,
+    Expectation,
+    HostSpec,
+    RangeRule,
+    ServiceRequirement,
+    TlsRequirement,
+)
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.services import ServiceInfo, TlsInfo
-from pytest_portcheck.verdicts import Verdict, judge_range, service_problems, silent_addresses
+from pytest_portcheck.verdicts import Verdict, judge, judge_range, service_problems, silent_addresses
 
 CERTIFICATE = TlsInfo(
     "TLSv1.3", "TLS_AES_256_GCM_SHA384", "CN=web", "CN=web", "2027-11-27T00:00:00+00:00", 365, False
@@ -60,3 +67,12 @@ def test_udp_range_fails_on_silence_unless_it_counts_as_closed() -> None:
         assert judge_range(host, rule, resolution, found).verdict is verdict
     strict = judge_range(host, rule, resolution, found, silent=("127.0.0.1",), strict=True)
     assert strict.verdict is Verdict.ERROR and "no port answered on 127.0.0.1" in strict.message
+
+
+def test_nothing_checked_is_never_a_pass() -> None:
+    rule = RangeRule("box", Protocol.TCP, (1,), "tcp/1", 3)
+    expectation = Expectation("box", Protocol.TCP, 5432, Expect.CLOSED, 3)
+    host = HostSpec("box", "box.example", 1.0, 1, (expectation,), 2, rule)
+    nowhere = Resolution("box.example", ())
+    assert judge(host, expectation, nowhere, {}).verdict is Verdict.ERROR
+    assert judge_range(host, rule, nowhere, {}).verdict is Verdict.ERROR
