@@ -662,15 +662,7 @@ def snapshot_inventory(
         f"  retries: {report.settings.retries}",
         "hosts:",
     ]
-    found: dict[tuple[str, str, Protocol], tuple[list[int], list[int]]] = {}
-    for result in report.results:
-        if result.address is None:
-            continue
-        opened, silent = found.setdefault((result.host, result.address, result.proto), ([], []))
-        if result.state.value == "open":
-            opened.append(result.port)
-        elif result.state.value == "open|filtered":
-            silent.append(result.port)
+    found = _what_was_found(report)
     names: set[str] = set()
     written = 0
     for resolution in report.resolutions:
@@ -679,9 +671,7 @@ def snapshot_inventory(
             continue
         for proto in protocols:
             per_address = {
-                address: _Found(
-                    *(tuple(sorted(p)) for p in found.get((resolution.host, address, proto), ([], [])))
-                )
+                address: found.get((resolution.host, address, proto), _Found((), ()))
                 for address in resolution.addresses
             }
             base = resolution.host if len(protocols) == 1 else f"{resolution.host}-{proto.value}"
@@ -700,6 +690,20 @@ def snapshot_inventory(
     if not written:
         lines.append("  # no host resolved: nothing to declare")
     return "\n".join(lines) + "\n"
+
+
+def _what_was_found(report: ScanReport) -> dict[tuple[str, str, Protocol], _Found]:
+    """Per (target, address, protocol): the open ports and the silent UDP ports, sorted."""
+    found: dict[tuple[str, str, Protocol], tuple[list[int], list[int]]] = {}
+    for result in report.results:
+        if result.address is None:
+            continue
+        opened, silent = found.setdefault((result.host, result.address, result.proto), ([], []))
+        if result.state.value == "open":
+            opened.append(result.port)
+        elif result.state.value == "open|filtered":
+            silent.append(result.port)
+    return {key: _Found(tuple(sorted(o)), tuple(sorted(q))) for key, (o, q) in found.items()}
 
 
 def _unique_name(name: str, taken: set[str]) -> str:
