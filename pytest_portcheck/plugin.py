@@ -683,6 +683,19 @@ def markdown_summary(run: PortcheckRun) -> str:
     if notes:
         lines += ["", f"### Waivers expired or expiring within {WAIVER_WARNING_DAYS} days", ""]
         lines += [f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes]
+    silent = _silent_hosts(run)
+    if silent:
+        how = (
+            "made errors by --portcheck-strict"
+            if run.strict
+            else "warnings; --portcheck-strict makes them errors"
+        )
+        lines += ["", f"### Nothing answered ({how})", ""]
+        lines += [
+            f"- {_md(path)}::{_md(host)}: no port answered on {_md(', '.join(addresses))} "
+            "— is the address right?"
+            for (path, host), addresses in silent.items()
+        ]
     services = [(record.host, record.target, line) for _, record in records for line in record.services]
     if services:
         lines += ["", "### Services found", ""]

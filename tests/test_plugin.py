@@ -251,11 +251,14 @@ def test_silent_host_warns_and_strict_makes_errors(pytester: pytest.Pytester, si
         f"defaults:\n  timeout: 0.2\n  retries: 0\nhosts:\n  quiet:\n    address: 127.0.0.1\n"
         f"    closed: [{silent_port}]\n",
     )
-    relaxed = pytester.runpytest("--portcheck", "inventory.yml")
+    relaxed = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-markdown=summary.md")
     relaxed.assert_outcomes(passed=1)
     relaxed.stdout.fnmatch_lines(
         ["WARNING: inventory.yml::quiet: no port answered on 127.0.0.1 — is the address right?*"]
     )
+    markdown = (pytester.path / "summary.md").read_text()
+    assert "### Nothing answered (warnings; --portcheck-strict makes them errors)" in markdown
+    assert "- inventory.yml::quiet: no port answered on 127.0.0.1 — is the address right?" in markdown
     strict = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-strict")
     strict.assert_outcomes(errors=1)
     strict.stdout.fnmatch_lines(
