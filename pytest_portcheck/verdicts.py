@@ -136,9 +136,9 @@ def _probe_open_ports(
     planned = [(key, request) for key, ask in asks.items() for request in ask.request(key)]
     found = probe_services(request for _, request in planned)
     found = _with_unverified_details([request for _, request in planned], found)
-    answers: dict[ResultKey, list[tuple[str | None, ServiceInfo]]] = {}
+    answers: dict[ResultKey, list[tuple[ProbeRequest, ServiceInfo]]] = {}
     for (key, request), info in zip(planned, found, strict=True):
-        answers.setdefault(key, []).append((request.server_name, info))
+        answers.setdefault(key, []).append((request, info))
     return {key: _one_answer(named) for key, named in answers.items()}
 
 
@@ -147,24 +147,29 @@ class _Asks:
 
     def __init__(self) -> None:
         self.services: set[str] = set()
-        self.names: set[str | None] = set()
+        self.verify: dict[str | None, bool] = {}
+        """Per name asked for: whether any requirement under that name asks for verification."""
         self.banner_names: set[str | None] = set()
-        self.verify = False
 
     def add(self, wanted: ServiceRequirement | None, name: str | None) -> None:
         if wanted is None:
             self.banner_names.add(name)
             return
         self.services.add(wanted.service)
-        self.names.add(name)
-        self.verify = self.verify or bool(wanted.tls and wanted.tls.verify)
+        self.verify[name] = self.verify.get(name, False) or bool(wanted.tls and wanted.tls.verify)
 
     def request(self, key: ResultKey) -> list[ProbeRequest]:
         """One probe per name asked for (SNI and verification depend on it), all with one first move."""
         expect = min(self.services, key=_first_move_rank) if self.services else None
-        names = self.names or {min(self.banner_names, key=lambda n: (n is not None, n or ""))}
-        ordered = sorted(names, key=lambda n: (n is not None, n or ""))
-        return [ProbeRequest(key[0], key[2], expect, name, self.verify) for name in ordered]
+        verify = self.verify or {min(self.banner_names, key=_name_order): False}
+        return [
+            ProbeRequest(key[0], key[2], expect, name, verify[name])
+            for name in sorted(verify, key=_name_order)
+        ]
+
+
+def _name_order(name: str | None) -> tuple[bool, str]:
+    return (name is not None, name or "")
 
 
 def _first_move_rank(service: str) -> tuple[int, str]:
@@ -196,23 +201,36 @@ def _with_unverified_details(
     return merged
 
 
-def _one_answer(named: Sequence[tuple[str | None, ServiceInfo]]) -> ServiceInfo:
-    """The answer for a port probed under one or more names; if the names got different answers
-    (name-based virtual hosts), no single answer is true for all: say so rather than pick one."""
+def _one_answer(named: Sequence[tuple[ProbeRequest, ServiceInfo]]) -> ServiceInfo:
+    """The answer for a port probed under one or more names. If the names got different answers
+    (name-based virtual hosts), no single answer is true for all: say so rather than pick one. The
+    answer counts as verified only if every name that asked for verification got it verified."""
     first = named[0][1]
-    if all(_essence(info) == _essence(first) for _, info in named[1:]):
+    if len(named) == 1:
         return first
-    services = {info.service for _, info in named}
-    shown = "; ".join(f"{name or 'no name'}: {info.describe()}" for name, info in named)
-    return ServiceInfo(
-        services.pop() if len(services) == 1 else "unknown",
-        "",
-        error=f"the answer depends on the name asked for ({shown}): give each name its own address",
-    )
+    if any(_essence(info) != _essence(first) for _, info in named[1:]):
+        services = {info.service for _, info in named}
+        shown = "; ".join(f"{request.server_name or 'no name'}: {info.describe()}" for request, info in named)
+        return ServiceInfo(
+            services.pop() if len(services) == 1 else "unknown",
+            "",
+            error=f"the answer depends on the name asked for ({shown}): give each name its own address",
+        )
+    checked = [(request, info) for request, info in named if request.verify_tls]
+    if first.tls is None or not checked:
+        return first
+    failed = [(request, info) for request, info in checked if info.tls is None or not info.tls.verified]
+    if not failed:
+        return replace(first, tls=replace(first.tls, verified=True), error=None)
+    request, info = failed[0]
+    why = f"as {request.server_name}: {info.error}" if request.server_name else info.error
+    return replace(first, tls=replace(first.tls, verified=False), error=why)
 
 
 def _essence(info: ServiceInfo) -> tuple[object, ...]:
-    return (info.service, info.product, info.version, info.auth, info.tls)
+    # What a name changes (SNI): the service and the certificate. Whether it verified is per name.
+    tls = None if info.tls is None else replace(info.tls, verified=False)
+    return (info.service, info.product, info.version, info.auth, tls)
 
 
 def _is_address(text: str) -> bool:

@@ -76,3 +76,29 @@ def test_nothing_checked_is_never_a_pass() -> None:
     nowhere = Resolution("box.example", ())
     assert judge(host, expectation, nowhere, {}).verdict is Verdict.ERROR
     assert judge_range(host, rule, nowhere, {}).verdict is Verdict.ERROR
+
+
+def test_names_on_one_port_merge_verification_per_name() -> None:
+    from pytest_portcheck.probes import ProbeRequest
+    from pytest_portcheck.verdicts import _one_answer
+
+    verified = ServiceInfo("tls", "", tls=replace(CERTIFICATE, verified=True))
+    plain = ServiceInfo("tls", "", tls=CERTIFICATE)
+    mismatch = ServiceInfo(
+        "tls", "", tls=CERTIFICATE, error="certificate verification failed: hostname mismatch"
+    )
+    a = ProbeRequest("10.0.0.1", 443, "tls", "a.test", True)
+    b_plain, b_verify = (
+        ProbeRequest("10.0.0.1", 443, "tls", "b.test", False),
+        replace(a, server_name="b.test"),
+    )
+    # b.test did not ask for verification: a.test's verified handshake stands
+    merged = _one_answer([(a, verified), (b_plain, plain)])
+    assert merged.tls is not None and merged.tls.verified and merged.error is None
+    # b.test asked and failed: nobody's verify requirement may pass on a.test's success
+    merged = _one_answer([(a, verified), (b_verify, mismatch)])
+    assert merged.tls is not None and not merged.tls.verified
+    assert merged.error == "as b.test: certificate verification failed: hostname mismatch"
+    # different certificates under different names: no single answer
+    other = ServiceInfo("tls", "", tls=replace(CERTIFICATE, subject="CN=other"))
+    assert "depends on the name" in (_one_answer([(a, verified), (b_plain, other)]).error or "")
