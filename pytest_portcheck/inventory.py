@@ -12,11 +12,9 @@ import datetime
 import decimal
 import difflib
 import enum
-import ipaddress
 import json
 import re
 import shlex
-import socket
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -359,7 +357,6 @@ def _host(
         if not isinstance(value, str) or not value.strip():
             raise reader.error(entries["address"][1], f"address of {name!r} must be a hostname or IP address")
         address = value.strip()
-    _refuse_numeric_shorthand(reader, entries["address"][1] if "address" in entries else key_node, address)
     try:
         check_target(address)
     except ScanError as exc:
@@ -425,30 +422,6 @@ def _host(
         )
     line = key_node.start_mark.line + 1
     return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule)
-
-
-_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE)
-
-
-def _refuse_numeric_shorthand(reader: _Reader, node: yaml.Node, address: str) -> None:
-    """The system resolver reads 010.0.0.1 as 8.0.0.1 (octal), 0x7f.1 and 2130706433 as 127.0.0.1:
-    a numeric address that is not a plain dotted quad would be scanned somewhere it does not say."""
-    text = address.split("/", 1)[0]
-    if not _NUMERIC_HOST.fullmatch(text):
-        return
-    try:
-        ipaddress.IPv4Address(text)
-        return
-    except ValueError:
-        pass
-    try:
-        meant = f" (the resolver would read it as {socket.inet_ntoa(socket.inet_aton(text))})"
-    except OSError:
-        meant = ""
-    raise reader.error(
-        node,
-        f"{address!r} is not a plain IPv4 address{meant}: write four decimal numbers without leading zeros",
-    )
 
 
 def _range_rule(
