@@ -346,6 +346,15 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 continue  # a UDP port: its reply was the answer, the probes speak TCP
             address = result.address or result.host
             out.write(f"  {address:<15} {result.proto.value}/{result.port:<6} {info.describe()}\n")
+        exposed = [
+            f"{key[0]} {key[1].value}/{key[2]} {info.summary()}"
+            for key, info in services.items()
+            if info.exposed
+        ]
+        if exposed:
+            out.write(
+                f"EXPOSED: {len(exposed)} service(s) answer without authentication: {'; '.join(exposed)}\n"
+            )
     elapsed = time.monotonic() - clock
 
     counts = count_states(results)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_portcheck.atomicfile import write_text_atomically
-from pytest_portcheck.results import read_report_document
+from pytest_portcheck.results import read_report_document, service_from_dict
 
 __all__ = ["page_data", "read_report_document", "render_html", "write_html"]
 
@@ -149,6 +149,16 @@ def _target_order(target: str) -> tuple[str, int]:
     return proto, int(port) if port.isdigit() else 0
 
 
+def _identified(probe: object) -> str | None:
+    """What answered, one line (product, version, exposure), as the terminal shows it."""
+    if not isinstance(probe, Mapping):
+        return None
+    try:
+        return service_from_dict(probe).describe()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     expectation = cell.get("expectation")
     verdict = expectation["verdict"] if expectation else None
@@ -163,6 +173,7 @@ def _cell(cell: Mapping[str, Any]) -> dict[str, Any]:
             "service": cell.get("service"),
             "latency_ms": cell.get("latency_ms"),
             "attempts": cell.get("attempts"),
+            "identified": _identified(probe),
             "probe": probe,
             "expected": expectation.get("expected") if expectation else None,
             "verdict": verdict,

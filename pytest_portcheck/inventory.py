@@ -33,7 +33,7 @@ from pytest_portcheck.ports import (
     service_name,
 )
 from pytest_portcheck.results import ResultKey, ScanReport
-from pytest_portcheck.services import SERVICES, TLS_VERSIONS, ServiceInfo
+from pytest_portcheck.services import AUTH_SERVICES, SERVICES, TLS_VERSIONS, ServiceInfo
 
 # libyaml's parser, where PyYAML was built with it, composes a 10,000-line inventory ~10x faster.
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -543,8 +543,11 @@ def _service_requirement(
         tls = _tls_requirement(reader, entries["tls"][1])
     auth = None
     if "auth" in entries:
-        if service != "redis":
-            raise reader.error(entries["auth"][0], f"auth: is checked for redis only, not {service}")
+        if service not in AUTH_SERVICES:
+            raise reader.error(
+                entries["auth"][0],
+                f"auth: cannot be checked for {service}; the probes tell it for {', '.join(AUTH_SERVICES)}",
+            )
         value = reader.scalar(entries["auth"][1])
         if value not in ("required", "none"):
             raise reader.error(entries["auth"][1], f"auth must be 'required' or 'none', not {value!r}")
@@ -716,7 +719,9 @@ def _snapshot_host(
         info = services.get((address, proto, port)) if proto is Protocol.TCP else None
         if info is not None and info.service in SERVICES:
             note = f"  # {info.describe()}" if info.evidence or info.product else ""
-            lines.append(f"      - {{port: {port}, service: {info.service}}}{note}")
+            # a password found in place is kept in place; an exposure is only noted
+            auth = ", auth: required" if info.auth == "required" else ""
+            lines.append(f"      - {{port: {port}, service: {info.service}{auth}}}{note}")
         elif proto is Protocol.TCP:
             lines.append(f"      - {port}  # {service_name(proto, port)}")
         else:

@@ -149,13 +149,14 @@ _TLS = _object(
     {
         "version": _text, "cipher": _text, "subject": _text, "issuer": _text, "not_after": _text,
         "days_left": _whole(-(10**6), 10**6), "verified": _boolean,
-    }
+    },
+    {"below_minimum": _optional_text, "certificate_error": _optional_text},
 )  # fmt: skip
 _PROBE = _object(
     {"service": _text},
     {
         "evidence": _text, "product": _optional_text, "version": _optional_text, "tls": _nullable(_TLS),
-        "auth": _optional_text, "error": _optional_text,
+        "auth": _optional_text, "error": _optional_text, "local_failure": _boolean,
     },
 )  # fmt: skip
 _RESULT = _object(

@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
@@ -74,10 +74,16 @@ def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
         evidence=str(data.get("evidence", "")),
         product=data.get("product"),
         version=data.get("version"),
-        tls=None if tls is None else TlsInfo(**tls),
+        tls=None if tls is None else _tls_from_dict(tls),
         auth=data.get("auth"),
         error=data.get("error"),
+        local_failure=bool(data.get("local_failure", False)),
     )
+
+
+def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:
+    # Known fields only: a report from a newer (or hostile) writer may carry more.
+    return TlsInfo(**{known.name: data[known.name] for known in fields(TlsInfo) if known.name in data})
 
 
 def result_to_dict(

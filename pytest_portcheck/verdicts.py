@@ -26,11 +26,18 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
-from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule, ServiceRequirement
+from pytest_portcheck.inventory import (
+    Expect,
+    Expectation,
+    HostSpec,
+    RangeRule,
+    ServiceRequirement,
+    TlsRequirement,
+)
 from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.probes import ProbeRequest, probe_services
 from pytest_portcheck.results import ResultKey, ScanReport
-from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo
+from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo, TlsInfo
 
 _SATISFIES = {
     Expect.OPEN: frozenset({PortState.OPEN}),
@@ -101,12 +108,37 @@ def scan_inventory(
             settings = ScanSettings(timeout=timeout, retries=retries, window=window)
         results.extend(scan(targets, settings, stats))
     base = ScanSettings() if len(groups) != 1 else ScanSettings(*next(iter(groups)))
+    by_key = index_results(results)
     probe_pairs = pairs + [pair for host, _ in ranges for pair in range_pairs(host)] if all_banners else pairs
-    wanted = all_banners or any(expectation.service is not None for _, expectation in pairs)
+    unexpected = [] if all_banners else _open_in_ranges(ranges, addresses, by_key)
+    wanted = all_banners or unexpected or any(expectation.service is not None for _, expectation in pairs)
     services = {}
     if wanted:
-        services = _probe_open_ports(probe_pairs, addresses, index_results(results), all_banners)
+        services = _probe_open_ports(probe_pairs, addresses, by_key, all_banners, unexpected)
     return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats, services=services)
+
+
+_MAX_UNEXPECTED_PROBES = 256
+"""Open ports of ``only_open`` ranges, probed without ``--portcheck-banners`` so that the failure names
+what answers (``45000 (redis 7.0.15, no auth)``); beyond this many, the port table's name."""
+
+
+def _open_in_ranges(
+    ranges: Sequence[tuple[HostSpec, RangeRule]],
+    addresses: Mapping[str, tuple[str, ...]],
+    by_key: Mapping[ResultKey, ProbeResult],
+) -> list[tuple[HostSpec, Expectation]]:
+    """The open ports of ``only_open`` TCP ranges (every one is unexpected), at most a few hundred."""
+    found = []
+    for host, rule in ranges:
+        if rule.proto is not Protocol.TCP:
+            continue
+        for address in addresses.get(host.address, ()):
+            for port in rule.ports:
+                result = by_key.get((address, rule.proto, port))
+                if result is not None and result.state is PortState.OPEN:
+                    found.append((host, Expectation(host.name, rule.proto, port, Expect.CLOSED, rule.line)))
+    return found[:_MAX_UNEXPECTED_PROBES]
 
 
 def _probe_open_ports(
@@ -114,6 +146,7 @@ def _probe_open_ports(
     addresses: Mapping[str, tuple[str, ...]],
     by_key: Mapping[ResultKey, ProbeResult],
     all_banners: bool,
+    unexpected: Sequence[tuple[HostSpec, Expectation]] = (),
 ) -> dict[ResultKey, ServiceInfo]:
     """One answer per open (address, port) that every requirement on it can be judged against.
 
@@ -122,9 +155,10 @@ def _probe_open_ports(
     asks for it; where it fails, an unverified handshake still reads the certificate for the others.
     """
     asks: dict[ResultKey, _Asks] = {}
-    for host, expectation in pairs:
+    flagged = [(True, pair) for pair in unexpected] + [(all_banners, pair) for pair in pairs]
+    for always, (host, expectation) in flagged:
         wanted = expectation.service
-        if (wanted is None and not all_banners) or expectation.proto is not Protocol.TCP:
+        if (wanted is None and not always) or expectation.proto is not Protocol.TCP:
             continue  # the probes speak TCP: a UDP port's answer is the scan's
         name = None if _is_address(host.address) else host.address
         for address in addresses[host.address]:
@@ -150,12 +184,17 @@ class _Asks:
         self.verify: dict[str | None, bool] = {}
         """Per name asked for: whether any requirement under that name asks for verification."""
         self.banner_names: set[str | None] = set()
+        self.tls_floor: str | None = None
+        """The strictest TLS ``min_version`` asked for: the probe tries a handshake capped below it."""
 
     def add(self, wanted: ServiceRequirement | None, name: str | None) -> None:
         if wanted is None:
             self.banner_names.add(name)
             return
         self.services.add(wanted.service)
+        floor = wanted.tls.min_version if wanted.tls else None
+        if floor and (self.tls_floor is None or _tls_rank(floor) > _tls_rank(self.tls_floor)):
+            self.tls_floor = floor
         self.verify[name] = self.verify.get(name, False) or bool(wanted.tls and wanted.tls.verify)
 
     def request(self, key: ResultKey) -> list[ProbeRequest]:
@@ -163,7 +202,7 @@ class _Asks:
         expect = min(self.services, key=_first_move_rank) if self.services else None
         verify = self.verify or {min(self.banner_names, key=_name_order): False}
         return [
-            ProbeRequest(key[0], key[2], expect, name, verify[name])
+            ProbeRequest(key[0], key[2], expect, name, verify[name], self.tls_floor)
             for name in sorted(verify, key=_name_order)
         ]
 
@@ -358,9 +397,11 @@ def _judge_service(
     for result in found:
         on = f" on {result.address}" if len(found) > 1 else ""
         info = services.get((result.address or "", result.proto, result.port))
-        if info is None:
-            errors.append(f"{where}: cannot check the service{on} — the port was not probed")
+        if info is None or info.local_failure:
+            why = info.error if info is not None else "the port was not probed"
+            errors.append(f"{where}: cannot check the service{on} — {why}")
             continue
+        errors += [f"{where}: {error}{on}" for error in service_unknowns(wanted, info)]
         for problem in service_problems(wanted, info):
             problems.append(f"{where}: {problem}{on}")
     if errors:
@@ -372,8 +413,7 @@ def _judge_service(
 
 def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]:
     """Why what answered does not meet the requirement (empty when it does)."""
-    accepted = {"tls": ("tls", "https")}.get(wanted.service, (wanted.service,))
-    if info.service not in accepted:
+    if not info.answers_as(wanted.service):
         return [f"expected {wanted.service}, found {info.describe()}"]
     problems = []
     if wanted.tls is not None and wanted.tls.verify and (info.tls is None or not info.tls.verified):
@@ -382,18 +422,44 @@ def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
     elif wanted.tls is not None and info.tls is None:
         problems.append(f"no TLS certificate to check: {info.error or info.describe()}")
     if wanted.tls is not None and info.tls is not None:
-        tls = info.tls
-        if wanted.tls.min_version and TLS_VERSIONS.index(wanted.tls.min_version) > _tls_rank(tls.version):
-            problems.append(f"TLS version {tls.version} is below the minimum {wanted.tls.min_version}")
-        if wanted.tls.expires_in_days is not None and tls.days_left < wanted.tls.expires_in_days:
-            problems.append(
-                f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
-                f"sooner than the {wanted.tls.expires_in_days} days required"
-            )
+        problems += _tls_problems(wanted.tls, info.tls)
+    name = info.product or info.service
     if wanted.auth == "required" and info.auth == "none":
-        problems.append("Redis answered PING without authentication (auth: required)")
+        problems.append(f"{name} answers without authentication (auth: required)")
     if wanted.auth == "none" and info.auth == "required":
-        problems.append("Redis requires authentication (auth: none was declared)")
+        problems.append(f"{name} requires authentication (auth: none was declared)")
+    return problems
+
+
+def service_unknowns(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]:
+    """What the probe could not tell although the requirement asks it: errors, not passes."""
+    if not info.answers_as(wanted.service):
+        return []
+    unknowns = []
+    if wanted.auth is not None and info.auth is None:
+        unknowns.append(f"cannot tell whether {info.service} requires authentication: {info.describe()}")
+    below = info.tls.below_minimum if info.tls is not None else None
+    if wanted.tls is not None and wanted.tls.min_version and below and below.startswith("untested"):
+        unknowns.append(f"cannot check min_version {wanted.tls.min_version}: {below}")
+    return unknowns
+
+
+def _tls_problems(wanted: TlsRequirement, tls: TlsInfo) -> list[str]:
+    problems = []
+    if wanted.min_version and TLS_VERSIONS.index(wanted.min_version) > _tls_rank(tls.version):
+        problems.append(f"TLS version {tls.version} is below the minimum {wanted.min_version}")
+    elif wanted.min_version and tls.below_minimum and tls.below_minimum.startswith("TLSv"):
+        problems.append(
+            f"also accepts {tls.below_minimum.split()[0]}, below the minimum {wanted.min_version} "
+            "(a handshake offering only older versions succeeded)"
+        )
+    if wanted.expires_in_days is not None and tls.certificate_error:
+        problems.append(tls.certificate_error)
+    elif wanted.expires_in_days is not None and tls.days_left < wanted.expires_in_days:
+        problems.append(
+            f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
+            f"sooner than the {wanted.expires_in_days} days required"
+        )
     return problems
 
 
@@ -443,7 +509,7 @@ def judge_range(
             elif result.state is PortState.OPEN:
                 unexpected.append(result)
                 info = services.get((address, rule.proto, port))
-                opened.append(f"{port} ({info.describe() if info else result.service})")
+                opened.append(f"{port} ({info.summary() if info else result.service})")
             elif result.state is PortState.OPEN_FILTERED and not rule.silence_counts_as_closed:
                 unexpected.append(result)
                 quiet.append(port)

@@ -220,7 +220,7 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
         "auth-on-http",
         "hosts:\n  w:\n    open:\n      - {port: 80, service: http, auth: none}\n",
         4,
-        "redis only",
+        "cannot be checked for http",
     ),
     (
         "auth-value",
