@@ -9,6 +9,7 @@ each. A worker that dies leaves its targets as ``error`` results, never as missi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -20,8 +21,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
-from pytest_portcheck.engine.connect import ConnectScanner
-from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, ScanSettings, ScanStats, Target
+from pytest_portcheck.engine.connect import ConnectScanner, is_local_address
+from pytest_portcheck.engine.model import (
+    AddressQuality,
+    PortState,
+    ProbeResult,
+    Reason,
+    ScanSettings,
+    ScanStats,
+    Target,
+)
 from pytest_portcheck.ports import Protocol
 
 # Below this many targets the start-up of a worker (~40 ms) costs more than a second core saves.
@@ -54,9 +63,12 @@ def scan(
     """
     settings = settings or ScanSettings()
     stats = stats if stats is not None else ScanStats()
-    # UDP retries are paced per address against ICMP rate limits: one process must see them all.
+    # UDP retries are paced per address against ICMP rate limits, and remote addresses get adaptive
+    # timing (congestion control on drops): one process must see every probe to such an address.
+    # Only scans of this host's own addresses are CPU-bound enough to need several processes.
+    one_process = settings.processes is None and not _all_local(targets)
     has_udp = any(target.proto is Protocol.UDP for target in targets)
-    processes = 1 if has_udp else process_count(len(targets), settings)
+    processes = 1 if has_udp or one_process else process_count(len(targets), settings)
     stats.processes = processes
     if processes == 1:
         scanner = ConnectScanner(settings)
@@ -66,6 +78,11 @@ def scan(
             stats.add(scanner.stats)
         return
     yield from _ShardedScan(targets, settings, processes, stats).run()
+
+
+def _all_local(targets: Sequence[Target]) -> bool:
+    addresses = dict.fromkeys(target.address for target in targets)
+    return all(is_local_address(address) for address in addresses)
 
 
 class _Worker:
@@ -98,6 +115,8 @@ class _Worker:
             "timeout": self._settings.timeout,
             "retries": self._settings.retries,
             "window": self._settings.window,
+            "max_rate": self._settings.max_rate,
+            "min_rate": self._settings.min_rate,
         }
         # One line per run of targets that share an address: "ADDRESS<TAB>PORT,PORT,...".
         lines = [json.dumps(header)]
@@ -124,7 +143,10 @@ class _Worker:
         for line in lines:
             fields = line.decode().split("\t")
             if fields[0] == "#stats":
-                self.stats = ScanStats(*(int(value) for value in fields[1:7]))
+                sent, self_connects, backoffs, window, paced, limited = (int(v) for v in fields[1:7])
+                self.stats = ScanStats(sent, self_connects, backoffs, window, paced, limited)
+                for entry in json.loads(fields[7]) if len(fields) > 7 else []:
+                    self.stats.note(AddressQuality(**entry))
                 continue
             index = int(fields[0])
             target = self.shard[index]
@@ -216,7 +238,12 @@ def _worker_main() -> int:
     """Scan the targets given on stdin; write one line per result on stdout as they are decided."""
     header = json.loads(sys.stdin.readline())
     settings = ScanSettings(
-        timeout=header["timeout"], retries=header["retries"], window=header["window"], processes=1
+        timeout=header["timeout"],
+        retries=header["retries"],
+        window=header["window"],
+        processes=1,
+        max_rate=header.get("max_rate"),
+        min_rate=header.get("min_rate"),
     )
     targets: list[Target] = []
     for line in sys.stdin:
@@ -239,7 +266,8 @@ def _worker_main() -> int:
     stats = scanner.stats
     batch.append(
         f"#stats\t{stats.probes_sent}\t{stats.self_connects}\t{stats.resource_backoffs}\t"
-        f"{stats.smallest_window}\t{stats.paced_probes}\t{stats.rate_limited}\n"
+        f"{stats.smallest_window}\t{stats.paced_probes}\t{stats.rate_limited}\t"
+        f"{json.dumps([dataclasses.asdict(q) for q in stats.addresses.values()])}\n"
     )
     out.write("".join(batch).encode())
     out.flush()
