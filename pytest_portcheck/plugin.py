@@ -35,7 +35,14 @@ from pytest_portcheck.inventory import (
     load_inventory,
 )
 from pytest_portcheck.ports import Protocol, parse_port_spec
-from pytest_portcheck.results import ScanReport, collect_scan, dump_report, report_from_dict, write_report
+from pytest_portcheck.results import (
+    ScanReport,
+    collect_scan,
+    dump_report,
+    quality_notes,
+    report_from_dict,
+    write_report,
+)
 from pytest_portcheck.services import ServiceInfo
 from pytest_portcheck.verdicts import (
     Judgement,
@@ -442,6 +449,7 @@ class PortItem(CheckItem):
             silent=self.host.name in shared.silent,
             strict=run.strict,
             services=shared.report.services,
+            quality=shared.report.stats.addresses,
         )
 
     def describe(self) -> tuple[str, str]:
@@ -459,7 +467,15 @@ class RangeItem(CheckItem):
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         resolution = shared.resolutions.get(self.host.address)
-        return judge_range(self.host, self.rule, resolution, shared.by_key, shared.report.services)
+        return judge_range(
+            self.host,
+            self.rule,
+            resolution,
+            shared.by_key,
+            shared.report.services,
+            strict=run.strict,
+            quality=shared.report.stats.addresses,
+        )
 
     def describe(self) -> tuple[str, str]:
         return self.rule.label, "only_open"
@@ -615,6 +631,8 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"scanned {len(report.results):,} (address, port) pair(s) once each in {report.elapsed_s:.2f} s"
         )
+        for line in quality_notes(report.stats):
+            terminalreporter.write_line(f"scan quality: {line}", yellow=True)
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")

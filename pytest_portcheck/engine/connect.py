@@ -206,7 +206,10 @@ class _ScanState:
     deadlines, the probes ready to start, the paces probes wait in, the probes whose silence waits
     for a verdict, and the window and rate cap over all of them."""
 
-    def __init__(self, fresh: Iterator[_Probe], window: int, max_rate: float | None) -> None:
+    def __init__(
+        self, fresh: Iterator[_Probe], window: int, max_rate: float | None, clock: Callable[[], float]
+    ) -> None:
+        self.clock = clock
         self.in_flight: dict[int, _Probe] = {}
         self.deadlines: list[tuple[float, int, _Probe]] = []
         self.ready: deque[_Probe] = deque()
@@ -239,6 +242,7 @@ class _ScanState:
             if not (probe.dest.adaptive and probe.target.proto is Protocol.TCP):
                 return probe
             self.wait(probe.dest.pace, probe, now)
+            now = self.clock()  # at thousands a second, a pace's next turn is microseconds away
             self.release(now)
 
     def wait(self, pace: Pace[_Probe], probe: _Probe, now: float, *, first: bool = False) -> None:
@@ -330,7 +334,7 @@ class ConnectScanner:
                 yield ProbeResult(t.host, t.address, t.proto, t.port, PortState.ERROR, reason)
             return
         # Probes are made one by one: a probe object exists only while it is in use.
-        state = _ScanState(self._probes(targets), max_window, self.settings.max_rate)
+        state = _ScanState(self._probes(targets), max_window, self.settings.max_rate, self._clock)
         try:
             while state.busy() or state.parked:
                 if not state.busy():

@@ -29,7 +29,7 @@ EPOCH_SAMPLES = 16  # outcomes an epoch needs before it decides anything
 CATCH_UP = 0.005  # seconds of tokens a pace may spend at once after the loop was busy elsewhere
 RATE_SPAN = 0.5  # seconds over which the reported send rate is measured
 GENUINE_SAMPLE = 16  # paced re-examinations that must stay silent before silence counts as real
-REEXAMINE_ATTEMPTS = 3  # paced re-examinations of one silent port at most
+REEXAMINE_ATTEMPTS = 4  # paced re-examinations of one silent port at most
 ICMP_ANSWERS_BEFORE_SPEEDUP = 4
 ICMP_MAX_RATE = 2000.0
 
