@@ -86,7 +86,7 @@ def states(report: dict[str, Any]) -> tuple[set[int], Counter[str]]:
 
 
 def quality(report: dict[str, Any]) -> dict[str, Any]:
-    entries = {entry["address"]: entry for entry in report["scan_quality"]}
+    entries: dict[str, dict[str, Any]] = {entry["address"]: entry for entry in report["scan_quality"]}
     return entries.get(ADDRESS, {})
 
 
