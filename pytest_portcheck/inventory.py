@@ -200,11 +200,13 @@ class _Reader:
             entries[key] = (key_node, value_node)
         return entries
 
-    def number(self, node: yaml.Node, what: str, *, integer: bool, minimum: float, above: bool) -> float:
+    def number(
+        self, node: yaml.Node, what: str, *, integer: bool, minimum: float, above: bool, unit: str = "seconds"
+    ) -> float:
         value = self.scalar(node)
         valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not valid_type:
-            kind = "a whole number" if integer else "a number of seconds"
+            kind = "a whole number" if integer else f"a number of {unit}"
             raise self.error(node, f"{what} must be {kind}, not {value!r}")
         assert isinstance(value, (int, float))
         if (value <= minimum if above else value < minimum) or value != value or value == float("inf"):
@@ -306,7 +308,12 @@ def _rates(
     for index, key in enumerate(("max_rate", "min_rate")):
         if key in entries:
             found[index] = reader.number(
-                entries[key][1], f"{key} in {where}", integer=False, minimum=0, above=True
+                entries[key][1],
+                f"{key} in {where}",
+                integer=False,
+                minimum=0,
+                above=True,
+                unit="probes per second",
             )
     high, low = found
     if high is not None and low is not None and low > high:
