@@ -671,6 +671,11 @@ def markdown_summary(run: PortcheckRun) -> str:
     if services:
         lines += ["", "### Services found", ""]
         lines += [f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services]
+    report = run.shared_report()
+    quality = quality_notes(report.stats) if report is not None else []
+    if quality:
+        lines += ["", "### Scan quality", ""]
+        lines += [f"- {_md(line)}" for line in quality]
     return "\n".join(lines) + "\n"
 
 
@@ -738,6 +743,8 @@ def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport
                 timeout=settings.pop("timeout", chosen.timeout),
                 retries=settings.pop("retries", chosen.retries),
                 window=settings.pop("window", chosen.window),
+                max_rate=settings.pop("max_rate", chosen.max_rate),
+                min_rate=settings.pop("min_rate", chosen.min_rate),
             )
             if settings:
                 raise TypeError(f"unknown scan settings: {', '.join(settings)}")

@@ -196,7 +196,13 @@ class _Worker:
 class _ShardedScan:
     def __init__(self, targets: Sequence[Target], settings: ScanSettings, processes: int, stats: ScanStats):
         self._shards = [targets[index::processes] for index in range(processes)]
-        self._settings = replace(settings, window=max(1, settings.window // processes), processes=1)
+        # The window and a rate cap are over the whole scan: each process gets its share.
+        max_rate = None if settings.max_rate is None else settings.max_rate / processes
+        window = max(1, settings.window // processes)
+        min_rate = settings.min_rate
+        if min_rate is not None and max_rate is not None:
+            min_rate = min(min_rate, max_rate)
+        self._settings = replace(settings, window=window, processes=1, max_rate=max_rate, min_rate=min_rate)
         self._stats = stats
 
     def run(self) -> Iterator[ProbeResult]:
