@@ -8,7 +8,7 @@ runs 8 TCP listeners and iptables rules that emulate what real networks do (``tc
 available in this kernel):
 
 - ``synlimit``: SYNs limited to 2,000/s (burst 100), the rest dropped: a hardened host or a SYN-flood guard.
-- ``loss``: 5% of packets dropped at random each way (``-m statistic``).
+- ``loss``: 5% of packets dropped at random each way (``-m statistic``); at least 5 runs.
 - ``firewalled``: every port dropped but 3 (22, 80, 443).
 - ``loopback``: the target namespace's own loopback, scanner and listeners in the same namespace.
 
@@ -133,7 +133,8 @@ def portcheck(namespace: str, address: str, ports: str, timeout: float) -> tuple
         raise SystemExit(f"portcheck failed: {completed.stderr[-800:]}")
     results = json.loads(completed.stdout)["results"]
     found = sum(1 for r in results if r["port"] in LISTENERS and r["state"] == "open")
-    others = Counter(r["state"] for r in results if r["port"] not in LISTENERS)
+    # Like nmap's count below: every port but the listeners found open.
+    others = Counter(r["state"] for r in results if not (r["port"] in LISTENERS and r["state"] == "open"))
     return elapsed, others, found
 
 
@@ -179,7 +180,8 @@ def run_scenario(name: str, args: argparse.Namespace) -> None:
             scanner, address = (target, "127.0.0.1") if name == "loopback" else (pair.scanner, TARGET_ADDRESS)
             ours: list[float] = []
             theirs: list[float] = []
-            for run in range(1, args.runs + 1):
+            runs = max(args.runs, 5) if name == "loss" else args.runs  # the issue asks for 5 runs under loss
+            for run in range(1, runs + 1):
                 elapsed, others, found = portcheck(scanner, address, args.ports, args.portcheck_timeout)
                 ours.append(elapsed)
                 print(

@@ -147,7 +147,20 @@ def test_host_that_starts_limiting_halfway(link: Link) -> None:
     command = ["scan", ADDRESS, "-p", "1-6000", "--json", "-"]
     process = link.scanner.popen(sys.executable, "-m", "pytest_portcheck", *command)
     time.sleep(0.25)
-    link.firewall(*SYN_LIMIT, "-j", "ACCEPT")
+    limit = (
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--syn",
+        "-m",
+        "limit",
+        "--limit",
+        "1000/second",
+        "--limit-burst",
+        "20",
+    )
+    link.firewall(*limit, "-j", "ACCEPT")
     link.firewall("-A", "INPUT", "-p", "tcp", "--syn", "-j", "DROP")
     stdout, stderr = process.communicate(timeout=150)
     assert process.returncode == 0, stderr

@@ -3,7 +3,10 @@
 One process, one loop: sockets are created non-blocking, ``connect_ex`` starts each handshake, the
 kernel's readiness events say when it is decided, and ``SO_ERROR`` says how. Attempts that time out
 are retried; our own failures (no descriptors, no ephemeral ports, a socket that met itself) are
-retried or reported as errors, never as a state of the target.
+retried or reported as errors, never as a state of the target. Probes to remote addresses wait their
+turn in the address's pace and time out after its measured round trip (``timing.py``); ``_ScanState``
+holds everything the loop juggles, for TCP and UDP alike. Imports the engine's model, payloads and
+timing only.
 """
 
 from __future__ import annotations
