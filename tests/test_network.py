@@ -248,4 +248,4 @@ def test_strict_makes_a_pass_on_unresolved_silence_an_error(link: Link, pytester
     assert quality(document)["unresolved"] >= 3, document["scan_quality"]
     strict = run_pytest(link, pytester, "--portcheck", "inventory.yml", "--portcheck-strict")
     strict.assert_outcomes(passed=5, errors=2)
-    strict.stdout.fnmatch_lines(["*silent port(s) on 10.76.0.2, which dropped * --portcheck-strict*"])
+    strict.stdout.fnmatch_lines(["*silent port(s) on 10.76.0.2, which dropped * (--portcheck-strict)*"])
