@@ -89,9 +89,23 @@ def listening_ports() -> set[int] | None:
 _ANSWERING_STATES = frozenset({"01", "03", "08"})
 
 
-def connected_peer_port(local_port: int) -> int | None:
-    """The local port of the socket at the other end of our connection from ``local_port``, when
-    that end is in this network namespace (None when it is elsewhere, gone, or /proc cannot tell)."""
+def _proc_forms(address: str, port: int) -> set[str]:
+    """How /proc/net/tcp{,6} writes ``address:port`` (32-bit words in host order; IPv4 also as mapped)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    forms = set()
+    if ip.version == 4:
+        forms.add(ip.packed[::-1].hex().upper())
+        ip = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + ip.packed)
+    packed = ip.packed
+    forms.add(b"".join(packed[i : i + 4][::-1] for i in range(0, 16, 4)).hex().upper())
+    return {f"{form}:{port:04X}" for form in forms}
+
+
+def connected_peer_port(local: tuple[str, int]) -> int | None:
+    """The local port of the socket at the other end of our connection from ``local`` (address,
+    port), when that end is in this network namespace (None when it is elsewhere, gone, or /proc
+    cannot tell)."""
+    ours = _proc_forms(*local)
     for name in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         try:
             with open(name, encoding="ascii") as handle:
@@ -100,11 +114,7 @@ def connected_peer_port(local_port: int) -> int | None:
             continue
         for line in lines:
             fields = line.split(None, 4)
-            if (
-                len(fields) > 3
-                and fields[3] in _ANSWERING_STATES
-                and int(fields[2].rsplit(":", 1)[1], 16) == local_port
-            ):
+            if len(fields) > 3 and fields[3] in _ANSWERING_STATES and fields[2] in ours:
                 return int(fields[1].rsplit(":", 1)[1], 16)
     return None
 
@@ -680,7 +690,7 @@ class ConnectScanner:
             return False  # reset between the event and now: nothing we can vouch for
         if self._has_listener(target.port):
             return True
-        other_end = connected_peer_port(int(ours[1]))
+        other_end = connected_peer_port((str(ours[0]), int(ours[1])))
         return other_end is not None and other_end != target.port
 
     def _has_listener(self, port: int) -> bool:
