@@ -163,7 +163,14 @@ def _confirm_silent_opens(
         for r in scan([target for _, target in wanted.values()], settings, stats)
         if r.state is not PortState.FILTERED and r.state is not PortState.ERROR
     }
-    return [answered.get((r.address or "", r.proto, r.port), r) for r in results]
+    confirmed = []
+    for result in results:
+        answer = answered.get((result.address or "", result.proto, result.port))
+        # The attempts of the scan and of the confirmation together: what it took to hear the port.
+        confirmed.append(
+            result if answer is None else replace(answer, attempts=answer.attempts + result.attempts)
+        )
+    return confirmed
 
 
 def unresolved_silence(

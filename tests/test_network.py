@@ -249,3 +249,20 @@ def test_strict_makes_a_pass_on_unresolved_silence_an_error(link: Link, pytester
     strict = run_pytest(link, pytester, "--portcheck", "inventory.yml", "--portcheck-strict")
     strict.assert_outcomes(passed=5, errors=2)
     strict.stdout.fnmatch_lines(["*silent port(s) on 10.76.0.2, which dropped * (--portcheck-strict)*"])
+
+
+def test_an_open_port_that_met_silence_is_confirmed_before_it_fails(
+    link: Link, pytester: pytest.Pytester
+) -> None:
+    # The first SYN to port 22 is dropped (a limit with one token that matches DROP once), the rest
+    # pass. With no retries, the scan itself hears nothing; the confirmation probes do.
+    link.firewall("-A", "INPUT", "-p", "tcp", "--dport", "22", "--syn", "-m", "limit", "--limit", "1/hour",
+                  "--limit-burst", "1", "-j", "DROP")  # fmt: skip
+    pytester.makefile(
+        ".yml", inventory=f"hosts:\n  db:\n    address: {ADDRESS}\n    retries: 0\n    open: [22, 80]\n"
+    )
+    result = run_pytest(link, pytester, "--portcheck", "inventory.yml", "--portcheck-report", "r.json")
+    result.assert_outcomes(passed=2)
+    found = {r["port"]: r for r in json.loads((pytester.path / "r.json").read_text())["results"]}
+    assert found[22]["state"] == "open" and found[22]["attempts"] > 1
+    assert found[80]["attempts"] == 1
