@@ -281,7 +281,10 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(
         f"portcheck {__version__}: {kinds} scan of {len(resolutions)} target(s), "
         f"{len(ports):,} port(s) each (timeout {settings.timeout:g} s, retries {settings.retries}, "
-        f"window {settings.window})\n"
+        f"window {settings.window}"
+        + (f", max rate {settings.max_rate:g}/s" if settings.max_rate else "")
+        + (f", min rate {settings.min_rate:g}/s" if settings.min_rate else "")
+        + ")\n"
     )
     for resolution in resolutions:
         if resolution.error is not None:

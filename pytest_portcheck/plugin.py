@@ -67,7 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     group.addoption(
         "--portcheck-strict", action="store_true", dest="portcheck_strict",
-        help="make every item of a host on which no port answered an error, not a warning",
+        help="make every item of a host on which no port answered an error, not a warning; also a closed or "
+        "only_open pass resting on silence left unresolved on an address that dropped probes",
     )  # fmt: skip
     group.addoption(
         "--portcheck-banners", action="store_true", dest="portcheck_banners",
