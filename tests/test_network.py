@@ -259,7 +259,9 @@ def test_an_open_port_that_met_silence_is_confirmed_before_it_fails(
     link.firewall("-A", "INPUT", "-p", "tcp", "--dport", "22", "--syn", "-m", "limit", "--limit", "1/hour",
                   "--limit-burst", "1", "-j", "DROP")  # fmt: skip
     pytester.makefile(
-        ".yml", inventory=f"hosts:\n  db:\n    address: {ADDRESS}\n    retries: 0\n    open: [22, 80]\n"
+        # 0.5 s: the attempt ends before the kernel's own SYN retransmission (1 s) could answer it.
+        ".yml",
+        inventory=f"hosts:\n  db:\n    address: {ADDRESS}\n    timeout: 0.5\n    retries: 0\n    open: [22, 80]\n",
     )
     result = run_pytest(link, pytester, "--portcheck", "inventory.yml", "--portcheck-report", "r.json")
     result.assert_outcomes(passed=2)

@@ -63,7 +63,7 @@ def test_rto_follows_the_round_trip_between_the_floor_and_the_ceiling() -> None:
 
 def feed(dest: Destination, now: float, good: int, drops: int) -> None:
     """Outcomes of probes sent at ``now``, answered over the next 0.3 s (more than an epoch)."""
-    dest.pace.queue.append(object())  # the pace holds the scan back, so good answers earn rate
+    dest.pace.add(object(), now)  # the pace holds the scan back, so good answers earn rate
     total = good + drops
     for index in range(total):
         dest.outcome(now, now + 0.3 * (index + 1) / total, answered=True, dropped=index >= good)

@@ -48,12 +48,15 @@ class Pace(Generic[Item]):
     def __init__(self, rate: float, *, delayed: bool = False) -> None:
         self.rate = rate
         self.due = 0.0
-        self.queue: deque[Item] = deque()
+        # Made when something waits, dropped when empty: a scan of a /16 keeps 65,536 paces.
+        self.queue: deque[Item] | None = None
         self.delayed = delayed
 
     def add(self, item: Item, now: float, *, first: bool = False) -> None:
-        if not self.queue and self.delayed:
-            self.due = max(self.due, now + 1.0 / self.rate)
+        if self.queue is None:
+            self.queue = deque()
+            if self.delayed:
+                self.due = max(self.due, now + 1.0 / self.rate)
         if first:
             self.queue.appendleft(item)
         else:
@@ -70,6 +73,8 @@ class Pace(Generic[Item]):
             due += interval
             released += 1
         self.due = due
+        if not queue:
+            self.queue = None
         return released
 
 
@@ -81,6 +86,39 @@ class Destination:
     silent and whose retry was answered), at most once per epoch, to what the address actually
     answered. Local addresses (loopback, this host's own) are not paced and keep the fixed timeout.
     """
+
+    __slots__ = (
+        "_icmp_pace",
+        "_span_sent",
+        "_span_start",
+        "adaptive",
+        "address",
+        "answers",
+        "cap",
+        "ceiling",
+        "cut_at",
+        "drops",
+        "epoch_answers_at",
+        "epoch_drops",
+        "epoch_good",
+        "epoch_start",
+        "floor",
+        "icmp_base",
+        "icmp_limited",
+        "icmp_streak",
+        "pace",
+        "peak_rate",
+        "reexam_answered",
+        "reexam_silent",
+        "reexaminations",
+        "retries",
+        "rttvar",
+        "slowdowns",
+        "srtt",
+        "ssthresh",
+        "udp_refusals",
+        "unresolved",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -123,7 +161,7 @@ class Destination:
         # UDP: ICMP port-unreachable replies seen, and the pace of retries against the ICMP limit.
         self.udp_refusals = 0
         self.icmp_base = udp_rate
-        self.icmp_pace: Pace[Any] = Pace(udp_rate, delayed=True)
+        self._icmp_pace: Pace[Any] | None = None
         self.icmp_streak = 0
         self.icmp_limited = False
 
@@ -210,6 +248,13 @@ class Destination:
         return self.reexam_silent >= GENUINE_SAMPLE and self.reexam_answered * 50 < self.reexam_silent
 
     # --- UDP: retries paced against an ICMP rate limit ----------------------------------------
+
+    @property
+    def icmp_pace(self) -> Pace[Any]:
+        """UDP retries against this address's ICMP rate limit (made when first needed)."""
+        if self._icmp_pace is None:
+            self._icmp_pace = Pace(self.icmp_base, delayed=True)
+        return self._icmp_pace
 
     def icmp_answered(self) -> None:
         self.icmp_streak += 1
