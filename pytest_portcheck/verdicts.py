@@ -157,7 +157,8 @@ def _confirm_silent_opens(
         return results
     timeout = max(host.timeout for host, _ in wanted.values())
     retries = max(_CONFIRM_RETRIES, *(host.retries for host, _ in wanted.values()))
-    settings = ScanSettings(timeout=timeout, retries=retries)
+    max_rate = min((host.max_rate for host, _ in wanted.values() if host.max_rate is not None), default=None)
+    settings = ScanSettings(timeout=timeout, retries=retries, max_rate=max_rate)
     answered = {
         (r.address or "", r.proto, r.port): r
         for r in scan([target for _, target in wanted.values()], settings, stats)
