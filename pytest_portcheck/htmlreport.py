@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_portcheck.results import ReportError, report_from_dict
+from pytest_portcheck.results import ReportError, quality_notes, report_from_dict, stats_from_quality
 
 MAX_COLUMNS = 400
 _QUIET_STATES = {"closed"}
@@ -84,6 +84,7 @@ def page_data(document: Mapping[str, Any]) -> dict[str, Any]:
         "columns": column_list,
         "grid": grid,
         "drift": drift,
+        "quality": quality_notes(stats_from_quality(document.get("scan_quality") or [])),
         "truncated": truncated,
         "quiet_ports": sum(1 for key in cells if key not in set(interesting)),
     }
@@ -172,6 +173,8 @@ tr.hidden { display: none; }
 <p id="meta"></p>
 <h2>Drift</h2>
 <ul id="drift"></ul>
+<h2>Scan quality</h2>
+<ul id="quality"></ul>
 <label>Host <input id="host-filter" placeholder="part of a host or address"></label>
 <label>State <select id="state-filter">
 <option value="">any</option><option>open</option><option>closed</option><option>filtered</option>
@@ -198,6 +201,9 @@ document.getElementById("meta").textContent = meta;
 const drift = document.getElementById("drift");
 if (!data.drift.length) drift.appendChild(el("li", "none", "ok"));
 for (const item of data.drift) drift.appendChild(el("li", item.verdict + ": " + item.message));
+const quality = document.getElementById("quality");
+if (!data.quality.length) quality.appendChild(el("li", "every address answered without drops"));
+for (const line of data.quality) quality.appendChild(el("li", line));
 const table = document.getElementById("matrix");
 const head = el("tr");
 head.appendChild(el("th", "host / address"));

@@ -211,9 +211,14 @@ def test_only_open_on_a_limiting_host_names_every_exposed_port(link: Link, pytes
     link.firewall(*SYN_LIMIT, "-j", "ACCEPT")
     link.firewall("-A", "INPUT", "-p", "tcp", "--syn", "-j", "DROP")
     pytester.makefile(".yml", inventory=INVENTORY.format(address=ADDRESS))
-    result = run_pytest(link, pytester, "--portcheck", "inventory.yml", "--portcheck-markdown", "summary.md")
+    result = run_pytest(
+        link, pytester, "--portcheck", "inventory.yml", "--portcheck-markdown", "summary.md",
+        "--portcheck-html", "report.html",
+    )  # fmt: skip
     result.assert_outcomes(passed=1, failed=1)
     markdown = (pytester.path / "summary.md").read_text()
+    page = (pytester.path / "report.html").read_text()
+    assert f"{ADDRESS} dropped" in page.split('id="portcheck-data"', 1)[1]
     assert "### Scan quality" in markdown and f"{ADDRESS} dropped" in markdown
     result.stdout.fnmatch_lines(
         ["*db: 4 unexpected open port(s) in tcp/1-2500: 80 (*), 443 (*), 1500 (*), 2222 (*)"]

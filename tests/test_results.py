@@ -89,3 +89,14 @@ def test_scan_quality_reads_back_and_older_reports_have_none() -> None:
     del document["scan_quality"], document["settings"]["max_rate"]
     older = report_from_dict(document)  # a report written before scan quality existed
     assert older.stats.addresses == {} and older.settings.max_rate is None
+
+
+def test_html_page_lists_scan_quality_as_text() -> None:
+    from pytest_portcheck.htmlreport import render_html
+
+    entry = {"address": "192.0.2.9", "rate_pps": 900.0, "drops": 5, "retries": 6, "reexaminations": 1}
+    document = {"version": 1, "results": [], "summary": {}, "scan_quality": [{**entry, "unresolved": 1}]}
+    page = render_html(document)
+    data = page.split('id="portcheck-data">', 1)[1]
+    assert "192.0.2.9 dropped 5 probe(s)" in data and "UNRESOLVED on 1 port(s)" in data
+    assert "every address answered without drops" in render_html({**document, "scan_quality": []})
