@@ -99,4 +99,5 @@ def test_html_page_lists_scan_quality_as_text() -> None:
     page = render_html(document)
     data = page.split('id="portcheck-data">', 1)[1]
     assert "192.0.2.9 dropped 5 probe(s)" in data and "UNRESOLVED on 1 port(s)" in data
-    assert "every address answered without drops" in render_html({**document, "scan_quality": []})
+    quiet = render_html({**document, "scan_quality": []}).split('id="portcheck-data">', 1)[1]
+    assert '"quality": []' in quiet and "dropped" not in quiet.split("</script>", 1)[0]
