@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pytest_portcheck import __version__
+from pytest_portcheck.atomicfile import WriteError, check_writable, write_text_atomically
 from pytest_portcheck.engine import (
     DEFAULT_WINDOW,
     PortState,
@@ -28,6 +30,7 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
+from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
 from pytest_portcheck.results import (
     STATE_ORDER,
@@ -67,6 +70,15 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = _positive_float(text)
+    if not MIN_TIMEOUT <= value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a usable timeout: give {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g} seconds"
+        )
     return value
 
 
@@ -110,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan_options(scan_parser)
     scan_parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
     scan_parser.add_argument(
+        "-oX", "--xml", metavar="FILE", dest="xml",
+        help="write the report as nmap XML (for ndiff and nmap's tools) to FILE ('-': stdout)",
+    )  # fmt: skip
+    scan_parser.add_argument(
         "--show", type=_states, default=frozenset({PortState.OPEN}), metavar="STATES",
         help="states to list port by port, e.g. 'open,filtered' or 'all' (default open)",
     )  # fmt: skip
@@ -123,37 +139,46 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scan and write a valid inventory: the open ports under only_open (with the "
         "services found when --banner probes them), the scanned range as its range.",
     )
-    _add_scan_options(snapshot_parser)
+    _add_scan_options(snapshot_parser, targets="*")
     snapshot_parser.add_argument(
         "-o", "--output", default="-", metavar="FILE", help="inventory to write (default stdout)"
     )
+    snapshot_parser.add_argument(
+        "--from", dest="source", metavar="REPORT",
+        help="no scan: the inventory of a portcheck JSON report or an nmap XML file (-oX)",
+    )  # fmt: skip
     diff_parser = commands.add_parser(
         "diff",
-        help="compare two JSON reports",
-        description="Compare two JSON reports (from 'portcheck scan --json' or --portcheck-report). "
-        "Exit 0 when equal, 1 when different, 2 on error.",
+        help="compare two reports (JSON or nmap XML)",
+        description="Compare two reports: JSON (from 'portcheck scan --json' or --portcheck-report) or "
+        "nmap XML (nmap -oX, portcheck scan -oX). Exit 0 when equal, 1 when different, 2 on error.",
     )
-    diff_parser.add_argument("old", metavar="OLD.json")
-    diff_parser.add_argument("new", metavar="NEW.json")
+    diff_parser.add_argument("old", metavar="OLD")
+    diff_parser.add_argument("new", metavar="NEW")
     diff_parser.add_argument("--json", action="store_true", help="print the differences as JSON")
+    diff_parser.add_argument(
+        "--allow-interrupted", action="store_true",
+        help="compare even when a report is of an interrupted scan (its missing ports show as removed)",
+    )  # fmt: skip
     report_parser = commands.add_parser(
         "report",
-        help="turn a JSON report into a self-contained HTML page",
-        description="Write one self-contained HTML page (no external assets) from a JSON report.",
+        help="turn a JSON report or nmap XML into a self-contained HTML page",
+        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
+        "nmap XML file.",
     )
-    report_parser.add_argument("report", metavar="REPORT.json")
+    report_parser.add_argument("report", metavar="REPORT")
     report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
     return parser
 
 
-def _add_scan_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("targets", nargs="+", metavar="TARGET", help="hostname, IP address or CIDR block")
+def _add_scan_options(parser: argparse.ArgumentParser, targets: str = "+") -> None:
+    parser.add_argument("targets", nargs=targets, metavar="TARGET", help="hostname, IP address or CIDR block")
     parser.add_argument(
         "-p", "--ports", default="1-1024", metavar="SPEC",
         help="ports: '22,80,443', '1-1024', '-' or 'all' for 1-65535; '/tcp' suffix allowed (default 1-1024)",
     )  # fmt: skip
     parser.add_argument(
-        "-t", "--timeout", type=_positive_float, default=1.0, metavar="SECONDS",
+        "-t", "--timeout", type=_timeout, default=1.0, metavar="SECONDS",
         help="seconds each connect attempt may take (default 1.0)",
     )  # fmt: skip
     parser.add_argument(
@@ -189,7 +214,7 @@ def _add_scan_options(parser: argparse.ArgumentParser) -> None:
         help="probe open ports: the service, product/version and the first line it sends",
     )  # fmt: skip
     parser.add_argument(
-        "--probe-timeout", type=_positive_float, default=3.0, metavar="SECONDS",
+        "--probe-timeout", type=_timeout, default=3.0, metavar="SECONDS",
         help="time a protocol probe may take (default 3; servers get 1 s to speak first)",
     )  # fmt: skip
     parser.add_argument(
@@ -269,7 +294,20 @@ def _settings(args: argparse.Namespace) -> ScanSettings:
     )
 
 
+class OutputPathError(Exception):
+    """An output file that cannot be written, found before scanning: a usage error."""
+
+
+def _check_output(path: str | None) -> None:
+    if path and path != "-":
+        try:
+            check_writable(path)
+        except WriteError as exc:
+            raise OutputPathError(str(exc)) from None
+
+
 def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _check_output(args.json)
     ports = _ports(args)
     settings = _settings(args)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -321,9 +359,15 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         progress.clear()
     services: dict[ResultKey, ServiceInfo] = {}
     if args.banner and not interrupted:
-        services = _probe_open(results, args)
+        try:
+            services = _probe_open(results, args)
+        except KeyboardInterrupt:  # the scan is whole: keep it, without the services
+            interrupted = True
+    if services:
         for result in sort_results([r for r in results if r.state is PortState.OPEN], args.targets):
-            info = services[(result.address or "", result.proto, result.port)]
+            info = services.get((result.address or "", result.proto, result.port))
+            if info is None:
+                continue  # a UDP port: its reply was the answer, the probes speak TCP
             address = result.address or result.host
             out.write(f"  {address:<15} {result.proto.value}/{result.port:<6} {info.describe()}\n")
     elapsed = time.monotonic() - clock
@@ -359,7 +403,7 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reasons = sorted({r.reason for r in errors})
         out.write(f"ERROR: {len(errors):,} probe(s) could not be made: {'; '.join(reasons[:5])}\n")
     out.flush()
-    if args.json:
+    if args.json or args.xml:
         report = ScanReport(
             resolutions,
             sort_results(results, args.targets),
@@ -371,7 +415,12 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             ["portcheck", *args.argv],
             services,
         )
-        write_report(report, args.json)
+        if args.json:
+            write_report(report, args.json)
+        if args.xml:
+            from pytest_portcheck.nmapxml import write_nmap_xml
+
+            write_nmap_xml(report, args.xml)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if errors else EXIT_OK
@@ -384,7 +433,8 @@ def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dic
     keys: list[ResultKey] = []
     requests = []
     for result in results:
-        if result.state is PortState.OPEN and result.address is not None:
+        # Probes speak TCP: a TCP answer on a UDP port's number would be another service's.
+        if result.state is PortState.OPEN and result.address is not None and result.proto is Protocol.TCP:
             keys.append((result.address, result.proto, result.port))
             name = None if result.host == result.address else result.host
             requests.append(ProbeRequest(result.address, result.port, None, name, args.tls_verify))
@@ -395,15 +445,27 @@ def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dic
 def _run_snapshot(args: argparse.Namespace) -> int:
     from pytest_portcheck.inventory import snapshot_inventory  # PyYAML: only for this command
 
-    ports = _ports(args)
-    settings = _settings(args)
-    report = collect_scan(args.targets, ports, settings)
-    services = _probe_open(report.results, args) if args.banner else {}
+    _check_output(args.output)
+    # An interrupted snapshot writes nothing: a partial only_open list would be a wrong inventory.
+    if args.source is not None:
+        if args.targets:
+            raise ReportError("snapshot --from takes no targets: the report says what was scanned")
+        report = read_any_report(args.source)
+        services = dict(report.services)
+        ports: list[tuple[Protocol, int]] = sorted(
+            {(r.proto, r.port) for r in report.results if r.proto is Protocol.TCP}
+        )
+    else:
+        if not args.targets:
+            raise ReportError("snapshot needs targets to scan, or --from REPORT")
+        ports = _ports(args)
+        report = collect_scan(args.targets, ports, _settings(args))
+        services = _probe_open(report.results, args) if args.banner else {}
     text = snapshot_inventory(report, services, ports, ["portcheck", *args.argv])
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_text_atomically(args.output, text)
         opened = sum(1 for r in report.results if r.state is PortState.OPEN)
         sys.stderr.write(
             f"portcheck: wrote {args.output}: {len(report.resolutions)} target(s), {opened} open port(s)\n"
@@ -416,16 +478,38 @@ def _run_snapshot(args: argparse.Namespace) -> int:
 
 def _run_diff(args: argparse.Namespace) -> int:
     try:
-        old, new = read_report(args.old), read_report(args.new)
+        old, new = read_any_report(args.old), read_any_report(args.new)
     except ReportError as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
         return EXIT_USAGE
+    partial = [name for name, report in ((args.old, old), (args.new, new)) if report.interrupted]
+    if partial and not args.allow_interrupted:
+        sys.stderr.write(
+            f"portcheck: error: {' and '.join(partial)}: an interrupted scan (partial report); its "
+            "missing ports would show as differences. Scan again, or pass --allow-interrupted\n"
+        )
+        return EXIT_USAGE
+    for name in partial:
+        sys.stderr.write(f"portcheck: WARNING: {name} is an interrupted scan: it does not hold every port\n")
     difference = compare_reports(old, new)
     if args.json:
-        sys.stdout.write(json.dumps(difference.to_dict(), indent=1) + "\n")
+        document = {**difference.to_dict(), "interrupted_reports": partial}
+        sys.stdout.write(json.dumps(document, indent=1) + "\n")
     else:
-        sys.stdout.write(difference.to_text(args.old, args.new))
+        text = difference.to_text(args.old, args.new)
+        sys.stdout.write(text + "".join(f"WARNING: {name} is an interrupted scan\n" for name in partial))
     return EXIT_OK if difference.equal else EXIT_FAILURE
+
+
+def read_any_report(path: str) -> ScanReport:
+    """A portcheck JSON report or an nmap XML file, told apart by their first character."""
+    from pytest_portcheck.nmapxml import is_xml_file, read_nmap_xml
+
+    return read_nmap_xml(path) if is_xml_file(path) else read_report(path)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -433,10 +517,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:  # SIGTERM stops a scan as Ctrl-C does: partial report, marked
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run_command(parser, args)
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.command == "scan":
             # With the JSON report on stdout, the human-readable output moves to stderr.
-            out = sys.stderr if args.json == "-" else sys.stdout
+            if args.json == "-" and args.xml == "-":
+                parser.exit(EXIT_USAGE, "portcheck: error: --json - and -oX - cannot both use stdout\n")
+            out = sys.stderr if "-" in (args.json, args.xml) else sys.stdout
             return _run_scan(args, out, sys.stderr)
         if args.command == "snapshot":
             return _run_snapshot(args)
@@ -444,12 +541,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_diff(args)
         if args.command == "report":
             from pytest_portcheck.htmlreport import read_report_document, write_html
+            from pytest_portcheck.nmapxml import is_xml_file, read_nmap_xml
 
-            write_html(read_report_document(args.report), Path(args.output))
+            _check_output(args.output)
+            if is_xml_file(args.report):
+                document = read_nmap_xml(args.report).to_dict()
+            else:
+                document = read_report_document(args.report)
+            write_html(document, Path(args.output))
             return EXIT_OK
-    except (PortSpecError, ScanError, ReportError) as exc:
+    except (PortSpecError, ScanError, ReportError, OutputPathError) as exc:
         parser.exit(EXIT_USAGE, f"portcheck: error: {exc}\n")
-    except OSError as exc:
+    except (OSError, WriteError) as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -9,84 +9,139 @@ scanned peer sent (banners) can become markup or script. A Content-Security-Poli
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_portcheck.results import ReportError, quality_notes, report_from_dict, stats_from_quality
+from pytest_portcheck.atomicfile import write_text_atomically
+from pytest_portcheck.results import quality_notes, read_report_document, stats_from_quality
+
+__all__ = ["page_data", "read_report_document", "render_html", "write_html"]
 
 MAX_COLUMNS = 400
-_QUIET_STATES = {"closed"}
+MAX_ROWS = 5000
+SUMMARY_THRESHOLD = 25
+"""A row's most common silent state is summarised (nmap's "Not shown") when it holds more ports than this."""
+_ALWAYS_SUMMARISED = "closed"
+_SUMMARISABLE = frozenset({"closed", "filtered", "open|filtered"})
 
-
-def read_report_document(path: str | Path) -> dict[str, Any]:
-    """The JSON report as a document, checked to be one (ReportError otherwise)."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-        report_from_dict(document)
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReportError(f"{path}: not a portcheck JSON report ({exc})") from None
-    if not isinstance(document, dict):
-        raise ReportError(f"{path}: not a portcheck JSON report")
-    return document
+Row = tuple[str, str]
+"""(host, address) as the page names a row."""
 
 
 def page_data(document: Mapping[str, Any]) -> dict[str, Any]:
-    """What the page shows, computed here so that the script only draws."""
-    verdicts: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for expectation in document.get("expectations", []):
-        for found in expectation.get("found") or [{"address": ""}]:
-            key = (str(expectation["host"]), str(found.get("address") or ""), str(expectation["target"]))
-            verdicts[key] = expectation
-    rows: dict[tuple[str, str], int] = {}
-    columns: dict[str, int] = {}
-    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    """What the page shows, computed here so that the script only draws.
+
+    One pass over the results (linear: a 65,535-result report is a dictionary walk, not a matrix
+    search). Plugin reports show every expectation; plain scans show per row the ports that are not
+    in a summarised state, and summarise the rest like nmap's "Not shown: 65,532 filtered ports".
+    """
+    expectations = document.get("expectations") or []
+    by_row: dict[Row, dict[str, dict[str, Any]]] = {}
     for result in document["results"]:
-        host, address = str(result["host"]), str(result["address"] or "")
-        target = f"{result['proto']}/{result['port']}"
-        cells[(host, address, target)] = result
-    # Names: an inventory names hosts itself; results name the address they resolved.
-    by_target = {(addr, target): value for (_, addr, target), value in cells.items()}
-    for (host, address, target), expectation in verdicts.items():
-        result = by_target.get((address, target), {})
-        cells[(host, address, target)] = {**result, "host": host, "expectation": expectation}
-    interesting = [
-        key for key, cell in cells.items() if "expectation" in cell or cell.get("state") not in _QUIET_STATES
-    ]
-    if document.get("expectations"):
-        interesting = [key for key in interesting if "expectation" in cells[key]]
-    for host, address, target in interesting:  # rows in report order: inventory order for the plugin
-        rows.setdefault((host, address), len(rows))
-        columns.setdefault(target, len(columns))
-    truncated = len(columns) > MAX_COLUMNS
-    kept = dict(list(sorted(columns.items(), key=lambda item: _target_order(item[0])))[:MAX_COLUMNS])
-    column_list = list(kept)
-    row_list = list(rows)
-    grid = []
-    for host, address in row_list:
-        line = []
-        for target in column_list:
-            cell = cells.get((host, address, target))
-            line.append(None if cell is None else _cell(cell))
-        grid.append(line)
+        row = (str(result["host"]), str(result["address"] or ""))
+        by_row.setdefault(row, {})[f"{result['proto']}/{result['port']}"] = result
+    if expectations:
+        shown, summaries = _expectation_cells(expectations, by_row)
+    else:
+        shown, summaries = _scan_cells(by_row)
+    rows = list(shown)[:MAX_ROWS]
+    columns = sorted({target for row in rows for target in shown[row]}, key=_target_order)
+    kept = columns[:MAX_COLUMNS]
+    grid = [[_cell(shown[row][t]) if t in shown[row] else None for t in kept] for row in rows]
     drift = [
         {"nodeid": e.get("nodeid", ""), "verdict": e["verdict"], "message": e.get("message", "")}
-        for e in document.get("expectations", [])
+        for e in expectations
         if e.get("verdict") in ("failed", "error")
     ]
     return {
         "title": "portcheck report",
         "started": document.get("started", ""),
         "summary": document.get("summary", {}),
-        "rows": [{"host": host, "address": address} for host, address in row_list],
-        "columns": column_list,
+        "rows": [{"host": host, "address": address, "not_shown": summaries.get((host, address), "")}
+                 for host, address in rows],
+        "columns": kept,
         "grid": grid,
         "drift": drift,
         "quality": quality_notes(stats_from_quality(document.get("scan_quality") or [])),
-        "truncated": truncated,
-        "quiet_ports": sum(1 for key in cells if key not in set(interesting)),
+        "truncated": len(columns) > MAX_COLUMNS,
+        "rows_truncated": max(0, len(shown) - MAX_ROWS),
+        "summarised": any(summaries.values()),
+    }  # fmt: skip
+
+
+def _expectation_cells(
+    expectations: list[Mapping[str, Any]], by_row: Mapping[Row, Mapping[str, Mapping[str, Any]]]
+) -> tuple[dict[Row, dict[str, Mapping[str, Any]]], dict[Row, str]]:
+    """Plugin reports: one cell per expectation and address, in inventory order."""
+    # Results name the address they resolved; an inventory names hosts itself.
+    by_address: dict[str, Mapping[str, Mapping[str, Any]]] = {}
+    for (_, address), targets in by_row.items():
+        by_address.setdefault(address, targets)
+    shown: dict[Row, dict[str, Mapping[str, Any]]] = {}
+    row_names = _row_names(expectations)
+    for expectation in expectations:
+        host = row_names[(_source(expectation), str(expectation["host"]))]
+        target = str(expectation["target"])
+        for found in expectation.get("found") or [{"address": ""}]:
+            address = str(found.get("address") or "")
+            result = by_address.get(address, {}).get(target, {})
+            cell = {**result, "host": host, "expectation": expectation}
+            shown.setdefault((host, address), {})[target] = cell
+    return shown, {}
+
+
+def _scan_cells(
+    by_row: Mapping[Row, Mapping[str, Mapping[str, Any]]],
+) -> tuple[dict[Row, dict[str, Mapping[str, Any]]], dict[Row, str]]:
+    """Plain scans: per row, the ports worth a cell, and a line for the states summarised."""
+    shown: dict[Row, dict[str, Mapping[str, Any]]] = {}
+    summaries: dict[Row, str] = {}
+    for row, targets in by_row.items():
+        counts = Counter(str(cell.get("state")) for cell in targets.values())
+        quiet = {_ALWAYS_SUMMARISED}
+        silent = [(n, state) for state, n in counts.items() if state in _SUMMARISABLE]
+        if silent:
+            most, state = max(silent)
+            if most > SUMMARY_THRESHOLD:
+                quiet.add(state)
+        shown[row] = {t: cell for t, cell in targets.items() if cell.get("state") not in quiet}
+        summaries[row] = _not_shown(targets.values(), quiet)
+    return shown, summaries
+
+
+def _not_shown(cells: Iterable[Mapping[str, Any]], quiet: set[str]) -> str:
+    """``Not shown: 65,532 filtered ports (no-response), 1 closed port (conn-refused)``."""
+    by_state: dict[str, Counter[str]] = {}
+    for cell in cells:
+        state = str(cell.get("state"))
+        if state in quiet:
+            by_state.setdefault(state, Counter())[str(cell.get("reason"))] += 1
+    parts = []
+    for state, reasons in sorted(by_state.items(), key=lambda item: -item[1].total()):
+        count = reasons.total()
+        ranked = reasons.most_common()
+        why = ", ".join(f"{n:,} {reason}" if len(ranked) > 1 else reason for reason, n in ranked)
+        parts.append(f"{count:,} {state} port{'s' if count != 1 else ''} ({why})")
+    return "Not shown: " + ", ".join(parts) if parts else ""
+
+
+def _source(expectation: Mapping[str, Any]) -> str:
+    """The inventory file an expectation comes from (its node id's first part)."""
+    return str(expectation.get("nodeid", "")).split("::", 1)[0]
+
+
+def _row_names(expectations: list[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+    """Row names per (inventory, host): a host name two inventories use gets its file, so that
+    their verdicts stay two rows instead of one overwriting the other."""
+    sources: dict[str, set[str]] = {}
+    for expectation in expectations:
+        sources.setdefault(str(expectation["host"]), set()).add(_source(expectation))
+    return {
+        (source, host): host if len(files) == 1 else f"{host} [{source}]"
+        for host, files in sources.items()
+        for source in files
     }
 
 
@@ -139,7 +194,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 
 
 def write_html(document: Mapping[str, Any], path: Path) -> None:
-    path.write_text(render_html(document), encoding="utf-8")
+    write_text_atomically(path, render_html(document))
 
 
 _PAGE = """<!doctype html>
@@ -162,6 +217,7 @@ td.failed { background: #f4b6b6; outline: 2px solid #c00; font-weight: bold; }
 td.error { background: #f7d9a8; outline: 2px solid #b60; }
 td.waived { background: #f3efb0; }
 td.empty { background: #fff; color: #bbb; cursor: default; }
+td.summary { text-align: left; color: #555; cursor: default; white-space: nowrap; }
 td.dim { opacity: 0.15; }
 tr.hidden { display: none; }
 #drift li { color: #900; }
@@ -195,8 +251,10 @@ function el(tag, text, cls) {
 }
 const summary = Object.entries(data.summary).map(([k, v]) => v + " " + k).join(", ");
 let meta = "Scan started " + data.started + ". Results: " + summary + ".";
-if (data.quiet_ports) meta += " " + data.quiet_ports + " closed port(s) without expectations are not shown.";
-if (data.truncated) meta += " Only the first columns are shown.";
+if (data.summarised) meta += " Per host, closed ports and the most common silent state are counted under" +
+  " \u201cnot shown\u201d.";
+if (data.truncated) meta += " Only the first " + data.columns.length + " columns are shown.";
+if (data.rows_truncated) meta += " " + data.rows_truncated + " more host(s) not shown: see the JSON report.";
 document.getElementById("meta").textContent = meta;
 const drift = document.getElementById("drift");
 if (!data.drift.length) drift.appendChild(el("li", "none", "ok"));
@@ -207,6 +265,7 @@ for (const line of data.quality) quality.appendChild(el("li", line));
 const table = document.getElementById("matrix");
 const head = el("tr");
 head.appendChild(el("th", "host / address"));
+if (data.summarised) head.appendChild(el("th", "not shown"));
 for (const column of data.columns) head.appendChild(el("th", column));
 table.appendChild(head);
 data.rows.forEach((row, r) => {
@@ -214,6 +273,7 @@ data.rows.forEach((row, r) => {
   tr.dataset.host = (row.host + " " + row.address).toLowerCase();
   const label = row.address && row.address !== row.host ? row.host + " (" + row.address + ")" : row.host;
   tr.appendChild(el("th", label, "row"));
+  if (data.summarised) tr.appendChild(el("td", row.not_shown, "summary"));
   data.grid[r].forEach((cell, c) => {
     if (cell === null) { tr.appendChild(el("td", "\\u2014", "empty")); return; }
     const td = el("td", cell.verdict ? cell.verdict : cell.state, "cell " + cell["class"]);

@@ -4,59 +4,43 @@ An inventory becomes ``inventory.yml::HOST::PROTO/PORT::EXPECTATION`` items. The
 session, at the first item's setup: every selected expectation in one engine run, published as a
 results file under a lock so that xdist workers share one scan (the pytest-mypy pattern). Items read
 their verdict from it. Without ``--portcheck`` or ``portcheck_inventory`` the plugin does nothing.
+
+pytest loads this module in every run of every project where the package is installed, so at import
+it needs pytest and the standard library only: the engine, YAML, asyncio/ssl (probes), filelock and the
+report writers are imported where an inventory run first needs them (``tests/test_plugin_imports.py``
+checks it; ``benchmarks/bench_plugin_import.py`` measures the cost).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
 import json
 import os
 import re
 import shutil
+import signal
+import stat
 import tempfile
+import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from filelock import FileLock
 
-from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
-from pytest_portcheck.htmlreport import write_html
-from pytest_portcheck.inventory import (
-    Expectation,
-    HostSpec,
-    Inventory,
-    InventoryError,
-    RangeRule,
-    Waiver,
-    load_inventory,
-)
-from pytest_portcheck.ports import Protocol, parse_port_spec
-from pytest_portcheck.results import (
-    ScanReport,
-    collect_scan,
-    dump_report,
-    quality_notes,
-    report_from_dict,
-    write_report,
-)
-from pytest_portcheck.services import ServiceInfo
-from pytest_portcheck.verdicts import (
-    Judgement,
-    Verdict,
-    index_results,
-    judge,
-    judge_range,
-    scan_inventory,
-    silent_hosts,
-    today,
-)
+if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (see the docstring)
+    from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
+    from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, RangeRule, Waiver
+    from pytest_portcheck.results import ScanReport
+    from pytest_portcheck.services import ServiceInfo
+    from pytest_portcheck.verdicts import Judgement
 
 PROPERTY_PREFIX = "portcheck."
 WAIVER_WARNING_DAYS = 14
+MARKDOWN_LIST_LIMIT = 200
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,6 +88,8 @@ class ItemRecord:
     message: str = ""
     waiver_until: str | None = None
     waiver_reason: str | None = None
+    silent: list[str] = field(default_factory=list)
+    """Addresses of the item's host on which nothing answered (``verdicts.silent_addresses``)."""
 
     def waiver_note(self, day: datetime.date) -> str | None:
         """How the waiver stands on ``day``, when it is expired or expires within 14 days."""
@@ -121,13 +107,26 @@ class InventoryResults:
     """The session's scan of the inventories, as ordinary tests see it through ``portcheck_results``."""
 
     def __init__(self, report: ScanReport, hosts: Sequence[HostSpec]) -> None:
+        from pytest_portcheck.verdicts import index_results, silent_addresses
+
         self.report = report
         self.by_key = index_results(report.results)
         self.resolutions = {r.host: r for r in report.resolutions}
-        self.silent = silent_hosts(hosts, self.resolutions, self.by_key)
+        self.silent = silent_addresses(report.results)
         self._hosts = {host.name: host for host in hosts}
+        self._ambiguous = {host.name for host in hosts if self._hosts[host.name].address != host.address}
+
+    def silent_of(self, host: HostSpec) -> tuple[str, ...]:
+        """The addresses of ``host`` on which no port answered."""
+        from pytest_portcheck.verdicts import silent_of
+
+        return silent_of(self.resolutions.get(host.address), self.silent)
 
     def addresses(self, host: str) -> tuple[str, ...]:
+        if host in self._ambiguous:
+            raise KeyError(
+                f"{host!r} names hosts at different addresses in several inventories: pass the address"
+            )
         spec = self._hosts.get(host)
         resolution = self.resolutions.get(spec.address if spec is not None else host)
         if resolution is None:
@@ -136,6 +135,8 @@ class InventoryResults:
 
     def results(self, host: str, port: int, proto: str = "tcp") -> list[ProbeResult]:
         """One result per resolved address of ``host`` (an inventory name or the address it names)."""
+        from pytest_portcheck.ports import Protocol
+
         key_proto = Protocol(proto)
         found = [self.by_key.get((address, key_proto, port)) for address in self.addresses(host)]
         if not found or any(result is None for result in found):
@@ -144,6 +145,8 @@ class InventoryResults:
 
     def state(self, host: str, port: int, proto: str = "tcp") -> PortState:
         """The state of a port when every address agrees; ``error`` otherwise."""
+        from pytest_portcheck.engine import PortState
+
         states = {result.state for result in self.results(host, port, proto)}
         return states.pop() if len(states) == 1 else PortState.ERROR
 
@@ -160,6 +163,8 @@ class PortcheckRun:
         self._results: InventoryResults | None = None
         self._failure: str | None = None
         self.records: dict[str, ItemRecord] = {}
+        self.write_errors: list[str] = []
+        self.previous_sigterm: Any = None
         self.strict: bool = bool(config.getoption("portcheck_strict"))
         self.banners: bool = bool(config.getoption("portcheck_banners"))
         workerinput = getattr(config, "workerinput", None)
@@ -178,12 +183,20 @@ class PortcheckRun:
     def load(self, path: Path) -> Inventory:
         key = path.resolve()
         if key not in self._loaded:
+            from pytest_portcheck.inventory import load_inventory
+
             self._loaded[key] = load_inventory(path)
         return self._loaded[key]
 
     def results(self) -> InventoryResults:
         """Scan once for the whole session (under a lock across xdist workers) and share the outcome."""
         if self._results is None:
+            from filelock import FileLock
+
+            from pytest_portcheck.atomicfile import WriteError
+            from pytest_portcheck.results import ReportError, read_report, write_report
+            from pytest_portcheck.verdicts import scan_inventory
+
             if self._failure is not None:
                 raise PortcheckError(self._failure)
             pairs = [(item.host, item.expectation) for item in self.items if isinstance(item, PortItem)]
@@ -194,15 +207,14 @@ class PortcheckRun:
                 else:
                     with FileLock(str(self.shared_dir / "results.lock")):
                         if self.results_path.exists():
-                            document = json.loads(self.results_path.read_text(encoding="utf-8"))
-                            report = report_from_dict(document)
+                            report = read_report(self.results_path)
                         else:
                             report = scan_inventory(pairs, ranges=ranges, all_banners=self.banners)
                             write_report(report, self.results_path)
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, ReportError, WriteError) as exc:
                 self._failure = f"the inventory scan failed: {exc}"
                 raise PortcheckError(self._failure) from None
-            hosts = list({host.name: host for host, _ in [*pairs, *ranges]}.values())
+            hosts = list(dict.fromkeys(host for host, _ in [*pairs, *ranges]))
             self._results = InventoryResults(report, hosts)
         return self._results
 
@@ -211,7 +223,12 @@ class PortcheckRun:
         if self._results is not None:
             return self._results.report
         if self.results_path.exists():
-            return report_from_dict(json.loads(self.results_path.read_text(encoding="utf-8")))
+            from pytest_portcheck.results import ReportError, read_report
+
+            try:
+                return read_report(self.results_path)
+            except ReportError:
+                return None  # the items that needed it already failed saying why
         return None
 
     def cleanup(self) -> None:
@@ -235,9 +252,13 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     inventories = list(dict.fromkeys(from_option + from_ini))
     for path in inventories:
-        if not path.is_file():
+        problem = _not_a_file(path)
+        if problem is not None:
             where = "--portcheck" if path in from_option else "the portcheck_inventory ini option"
-            raise pytest.UsageError(f"portcheck: inventory {path} given by {where} does not exist")
+            raise pytest.UsageError(f"portcheck: inventory {path} given by {where} {problem}")
+    _check_today()
+    if not hasattr(config, "workerinput"):
+        _check_report_paths(config)
     run = PortcheckRun(config, inventories)
     config.stash[RUN_KEY] = run
     explicit = config.args_source == pytest.Config.ArgsSource.ARGS
@@ -250,6 +271,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = list(config.args) + [arg for arg in wanted if Path(arg).resolve() not in known]
     if not run.is_worker:
         config.pluginmanager.register(ControllerHooks(run), "portcheck-controller")
+        run.previous_sigterm = _interrupt_on_sigterm()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(run), "portcheck-xdist")
 
@@ -258,6 +280,69 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.cleanup()
+        if run.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, run.previous_sigterm)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be an inventory (it is missing, a directory, a FIFO...), or None."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory: give the inventory YAML file in it"
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+    return f"is {kind}, not a regular file: give the inventory YAML file"
+
+
+def _check_today() -> None:
+    from pytest_portcheck.verdicts import today
+
+    try:
+        today()
+    except ValueError:
+        raise pytest.UsageError(
+            f"portcheck: PORTCHECK_TODAY={os.environ.get('PORTCHECK_TODAY', '')!r} is not a date: "
+            "write a real day as YYYY-MM-DD, or unset it"
+        ) from None
+
+
+_REPORT_OPTIONS = (
+    ("portcheck_report", "--portcheck-report"),
+    ("portcheck_html", "--portcheck-html"),
+    ("portcheck_markdown", "--portcheck-markdown"),
+)
+
+
+def _check_report_paths(config: pytest.Config) -> None:
+    """Refuse report files that cannot be written before scanning, not after."""
+    from pytest_portcheck.atomicfile import WriteError, check_writable
+
+    for dest, flag in _REPORT_OPTIONS:
+        path = config.getoption(dest, None)
+        if path and path != "-":
+            try:
+                check_writable(path)
+            except WriteError as exc:
+                raise pytest.UsageError(f"portcheck: {flag}: {exc}") from None
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Make SIGTERM end the session as Ctrl-C does: reports marked interrupted, temp dirs removed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None  # someone (a runner, another plugin) already handles it
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 class XdistHooks:
@@ -286,7 +371,7 @@ def pytest_runtest_makereport(
     # pytest renders setup errors with a traceback, bypassing repr_failure: an inventory item's
     # error is a plain message like its failures.
     failure = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(item, PortItem) and isinstance(failure, PortcheckError):
+    if isinstance(item, CheckItem) and isinstance(failure, PortcheckError):
         report.longrepr = str(failure)
     return report
 
@@ -317,6 +402,8 @@ class InventoryFile(pytest.File):
             yield HostNode.from_parent(self, name=host.name, host=host)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
+        from pytest_portcheck.inventory import InventoryError
+
         if isinstance(excinfo.value, InventoryError):
             return f"portcheck inventory error: {excinfo.value}"
         return super().repr_failure(excinfo)
@@ -368,6 +455,7 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.host = host
         self.judgement: Judgement | None = None
+        self.silent: tuple[str, ...] = ()
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         raise NotImplementedError
@@ -377,8 +465,11 @@ class CheckItem(pytest.Item):
         raise NotImplementedError
 
     def setup(self) -> None:
+        from pytest_portcheck.verdicts import Verdict
+
         run = self.config.stash[RUN_KEY]
         shared = run.results()
+        self.silent = shared.silent_of(self.host)
         self.judgement = self.judge(run, shared)
         services = shared.report.services
         probed = [
@@ -391,6 +482,8 @@ class CheckItem(pytest.Item):
             raise PortcheckError(self.judgement.message)
 
     def runtest(self) -> None:
+        from pytest_portcheck.verdicts import Verdict, today
+
         assert self.judgement is not None
         if self.judgement.verdict is not Verdict.FAILED:
             return
@@ -407,6 +500,8 @@ class CheckItem(pytest.Item):
             (PROPERTY_PREFIX + "verdict", judgement.verdict.value),
             (PROPERTY_PREFIX + "message", judgement.message),
         ]
+        if self.silent:
+            props.append((PROPERTY_PREFIX + "silent", " ".join(self.silent)))
         if self.waiver is not None:
             props += [
                 (PROPERTY_PREFIX + "waiver_until", self.waiver.until.isoformat()),
@@ -442,12 +537,14 @@ class PortItem(CheckItem):
         self.waiver = expectation.waiver
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
+        from pytest_portcheck.verdicts import judge
+
         return judge(
             self.host,
             self.expectation,
             shared.resolutions.get(self.host.address),
             shared.by_key,
-            silent=self.host.name in shared.silent,
+            silent=self.silent,
             strict=run.strict,
             services=shared.report.services,
             quality=shared.report.stats.addresses,
@@ -467,6 +564,8 @@ class RangeItem(CheckItem):
         self.rule = rule
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
+        from pytest_portcheck.verdicts import judge_range
+
         resolution = shared.resolutions.get(self.host.address)
         return judge_range(
             self.host,
@@ -474,6 +573,7 @@ class RangeItem(CheckItem):
             resolution,
             shared.by_key,
             shared.report.services,
+            silent=self.silent,
             strict=run.strict,
             quality=shared.report.stats.addresses,
         )
@@ -520,14 +620,19 @@ def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None
         values.get("message", ""),
         values.get("waiver_until"),
         values.get("waiver_reason"),
+        values.get("silent", "").split(),
     )
 
 
 def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]]:
-    hosts: dict[str, dict[str, Any]] = {}
-    for record in run.records.values():
+    from pytest_portcheck.verdicts import Verdict
+
+    # One row per (inventory, host): two inventories' 'web' may be two machines.
+    hosts: dict[tuple[str, str], dict[str, Any]] = {}
+    for nodeid, record in run.records.items():
         row = hosts.setdefault(
-            record.host, {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0}
+            (nodeid.split("::", 1)[0], record.host),
+            {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0},
         )
         row["expected"][record.expected] = row["expected"].get(record.expected, 0) + 1
         for address, state, _reason, _latency in record.found:
@@ -536,21 +641,26 @@ def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]
         row["drift"] += record.verdict == Verdict.FAILED.value
         row["waived"] = row.get("waived", 0) + (record.verdict == "waived")
         row["errors"] += record.verdict == Verdict.ERROR.value
+    names = [host for _, host in hosts]
     rows = []
-    for host, row in hosts.items():
+    for (path, host), row in hosts.items():
+        shown = host if names.count(host) == 1 else f"{path}::{host}"
         expected = ", ".join(f"{n} {k}" for k, n in sorted(row["expected"].items()))
         found = ", ".join(f"{n} {k}" for k, n in sorted(row["found"].items())) or "-"
         addresses = ", ".join(row["addresses"]) or "-"
-        rows.append((host, addresses, expected, found, row["drift"], row["errors"]))
+        rows.append((shown, addresses, expected, found, row["drift"], row["errors"]))
     return rows
 
 
-def _silent_hosts(run: PortcheckRun) -> list[str]:
-    states: dict[str, set[str]] = {}
-    for record in run.records.values():
-        states.setdefault(record.host, set()).update(found[1] for found in record.found)
-    silent = {PortState.FILTERED.value, PortState.OPEN_FILTERED.value}
-    return [host for host, seen in states.items() if seen and seen <= silent]
+def _silent_hosts(run: PortcheckRun) -> dict[tuple[str, str], list[str]]:
+    """(inventory, host) -> addresses on which nothing answered, as the items judged it: keyed by
+    inventory as well as name, so two inventories' ``web`` on different addresses stay apart."""
+    silent: dict[tuple[str, str], list[str]] = {}
+    for nodeid, record in run.records.items():
+        if record.silent:
+            addresses = silent.setdefault((nodeid.split("::", 1)[0], record.host), [])
+            addresses += [address for address in record.silent if address not in addresses]
+    return silent
 
 
 class ControllerHooks:
@@ -574,26 +684,47 @@ class ControllerHooks:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.run.records:
             _write_summary(self.run, terminalreporter)
+        for problem in self.run.write_errors:
+            terminalreporter.write_line(f"ERROR: portcheck: {problem}", red=True, bold=True)
 
     @pytest.hookimpl
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        destination = session.config.getoption("portcheck_report", None)
-        if destination:
-            _write_report_file(self.run, destination)
-        html = session.config.getoption("portcheck_html", None)
-        if html:
-            write_html(_report_document(self.run), Path(html))
-        markdown = session.config.getoption("portcheck_markdown", None)
-        if markdown:
-            text = markdown_summary(self.run)
-            Path(markdown).write_text(text, encoding="utf-8")
-            step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-            if step_summary:
-                with open(step_summary, "a", encoding="utf-8") as handle:
-                    handle.write(text)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from pytest_portcheck.atomicfile import WriteError
+        from pytest_portcheck.htmlreport import write_html
+
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        writers: list[tuple[str, Callable[[str], None]]] = [
+            ("portcheck_report", lambda path: _write_report_file(self.run, path, interrupted)),
+            ("portcheck_html", lambda path: write_html(_report_document(self.run, interrupted), Path(path))),
+            ("portcheck_markdown", lambda path: _write_markdown(self.run, path)),
+        ]
+        for (dest, writer), (_, flag) in zip(writers, _REPORT_OPTIONS, strict=True):
+            path = session.config.getoption(dest, None)
+            if not path:
+                continue
+            try:
+                writer(path)
+            except (WriteError, OSError) as exc:  # one report lost is no reason to lose the others
+                self.run.write_errors.append(f"{flag}: {exc}")
+        if self.run.write_errors and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+def _write_markdown(run: PortcheckRun, path: str) -> None:
+    from pytest_portcheck.atomicfile import write_text_atomically
+
+    text = markdown_summary(run)
+    write_text_atomically(path, text)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(text)
 
 
 def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
+    from pytest_portcheck.results import quality_notes
+    from pytest_portcheck.verdicts import today
+
     rows = _summary_rows(run)
     header = ("host", "addresses", "expected", "found (per address)", "drift", "errors")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
@@ -622,10 +753,12 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             terminalreporter.write_line(
                 f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
             )
-    for host in _silent_hosts(run):
+    for (path, host), addresses in _silent_hosts(run).items():
         how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
         terminalreporter.write_line(
-            f"WARNING: {host}: no port answered — is the address right? ({how})", yellow=True
+            f"WARNING: {path}::{host}: no port answered on {', '.join(addresses)} — is the address right? "
+            f"({how})",
+            yellow=True,
         )
     report = run.shared_report()
     if report is not None:
@@ -645,7 +778,10 @@ def _md(text: str) -> str:
 
 
 def markdown_summary(run: PortcheckRun) -> str:
-    """The run as Markdown: hosts, drift, errors, waivers and services found."""
+    """The run as Markdown: hosts, drift, errors, waivers, services found and scan quality."""
+    from pytest_portcheck.results import quality_notes
+    from pytest_portcheck.verdicts import Verdict, today
+
     rows = _summary_rows(run)
     records = list(run.records.items())
     drift = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.FAILED.value]
@@ -662,16 +798,29 @@ def markdown_summary(run: PortcheckRun) -> str:
     for title, items in (("Drift", drift), ("Errors", errors), ("Waived", waived)):
         if items:
             lines += ["", f"### {title}", ""]
-            lines += [f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items]
+            lines += _capped([f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items])
     day = today()
     notes = [(nodeid, note) for nodeid, record in records if (note := record.waiver_note(day))]
     if notes:
         lines += ["", f"### Waivers expired or expiring within {WAIVER_WARNING_DAYS} days", ""]
-        lines += [f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes]
+        lines += _capped([f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes])
+    silent = _silent_hosts(run)
+    if silent:
+        how = (
+            "made errors by --portcheck-strict"
+            if run.strict
+            else "warnings; --portcheck-strict makes them errors"
+        )
+        lines += ["", f"### Nothing answered ({how})", ""]
+        lines += [
+            f"- {_md(path)}::{_md(host)}: no port answered on {_md(', '.join(addresses))} "
+            "— is the address right?"
+            for (path, host), addresses in silent.items()
+        ]
     services = [(record.host, record.target, line) for _, record in records for line in record.services]
     if services:
         lines += ["", "### Services found", ""]
-        lines += [f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services]
+        lines += _capped([f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services])
     report = run.shared_report()
     quality = quality_notes(report.stats) if report is not None else []
     if quality:
@@ -680,8 +829,22 @@ def markdown_summary(run: PortcheckRun) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _report_parts(run: PortcheckRun) -> tuple[ScanReport, list[dict[str, Any]]]:
+def _capped(lines: list[str]) -> list[str]:
+    """At most MARKDOWN_LIST_LIMIT lines and a count of the rest: GitHub refuses step summaries over 1 MiB."""
+    if len(lines) <= MARKDOWN_LIST_LIMIT:
+        return lines
+    rest = len(lines) - MARKDOWN_LIST_LIMIT
+    more = f"- … and {rest:,} more: the JSON report (--portcheck-report) has them all"
+    return [*lines[:MARKDOWN_LIST_LIMIT], more]
+
+
+def _report_parts(run: PortcheckRun, interrupted: bool = False) -> tuple[ScanReport, list[dict[str, Any]]]:
+    from pytest_portcheck.engine import ScanSettings
+    from pytest_portcheck.results import ScanReport
+
     report = run.shared_report() or ScanReport([], [], ScanSettings(), "", 0.0)
+    if interrupted:  # whatever was scanned or judged so far, and saying that it is not all
+        report = dataclasses.replace(report, interrupted=True)
     expectations = [
         {
             "nodeid": nodeid,
@@ -701,15 +864,19 @@ def _report_parts(run: PortcheckRun) -> tuple[ScanReport, list[dict[str, Any]]]:
     return report, expectations
 
 
-def _write_report_file(run: PortcheckRun, destination: str) -> None:
-    report, expectations = _report_parts(run)
+def _write_report_file(run: PortcheckRun, destination: str, interrupted: bool = False) -> None:
+    from pytest_portcheck.results import write_report
+
+    report, expectations = _report_parts(run, interrupted)
     write_report(report, destination, {"expectations": expectations})
 
 
-def _report_document(run: PortcheckRun) -> dict[str, Any]:
+def _report_document(run: PortcheckRun, interrupted: bool = False) -> dict[str, Any]:
     """The --portcheck-report document, in memory (for the HTML page)."""
+    from pytest_portcheck.results import dump_report
+
     buffer = io.StringIO()
-    report, expectations = _report_parts(run)
+    report, expectations = _report_parts(run, interrupted)
     dump_report(report, buffer, {"expectations": expectations})
     return dict(json.loads(buffer.getvalue()))
 
@@ -729,12 +896,17 @@ def portcheck_results(request: pytest.FixtureRequest) -> InventoryResults:
 @pytest.fixture(scope="session")
 def portcheck_settings() -> ScanSettings:
     """Settings for ``portcheck_scan``; override this fixture in a conftest to change them."""
+    from pytest_portcheck.engine import ScanSettings
+
     return ScanSettings(timeout=1.0, retries=1)
 
 
 @pytest.fixture
 def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport]:
     """Scan now: ``portcheck_scan("127.0.0.1", "8000-8010")`` returns the whole ``ScanReport``."""
+    from pytest_portcheck.engine import ScanSettings
+    from pytest_portcheck.ports import parse_port_spec
+    from pytest_portcheck.results import collect_scan
 
     def run_scan(hosts: str | Sequence[str], ports: str | int, **settings: Any) -> ScanReport:
         names = [hosts] if isinstance(hosts, str) else list(hosts)

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pytest_portcheck import __version__
+from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import (
     DEFAULT_WINDOW,
     AddressQuality,
     PortState,
     ProbeResult,
     Resolution,
+    ScanError,
     ScanSettings,
     ScanStats,
     plan_targets,
@@ -31,9 +33,9 @@ from pytest_portcheck.engine import (
     scan,
 )
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.services import ServiceInfo, TlsInfo
+from pytest_portcheck.reportschema import REPORT_VERSION, ReportProblem, parse_report_json, validate_report
+from pytest_portcheck.services import ServiceInfo, TlsInfo, neutralise
 
-REPORT_VERSION = 1
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED, PortState.ERROR)
 
 
@@ -189,20 +191,15 @@ def dump_report(report: ScanReport, stream: TextIO, extra: Mapping[str, Any] | N
 
 
 def write_report(report: ScanReport, destination: str | Path, extra: Mapping[str, Any] | None = None) -> None:
-    """Write the JSON report to a file (atomically), or to standard output for ``-``."""
+    """Write the JSON report to a file (atomically, see atomicfile), or to standard output for ``-``.
+
+    Raises WriteError naming the file when it cannot be written; the previous file is then intact.
+    """
     if str(destination) == "-":
         dump_report(report, sys.stdout, extra)
         sys.stdout.flush()
         return
-    path = Path(destination)
-    if path.exists() and not path.is_file():  # /dev/null, a FIFO: write through, never replace
-        with path.open("w", encoding="utf-8") as stream:
-            dump_report(report, stream, extra)
-        return
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as stream:
-        dump_report(report, stream, extra)
-    temporary.replace(path)
+    write_atomically(destination, lambda stream: dump_report(report, stream, extra))
 
 
 class ReportError(Exception):
@@ -281,42 +278,58 @@ def quality_notes(stats: ScanStats, limit: int = 10) -> list[str]:
     return lines
 
 
-def report_from_dict(document: Mapping[str, Any]) -> ScanReport:
-    if document.get("version") != REPORT_VERSION:
-        raise ReportError(
-            f"unsupported report version {document.get('version')!r} (this reads {REPORT_VERSION})"
-        )
+def report_from_dict(document: Any) -> ScanReport:
+    """The report a JSON document holds; ReportError (naming the field) unless it is a valid one."""
+    try:
+        validate_report(document)
+    except ReportProblem as exc:
+        raise ReportError(str(exc)) from None
     settings = document.get("settings", {})
-    return ScanReport(
-        resolutions=[
-            Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in document.get("hosts", [])
-        ],
-        results=[result_from_dict(r) for r in document["results"]],
-        settings=ScanSettings(
-            timeout=float(settings.get("timeout_s", 1.0)),
-            retries=int(settings.get("retries", 1)),
-            window=int(settings.get("window", DEFAULT_WINDOW)),
-            max_rate=None if settings.get("max_rate") is None else float(settings["max_rate"]),
-            min_rate=None if settings.get("min_rate") is None else float(settings["min_rate"]),
-        ),
-        stats=stats_from_quality(document.get("scan_quality", [])),
-        started=str(document.get("started", "")),
-        elapsed_s=float(document.get("elapsed_s", 0.0)),
-        interrupted=bool(document.get("interrupted", False)),
-        command=list(document.get("command", [])),
-        services=services_from_results(document["results"]),
-    )
+    try:
+        hosts = document.get("hosts", [])
+        return ScanReport(
+            resolutions=[Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in hosts],
+            results=[result_from_dict(r) for r in document["results"]],
+            settings=ScanSettings(
+                timeout=float(settings.get("timeout_s", 1.0)),
+                retries=int(settings.get("retries", 1)),
+                window=int(settings.get("window", DEFAULT_WINDOW)),
+                max_rate=None if settings.get("max_rate") is None else float(settings["max_rate"]),
+                min_rate=None if settings.get("min_rate") is None else float(settings["min_rate"]),
+            ),
+            stats=stats_from_quality(document.get("scan_quality", [])),
+            started=str(document.get("started", "")),
+            elapsed_s=float(document.get("elapsed_s", 0.0)),
+            interrupted=bool(document.get("interrupted", False)),
+            command=list(document.get("command", [])),
+            services=services_from_results(document["results"]),
+        )
+    except ScanError as exc:
+        raise ReportError(f"settings: {exc}") from None
+
+
+def read_report_document(path: str | Path) -> dict[str, Any]:
+    """The JSON document of a report file, checked to be a valid report (ReportError otherwise)."""
+    try:
+        document = parse_report_json(Path(path).read_text(encoding="utf-8"))
+        validate_report(document)
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not a portcheck JSON report (not UTF-8 text)") from None
+    except ReportProblem as exc:
+        raise ReportError(f"{path}: not a valid portcheck JSON report: {exc}") from None
+    assert isinstance(document, dict)
+    return document
 
 
 def read_report(path: str | Path) -> ScanReport:
     """Read a JSON report written by ``portcheck scan --json`` or ``--portcheck-report``."""
+    document = read_report_document(path)
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
         return report_from_dict(document)
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReportError(f"{path}: not a portcheck JSON report ({exc})") from None
+    except ReportError as exc:
+        raise ReportError(f"{path}: not a valid portcheck JSON report: {exc}") from None
 
 
 def collect_scan(
@@ -368,14 +381,15 @@ class ReportDiff:
         }
 
     def to_text(self, old_name: str, new_name: str) -> str:
+        # Report files come from anywhere: what they name reaches the terminal neutralised.
         lines = [f"--- {old_name}", f"+++ {new_name}"]
-        lines += [f"host appeared: {host}" for host in self.hosts_appeared]
-        lines += [f"host vanished: {host}" for host in self.hosts_vanished]
+        lines += [f"host appeared: {neutralise(host)}" for host in self.hosts_appeared]
+        lines += [f"host vanished: {neutralise(host)}" for host in self.hosts_vanished]
         marks = {"opened": "+", "closed": "-", "added": "+", "removed": "-"}
         for change in self.changes:
-            where = f"{change.host} {change.address or '-'} {change.proto}/{change.port}"
-            old = change.old if change.old is not None else "(not scanned)"
-            new = change.new if change.new is not None else "(not scanned)"
+            where = neutralise(f"{change.host} {change.address or '-'} {change.proto}/{change.port}")
+            old = neutralise(change.old) if change.old is not None else "(not scanned)"
+            new = neutralise(change.new) if change.new is not None else "(not scanned)"
             lines.append(f"{marks.get(change.kind, '~')} {change.kind:<8} {where}: {old} -> {new}")
         if self.coverage_only:
             lines.append(f"({self.coverage_only:,} closed port(s) scanned in one report only: not counted)")

@@ -110,10 +110,19 @@ def test_unresolvable_host_exits_1_with_error_results() -> None:
     assert "ERROR: 1 probe(s) could not be made: dns-error" in completed.stderr
 
 
-def test_unwritable_report_is_a_runtime_failure(listen: ListenerFactory) -> None:
+def test_unwritable_report_is_refused_before_scanning(listen: ListenerFactory) -> None:
     completed = portcheck("scan", "127.0.0.1", "-p", "22", "--json", "/nonexistent/dir/report.json")
-    assert completed.returncode == 1
+    assert completed.returncode == 2
     assert "portcheck: error:" in completed.stderr and "Traceback" not in completed.stderr
+    assert "Summary" not in completed.stdout  # nothing was scanned
+
+
+def test_report_failing_while_written_is_a_runtime_failure(listen: ListenerFactory) -> None:
+    completed = portcheck("scan", "127.0.0.1", "-p", "22", "--json", "/dev/full")
+    assert completed.returncode == 1
+    assert "Summary" in completed.stdout
+    assert "/dev/full: cannot write: No space left on device" in completed.stderr
+    assert "Traceback" not in completed.stderr
 
 
 def test_python_dash_m_and_version() -> None:
@@ -167,3 +176,14 @@ def test_report_to_a_device_writes_through(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert json.loads(reader.communicate(timeout=30)[0])["version"] == 1
     assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a FIFO: not replaced by a file
+
+
+@pytest.mark.parametrize("target", ["0127.0.0.1", "127.1", "0x7f.0.0.1", "2130706433", "127.0.0.01/32"])
+def test_numeric_shorthand_targets_are_refused_before_anything_is_sent(target: str) -> None:
+    # The system resolver would read each of these as 127.0.0.1 (or, for a leading zero, as octal:
+    # 010.0.0.1 would be 8.0.0.1): the command refuses them rather than scan a host it does not name.
+    completed = portcheck("scan", target, "-p", "1")
+    assert completed.returncode == 2, completed.stdout
+    assert "is not a plain IPv4 address" in completed.stderr
+    assert "write four decimal numbers without leading zeros" in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -237,6 +237,27 @@ def test_markdown_summary_and_github_step_summary(
     assert step_summary.read_text() == "earlier step\n" + text
 
 
+def test_markdown_lists_are_capped_for_large_drift() -> None:
+    from types import SimpleNamespace
+
+    from pytest_portcheck.plugin import MARKDOWN_LIST_LIMIT, ItemRecord, markdown_summary
+
+    count = MARKDOWN_LIST_LIMIT + 300
+    records = {
+        f"inventory.yml::web::tcp/{port}::closed": ItemRecord(
+            "web", f"tcp/{port}", "closed", "failed", [("10.0.0.1", "open", "syn-ack", "1.0")],
+            message=f"web tcp/{port}: expected closed, found OPEN",
+        )
+        for port in range(1, count + 1)
+    }  # fmt: skip
+    text = markdown_summary(SimpleNamespace(records=records))  # type: ignore[arg-type]
+    assert text.startswith(f"## portcheck: {count} drift, 0 error(s)")
+    assert f"| web | 10.0.0.1 | {count} closed | {count} open | {count} | 0 |" in text
+    drift = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(drift) == MARKDOWN_LIST_LIMIT + 1
+    assert drift[-1] == "- … and 300 more: the JSON report (--portcheck-report) has them all"
+
+
 # --- HTML in a real browser --------------------------------------------------------------------
 
 HOSTILE = b'<script>window.pwned=1</script><img src=x onerror="window.pwned=2"> \x1b[31m</pre>'
@@ -370,3 +391,38 @@ def test_diff_reports_a_changed_service(tmp_path: Path, greeter: Greeter) -> Non
         f"~ service  127.0.0.1 127.0.0.1 tcp/{port}: ssh OpenSSH 9.2p1 -> ssh OpenSSH 9.6p1"
         in different.stdout
     )
+
+
+def test_html_page_of_a_full_range_firewalled_host(tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
+    from pytest_portcheck.ports import Protocol
+    from pytest_portcheck.results import ScanReport, write_report
+
+    # 65,535 results from the real writer: three open ports, the rest dropped by a firewall.
+    results = [
+        ProbeResult("fw", "10.1.2.3", Protocol.TCP, port, PortState.OPEN, "syn-ack", 2.0, 1)
+        if port in (22, 80, 443)
+        else ProbeResult("fw", "10.1.2.3", Protocol.TCP, port, PortState.FILTERED, "no-response", None, 2)
+        for port in range(1, 65536)
+    ]
+    report = ScanReport([Resolution("fw", ("10.1.2.3",))], results, ScanSettings(), "2026-11-27T00:00:00+00:00", 9.0)
+    write_report(report, tmp_path / "full.json")
+    page = tmp_path / "full.html"
+    done = portcheck("report", str(tmp_path / "full.json"), "-o", str(page))
+    assert done.returncode == 0, done.stderr
+    assert os.path.getsize(page) < 100_000  # the filtered ports are counted, not drawn
+    browser.get(page.as_uri())
+    assert browser.get_log("browser") == []
+    [row] = browser.find_elements(By.CSS_SELECTOR, "#matrix tr[data-host]")
+    assert row.is_displayed()
+    summary = row.find_element(By.CSS_SELECTOR, "td.summary")
+    assert summary.is_displayed() and summary.text == "Not shown: 65,532 filtered ports (no-response)"
+    cells = row.find_elements(By.CSS_SELECTOR, "td.cell")
+    assert [c.text for c in cells] == ["open", "open", "open"]
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#matrix tr:first-child th")]
+    assert headers == ["host / address", "not shown", "tcp/22", "tcp/80", "tcp/443"]
+    cells[2].click()
+    assert "reason: syn-ack" in browser.find_element(By.ID, "details").text
+    assert "the most common silent state are counted under “not shown”" in browser.find_element(By.ID, "meta").text

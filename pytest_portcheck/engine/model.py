@@ -88,6 +88,11 @@ class ProbeResult:
         return service_name(self.proto, self.port)
 
 
+MIN_TIMEOUT = 0.001
+"""Seconds: below a millisecond even loopback cannot answer, and every port would seem filtered."""
+MAX_TIMEOUT = 3600.0
+
+
 @dataclass(frozen=True, slots=True)
 class ScanSettings:
     timeout: float = 1.0

@@ -2,9 +2,15 @@
 
 On loopback a connect scan is CPU-bound (socket, connect and close are each a system call, and Python
 adds its own time to each), so one process cannot use the machine's other cores. Large scans are split
-into interleaved shards: this process scans one, worker processes (``python -m
-pytest_portcheck.engine.shard``) scan the others and stream their results back over a pipe, one line
-each. A worker that dies leaves its targets as ``error`` results, never as missing ones.
+into interleaved shards: this process scans one, worker processes scan the others and stream their
+results back over a pipe, one line each. A worker that dies leaves its targets as ``error`` results,
+never as missing ones.
+
+Workers run ``python -I`` and load this package from the directory this very module came from, by
+path: nothing in the working directory, ``PYTHONPATH`` or the user's site-packages can stand in for
+the scanner (a planted ``pytest_portcheck/engine/shard.py`` there could report every port closed).
+A worker dies with its parent (``PR_SET_PDEATHSIG`` on Linux, and a check of its parent's pid while
+scanning), so no probe is sent for a scan nobody waits for.
 """
 
 from __future__ import annotations
@@ -85,6 +91,25 @@ def _all_local(targets: Sequence[Target]) -> bool:
     return all(is_local_address(address) for address in addresses)
 
 
+# Run by ``python -I -c``: sys.path holds only the standard library and site-packages, and the
+# package is loaded from the directory given (where the parent's copy is), whatever else is installed.
+_BOOTSTRAP = """
+import importlib.machinery, importlib.util, sys
+spec = importlib.machinery.PathFinder.find_spec("pytest_portcheck", [sys.argv[1]])
+package = importlib.util.module_from_spec(spec)
+sys.modules["pytest_portcheck"] = package
+spec.loader.exec_module(package)
+from pytest_portcheck.engine.shard import worker_entry
+worker_entry(int(sys.argv[2]))
+"""
+
+
+def worker_command() -> list[str]:
+    """The command line of a scan worker (its last argument is the parent's pid)."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    return [sys.executable, "-I", "-c", _BOOTSTRAP, package_root, str(os.getpid())]
+
+
 class _Worker:
     def __init__(self, shard: Sequence[Target], settings: ScanSettings) -> None:
         import subprocess  # only sharded scans pay for it (~8 ms at start-up)
@@ -93,15 +118,12 @@ class _Worker:
         self.shard = shard
         self.decided = [False] * len(shard)
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pytest_portcheck.engine.shard"],
+            worker_command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
-            env=env,
+            close_fds=True,
         )
         assert self.process.stdout is not None
         self.stdout_fd = self.process.stdout.fileno()
@@ -240,7 +262,30 @@ class _ShardedScan:
                 return
 
 
-def _worker_main() -> int:
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to kill this worker when its parent goes (Linux), then check it has not already."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+        except (OSError, AttributeError):  # pragma: no cover - no libc to ask: the pid check remains
+            pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(130)
+
+
+def worker_entry(parent: int) -> None:
+    """A worker process: scan what stdin lists, exit 130 on Ctrl-C or when the parent is gone."""
+    _die_with_parent(parent)
+    try:
+        sys.exit(_worker_main(parent))
+    except (KeyboardInterrupt, BrokenPipeError):
+        sys.exit(130)
+
+
+def _worker_main(parent: int) -> int:
     """Scan the targets given on stdin; write one line per result on stdout as they are decided."""
     header = json.loads(sys.stdin.readline())
     settings = ScanSettings(
@@ -265,6 +310,8 @@ def _worker_main() -> int:
         latency = "" if result.latency_ms is None else repr(result.latency_ms)
         batch.append(f"{result.host}\t{result.state.value}\t{result.reason}\t{latency}\t{result.attempts}\n")
         if len(batch) >= 512 or time.monotonic() - last_flush > 0.02:
+            if os.getppid() != parent:  # orphaned where PR_SET_PDEATHSIG is missing: stop probing
+                return 130
             out.write("".join(batch).encode())
             out.flush()
             batch.clear()
@@ -278,10 +325,3 @@ def _worker_main() -> int:
     out.write("".join(batch).encode())
     out.flush()
     return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(_worker_main())
-    except (KeyboardInterrupt, BrokenPipeError):
-        sys.exit(130)

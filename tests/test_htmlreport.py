@@ -1,0 +1,64 @@
+"""The HTML page's data: which cells are drawn and how each host's silent ports are summarised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_portcheck.htmlreport import SUMMARY_THRESHOLD, page_data
+
+
+def result(host: str, port: int, state: str, reason: str, address: str | None = None) -> dict[str, Any]:
+    return {
+        "host": host, "address": address or host, "proto": "tcp", "port": port, "state": state,
+        "reason": reason, "service": "unknown", "latency_ms": None, "attempts": 1,
+    }  # fmt: skip
+
+
+def test_majority_silent_state_and_closed_ports_are_summarised_per_host() -> None:
+    results = [result("fw", port, "filtered", "no-response") for port in range(1, 101)]
+    results[9] = result("fw", 10, "open", "syn-ack")
+    results[19] = result("fw", 20, "closed", "conn-refused")
+    results[29] = result("fw", 30, "filtered", "admin-prohibited")
+    # Another host with few filtered ports: they stay cells, its closed ports are counted.
+    results += [result("lan", port, "closed", "conn-refused") for port in range(1, 51)]
+    results += [result("lan", 60, "filtered", "no-response"), result("lan", 61, "open", "syn-ack")]
+    data = page_data({"results": results, "summary": {}})
+    assert [row["host"] for row in data["rows"]] == ["fw", "lan"]
+    assert data["rows"][0]["not_shown"] == (
+        "Not shown: 98 filtered ports (97 no-response, 1 admin-prohibited), 1 closed port (conn-refused)"
+    )
+    assert data["rows"][1]["not_shown"] == "Not shown: 50 closed ports (conn-refused)"
+    assert data["columns"] == ["tcp/10", "tcp/60", "tcp/61"]
+    states = [[cell and cell["state"] for cell in line] for line in data["grid"]]
+    assert states == [["open", None, None], [None, "filtered", "open"]]
+    assert data["summarised"] is True
+
+
+def test_a_host_with_nothing_but_silence_still_gets_its_row() -> None:
+    results = [result("dark", port, "filtered", "no-response") for port in range(1, SUMMARY_THRESHOLD + 2)]
+    data = page_data({"results": results, "summary": {}})
+    assert data["rows"] == [
+        {"host": "dark", "address": "dark", "not_shown": f"Not shown: {SUMMARY_THRESHOLD + 1} filtered ports (no-response)"}
+    ]
+    assert data["grid"] == [[]]
+
+
+def test_few_filtered_ports_are_drawn_and_errors_never_summarised() -> None:
+    results = [result("box", port, "filtered", "no-response") for port in range(1, SUMMARY_THRESHOLD + 1)]
+    results += [result(f"ghost{n}", 22, "error", "dns-error: nope") for n in range(SUMMARY_THRESHOLD + 5)]
+    data = page_data({"results": results, "summary": {}})
+    assert len(data["columns"]) == SUMMARY_THRESHOLD and data["rows"][0]["not_shown"] == ""
+    column = data["columns"].index("tcp/22")
+    assert [line[column]["state"] for line in data["grid"][1:]] == ["error"] * (SUMMARY_THRESHOLD + 5)
+
+
+def test_plugin_reports_show_every_expectation_and_no_summary() -> None:
+    results = [result("127.0.0.1", port, "closed", "conn-refused") for port in range(1, 41)]
+    expectation = {
+        "nodeid": "inventory.yml::web::tcp/5::closed", "host": "web", "target": "tcp/5", "expected": "closed",
+        "verdict": "passed", "message": "", "found": [{"address": "127.0.0.1", "state": "closed"}],
+    }  # fmt: skip
+    data = page_data({"results": results, "summary": {}, "expectations": [expectation]})
+    assert data["rows"] == [{"host": "web", "address": "127.0.0.1", "not_shown": ""}]
+    assert data["columns"] == ["tcp/5"] and data["grid"][0][0]["verdict"] == "passed"
+    assert data["summarised"] is False
