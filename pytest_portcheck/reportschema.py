@@ -173,13 +173,27 @@ _EXPECTATION = _object(
     {"host": _text, "target": _text, "expected": _text, "verdict": _text},
     {"nodeid": _text, "message": _text, "found": _list_of(_FOUND), "services": _list_of(_text)},
 )
-_SETTINGS = _object({}, {"timeout_s": _positive, "retries": _whole(0), "window": _whole(1)})
+_SETTINGS = _object(
+    {},
+    {
+        "timeout_s": _positive, "retries": _whole(0), "window": _whole(1),
+        "max_rate": _nullable(_positive), "min_rate": _nullable(_positive),
+    },
+)  # fmt: skip
+_QUALITY = _object(
+    {"address": _text},
+    {
+        "rate_pps": _number, "drops": _whole(0), "retries": _whole(0), "reexaminations": _whole(0),
+        "unresolved": _whole(0), "slowdowns": _whole(0), "limited": _boolean,
+    },
+)  # fmt: skip
 _HOST = _object({"host": _text, "addresses": _list_of(_text)}, {"error": _optional_text})
 _DOCUMENT = _object(
     {"results": _list_of(_RESULT)},
     {
         "command": _list_of(_text), "started": _text, "elapsed_s": _number, "interrupted": _boolean,
         "settings": _SETTINGS, "hosts": _list_of(_HOST), "expectations": _list_of(_EXPECTATION),
+        "scan_quality": _list_of(_QUALITY),
     },
 )  # fmt: skip
 

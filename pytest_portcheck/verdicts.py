@@ -17,8 +17,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pytest_portcheck.engine import (
+    AddressQuality,
     PortState,
     ProbeResult,
+    Reason,
     Resolution,
     ScanSettings,
     ScanStats,
@@ -77,11 +79,11 @@ def scan_inventory(
     names = list(dict.fromkeys([host.address for host, _ in pairs] + [host.address for host, _ in ranges]))
     resolutions = resolve_hosts(names)
     addresses = {r.host: r.addresses for r in resolutions}
-    settings_of: dict[ResultKey, tuple[float, int]] = {}
+    settings_of: dict[ResultKey, _Timing] = {}
     owner: dict[ResultKey, str] = {}
 
     def want(host: HostSpec, ports: Iterable[tuple[Protocol, int]]) -> None:
-        setting = (host.timeout, host.retries)
+        setting = (host.timeout, host.retries, host.max_rate, host.min_rate)
         for address in addresses[host.address]:
             for proto, port in ports:
                 key = (address, proto, port)
@@ -90,24 +92,28 @@ def scan_inventory(
                     settings_of[key] = setting
                     owner[key] = host.address
                 elif known != setting:  # the most patient setting wins for a shared port
-                    settings_of[key] = (max(known[0], setting[0]), max(known[1], setting[1]))
+                    settings_of[key] = _most_patient(known, setting)
 
     for host, expectation in pairs:
         want(host, [(expectation.proto, expectation.port)])
     for host, rule in ranges:
         want(host, [(rule.proto, port) for port in rule.ports])
-    groups: dict[tuple[float, int], list[Target]] = {}
+    groups: dict[_Timing, list[Target]] = {}
     for key, setting in settings_of.items():
         address, proto, port = key
         groups.setdefault(setting, []).append(Target(owner[key], address, proto, port))
     stats = ScanStats()
     results: list[ProbeResult] = []
-    for (timeout, retries), targets in groups.items():
-        settings = ScanSettings(timeout=timeout, retries=retries)
+    for (timeout, retries, max_rate, min_rate), targets in groups.items():
+        settings = ScanSettings(timeout=timeout, retries=retries, max_rate=max_rate, min_rate=min_rate)
         if window is not None:
-            settings = ScanSettings(timeout=timeout, retries=retries, window=window)
+            settings = replace(settings, window=window)
         results.extend(scan(targets, settings, stats))
-    base = ScanSettings() if len(groups) != 1 else ScanSettings(*next(iter(groups)))
+    results = _confirm_silent_opens(pairs, addresses, results, stats)
+    base = ScanSettings()
+    if len(groups) == 1:
+        timeout, retries, max_rate, min_rate = next(iter(groups))
+        base = ScanSettings(timeout=timeout, retries=retries, max_rate=max_rate, min_rate=min_rate)
     by_key = index_results(results)
     probe_pairs = pairs + [pair for host, _ in ranges for pair in range_pairs(host)] if all_banners else pairs
     unexpected = [] if all_banners else _open_in_ranges(ranges, addresses, by_key)
@@ -139,6 +145,95 @@ def _open_in_ranges(
                 if result is not None and result.state is PortState.OPEN:
                     found.append((host, Expectation(host.name, rule.proto, port, Expect.CLOSED, rule.line)))
     return found[:_MAX_UNEXPECTED_PROBES]
+_Timing = tuple[float, int, float | None, float | None]
+"""timeout, retries, max_rate, min_rate"""
+
+
+def _most_patient(one: _Timing, other: _Timing) -> _Timing:
+    """For a port two hosts share: the longer wait, more retries, and the gentler rates."""
+
+    def lower(a: float | None, b: float | None) -> float | None:
+        return b if a is None else a if b is None else min(a, b)
+
+    return (max(one[0], other[0]), max(one[1], other[1]), lower(one[2], other[2]), lower(one[3], other[3]))
+
+
+_CONFIRM_RETRIES = 3
+
+
+def _confirm_silent_opens(
+    pairs: Sequence[tuple[HostSpec, Expectation]],
+    addresses: Mapping[str, tuple[str, ...]],
+    results: list[ProbeResult],
+    stats: ScanStats,
+) -> list[ProbeResult]:
+    """Ports that must be open but met only silence get paced confirmation probes before they fail.
+
+    Only silence is looked at again, and only an answer replaces it: an open port is never downgraded.
+    """
+    by_key = index_results(results)
+    wanted: dict[ResultKey, tuple[HostSpec, Target]] = {}
+    for host, expectation in pairs:
+        if expectation.expect is not Expect.OPEN or expectation.proto is not Protocol.TCP:
+            continue
+        for address in addresses.get(host.address, ()):
+            key = (address, expectation.proto, expectation.port)
+            found = by_key.get(key)
+            if found is not None and found.state is PortState.FILTERED and found.reason == Reason.NO_RESPONSE:
+                wanted.setdefault(
+                    key, (host, Target(found.host, address, expectation.proto, expectation.port))
+                )
+    if not wanted:
+        return results
+    timeout = max(host.timeout for host, _ in wanted.values())
+    retries = max(_CONFIRM_RETRIES, *(host.retries for host, _ in wanted.values()))
+    max_rate = min((host.max_rate for host, _ in wanted.values() if host.max_rate is not None), default=None)
+    settings = ScanSettings(timeout=timeout, retries=retries, max_rate=max_rate)
+    answered = {
+        (r.address or "", r.proto, r.port): r
+        for r in scan([target for _, target in wanted.values()], settings, stats)
+        if r.state is not PortState.FILTERED and r.state is not PortState.ERROR
+    }
+    confirmed = []
+    for result in results:
+        answer = answered.get((result.address or "", result.proto, result.port))
+        # The attempts of the scan and of the confirmation together: what it took to hear the port.
+        confirmed.append(
+            result if answer is None else replace(answer, attempts=answer.attempts + result.attempts)
+        )
+    return confirmed
+
+
+def unresolved_silence(
+    found: Sequence[ProbeResult], quality: Mapping[str, AddressQuality]
+) -> list[ProbeResult]:
+    """Silent results from addresses that dropped probes and left some silence unresolved: a pass
+    resting on them may hide an open port the address was too busy limiting us to show."""
+    return [
+        r
+        for r in found
+        if r.state in _SILENT
+        and r.reason == Reason.NO_RESPONSE
+        and (q := quality.get(r.address or "")) is not None
+        and q.limited
+        and q.unresolved
+    ]
+
+
+def _strict_silence_message(
+    where: str, shaky: Sequence[ProbeResult], quality: Mapping[str, AddressQuality]
+) -> str:
+    lines = []
+    for address in dict.fromkeys(r.address or "" for r in shaky):
+        q = quality[address]
+        count = sum(1 for r in shaky if r.address == address)
+        lines.append(
+            f"{where}: {count} silent port(s) on {address}, which dropped {q.drops:,} probe(s) it later "
+            f"answered (rate limiting or loss) and left silence unresolved on {q.unresolved:,} port(s): "
+            "the pass would rest on silence we could not explain (--portcheck-strict); "
+            "set a lower max_rate for this host, or more retries"
+        )
+    return "\n".join(lines)
 
 
 def _probe_open_ports(
@@ -341,6 +436,7 @@ def judge(
     silent: Sequence[str] = (),
     strict: bool = False,
     services: Mapping[ResultKey, ServiceInfo] | None = None,
+    quality: Mapping[str, AddressQuality] | None = None,
 ) -> Judgement:
     """The verdict of one expectation: every resolved address of the host must satisfy it."""
     where = f"{_label(host, resolution)} {expectation.proto.value}/{expectation.port}"
@@ -367,6 +463,9 @@ def judge(
     wrong = [r for r in found if r.state not in wanted]
     if not wrong and expectation.service is not None:
         return _judge_service(where, expectation.service, found, services or {})
+    shaky = unresolved_silence(found, quality or {}) if strict and expectation.expect is Expect.CLOSED else []
+    if not wrong and shaky:
+        return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality or {}), tuple(found))
     if not wrong:
         return Judgement(Verdict.PASSED, f"{where}: {expectation.expect.value} as expected", tuple(found))
     lines = []
@@ -484,6 +583,7 @@ def judge_range(
     *,
     silent: Sequence[str] = (),
     strict: bool = False,
+    quality: Mapping[str, AddressQuality] | None = None,
 ) -> Judgement:
     """``only_open``: no port of the range but the listed ones may be open, on any address. A UDP port
     that neither replied nor was refused (open|filtered) fails it as it fails ``closed:``, unless
@@ -533,6 +633,13 @@ def judge_range(
         return _silence_error(where, silent)
     if lines:
         return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
+    if strict and quality:
+        found = [
+            by_key.get((address, rule.proto, port)) for address in resolution.addresses for port in rule.ports
+        ]
+        shaky = unresolved_silence([r for r in found if r is not None], quality)
+        if shaky:
+            return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality), ())
     return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())
 
 
