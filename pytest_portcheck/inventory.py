@@ -262,6 +262,14 @@ def _unknown_key_message(key: str, what: str, allowed: tuple[str, ...]) -> str:
     return f"unknown key {key!r} in {what}: {hint}"
 
 
+def range_pairs(host: HostSpec) -> list[tuple[HostSpec, Expectation]]:
+    """What a host's ``only_open`` range asks the scanner for: every other port of the range."""
+    rule = host.range_rule
+    if rule is None:
+        return []
+    return [(host, Expectation(host.name, rule.proto, port, Expect.CLOSED, rule.line)) for port in rule.ports]
+
+
 def load_inventory(path: Path | str) -> Inventory:
     """Read and validate an inventory file; raises InventoryError naming the file, the line and the fix."""
     path = Path(path)

@@ -107,7 +107,8 @@ class InventoryResults:
     """The session's scan of the inventories, as ordinary tests see it through ``portcheck_results``."""
 
     def __init__(self, report: ScanReport, hosts: Sequence[HostSpec]) -> None:
-        from pytest_portcheck.verdicts import index_results, silent_addresses
+        from pytest_portcheck.results import index_results
+        from pytest_portcheck.verdicts import silent_addresses
 
         self.report = report
         self.by_key = index_results(report.results)
@@ -195,7 +196,7 @@ class PortcheckRun:
 
             from pytest_portcheck.atomicfile import WriteError
             from pytest_portcheck.results import ReportError, read_report, write_report
-            from pytest_portcheck.verdicts import scan_inventory
+            from pytest_portcheck.scanning import scan_inventory
 
             if self._failure is not None:
                 raise PortcheckError(self._failure)
@@ -906,7 +907,7 @@ def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport
     """Scan now: ``portcheck_scan("127.0.0.1", "8000-8010")`` returns the whole ``ScanReport``."""
     from pytest_portcheck.engine import ScanSettings
     from pytest_portcheck.ports import parse_port_spec
-    from pytest_portcheck.results import collect_scan
+    from pytest_portcheck.scanning import collect_scan
 
     def run_scan(hosts: str | Sequence[str], ports: str | int, **settings: Any) -> ScanReport:
         names = [hosts] if isinstance(hosts, str) else list(hosts)

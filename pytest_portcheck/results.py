@@ -6,10 +6,8 @@ Both front ends write reports through here, so ``portcheck scan --json`` and ``p
 
 from __future__ import annotations
 
-import datetime
 import json
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -28,9 +26,6 @@ from pytest_portcheck.engine import (
     ScanError,
     ScanSettings,
     ScanStats,
-    plan_targets,
-    resolve_hosts,
-    scan,
 )
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.reportschema import REPORT_VERSION, ReportProblem, parse_report_json, validate_report
@@ -60,8 +55,18 @@ ResultKey = tuple[str, Protocol, int]
 """(address, protocol, port): what is probed once per run."""
 
 
+def port_key(address: str, proto: Protocol, port: int) -> ResultKey:
+    """The one way to build the key a port's result and service are filed under."""
+    return (address, proto, port)
+
+
 def result_key(result: ProbeResult) -> ResultKey | None:
-    return None if result.address is None else (result.address, result.proto, result.port)
+    return None if result.address is None else port_key(result.address, result.proto, result.port)
+
+
+def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult]:
+    """Each resolved result under its (address, protocol, port) key."""
+    return {port_key(r.address, r.proto, r.port): r for r in results if r.address is not None}
 
 
 def service_to_dict(info: ServiceInfo) -> dict[str, Any]:
@@ -336,21 +341,6 @@ def read_report(path: str | Path) -> ScanReport:
         return report_from_dict(document)
     except ReportError as exc:
         raise ReportError(f"{path}: not a valid portcheck JSON report: {exc}") from None
-
-
-def collect_scan(
-    hosts: Sequence[str], ports: Sequence[tuple[Protocol, int]], settings: ScanSettings
-) -> ScanReport:
-    """Resolve, scan and wait for every result: the whole scan as one report."""
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    clock = time.monotonic()
-    resolutions = resolve_hosts(hosts)
-    targets, unresolved = plan_targets(resolutions, ports)
-    stats = ScanStats()
-    results = [*unresolved, *scan(targets, settings, stats)]
-    return ScanReport(
-        resolutions, sort_results(results, hosts), settings, started, time.monotonic() - clock, stats
-    )
 
 
 @dataclass(frozen=True, slots=True)

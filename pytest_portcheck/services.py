@@ -24,6 +24,11 @@ _AUTH_WORDS = {"none": "no auth", "required": "auth required"}
 TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
 
+def tls_rank(version: str) -> int:
+    """The place of a TLS version in TLS_VERSIONS (older is lower); -1 for one not listed."""
+    return TLS_VERSIONS.index(version) if version in TLS_VERSIONS else -1
+
+
 @dataclass(frozen=True, slots=True)
 class TlsInfo:
     version: str
