@@ -18,6 +18,7 @@ from typing import TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import WriteError, check_writable, write_text_atomically
+from pytest_portcheck.diff import compare_reports
 from pytest_portcheck.engine import (
     DEFAULT_WINDOW,
     PortState,
@@ -33,7 +34,6 @@ from pytest_portcheck.results import (
     ReportError,
     ResultKey,
     ScanReport,
-    compare_reports,
     count_states,
     port_key,
     quality_notes,

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import io
-import json
 import os
 import re
 import shutil
@@ -34,9 +32,9 @@ import pytest
 if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (see the docstring)
     from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
     from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, RangeRule, Waiver
+    from pytest_portcheck.judge import Judgement
     from pytest_portcheck.results import ScanReport
     from pytest_portcheck.services import ServiceInfo
-    from pytest_portcheck.verdicts import Judgement
 
 PROPERTY_PREFIX = "portcheck."
 WAIVER_WARNING_DAYS = 14
@@ -89,7 +87,7 @@ class ItemRecord:
     waiver_until: str | None = None
     waiver_reason: str | None = None
     silent: list[str] = field(default_factory=list)
-    """Addresses of the item's host on which nothing answered (``verdicts.silent_addresses``)."""
+    """Addresses of the item's host on which nothing answered (``judge.silent_addresses``)."""
 
     def waiver_note(self, day: datetime.date) -> str | None:
         """How the waiver stands on ``day``, when it is expired or expires within 14 days."""
@@ -107,8 +105,8 @@ class InventoryResults:
     """The session's scan of the inventories, as ordinary tests see it through ``portcheck_results``."""
 
     def __init__(self, report: ScanReport, hosts: Sequence[HostSpec]) -> None:
+        from pytest_portcheck.judge import silent_addresses
         from pytest_portcheck.results import index_results
-        from pytest_portcheck.verdicts import silent_addresses
 
         self.report = report
         self.by_key = index_results(report.results)
@@ -119,7 +117,7 @@ class InventoryResults:
 
     def silent_of(self, host: HostSpec) -> tuple[str, ...]:
         """The addresses of ``host`` on which no port answered."""
-        from pytest_portcheck.verdicts import silent_of
+        from pytest_portcheck.judge import silent_of
 
         return silent_of(self.resolutions.get(host.address), self.silent)
 
@@ -302,7 +300,7 @@ def _not_a_file(path: Path) -> str | None:
 
 
 def _check_today() -> None:
-    from pytest_portcheck.verdicts import today
+    from pytest_portcheck.judge import today
 
     try:
         today()
@@ -466,7 +464,7 @@ class CheckItem(pytest.Item):
         raise NotImplementedError
 
     def setup(self) -> None:
-        from pytest_portcheck.verdicts import Verdict
+        from pytest_portcheck.judge import Verdict
 
         run = self.config.stash[RUN_KEY]
         shared = run.results()
@@ -483,7 +481,7 @@ class CheckItem(pytest.Item):
             raise PortcheckError(self.judgement.message)
 
     def runtest(self) -> None:
-        from pytest_portcheck.verdicts import Verdict, today
+        from pytest_portcheck.judge import Verdict, today
 
         assert self.judgement is not None
         if self.judgement.verdict is not Verdict.FAILED:
@@ -538,7 +536,7 @@ class PortItem(CheckItem):
         self.waiver = expectation.waiver
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
-        from pytest_portcheck.verdicts import judge
+        from pytest_portcheck.judge import judge
 
         return judge(
             self.host,
@@ -565,7 +563,7 @@ class RangeItem(CheckItem):
         self.rule = rule
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
-        from pytest_portcheck.verdicts import judge_range
+        from pytest_portcheck.judge import judge_range
 
         resolution = shared.resolutions.get(self.host.address)
         return judge_range(
@@ -626,7 +624,7 @@ def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None
 
 
 def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]]:
-    from pytest_portcheck.verdicts import Verdict
+    from pytest_portcheck.judge import Verdict
 
     # One row per (inventory, host): two inventories' 'web' may be two machines.
     hosts: dict[tuple[str, str], dict[str, Any]] = {}
@@ -723,8 +721,8 @@ def _write_markdown(run: PortcheckRun, path: str) -> None:
 
 
 def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
+    from pytest_portcheck.judge import today
     from pytest_portcheck.results import quality_notes
-    from pytest_portcheck.verdicts import today
 
     rows = _summary_rows(run)
     header = ("host", "addresses", "expected", "found (per address)", "drift", "errors")
@@ -780,8 +778,8 @@ def _md(text: str) -> str:
 
 def markdown_summary(run: PortcheckRun) -> str:
     """The run as Markdown: hosts, drift, errors, waivers, services found and scan quality."""
+    from pytest_portcheck.judge import Verdict, today
     from pytest_portcheck.results import quality_notes
-    from pytest_portcheck.verdicts import Verdict, today
 
     rows = _summary_rows(run)
     records = list(run.records.items())
@@ -873,13 +871,10 @@ def _write_report_file(run: PortcheckRun, destination: str, interrupted: bool = 
 
 
 def _report_document(run: PortcheckRun, interrupted: bool = False) -> dict[str, Any]:
-    """The --portcheck-report document, in memory (for the HTML page)."""
-    from pytest_portcheck.results import dump_report
-
-    buffer = io.StringIO()
+    """The --portcheck-report document, built from the typed report (for the HTML page): the same
+    dictionary ``dump_report`` writes, without a JSON text in between."""
     report, expectations = _report_parts(run, interrupted)
-    dump_report(report, buffer, {"expectations": expectations})
-    return dict(json.loads(buffer.getvalue()))
+    return report.to_dict({"expectations": expectations})
 
 
 # --- fixtures ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Every front end calls it and only presents what it returns: ``portcheck scan`` a
 ``plan_scan``/``ScanPlan.run``/``probe_open``/``ScanPlan.report`` (they print while it runs),
 the ``portcheck_scan`` fixture through ``collect_scan``, and the plugin through ``scan_inventory``
 (one engine run for every port an inventory declares, then the protocol probes its service
-requirements need). Judging is not here (see ``verdicts``).
+requirements need). Judging is not here (see ``judge``).
 
 Must not import pytest, yaml, the plugin or the CLI; ``probes`` (asyncio, ssl) only when a probe runs.
 """
