@@ -43,6 +43,8 @@ class Verdict(str, enum.Enum):
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"
+    WAIVED = "waived"
+    """A failure an active waiver covers: the plugin reports it (xfail), ``judge`` never returns it."""
 
 
 @dataclass(frozen=True, slots=True)
