@@ -12,6 +12,7 @@ import datetime
 import decimal
 import difflib
 import enum
+import ipaddress
 import json
 import re
 import shlex
@@ -262,6 +263,31 @@ def _unknown_key_message(key: str, what: str, allowed: tuple[str, ...]) -> str:
     return f"unknown key {key!r} in {what}: {hint}"
 
 
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def check_host_name_syntax(address: str) -> None:
+    """ScanError for an address that is neither an IP address, an address block nor a host name by its
+    spelling (labels of letters, digits, hyphens and underscores, at most 253 characters): such a name
+    is a typo, reported with its line at collection — it is never resolved or scanned."""
+    candidate = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    try:
+        ipaddress.ip_network(candidate, strict=False)
+        return
+    except ValueError:
+        pass
+    name = candidate[:-1] if candidate.endswith(".") else candidate
+    labels = name.split(".")
+    if len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels):
+        if not all(label.isdigit() for label in labels):  # all-numeric is a (bad) IPv4 address
+            return
+        raise ScanError(f"{address!r} is not a valid IP address: each of the four numbers must be 0 to 255")
+    raise ScanError(
+        f"{address!r} is neither an IP address nor a valid host name: a host name is dot-separated "
+        "labels of letters, digits, '-' and '_' (no label starts or ends with '-'); fix the spelling"
+    )
+
+
 def range_pairs(host: HostSpec) -> list[tuple[HostSpec, Expectation]]:
     """What a host's ``only_open`` range asks the scanner for: every other port of the range."""
     rule = host.range_rule
@@ -409,6 +435,7 @@ def _host(
         address = value.strip()
     try:
         check_target(address)
+        check_host_name_syntax(address)
     except ScanError as exc:
         raise reader.error(entries["address"][1] if "address" in entries else key_node, str(exc)) from None
     timeout, retries = _timing(reader, entries, timeout, retries, f"host {name!r}")
