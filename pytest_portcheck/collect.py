@@ -7,6 +7,7 @@ YAML line, never tracebacks.
 
 At import time only pytest and the standard library (the plugin imports this module in every run);
 nothing here scans or prints a summary.
+Must not import the engine, YAML or the report writers at import time.
 """
 
 from __future__ import annotations

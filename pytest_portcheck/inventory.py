@@ -3,6 +3,7 @@
 The YAML is composed into nodes (safe-loader level: no tags, no objects) so that every value keeps the
 line it came from; validation then walks the nodes. Any problem raises ``InventoryError(path, line,
 message)`` whose message says how to fix it. Nothing here scans or imports pytest.
+Must not import pytest, the plugin or the probes.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ it needs pytest and the standard library only (``collect``, ``session`` and ``su
 the engine, YAML, asyncio/ssl (probes), filelock and the report writers are imported where an inventory
 run first needs them (``tests/test_plugin_imports.py`` checks it; ``benchmarks/bench_plugin_import.py``
 measures the cost). Holds no scanning, judging or report writing of its own.
+Must not import, at import time, anything beyond pytest and the standard library.
 """
 
 from __future__ import annotations

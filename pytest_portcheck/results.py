@@ -2,6 +2,7 @@
 
 Both front ends write reports through here, so ``portcheck scan --json`` and ``pytest
 --portcheck-report`` produce the same document.
+Holds no scanning (``scanning``) and no diffing (``diff``). Must not import pytest, yaml or the probes.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The scan engine: targets in, one ``ProbeResult`` per (address, protocol, port) out.
 
-No pytest, no YAML, no printing here: the plugin and the ``portcheck`` command are front ends over
+Must not import pytest or YAML, and prints nothing: the plugin and the ``portcheck`` command are front ends over
 ``resolve_hosts`` -> ``plan_targets`` -> ``scan``.
 """
 
