@@ -18,7 +18,6 @@ from typing import TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import WriteError, check_writable, write_text_atomically
-from pytest_portcheck.diff import compare_reports
 from pytest_portcheck.engine import (
     DEFAULT_WINDOW,
     PortState,
@@ -485,6 +484,8 @@ def _run_diff(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for name in partial:
         sys.stderr.write(f"portcheck: WARNING: {name} is an interrupted scan: it does not hold every port\n")
+    from pytest_portcheck.diff import compare_reports  # only for this command
+
     difference = compare_reports(old, new)
     if args.json:
         document = {**difference.to_dict(), "interrupted_reports": partial}
