@@ -850,7 +850,6 @@ def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport
     from pytest_portcheck.ports import parse_port_spec
     from pytest_portcheck.results import collect_scan
 
-
     def run_scan(hosts: str | Sequence[str], ports: str | int, **settings: Any) -> ScanReport:
         names = [hosts] if isinstance(hosts, str) else list(hosts)
         chosen = portcheck_settings
