@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_portcheck.judgemode import JudgeMode, vantage_problem
+
 if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (see the docstring)
     from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
     from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, RangeRule, Waiver
@@ -68,6 +70,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--portcheck-report", metavar="FILE", dest="portcheck_report",
         help="write the JSON report (as 'portcheck scan --json') with each expectation's verdict",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-results", action="append", default=[], metavar="GLOB", dest="portcheck_results",
+        help="judge from these reports (shard reports of 'portcheck scan --inventory', or JSON reports) "
+        "instead of scanning; quote the glob",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-allow-other-inventory", action="store_true", dest="portcheck_allow_other",
+        help="with --portcheck-results: judge reports of another inventory version too",
     )  # fmt: skip
     parser.addini("portcheck_inventory", type="paths", help="inventory YAML files checked on every run")
 
@@ -153,6 +164,8 @@ class PortcheckRun:
         self.previous_sigterm: Any = None
         self.strict: bool = bool(config.getoption("portcheck_strict"))
         self.banners: bool = bool(config.getoption("portcheck_banners"))
+        self.result_globs: list[str] = list(config.getoption("portcheck_results") or [])
+        self.judging = JudgeMode(self) if self.result_globs else None
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -185,6 +198,9 @@ class PortcheckRun:
 
             if self._failure is not None:
                 raise PortcheckError(self._failure)
+            if self.judging is not None:  # no scan: items are judged from the reports
+                self._results = self.judging.placeholder()
+                return self._results
             pairs = [(item.host, item.expectation) for item in self.items if isinstance(item, PortItem)]
             ranges = [(item.host, item.rule) for item in self.items if isinstance(item, RangeItem)]
             try:
@@ -416,9 +432,9 @@ class PortNode(pytest.Collector):
         self.expectation = expectation
 
     def collect(self) -> Iterator[PortItem]:
-        yield PortItem.from_parent(
-            self, name=self.expectation.expect.value, host=self.host, expectation=self.expectation
-        )
+        vantage = self.expectation.vantage
+        name = self.expectation.expect.value + (f"-from-{vantage}" if vantage else "")
+        yield PortItem.from_parent(self, name=name, host=self.host, expectation=self.expectation)
 
 
 class RangeNode(pytest.Collector):
@@ -521,6 +537,11 @@ class PortItem(CheckItem):
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         from pytest_portcheck.verdicts import judge
 
+        if run.judging is not None:
+            return run.judging.union(self.path).judge_port(self.host, self.expectation)
+        scoped = vantage_problem(self.host, self.expectation)
+        if scoped is not None:
+            return scoped
         return judge(
             self.host,
             self.expectation,
@@ -547,6 +568,8 @@ class RangeItem(CheckItem):
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         from pytest_portcheck.verdicts import judge_range
 
+        if run.judging is not None:
+            return run.judging.union(self.path).judge_range(self.host, self.rule)
         resolution = shared.resolutions.get(self.host.address)
         return judge_range(self.host, self.rule, resolution, shared.by_key, shared.report.services)
 
@@ -723,6 +746,10 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"WARNING: {host}: no port answered — is the address right? ({how})", yellow=True
         )
+    if run.judging is not None:
+        for line in run.judging.summary_lines():
+            terminalreporter.write_line(line, yellow=line.startswith("WARNING"), red=line.startswith("ERROR"))
+        return
     report = run.shared_report()
     if report is not None:
         terminalreporter.write_line(
