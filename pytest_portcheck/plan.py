@@ -235,6 +235,11 @@ def parse_shard(text: str, environ: dict[str, str] | None = None) -> tuple[int, 
         except ValueError:
             raise ShardSpecError(f"--shard {text!r}: K must be a whole number, e.g. --shard 2/4") from None
     if count < 1 or not 1 <= index <= count:
+        if head in ("", "-"):
+            raise ShardSpecError(
+                f"JOB_COMPLETION_INDEX={index - 1} is share {index}, but --shard says there are {count}: "
+                "give the Job as many completions as N"
+            )
         raise ShardSpecError(f"--shard {index}/{count}: K must be 1 to N and N at least 1")
     return index, count
 

@@ -218,9 +218,15 @@ class ReportUnion:
     def judge_port(self, host: HostSpec, expectation: Expectation) -> Judgement:
         vantages = self.applicable_vantages(host, expectation)
         where = f"{host.name} {expectation.proto.value}/{expectation.port}"
+        if expectation.vantage is not None and expectation.vantage not in self.vantages:
+            message = (
+                f"{where}: cannot check — no report from vantage {expectation.vantage} "
+                f"(scan there with --vantage {expectation.vantage})"
+            )
+            return Judgement(Verdict.ERROR, message, ())
         if not vantages:
-            wanted = expectation.vantage or "a vantage it applies to"
-            return Judgement(Verdict.ERROR, f"{where}: cannot check — no report from {wanted}", ())
+            message = f"{where}: cannot check — no report from a vantage it applies to"
+            return Judgement(Verdict.ERROR, message, ())
         judgements = []
         for vantage in vantages:
             view = UnitView(self, vantage, host.address)
