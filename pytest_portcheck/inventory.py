@@ -12,6 +12,7 @@ import datetime
 import decimal
 import difflib
 import enum
+import functools
 import json
 import re
 import shlex
@@ -397,18 +398,31 @@ def _range_rule(
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise reader.error(node, f'range must be a port spec like "1-65535/tcp", not {value!r}')
         spec = str(value)
+    listed = frozenset(
+        (e.proto, e.port) for e in expectations if e.expect is Expect.OPEN and e.vantage is None
+    )
     try:
-        keys = parse_port_spec(spec)
+        proto, rest, label = _range_rest(spec, listed)
     except PortSpecError as exc:
         raise reader.error(node, str(exc)) from None
+    except ValueError:
+        raise reader.error(
+            node, "range must cover one protocol: write one only_open host per protocol"
+        ) from None
+    return RangeRule(name, proto, rest, label, node.start_mark.line + 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _range_rest(spec: str, listed: frozenset[tuple[Protocol, int]]) -> tuple[Protocol, tuple[int, ...], str]:
+    """(protocol, the range minus the listed ports, label), computed once per distinct range: a fleet
+    of hosts with one full range then shares one tuple instead of holding 65,535 ports each."""
+    keys = parse_port_spec(spec)
     protocols = {proto for proto, _ in keys}
     if len(protocols) != 1:
-        raise reader.error(node, "range must cover one protocol: write one only_open host per protocol")
-    listed = {(e.proto, e.port) for e in expectations if e.expect is Expect.OPEN and e.vantage is None}
+        raise ValueError("more than one protocol")
     rest = tuple(port for proto, port in keys if (proto, port) not in listed)
     proto = protocols.pop()
-    label = f"{proto.value}/{format_ports(port for _, port in keys)}"
-    return RangeRule(name, proto, rest, label, node.start_mark.line + 1)
+    return proto, rest, f"{proto.value}/{format_ports(port for _, port in keys)}"
 
 
 _ENTRY_KEYS = ("port", "service", "tls", "auth", "waive", "silence_counts_as_closed")
