@@ -249,18 +249,26 @@ def _plan_row(value: Any, where: str) -> None:
 
 
 _SHARD = _object({"digest": _text, "index": _whole(1), "count": _whole(1)}, {"vantage": _optional_text})
-_ADDRESS = _object(
-    {
-        "host": _text, "address": _text, "proto": _choice(_PROTOCOLS), "usual": _choice(_STATES),
-        "reason": _text, "exceptions": _list_of(_exception),
-    },
-    {"count": _nullable(_whole(0))},
-)  # fmt: skip
+
+
+def _address(value: Any, where: str) -> None:
+    """``[host, address, proto, usual state, reason, count, exceptions]``: one address of a shard."""
+    if not isinstance(value, list) or len(value) != 7:
+        raise ReportProblem(f"{where} must be [host, address, proto, usual, reason, count, exceptions]")
+    _text(value[0], f"{where}[0]")
+    _text(value[1], f"{where}[1]")
+    _choice(_PROTOCOLS)(value[2], f"{where}[2]")
+    _choice(_STATES)(value[3], f"{where}[3]")
+    _text(value[4], f"{where}[4]")
+    _nullable(_whole(0))(value[5], f"{where}[5]")
+    _list_of(_exception)(value[6], f"{where}[6]")
+
+
 _SERVICE = _object(
     {"address": _text, "proto": _choice(_PROTOCOLS), "port": _whole(0, 65535), "probe": _PROBE}
 )
 _SHARD_DOCUMENT = _object(
-    {"shard": _SHARD, "plan": _list_of(_plan_row), "hosts": _list_of(_HOST), "addresses": _list_of(_ADDRESS)},
+    {"shard": _SHARD, "plan": _list_of(_plan_row), "hosts": _list_of(_HOST), "addresses": _list_of(_address)},
     {
         "command": _list_of(_text), "started": _text, "elapsed_s": _number, "interrupted": _boolean,
         "settings": _SETTINGS, "services": _list_of(_SERVICE),

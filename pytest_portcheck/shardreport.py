@@ -148,10 +148,7 @@ def dump_shard_report(report: ShardScanReport, stream: TextIO) -> None:
     _write_lines(
         stream,
         "hosts",
-        (
-            json.dumps({"host": r.host, "addresses": list(r.addresses), "error": r.error})
-            for r in report.resolutions
-        ),
+        (json.dumps(_resolution_document(r), separators=(",", ":")) for r in report.resolutions),
     )
     _write_lines(stream, "addresses", (_summary_json(summary) for summary in report.summaries))
     services = [
@@ -160,6 +157,13 @@ def dump_shard_report(report: ShardScanReport, stream: TextIO) -> None:
     ]
     _write_lines(stream, "services", services, last=True)
     stream.write("}\n")
+
+
+def _resolution_document(resolution: Resolution) -> dict[str, Any]:
+    document: dict[str, Any] = {"host": resolution.host, "addresses": list(resolution.addresses)}
+    if resolution.error is not None:
+        document["error"] = resolution.error
+    return document
 
 
 def _write_lines(stream: TextIO, key: str, lines: Iterable[str], last: bool = False) -> None:
@@ -174,19 +178,15 @@ def _write_lines(stream: TextIO, key: str, lines: Iterable[str], last: bool = Fa
 
 
 def _summary_json(summary: AddressSummary) -> str:
+    """``[host, address, proto, usual state, reason, count, exceptions]``, each exception
+    ``[port, state, reason, latency_ms, attempts]``: arrays, not objects, because a fleet's shard
+    report holds one row per address (5,000 rows in each of 64 files)."""
     exceptions = [[r.port, r.state.value, r.reason, r.latency_ms, r.attempts] for r in summary.exceptions]
-    return json.dumps(
-        {
-            "host": summary.host,
-            "address": summary.address,
-            "proto": summary.proto.value,
-            "usual": summary.state.value,
-            "reason": summary.reason,
-            "count": summary.count,
-            "exceptions": exceptions,
-        },
-        separators=(",", ":"),
-    )
+    row = [
+        summary.host, summary.address, summary.proto.value, summary.state.value, summary.reason,
+        summary.count, exceptions,
+    ]  # fmt: skip
+    return json.dumps(row, separators=(",", ":"))
 
 
 def write_shard_report(report: ShardScanReport, destination: str | Path) -> None:
@@ -209,12 +209,14 @@ class LoadedReport:
     """Every result the file lists: a v2 report's exceptions, a v1 report's results."""
     services: Mapping[ResultKey, ServiceInfo]
     interrupted: bool
+    by_host: dict[str, Resolution] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for resolution in self.resolutions:
+            self.by_host.setdefault(resolution.host, resolution)
 
     def resolution(self, host: str) -> Resolution | None:
-        for resolution in self.resolutions:
-            if resolution.host == host:
-                return resolution
-        return None
+        return self.by_host.get(host)
 
 
 def _from_v2(path: str, document: dict[str, Any]) -> LoadedReport:
@@ -222,15 +224,14 @@ def _from_v2(path: str, document: dict[str, Any]) -> LoadedReport:
     info = ShardInfo(str(shard["digest"]), int(shard["index"]), int(shard["count"]), shard.get("vantage"))
     usual: dict[tuple[str, str, Protocol], AddressSummary] = {}
     listed: dict[ResultKey, ProbeResult] = {}
-    for row in document["addresses"]:
-        proto = Protocol(row["proto"])
-        host, address = row["host"], row["address"]
+    for host, address, proto_name, usual_state, usual_reason, count, listed_ports in document["addresses"]:
+        proto = Protocol(proto_name)
         exceptions = tuple(
             ProbeResult(host, address, proto, port, PortState(state), reason, latency, attempts)
-            for port, state, reason, latency, attempts in row["exceptions"]
+            for port, state, reason, latency, attempts in listed_ports
         )
         summary = AddressSummary(
-            host, address, proto, PortState(row["usual"]), row["reason"], row.get("count"), exceptions
+            host, address, proto, PortState(usual_state), usual_reason, count, exceptions
         )
         usual[(host, address, proto)] = summary
         for result in exceptions:
