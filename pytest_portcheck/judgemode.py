@@ -1,9 +1,10 @@
-"""The plugin's judge mode (``--portcheck-results GLOB``) and vantage rules for scanning runs.
+"""The plugin's judge mode (``--portcheck-results GLOB``), vantage rules, and scan progress.
 
 Judge mode scans nothing: each inventory is judged from the reports the globs match (see union.py),
 and the summary lists what the union could not prove (missing, duplicated, refused or interrupted
 shards; hosts that resolved differently). In a scanning run, ``vantage_problem`` decides what a
-``from:`` entry means for the vantage this run scans from (``PORTCHECK_VANTAGE``).
+``from:`` entry means for the vantage this run scans from (``PORTCHECK_VANTAGE``), and
+``terminal_progress`` shows how far the session's scan is, on a terminal only.
 
 pytest loads the plugin in every run, so this module imports only pytest and the standard library
 at import time; the union, the reports and the inventory come when a judge run needs them.
@@ -11,8 +12,11 @@ at import time; the union, the reports and the inventory come when a judge run n
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +105,35 @@ class JudgeMode:
             lines += [f"ERROR: {problem}" for problem in union.problems]
             lines += [f"WARNING: {note}" for note in union.resolution_differences()]
         return lines
+
+
+@contextlib.contextmanager
+def terminal_progress(config: pytest.Config) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback that redraws one line on the terminal while the session's scan runs, or
+    None when standard error is not a terminal (CI logs get nothing). pytest captures output during
+    an item's setup, so each redraw suspends the capture."""
+    from pytest_portcheck.progress import ProgressLine
+
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None or config.getoption("verbose", 0) < -1:
+        yield None
+        return
+    with capture.global_and_fixture_disabled():
+        on_terminal = sys.stderr.isatty()
+    if not on_terminal:
+        yield None
+        return
+
+    def draw(text: str) -> None:
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write("\r\033[K" + text)
+            sys.stderr.flush()
+
+    line = ProgressLine(draw)
+    try:
+        yield line.update
+    finally:
+        line.finish()
 
 
 def current_vantage() -> str | None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_portcheck.judgemode import JudgeMode, vantage_problem
+from pytest_portcheck.judgemode import JudgeMode, terminal_progress, vantage_problem
 
 if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (see the docstring)
     from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
@@ -205,7 +205,10 @@ class PortcheckRun:
             ranges = [(item.host, item.rule) for item in self.items if isinstance(item, RangeItem)]
             try:
                 if not self.is_worker:  # one process: nobody to share the scan with
-                    report = scan_inventory(pairs, ranges=ranges, all_banners=self.banners)
+                    with terminal_progress(self.config) as progress:
+                        report = scan_inventory(
+                            pairs, ranges=ranges, all_banners=self.banners, progress=progress
+                        )
                 else:
                     with FileLock(str(self.shared_dir / "results.lock")):
                         if self.results_path.exists():

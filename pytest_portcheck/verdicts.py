@@ -13,7 +13,7 @@ import enum
 import ipaddress
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_portcheck.engine import (
@@ -59,6 +59,7 @@ def scan_inventory(
     ranges: Iterable[tuple[HostSpec, RangeRule]] = (),
     window: int | None = None,
     all_banners: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ScanReport:
     """Resolve every host once and probe each (address, protocol, port) once, in one engine run per
     distinct (timeout, retries) setting; then run protocol probes on the open ports that declare a
@@ -95,11 +96,15 @@ def scan_inventory(
         groups.setdefault(setting, []).append(Target(owner[key], address, proto, port))
     stats = ScanStats()
     results: list[ProbeResult] = []
+    total = sum(len(targets) for targets in groups.values())
     for (timeout, retries), targets in groups.items():
         settings = ScanSettings(timeout=timeout, retries=retries)
         if window is not None:
             settings = ScanSettings(timeout=timeout, retries=retries, window=window)
-        results.extend(scan(targets, settings, stats))
+        for result in scan(targets, settings, stats):
+            results.append(result)
+            if progress is not None:  # (done, total) after every result: the caller paces redraws
+                progress(len(results), total)
     base = ScanSettings() if len(groups) != 1 else ScanSettings(*next(iter(groups)))
     probe_pairs = pairs + [pair for host, _ in ranges for pair in range_pairs(host)] if all_banners else pairs
     wanted = all_banners or any(expectation.service is not None for _, expectation in pairs)
