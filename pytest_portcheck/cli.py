@@ -357,7 +357,9 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             interrupted = True
     if services:
         for result in sort_results([r for r in results if r.state is PortState.OPEN], args.targets):
-            info = services[(result.address or "", result.proto, result.port)]
+            info = services.get((result.address or "", result.proto, result.port))
+            if info is None:
+                continue  # a UDP port: its reply was the answer, the probes speak TCP
             address = result.address or result.host
             out.write(f"  {address:<15} {result.proto.value}/{result.port:<6} {info.describe()}\n")
     elapsed = time.monotonic() - clock
@@ -421,7 +423,8 @@ def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dic
     keys: list[ResultKey] = []
     requests = []
     for result in results:
-        if result.state is PortState.OPEN and result.address is not None:
+        # Probes speak TCP: a TCP answer on a UDP port's number would be another service's.
+        if result.state is PortState.OPEN and result.address is not None and result.proto is Protocol.TCP:
             keys.append((result.address, result.proto, result.port))
             name = None if result.host == result.address else result.host
             requests.append(ProbeRequest(result.address, result.port, None, name, args.tls_verify))

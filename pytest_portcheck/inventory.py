@@ -17,7 +17,7 @@ import json
 import re
 import shlex
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,8 @@ class RangeRule:
     label: str
     """The range as written in ids and messages: ``tcp/1-65535``."""
     line: int
+    silence_counts_as_closed: bool = False
+    """UDP: accept open|filtered in the range, as ``closed:`` entries do; off, silence fails it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,8 @@ class Inventory:
                 yield host, expectation
 
 
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
 )
@@ -178,9 +182,42 @@ class _Reader:
             kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
             raise self.error(node, f"expected a single value here, found {kind}")
         try:
-            return self._constructor.construct_object(node, deep=True)
+            value = self._constructor.construct_object(node, deep=True)
         except (ValueError, yaml.YAMLError) as exc:  # e.g. a timestamp with month 13
             raise self.error(node, f"cannot read {node.value!r}: {exc}") from None
+        if (
+            not node.style
+        ):  # quoted text is what it says; plain values go through YAML 1.1 rules (libyaml: "")
+            self.refuse_surprises(node, value)
+        return value
+
+    def refuse_surprises(self, node: yaml.ScalarNode, value: object) -> None:
+        """YAML 1.1 turns 0443 into 291 (octal), 22:30 into 1350 (base 60), 0x50 into 80 and yes/on
+        into true: an inventory means none of these, so they are refused rather than read."""
+        text = node.value
+        if _LEADING_ZERO.fullmatch(text):
+            octal = f" (YAML 1.1 reads it as the octal number {value})" if isinstance(value, int) else ""
+            decimal = text.lstrip("+-").replace("_", "").lstrip("0") or "0"
+            raise self.error(
+                node,
+                f"{text!r} starts with a zero{octal}: drop the zero ({decimal}), or in a port list "
+                f'quote it ("{text}" is read as {decimal})',
+            )
+        if isinstance(value, bool) and text.lower() not in ("true", "false"):
+            raise self.error(
+                node,
+                f"{text!r} is read by YAML as the boolean {str(value).lower()}: write true or false, "
+                "or quote it if you mean text",
+            )
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and not _PLAIN_NUMBER.fullmatch(text)
+        ):
+            raise self.error(
+                node,
+                f"{text!r} is read by YAML as the number {value}: write plain decimal numbers, or quote it",
+            )
 
     def mapping(
         self, node: yaml.Node, what: str, allowed: tuple[str, ...]
@@ -263,7 +300,8 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     top = reader.mapping(root, "the inventory", _TOP_KEYS)
     if "version" in top:
         _key, value_node = top["version"]
-        if reader.scalar(value_node) != INVENTORY_VERSION:
+        version = reader.scalar(value_node)
+        if isinstance(version, bool) or version != INVENTORY_VERSION:
             raise reader.error(
                 value_node, f"unsupported version: this plugin reads version {INVENTORY_VERSION}"
             )
@@ -355,6 +393,13 @@ def _host(
             silent_ok = host_silence if silence is None else silence
             for key in _ports(reader, port_node):
                 line = item.start_mark.line + 1
+                if service is not None and key[0] is not Protocol.TCP:
+                    # Service probes speak TCP: nothing could check this requirement.
+                    raise reader.error(
+                        item,
+                        f"{key[0].value}/{key[1]}: service checks run over TCP only; a UDP port "
+                        "proves open by replying: list it without service:",
+                    )
                 if key in declared:
                     other, other_line = declared[key]
                     where = f"{key[0].value}/{key[1]}"
@@ -375,7 +420,7 @@ def _host(
                 )
     if "from" in entries:
         expectations += _vantage_expectations(reader, name, entries["from"][1], host_silence)
-    rule = _range_rule(reader, name, entries, expectations) if "only_open" in entries else None
+    rule = _range_rule(reader, name, entries, expectations, host_silence) if "only_open" in entries else None
     if not expectations and rule is None:
         raise reader.error(
             key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
@@ -389,8 +434,10 @@ def _range_rule(
     name: str,
     entries: dict[str, tuple[yaml.Node, yaml.Node]],
     expectations: list[Expectation],
+    silence_counts_as_closed: bool,
 ) -> RangeRule:
-    """The rest of ``range`` after the ``only_open`` ports: nothing there may be open."""
+    """The rest of ``range`` after the ports the host declares (each has its own item, which
+    judges it at least as strictly): nothing there may be open."""
     spec, node = "1-65535/tcp", entries["only_open"][0]
     if "range" in entries:
         node = entries["range"][1]
@@ -398,9 +445,8 @@ def _range_rule(
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise reader.error(node, f'range must be a port spec like "1-65535/tcp", not {value!r}')
         spec = str(value)
-    listed = frozenset(
-        (e.proto, e.port) for e in expectations if e.expect is Expect.OPEN and e.vantage is None
-    )
+    # A port declared under from: is judged from its vantage only: the range still covers it elsewhere.
+    listed = frozenset((e.proto, e.port) for e in expectations if e.vantage is None)
     try:
         proto, rest, label = _range_rest(spec, listed)
     except PortSpecError as exc:
@@ -409,7 +455,7 @@ def _range_rule(
         raise reader.error(
             node, "range must cover one protocol: write one only_open host per protocol"
         ) from None
-    return RangeRule(name, proto, rest, label, node.start_mark.line + 1)
+    return RangeRule(name, proto, rest, label, node.start_mark.line + 1, silence_counts_as_closed)
 
 
 @functools.lru_cache(maxsize=64)
@@ -618,18 +664,40 @@ def _safe_name(text: str) -> str:
     return name.strip() or "host"
 
 
+def _spec(proto: Protocol, ports: Iterable[int]) -> str:
+    # Every piece carries its protocol: in "1-5,7/udp" the suffix belongs to 7 only.
+    return ",".join(f"{piece}/{proto.value}" for piece in format_ports(ports).split(","))
+
+
+def _decimal(seconds: float) -> str:
+    """Seconds as YAML reads a float: ``1e-05`` would be text in YAML 1.1, ``0.00001`` is not."""
+    text = format(decimal.Decimal(repr(seconds)), "f")
+    return text if "." in text else text + ".0"
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What one address showed in one protocol: ports that answered open, and UDP ports that stayed
+    silent (open|filtered), which an only_open range would refuse."""
+
+    opened: tuple[int, ...]
+    silent: tuple[int, ...]
+
+
 def snapshot_inventory(
     report: ScanReport,
     services: Mapping[ResultKey, ServiceInfo],
     ports: Sequence[PortKey],
     command: Sequence[str],
 ) -> str:
-    """An inventory of what is open now: ``only_open`` per host, the scanned ports as its range.
+    """An inventory of what is open now: ``only_open`` per host and protocol, the scanned ports as
+    its range; UDP ports that stayed silent are declared ``filtered:`` (they would fail the range).
 
     A host whose addresses differ in what is open gets one host per address, since every address of
-    a host must satisfy every line.
+    a host must satisfy every line; a scan of TCP and UDP gets one host per protocol, since a range
+    covers one protocol.
     """
-    spec = json.dumps(f"{format_ports(port for _, port in ports)}/tcp")
+    protocols = sorted({proto for proto, _ in ports})
     lines = [
         f"# Inventory snapshot written by {report.command[0] if report.command else 'portcheck'} "
         f"at {report.started}",
@@ -638,48 +706,88 @@ def snapshot_inventory(
         "# Review it before committing it: what is open today is not always what should be.",
         "version: 1",
         "defaults:",
-        f"  timeout: {_plain_number(report.settings.timeout)}",
+        f"  timeout: {_decimal(report.settings.timeout)}",
         f"  retries: {report.settings.retries}",
         "hosts:",
     ]
-    opened: dict[tuple[str, str], list[int]] = {}
-    for result in report.results:
-        if result.state.value == "open" and result.address is not None:
-            opened.setdefault((result.host, result.address), []).append(result.port)
-    written = 0
+    found = _what_was_found(report)
     names: set[str] = set()
+    written = 0
     for resolution in report.resolutions:
         if resolution.error is not None:
             lines.append(f"  # {resolution.host}: left out, {resolution.error}")
             continue
-        per_address = {
-            address: sorted(opened.get((resolution.host, address), [])) for address in resolution.addresses
-        }
-        if len({tuple(ports) for ports in per_address.values()}) <= 1:
-            hosts = [(resolution.host, resolution.host, resolution.addresses[0])]
-        else:
-            lines.append(f"  # {resolution.host}: its addresses differ in what is open, one host per address")
-            hosts = [(f"{resolution.host}-{address}", address, address) for address in resolution.addresses]
-        for name, address, first in hosts:
-            key = _safe_name(name)
-            if key in names:  # `::1` and `[::1]`: one host key each, or the inventory is refused
-                key = next(f"{key}-{n}" for n in range(2, len(names) + 3) if f"{key}-{n}" not in names)
-            names.add(key)
-            lines += [
-                f"  {json.dumps(key)}:",
-                f"    address: {json.dumps(address)}",
-                f"    range: {spec}",
-            ]
-            open_ports = per_address[first]
-            lines.append("    only_open:" + ("" if open_ports else " []"))
-            for port in open_ports:
-                info = services.get((first, Protocol.TCP, port))
-                if info is not None and info.service in SERVICES:
-                    note = f"  # {info.describe()}" if info.evidence or info.product else ""
-                    lines.append(f"      - {{port: {port}, service: {info.service}}}{note}")
-                else:
-                    lines.append(f"      - {port}  # {service_name(Protocol.TCP, port)}")
-            written += 1
+        for proto in protocols:
+            per_address = {
+                address: found.get((resolution.host, address, proto), _Found((), ()))
+                for address in resolution.addresses
+            }
+            base = resolution.host if len(protocols) == 1 else f"{resolution.host}-{proto.value}"
+            if len(set(per_address.values())) <= 1:
+                hosts = [(base, resolution.addresses[0])]
+            else:
+                lines.append(
+                    f"  # {resolution.host}: its addresses differ in what is open, one host per address"
+                )
+                hosts = [(f"{base}-{address}", address) for address in resolution.addresses]
+            for name, address in hosts:
+                unique = _unique_name(_safe_name(name), names)
+                range_spec = _spec(proto, (port for key_proto, port in ports if key_proto is proto))
+                lines += _snapshot_host(unique, address, proto, range_spec, per_address[address], services)
+                written += 1
     if not written:
         lines.append("  # no host resolved: nothing to declare")
     return "\n".join(lines) + "\n"
+
+
+def _what_was_found(report: ScanReport) -> dict[tuple[str, str, Protocol], _Found]:
+    """Per (target, address, protocol): the open ports and the silent UDP ports, sorted."""
+    found: dict[tuple[str, str, Protocol], tuple[list[int], list[int]]] = {}
+    for result in report.results:
+        if result.address is None:
+            continue
+        opened, silent = found.setdefault((result.host, result.address, result.proto), ([], []))
+        if result.state.value == "open":
+            opened.append(result.port)
+        elif result.state.value == "open|filtered":
+            silent.append(result.port)
+    return {key: _Found(tuple(sorted(o)), tuple(sorted(q))) for key, (o, q) in found.items()}
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    """``::1`` and ``[::1]`` are one name once cleaned: the second gets a number, not a duplicate key."""
+    unique, number = name, 2
+    while unique in taken:
+        unique, number = f"{name}-{number}", number + 1
+    taken.add(unique)
+    return unique
+
+
+def _snapshot_host(
+    name: str,
+    address: str,
+    proto: Protocol,
+    range_spec: str,
+    found: _Found,
+    services: Mapping[ResultKey, ServiceInfo],
+) -> list[str]:
+    lines = [
+        f"  {json.dumps(name)}:",
+        f"    address: {json.dumps(address)}",
+        f"    range: {json.dumps(range_spec)}",
+    ]
+    lines.append("    only_open:" + ("" if found.opened else " []"))
+    for port in found.opened:
+        info = services.get((address, proto, port)) if proto is Protocol.TCP else None
+        if info is not None and info.service in SERVICES:
+            note = f"  # {info.describe()}" if info.evidence or info.product else ""
+            lines.append(f"      - {{port: {port}, service: {info.service}}}{note}")
+        elif proto is Protocol.TCP:
+            lines.append(f"      - {port}  # {service_name(proto, port)}")
+        else:
+            lines.append(f"      - {json.dumps(f'{port}/{proto.value}')}  # {service_name(proto, port)}")
+    if found.silent:
+        lines.append("    # no reply and no ICMP error (open|filtered): a silent service, or a drop")
+        lines.append("    filtered:")
+        lines += [f"      - {json.dumps(f'{port}/{proto.value}')}" for port in found.silent]
+    return lines

@@ -98,6 +98,8 @@ class ItemRecord:
     message: str = ""
     waiver_until: str | None = None
     waiver_reason: str | None = None
+    silent: list[str] = field(default_factory=list)
+    """Addresses of the item's host on which nothing answered (``verdicts.silent_addresses``)."""
 
     def waiver_note(self, day: datetime.date) -> str | None:
         """How the waiver stands on ``day``, when it is expired or expires within 14 days."""
@@ -115,15 +117,26 @@ class InventoryResults:
     """The session's scan of the inventories, as ordinary tests see it through ``portcheck_results``."""
 
     def __init__(self, report: ScanReport, hosts: Sequence[HostSpec]) -> None:
-        from pytest_portcheck.verdicts import index_results, silent_hosts
+        from pytest_portcheck.verdicts import index_results, silent_addresses
 
         self.report = report
         self.by_key = index_results(report.results)
         self.resolutions = {r.host: r for r in report.resolutions}
-        self.silent = silent_hosts(hosts, self.resolutions, self.by_key)
+        self.silent = silent_addresses(report.results)
         self._hosts = {host.name: host for host in hosts}
+        self._ambiguous = {host.name for host in hosts if self._hosts[host.name].address != host.address}
+
+    def silent_of(self, host: HostSpec) -> tuple[str, ...]:
+        """The addresses of ``host`` on which no port answered."""
+        from pytest_portcheck.verdicts import silent_of
+
+        return silent_of(self.resolutions.get(host.address), self.silent)
 
     def addresses(self, host: str) -> tuple[str, ...]:
+        if host in self._ambiguous:
+            raise KeyError(
+                f"{host!r} names hosts at different addresses in several inventories: pass the address"
+            )
         spec = self._hosts.get(host)
         resolution = self.resolutions.get(spec.address if spec is not None else host)
         if resolution is None:
@@ -219,7 +232,7 @@ class PortcheckRun:
             except (OSError, ValueError, KeyError, ReportError, WriteError) as exc:
                 self._failure = f"the inventory scan failed: {exc}"
                 raise PortcheckError(self._failure) from None
-            hosts = list({host.name: host for host, _ in [*pairs, *ranges]}.values())
+            hosts = list(dict.fromkeys(host for host, _ in [*pairs, *ranges]))
             self._results = InventoryResults(report, hosts)
         return self._results
 
@@ -460,6 +473,7 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.host = host
         self.judgement: Judgement | None = None
+        self.silent: tuple[str, ...] = ()
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         raise NotImplementedError
@@ -473,6 +487,7 @@ class CheckItem(pytest.Item):
 
         run = self.config.stash[RUN_KEY]
         shared = run.results()
+        self.silent = shared.silent_of(self.host)
         self.judgement = self.judge(run, shared)
         services = shared.report.services
         probed = [
@@ -503,6 +518,8 @@ class CheckItem(pytest.Item):
             (PROPERTY_PREFIX + "verdict", judgement.verdict.value),
             (PROPERTY_PREFIX + "message", judgement.message),
         ]
+        if self.silent:
+            props.append((PROPERTY_PREFIX + "silent", " ".join(self.silent)))
         if self.waiver is not None:
             props += [
                 (PROPERTY_PREFIX + "waiver_until", self.waiver.until.isoformat()),
@@ -550,7 +567,7 @@ class PortItem(CheckItem):
             self.expectation,
             shared.resolutions.get(self.host.address),
             shared.by_key,
-            silent=self.host.name in shared.silent,
+            silent=self.silent,
             strict=run.strict,
             services=shared.report.services,
         )
@@ -574,7 +591,15 @@ class RangeItem(CheckItem):
         if run.judging is not None:
             return run.judging.union(self.path).judge_range(self.host, self.rule)
         resolution = shared.resolutions.get(self.host.address)
-        return judge_range(self.host, self.rule, resolution, shared.by_key, shared.report.services)
+        return judge_range(
+            self.host,
+            self.rule,
+            resolution,
+            shared.by_key,
+            shared.report.services,
+            silent=self.silent,
+            strict=run.strict,
+        )
 
     def describe(self) -> tuple[str, str]:
         return self.rule.label, "only_open"
@@ -618,16 +643,19 @@ def _parse_record(properties: Sequence[tuple[str, object]]) -> ItemRecord | None
         values.get("message", ""),
         values.get("waiver_until"),
         values.get("waiver_reason"),
+        values.get("silent", "").split(),
     )
 
 
 def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]]:
     from pytest_portcheck.verdicts import Verdict
 
-    hosts: dict[str, dict[str, Any]] = {}
-    for record in run.records.values():
+    # One row per (inventory, host): two inventories' 'web' may be two machines.
+    hosts: dict[tuple[str, str], dict[str, Any]] = {}
+    for nodeid, record in run.records.items():
         row = hosts.setdefault(
-            record.host, {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0}
+            (nodeid.split("::", 1)[0], record.host),
+            {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0},
         )
         row["expected"][record.expected] = row["expected"].get(record.expected, 0) + 1
         for address, state, _reason, _latency in record.found:
@@ -636,23 +664,26 @@ def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]
         row["drift"] += record.verdict == Verdict.FAILED.value
         row["waived"] = row.get("waived", 0) + (record.verdict == "waived")
         row["errors"] += record.verdict == Verdict.ERROR.value
+    names = [host for _, host in hosts]
     rows = []
-    for host, row in hosts.items():
+    for (path, host), row in hosts.items():
+        shown = host if names.count(host) == 1 else f"{path}::{host}"
         expected = ", ".join(f"{n} {k}" for k, n in sorted(row["expected"].items()))
         found = ", ".join(f"{n} {k}" for k, n in sorted(row["found"].items())) or "-"
         addresses = ", ".join(row["addresses"]) or "-"
-        rows.append((host, addresses, expected, found, row["drift"], row["errors"]))
+        rows.append((shown, addresses, expected, found, row["drift"], row["errors"]))
     return rows
 
 
-def _silent_hosts(run: PortcheckRun) -> list[str]:
-    states: dict[str, set[str]] = {}
-    for record in run.records.values():
-        states.setdefault(record.host, set()).update(found[1] for found in record.found)
-    from pytest_portcheck.engine import PortState
-
-    silent = {PortState.FILTERED.value, PortState.OPEN_FILTERED.value}
-    return [host for host, seen in states.items() if seen and seen <= silent]
+def _silent_hosts(run: PortcheckRun) -> dict[tuple[str, str], list[str]]:
+    """(inventory, host) -> addresses on which nothing answered, as the items judged it: keyed by
+    inventory as well as name, so two inventories' ``web`` on different addresses stay apart."""
+    silent: dict[tuple[str, str], list[str]] = {}
+    for nodeid, record in run.records.items():
+        if record.silent:
+            addresses = silent.setdefault((nodeid.split("::", 1)[0], record.host), [])
+            addresses += [address for address in record.silent if address not in addresses]
+    return silent
 
 
 class ControllerHooks:
@@ -744,10 +775,12 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             terminalreporter.write_line(
                 f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
             )
-    for host in _silent_hosts(run):
+    for (path, host), addresses in _silent_hosts(run).items():
         how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
         terminalreporter.write_line(
-            f"WARNING: {host}: no port answered — is the address right? ({how})", yellow=True
+            f"WARNING: {path}::{host}: no port answered on {', '.join(addresses)} — is the address right? "
+            f"({how})",
+            yellow=True,
         )
     if run.judging is not None:
         for line in run.judging.summary_lines():
@@ -794,6 +827,19 @@ def markdown_summary(run: PortcheckRun) -> str:
     if notes:
         lines += ["", f"### Waivers expired or expiring within {WAIVER_WARNING_DAYS} days", ""]
         lines += _capped([f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes])
+    silent = _silent_hosts(run)
+    if silent:
+        how = (
+            "made errors by --portcheck-strict"
+            if run.strict
+            else "warnings; --portcheck-strict makes them errors"
+        )
+        lines += ["", f"### Nothing answered ({how})", ""]
+        lines += [
+            f"- {_md(path)}::{_md(host)}: no port answered on {_md(', '.join(addresses))} "
+            "— is the address right?"
+            for (path, host), addresses in silent.items()
+        ]
     services = [(record.host, record.target, line) for _, record in records for line in record.services]
     if services:
         lines += ["", "### Services found", ""]

@@ -9,14 +9,12 @@ No pytest and no printing: the command line presents it.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pytest_portcheck.engine import (
     DEFAULT_WINDOW,
-    PortState,
     ProbeResult,
     ScanSettings,
     ScanStats,
@@ -81,7 +79,7 @@ def scan_share(
                     on_result(result)
     except KeyboardInterrupt:
         stopped = True
-    services = {} if stopped else probe_declared_services(inventory, results)
+    services = {} if stopped else probe_declared_services(inventory, addresses, results)
     return ShardScanReport(
         ShardInfo(plan.digest, request.index, request.count, request.vantage),
         plan,
@@ -97,41 +95,16 @@ def scan_share(
 
 
 def probe_declared_services(
-    inventory: Inventory, results: Iterable[ProbeResult]
+    inventory: Inventory, addresses: dict[str, tuple[str, ...]], results: Iterable[ProbeResult]
 ) -> dict[ResultKey, ServiceInfo]:
-    """Protocol probes on the open ports whose inventory entry names a service."""
-    wanted = {
-        (host.address, e.proto, e.port): (host, e.service)
-        for host, e in inventory.expectations()
-        if e.service is not None
-    }
-    if not wanted:
+    """Protocol probes on this share's open ports whose inventory entry names a service.
+
+    The merging of requirements that meet on one port (names, verification) is verdicts.py's, shared
+    with the unsharded scan rather than copied.
+    """
+    from pytest_portcheck.verdicts import _probe_open_ports, index_results
+
+    pairs = [(host, e) for host, e in inventory.expectations() if e.service is not None]
+    if not pairs:
         return {}
-    from pytest_portcheck.probes import ProbeRequest, probe_services  # asyncio and ssl: only when needed
-
-    keys: list[ResultKey] = []
-    requests = []
-    for result in results:
-        entry = wanted.get((result.host, result.proto, result.port))
-        if entry is None or result.state is not PortState.OPEN or result.address is None:
-            continue
-        host, service = entry
-        keys.append((result.address, result.proto, result.port))
-        requests.append(
-            ProbeRequest(
-                result.address,
-                result.port,
-                expect=service.service,
-                server_name=None if _is_address(host.address) else host.address,
-                verify_tls=bool(service.tls and service.tls.verify),
-            )
-        )
-    return dict(zip(keys, probe_services(requests), strict=True))
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_network(text.strip("[]"), strict=False)
-    except ValueError:
-        return False
-    return True
+    return _probe_open_ports(pairs, addresses, index_results(results), all_banners=False)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution
 from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule
 from pytest_portcheck.plan import ShardSplit, WorkPlan
-from pytest_portcheck.ports import Protocol
+from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.results import ResultKey
 from pytest_portcheck.services import ServiceInfo
 from pytest_portcheck.shardreport import LoadedReport
@@ -252,6 +252,8 @@ class ReportUnion:
     def _judge_range_from(
         self, host: HostSpec, rule: RangeRule, vantage: str | None, allowed: set[int]
     ) -> Judgement:
+        """As ``verdicts.judge_range``, on the union: open ports fail it, and so do UDP ports that
+        gave no reply (open|filtered) unless silence counts as closed; unproven ports are errors."""
         where = f"{host.name} {rule.label}"
         resolution = self.resolution(vantage, host.address)
         if resolution is None or resolution.error is not None:
@@ -260,32 +262,67 @@ class ReportUnion:
         ports = self._port_set(rule)
         groups = [g for g in self.groups if g.vantage == vantage and g.plan.host(host.address) is not None]
         errors: list[str] = []
-        unexpected: list[ProbeResult] = []
+        results: list[ProbeResult] = []
+        quiet: list[int] = []
         for address in resolution.addresses:
-            if groups:
-                for group in groups:
-                    errors += self._range_share_problems(group, host.address, address, rule)
-                    results = self._range_listed(group, host.address, address, rule)
-                    unexpected += [
-                        r
-                        for r in results
-                        if r.port in ports and r.port not in allowed and r.state is PortState.OPEN
-                    ]
-                    errors += [
-                        f"{where}: cannot check {address}:{r.port} — {r.reason}"
-                        for r in results
-                        if r.port in ports and r.state is PortState.ERROR
-                    ]
-            else:
-                errors += self._range_from_listed(vantage, host, address, rule, allowed, unexpected)
+            if not groups:
+                errors += self._range_from_listed(vantage, host, address, rule, results)
+                continue
+            for group in groups:
+                errors += self._range_share_problems(group, host.address, address, rule)
+                results += [
+                    r for r in self._range_listed(group, host.address, address, rule) if r.port in ports
+                ]
+                if not rule.silence_counts_as_closed:
+                    quiet += self._usually_silent(group, host.address, address, rule)
+        unexpected = [r for r in results if r.state is PortState.OPEN and r.port not in allowed]
+        errors += [
+            f"{where}: cannot check {r.address}:{r.port} — {r.reason}"
+            for r in results
+            if r.state is PortState.ERROR
+        ]
+        if not rule.silence_counts_as_closed:
+            silent = [r for r in results if r.state is PortState.OPEN_FILTERED]
+            unexpected += silent
+            quiet += [r.port for r in silent]
         if errors:
             return Judgement(Verdict.ERROR, "\n".join(errors[:20]), tuple(unexpected))
-        if unexpected:
-            shown = ", ".join(f"{r.port} ({r.service}) on {r.address}" for r in unexpected[:50])
-            more = f" and {len(unexpected) - 50} more" if len(unexpected) > 50 else ""
-            message = f"{host.name}: {len(unexpected)} unexpected open port(s) in {rule.label}: {shown}{more}"
-            return Judgement(Verdict.FAILED, message, tuple(unexpected))
+        lines = []
+        opened = [r for r in unexpected if r.state is PortState.OPEN]
+        if opened:
+            shown = ", ".join(f"{r.port} ({r.service}) on {r.address}" for r in opened[:50])
+            more = f" and {len(opened) - 50} more" if len(opened) > 50 else ""
+            lines.append(f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}: {shown}{more}")
+        if quiet:
+            lines.append(
+                f"{host.name}: {len(quiet)} port(s) in {rule.label} gave no reply and no ICMP error "
+                f"(open|filtered): {format_ports(quiet)} — silence proves nothing; declare them filtered:, "
+                "or set silence_counts_as_closed: true on the host"
+            )
+        if lines:
+            return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
         return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())
+
+    @staticmethod
+    def _usually_silent(group: ShardGroup, host: str, address: str, rule: RangeRule) -> list[int]:
+        """Range ports whose share says "usually open|filtered" and does not list them otherwise."""
+        shares = {
+            index
+            for index, report in group.reports.items()
+            if (summary := report.usual.get((host, address, rule.proto))) is not None
+            and summary.state is PortState.OPEN_FILTERED
+        }
+        if not shares:
+            return []
+        found = []
+        for port in rule.ports:
+            unit = group.plan.unit_index(host, rule.proto, port)
+            if unit is None:
+                continue
+            index = group.split.shard_of(unit)
+            if index in shares and (address, rule.proto, port) not in group.reports[index].listed:
+                found.append(port)
+        return found
 
     def _port_set(self, rule: RangeRule) -> frozenset[int]:
         # Hosts of a fleet share one range tuple: one set for all of them.
@@ -328,27 +365,25 @@ class ReportUnion:
         return found
 
     def _range_from_listed(
-        self,
-        vantage: str | None,
-        host: HostSpec,
-        address: str,
-        rule: RangeRule,
-        allowed: set[int],
-        unexpected: list[ProbeResult],
+        self, vantage: str | None, host: HostSpec, address: str, rule: RangeRule, results: list[ProbeResult]
     ) -> list[str]:
         """A range judged from version 1 reports: every port must be listed in one of them."""
         missing = 0
         problems = []
         for port in rule.ports:
             result = self.lookup(vantage, host.address, address, rule.proto, port)
-            if result.state is PortState.ERROR:
+            if (
+                result.state is PortState.ERROR
+                and result.address == address
+                and result.reason.startswith("not ")
+            ):
                 missing += 1
                 if missing == 1:
                     problems.append(
                         f"{host.name} {rule.label}: cannot check {address}:{port} — {result.reason}"
                     )
-            elif result.state is PortState.OPEN and port not in allowed:
-                unexpected.append(result)
+            else:
+                results.append(result)
         if missing > 1:
             problems.append(f"{host.name} {rule.label}: {missing} port(s) of {address} cannot be checked")
         return problems

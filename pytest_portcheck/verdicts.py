@@ -13,8 +13,8 @@ import enum
 import ipaddress
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from pytest_portcheck.engine import (
     PortState,
@@ -27,7 +27,7 @@ from pytest_portcheck.engine import (
     scan,
 )
 from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule, ServiceRequirement
-from pytest_portcheck.ports import Protocol
+from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.probes import ProbeRequest, probe_services
 from pytest_portcheck.results import ResultKey, ScanReport
 from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo
@@ -120,27 +120,122 @@ def _probe_open_ports(
     by_key: Mapping[ResultKey, ProbeResult],
     all_banners: bool,
 ) -> dict[ResultKey, ServiceInfo]:
-    requests: dict[ResultKey, ProbeRequest] = {}
+    """One answer per open (address, port) that every requirement on it can be judged against.
+
+    Requirements from different hosts or inventories may meet on one port: they are merged, never
+    overwritten, so the outcome does not depend on their order. Verification runs when any of them
+    asks for it; where it fails, an unverified handshake still reads the certificate for the others.
+    """
+    asks: dict[ResultKey, _Asks] = {}
     for host, expectation in pairs:
         wanted = expectation.service
-        if wanted is None and not all_banners:
-            continue
+        if (wanted is None and not all_banners) or expectation.proto is not Protocol.TCP:
+            continue  # the probes speak TCP: a UDP port's answer is the scan's
+        name = None if _is_address(host.address) else host.address
         for address in addresses[host.address]:
-            key = (address, expectation.proto, expectation.port)
+            key: ResultKey = (address, expectation.proto, expectation.port)
             result = by_key.get(key)
             if result is None or result.state is not PortState.OPEN:
                 continue
-            if key in requests and wanted is None:
-                continue  # an expectation that names a service decides how the port is probed
-            requests[key] = ProbeRequest(
-                address,
-                expectation.port,
-                expect=wanted.service if wanted else None,
-                server_name=None if _is_address(host.address) else host.address,
-                verify_tls=bool(wanted and wanted.tls and wanted.tls.verify),
-            )
-    keys = list(requests)
-    return dict(zip(keys, probe_services(requests[key] for key in keys), strict=True))
+            asks.setdefault(key, _Asks()).add(wanted, name)
+    planned = [(key, request) for key, ask in asks.items() for request in ask.request(key)]
+    found = probe_services(request for _, request in planned)
+    found = _with_unverified_details([request for _, request in planned], found)
+    answers: dict[ResultKey, list[tuple[ProbeRequest, ServiceInfo]]] = {}
+    for (key, request), info in zip(planned, found, strict=True):
+        answers.setdefault(key, []).append((request, info))
+    return {key: _one_answer(named) for key, named in answers.items()}
+
+
+class _Asks:
+    """What the requirements met on one port ask of its probe."""
+
+    def __init__(self) -> None:
+        self.services: set[str] = set()
+        self.verify: dict[str | None, bool] = {}
+        """Per name asked for: whether any requirement under that name asks for verification."""
+        self.banner_names: set[str | None] = set()
+
+    def add(self, wanted: ServiceRequirement | None, name: str | None) -> None:
+        if wanted is None:
+            self.banner_names.add(name)
+            return
+        self.services.add(wanted.service)
+        self.verify[name] = self.verify.get(name, False) or bool(wanted.tls and wanted.tls.verify)
+
+    def request(self, key: ResultKey) -> list[ProbeRequest]:
+        """One probe per name asked for (SNI and verification depend on it), all with one first move."""
+        expect = min(self.services, key=_first_move_rank) if self.services else None
+        verify = self.verify or {min(self.banner_names, key=_name_order): False}
+        return [
+            ProbeRequest(key[0], key[2], expect, name, verify[name])
+            for name in sorted(verify, key=_name_order)
+        ]
+
+
+def _name_order(name: str | None) -> tuple[bool, str]:
+    return (name is not None, name or "")
+
+
+def _first_move_rank(service: str) -> tuple[int, str]:
+    # An https probe answers a tls requirement too; a client-first probe still reads a server that
+    # speaks first, while a banner grab gets nothing from a server that waits.
+    order = {"https": 0, "tls": 1}
+    return (order.get(service, 2 if service in _CLIENT_FIRST else 3), service)
+
+
+_CLIENT_FIRST = frozenset({"http", "postgresql", "redis", "memcached"})
+_VERIFY_FAILED = "certificate verification failed"
+
+
+def _with_unverified_details(
+    requests: Sequence[ProbeRequest], found: Sequence[ServiceInfo]
+) -> list[ServiceInfo]:
+    """Where verification failed, read the certificate without it: the expiry, version and service
+    requirements on the same port are judged on that, and the verification failure stays recorded."""
+    failed = [
+        index
+        for index, (request, info) in enumerate(zip(requests, found, strict=True))
+        if request.verify_tls and info.tls is None and (info.error or "").startswith(_VERIFY_FAILED)
+    ]
+    merged = list(found)
+    retry = [replace(requests[index], verify_tls=False) for index in failed]
+    for index, plain in zip(failed, probe_services(retry), strict=True):
+        if plain.tls is not None:
+            merged[index] = replace(plain, tls=replace(plain.tls, verified=False), error=found[index].error)
+    return merged
+
+
+def _one_answer(named: Sequence[tuple[ProbeRequest, ServiceInfo]]) -> ServiceInfo:
+    """The answer for a port probed under one or more names. If the names got different answers
+    (name-based virtual hosts), no single answer is true for all: say so rather than pick one. The
+    answer counts as verified only if every name that asked for verification got it verified."""
+    first = named[0][1]
+    if len(named) == 1:
+        return first
+    if any(_essence(info) != _essence(first) for _, info in named[1:]):
+        services = {info.service for _, info in named}
+        shown = "; ".join(f"{request.server_name or 'no name'}: {info.describe()}" for request, info in named)
+        return ServiceInfo(
+            services.pop() if len(services) == 1 else "unknown",
+            "",
+            error=f"the answer depends on the name asked for ({shown}): give each name its own address",
+        )
+    checked = [(request, info) for request, info in named if request.verify_tls]
+    if first.tls is None or not checked:
+        return first
+    failed = [(request, info) for request, info in checked if info.tls is None or not info.tls.verified]
+    if not failed:
+        return replace(first, tls=replace(first.tls, verified=True), error=None)
+    request, info = failed[0]
+    why = f"as {request.server_name}: {info.error}" if request.server_name else info.error
+    return replace(first, tls=replace(first.tls, verified=False), error=why)
+
+
+def _essence(info: ServiceInfo) -> tuple[object, ...]:
+    # What a name changes (SNI): the service and the certificate. Whether it verified is per name.
+    tls = None if info.tls is None else replace(info.tls, verified=False)
+    return (info.service, info.product, info.version, info.auth, tls)
 
 
 def _is_address(text: str) -> bool:
@@ -155,24 +250,27 @@ def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult
     return {(r.address, r.proto, r.port): r for r in results if r.address is not None}
 
 
-def silent_hosts(
-    hosts: Iterable[HostSpec], resolutions: Mapping[str, Resolution], by_key: Mapping[ResultKey, ProbeResult]
-) -> set[str]:
-    """Names of hosts that resolved, were probed, and on which no port answered at all."""
-    silent: set[str] = set()
-    for host in hosts:
-        resolution = resolutions.get(host.address)
-        if resolution is None or resolution.error is not None:
-            continue
-        found = [
-            by_key.get((address, e.proto, e.port))
-            for address in resolution.addresses
-            for e in host.expectations
-        ]
-        states = {result.state for result in found if result is not None}
-        if states and states <= _SILENT:
-            silent.add(host.name)
-    return silent
+def silent_addresses(results: Iterable[ProbeResult]) -> frozenset[str]:
+    """The one definition of "nothing answered": addresses on which every port probed (by any host,
+    expectation or range) stayed silent (filtered or open|filtered). Such an address may be wrong or
+    down, and its silence would satisfy closed: and only_open: — so it is warned about, or an error."""
+    states: dict[str, set[PortState]] = {}
+    for result in results:
+        if result.address is not None:
+            states.setdefault(result.address, set()).add(result.state)
+    return frozenset(address for address, seen in states.items() if seen <= _SILENT)
+
+
+def silent_of(resolution: Resolution | None, silent: Collection[str]) -> tuple[str, ...]:
+    """The addresses of one host on which nothing answered."""
+    if resolution is None or resolution.error is not None:
+        return ()
+    return tuple(address for address in resolution.addresses if address in silent)
+
+
+def _silence_error(where: str, silent: Sequence[str]) -> Judgement:
+    message = f"{where}: no port answered on {', '.join(silent)} — is the address right? (--portcheck-strict)"
+    return Judgement(Verdict.ERROR, message, ())
 
 
 def _label(host: HostSpec, resolution: Resolution | None) -> str:
@@ -206,7 +304,7 @@ def judge(
     resolution: Resolution | None,
     by_key: Mapping[ResultKey, ProbeResult],
     *,
-    silent: bool = False,
+    silent: Sequence[str] = (),
     strict: bool = False,
     services: Mapping[ResultKey, ServiceInfo] | None = None,
 ) -> Judgement:
@@ -214,8 +312,9 @@ def judge(
     where = f"{_label(host, resolution)} {expectation.proto.value}/{expectation.port}"
     if resolution is None:
         return Judgement(Verdict.ERROR, f"{where}: cannot check — the host was not scanned", ())
-    if resolution.error is not None:
-        return Judgement(Verdict.ERROR, f"{where}: cannot check — {resolution.error}", ())
+    if resolution.error is not None or not resolution.addresses:
+        why = resolution.error or "the host resolved to no address"  # a pass needs something checked
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
     found: list[ProbeResult] = []
     for address in resolution.addresses:
         result = by_key.get((address, expectation.proto, expectation.port))
@@ -227,8 +326,7 @@ def judge(
         lines = [f"{where}: cannot check {r.address} — {r.reason}" for r in errors]
         return Judgement(Verdict.ERROR, "\n".join(lines), tuple(found))
     if silent and strict:
-        message = f"{where}: no port of this host answered — is the address right? (--portcheck-strict)"
-        return Judgement(Verdict.ERROR, message, tuple(found))
+        return _silence_error(where, silent)
     wanted = _SATISFIES[expectation.expect]
     if expectation.silence_counts_as_closed:
         wanted = wanted | {PortState.OPEN_FILTERED}
@@ -283,6 +381,11 @@ def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
     if info.service not in accepted:
         return [f"expected {wanted.service}, found {info.describe()}"]
     problems = []
+    if wanted.tls is not None and wanted.tls.verify and (info.tls is None or not info.tls.verified):
+        # Only a handshake that verified the chain and the name answers verify: true.
+        problems.append(f"TLS verification failed: {info.error or 'the certificate was not verified'}")
+    elif wanted.tls is not None and info.tls is None:
+        problems.append(f"no TLS certificate to check: {info.error or info.describe()}")
     if wanted.tls is not None and info.tls is not None:
         tls = info.tls
         if wanted.tls.min_version and TLS_VERSIONS.index(wanted.tls.min_version) > _tls_rank(tls.version):
@@ -292,8 +395,6 @@ def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
                 f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
                 f"sooner than the {wanted.tls.expires_in_days} days required"
             )
-    if wanted.tls is not None and wanted.tls.verify and info.tls is None:
-        problems.append(f"TLS verification failed: {info.error or info.describe()}")
     if wanted.auth == "required" and info.auth == "none":
         problems.append("Redis answered PING without authentication (auth: required)")
     if wanted.auth == "none" and info.auth == "required":
@@ -319,11 +420,16 @@ def judge_range(
     resolution: Resolution | None,
     by_key: Mapping[ResultKey, ProbeResult],
     services: Mapping[ResultKey, ServiceInfo] | None = None,
+    *,
+    silent: Sequence[str] = (),
+    strict: bool = False,
 ) -> Judgement:
-    """``only_open``: no port of the range but the listed ones may be open, on any address."""
+    """``only_open``: no port of the range but the listed ones may be open, on any address. A UDP port
+    that neither replied nor was refused (open|filtered) fails it as it fails ``closed:``, unless
+    silence counts as closed."""
     where = f"{_label(host, resolution)} {rule.label}"
-    if resolution is None or resolution.error is not None:
-        why = resolution.error if resolution is not None else "the host was not scanned"
+    if resolution is None or resolution.error is not None or not resolution.addresses:
+        why = "the host was not scanned" if resolution is None else resolution.error or "no address"
         return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
     services = services or {}
     lines: list[str] = []
@@ -331,6 +437,7 @@ def judge_range(
     unexpected: list[ProbeResult] = []
     for address in resolution.addresses:
         opened: list[str] = []
+        quiet: list[int] = []
         failed: dict[str, int] = {}
         for port in rule.ports:
             result = by_key.get((address, rule.proto, port))
@@ -342,16 +449,27 @@ def judge_range(
                 unexpected.append(result)
                 info = services.get((address, rule.proto, port))
                 opened.append(f"{port} ({info.describe() if info else result.service})")
+            elif result.state is PortState.OPEN_FILTERED and not rule.silence_counts_as_closed:
+                unexpected.append(result)
+                quiet.append(port)
         errors += [
             f"{where}: cannot check {count} port(s) of {address} — {why}" for why, count in failed.items()
         ]
+        on = f" on {address}" if len(resolution.addresses) > 1 else ""
         if opened:
-            on = f" on {address}" if len(resolution.addresses) > 1 else ""
             lines.append(
                 f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}: {', '.join(opened)}"
             )
+        if quiet:
+            lines.append(
+                f"{host.name}: {len(quiet)} port(s) in {rule.label}{on} gave no reply and no ICMP error "
+                f"(open|filtered): {format_ports(quiet)} — a silent service or a drop, silence proves "
+                "nothing; declare them filtered:, or set silence_counts_as_closed: true on the host"
+            )
     if errors:
         return Judgement(Verdict.ERROR, "\n".join(errors), tuple(unexpected))
+    if silent and strict:
+        return _silence_error(where, silent)
     if lines:
         return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
     return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())

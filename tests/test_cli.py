@@ -174,3 +174,14 @@ def test_report_to_a_device_writes_through(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert json.loads(reader.communicate(timeout=30)[0])["version"] == 1
     assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a FIFO: not replaced by a file
+
+
+@pytest.mark.parametrize("target", ["0127.0.0.1", "127.1", "0x7f.0.0.1", "2130706433", "127.0.0.01/32"])
+def test_numeric_shorthand_targets_are_refused_before_anything_is_sent(target: str) -> None:
+    # The system resolver would read each of these as 127.0.0.1 (or, for a leading zero, as octal:
+    # 010.0.0.1 would be 8.0.0.1): the command refuses them rather than scan a host it does not name.
+    completed = portcheck("scan", target, "-p", "1")
+    assert completed.returncode == 2, completed.stdout
+    assert "is not a plain IPv4 address" in completed.stderr
+    assert "write four decimal numbers without leading zeros" in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -596,12 +596,12 @@ def test_absurd_inventory_timeouts_are_refused(tmp_path: Path) -> None:
 
 
 def test_snapshot_timeouts_are_written_as_the_loader_reads_them(tmp_path: Path) -> None:
-    for timeout, written in [(0.00001, "0.00001"), (0.0012345, "0.0012345"), (100.0, "100"), (1.0, "1")]:
+    for timeout, written in [(0.00001, "0.00001"), (0.0012345, "0.0012345"), (100.0, "100.0"), (1.0, "1.0")]:
         report = ScanReport([Resolution("h", ("127.0.0.1",))], [], ScanSettings(timeout=timeout), "", 0.0)
         text = snapshot_inventory(report, {}, [(Protocol.TCP, 1)], ["portcheck"])
         assert f"  timeout: {written}\n" in text
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text(text.replace("timeout: 1\n", "timeout: 0.0012345\n"))
+    inventory.write_text(text.replace("timeout: 1.0\n", "timeout: 0.0012345\n"))
     assert load_inventory(inventory).hosts[0].timeout == 0.0012345
 
 

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.inventory import (
     Expect,
     InventoryError,
     ServiceRequirement,
     TlsRequirement,
     load_inventory,
+    snapshot_inventory,
 )
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.results import ScanReport
 
 VALID = """\
 version: 1
@@ -102,6 +105,7 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
     ("host-nothing", "hosts:\n  web:\n", 2, "declares nothing"),
     ("host-no-ports", "hosts:\n  web:\n    address: 127.0.0.1\n", 2, "declares no ports"),
     ("bad-version", "version: 2\nhosts:\n  web:\n    open: [1]\n", 1, "unsupported version"),
+    ("version-true", "version: true\nhosts:\n  web:\n    open: [1]\n", 1, "unsupported version"),
     ("duplicate-host", "hosts:\n  web:\n    open: [22]\n  web:\n    open: [80]\n", 4, "appears twice"),
     ("open-and-closed", 'hosts:\n  web:\n    open: [22]\n    closed: ["20-30"]\n', 4, "both open (line 3)"),
     ("twice-in-list", "hosts:\n  web:\n    open: [22, 21-23]\n", 3, "listed twice under open"),
@@ -110,7 +114,58 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
     ("reversed-range", 'hosts:\n  web:\n    closed: ["30-20"]\n', 3, "reversed"),
     ("junk-port", "hosts:\n  web:\n    closed: [http]\n", 3, "not a port number"),
     ("float-port", "hosts:\n  web:\n    closed: [22.5]\n", 3, "must be a number or text"),
-    ("bool-port", "hosts:\n  web:\n    closed: [yes]\n", 3, "must be a number or text"),
+    ("bool-port", "hosts:\n  web:\n    closed: [yes]\n", 3, "read by YAML as the boolean true"),
+    ("bool-port-plain", "hosts:\n  web:\n    closed: [true]\n", 3, "must be a number or text"),
+    # YAML 1.1 octal: 0443 would be port 291, 010 port 8, 022 port 18.
+    (
+        "octal-ports",
+        "hosts:\n  web:\n    closed: [0443, 010, 022]\n",
+        3,
+        "octal number 291): drop the zero (443)",
+    ),
+    ("octal-port-later", "hosts:\n  web:\n    closed:\n      - 22\n      - 010\n", 5, "octal number 8)"),
+    ("leading-zero-08", "hosts:\n  web:\n    closed: [08]\n", 3, "starts with a zero: drop the zero (8)"),
+    (
+        "octal-port-key",
+        "hosts:\n  web:\n    closed:\n      - {port: 0443, waive: {until: 2026-12-31, reason: x}}\n",
+        4,
+        "octal number 291",
+    ),
+    ("octal-only-open", "hosts:\n  web:\n    only_open: [022]\n", 3, "octal number 18"),
+    ("octal-range", "hosts:\n  web:\n    only_open: []\n    range: 0443\n", 4, "octal number 291"),
+    ("octal-retries", "hosts:\n  web:\n    retries: 010\n    closed: [1]\n", 3, "octal number 8"),
+    (
+        "hex-timeout",
+        "hosts:\n  web:\n    timeout: 0x10\n    closed: [1]\n",
+        3,
+        "read by YAML as the number 16",
+    ),
+    ("underscore-retries", "hosts:\n  web:\n    retries: 1_0\n    closed: [1]\n", 3, "as the number 10"),
+    (
+        "octal-days",
+        "hosts:\n  w:\n    open:\n      - {port: 443, service: tls, tls: {expires_in_days: 014}}\n",
+        4,
+        "octal number 12",
+    ),
+    (
+        "yes-verify",
+        "hosts:\n  w:\n    open:\n      - {port: 443, service: tls, tls: {verify: yes}}\n",
+        4,
+        "write true or false",
+    ),
+    ("on-silence", "hosts:\n  w:\n    silence_counts_as_closed: on\n    closed: [1]\n", 3, "boolean true"),
+    (
+        "service-on-udp",
+        'hosts:\n  w:\n    open:\n      - {port: "6379/udp", service: redis}\n',
+        4,
+        "service checks run over TCP only",
+    ),
+    ("octal-address", "hosts:\n  web:\n    address: 010.0.0.1\n    open: [1]\n", 3, "read it as 8.0.0.1"),
+    ("octal-name", "hosts:\n  0177.0.0.1:\n    open: [1]\n", 2, "read it as 127.0.0.1"),
+    ("hex-address", "hosts:\n  web:\n    address: 0x7f.1\n    open: [1]\n", 3, "not a plain IPv4 address"),
+    ("integer-address", 'hosts:\n  web:\n    address: "2130706433"\n    open: [1]\n', 3, "as 127.0.0.1"),
+    ("short-address", 'hosts:\n  web:\n    address: "127.1"\n    open: [1]\n', 3, "as 127.0.0.1"),
+    ("octal-host-name", "hosts:\n  0123:\n    open: [1]\n", 2, "octal number 83"),
     ("null-port", "hosts:\n  web:\n    closed: [~]\n", 3, "must be a number or text"),
     ("nested-list-port", "hosts:\n  web:\n    closed: [[22]]\n", 3, "found a list"),
     ("sexagesimal", "hosts:\n  web:\n    closed:\n      - 22:30\n", 4, "read by YAML as the number 1350"),
@@ -223,3 +278,46 @@ def test_corpus_is_large_enough() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="no such file"):
         load_inventory(tmp_path / "nope.yml")
+
+
+def test_quoted_leading_zero_ports_are_decimal(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, 'hosts:\n  web:\n    closed: ["0443", "010/udp", 22]\n'))
+    assert [(e.proto.value, e.port) for e in inventory.hosts[0].expectations] == [
+        ("tcp", 443),
+        ("udp", 10),
+        ("tcp", 22),
+    ]
+
+
+def test_snapshot_text_loads_back_for_udp_duplicates_and_tiny_timeouts(tmp_path: Path) -> None:
+    # ::1 and [::1] are one name once cleaned; the smallest timeout the loader takes is written back
+    # as a plain decimal (test_hostile checks the exponent form never appears).
+    results = [
+        ProbeResult(host, "::1", proto, port, state, "x")
+        for host in ("::1", "[::1]")
+        for proto, port, state in (
+            (Protocol.TCP, 22, PortState.OPEN),
+            (Protocol.UDP, 53, PortState.OPEN),
+            (Protocol.UDP, 54, PortState.OPEN_FILTERED),
+            (Protocol.UDP, 55, PortState.CLOSED),
+        )
+    ]
+    report = ScanReport(
+        [Resolution("::1", ("::1",)), Resolution("[::1]", ("::1",))],
+        results,
+        ScanSettings(timeout=0.001, retries=0),
+        "2026-11-27T00:00:00+00:00",
+        0.1,
+    )
+    ports = [(Protocol.TCP, 22), (Protocol.UDP, 53), (Protocol.UDP, 54), (Protocol.UDP, 55)]
+    text = snapshot_inventory(report, {}, ports, ["portcheck", "snapshot"])
+    inventory = load_inventory(write(tmp_path, text))
+    assert len(inventory.hosts) == 4 and len({host.name for host in inventory.hosts}) == 4
+    assert inventory.hosts[0].timeout == 0.001
+    udp = inventory.hosts[1]
+    assert udp.range_rule is not None and udp.range_rule.proto is Protocol.UDP
+    assert [(e.proto, e.port, e.expect.value) for e in udp.expectations] == [
+        (Protocol.UDP, 53, "open"),
+        (Protocol.UDP, 54, "filtered"),
+    ]
+    assert udp.range_rule.ports == (55,)

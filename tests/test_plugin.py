@@ -251,13 +251,20 @@ def test_silent_host_warns_and_strict_makes_errors(pytester: pytest.Pytester, si
         f"defaults:\n  timeout: 0.2\n  retries: 0\nhosts:\n  quiet:\n    address: 127.0.0.1\n"
         f"    closed: [{silent_port}]\n",
     )
-    relaxed = pytester.runpytest("--portcheck", "inventory.yml")
+    relaxed = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-markdown=summary.md")
     relaxed.assert_outcomes(passed=1)
-    relaxed.stdout.fnmatch_lines(["WARNING: quiet: no port answered — is the address right?*"])
+    relaxed.stdout.fnmatch_lines(
+        ["WARNING: inventory.yml::quiet: no port answered on 127.0.0.1 — is the address right?*"]
+    )
+    markdown = (pytester.path / "summary.md").read_text()
+    assert "### Nothing answered (warnings; --portcheck-strict makes them errors)" in markdown
+    assert "- inventory.yml::quiet: no port answered on 127.0.0.1 — is the address right?" in markdown
     strict = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-strict")
     strict.assert_outcomes(errors=1)
     strict.stdout.fnmatch_lines(
-        ["*quiet (127.0.0.1) tcp/*: no port of this host answered*--portcheck-strict*"]
+        [
+            "*quiet (127.0.0.1) tcp/*: no port answered on 127.0.0.1 — is the address right? (--portcheck-strict)"
+        ]
     )
 
 
@@ -437,3 +444,54 @@ def test_filtered_from_firewall_rules(netns: Namespace, pytester: pytest.Pyteste
             "reachable through the firewall"
         ]
     )
+
+
+def test_nothing_answered_is_judged_per_address_and_covers_ranges(
+    netns: Namespace, pytester: pytest.Pytester
+) -> None:
+    # 127.0.0.2 drops everything; two inventories each have a host 'web', on different addresses, and
+    # the silent one only has an only_open range: the silence must be seen, and named by inventory.
+    netns.run("iptables", "-A", "INPUT", "-d", "127.0.0.2", "-j", "DROP")
+    inventory(pytester, "hosts:\n  web:\n    address: 127.0.0.1\n    closed: [1]\n", name="a")
+    inventory(
+        pytester,
+        "defaults: {timeout: 0.2, retries: 0}\nhosts:\n  web:\n    address: 127.0.0.2\n"
+        "    only_open: []\n    range: '1-2000'\n",
+        name="b",
+    )
+    relaxed = run_in_namespace(netns, pytester, "--portcheck", "a.yml", "--portcheck", "b.yml", "-v")
+    relaxed.assert_outcomes(passed=2)
+    relaxed.stdout.fnmatch_lines(
+        ["WARNING: b.yml::web: no port answered on 127.0.0.2 — is the address right?*"]
+    )
+    assert "a.yml::web: no port answered" not in relaxed.stdout.str()
+    relaxed.stdout.fnmatch_lines(["a.yml::web*127.0.0.1*1 closed*", "b.yml::web *1 only_open*"])  # two rows
+    strict = run_in_namespace(
+        netns, pytester, "--portcheck", "b.yml", "--portcheck", "a.yml", "--portcheck-strict", "-v"
+    )
+    strict.assert_outcomes(passed=1, errors=1)
+    strict.stdout.fnmatch_lines(
+        [
+            "a.yml::web::tcp/1::closed PASSED*",
+            "*web (127.0.0.2) tcp/1-2000: no port answered on 127.0.0.2 — is the address right? "
+            "(--portcheck-strict)",
+        ]
+    )
+
+
+def test_results_fixture_refuses_a_name_two_inventories_give_different_addresses(
+    pytester: pytest.Pytester,
+) -> None:
+    inventory(pytester, "hosts:\n  web:\n    address: 127.0.0.1\n    closed: [1]\n", name="a")
+    inventory(pytester, "hosts:\n  web:\n    address: 127.0.0.2\n    closed: [1]\n", name="b")
+    pytester.makepyfile(
+        test_custom="""
+        import pytest
+
+        def test_ambiguous(portcheck_results):
+            with pytest.raises(KeyError, match="several inventories"):
+                portcheck_results.addresses("web")
+        """
+    )
+    result = pytester.runpytest("--portcheck", "a.yml", "--portcheck", "b.yml", "test_custom.py")
+    result.assert_outcomes(passed=3)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import servers
-from conftest import REPO, Behaviour, greeting
+from conftest import REPO, Behaviour, Namespace, greeting
 
 from pytest_portcheck.probes import ProbeRequest, classify, probe_services
 from pytest_portcheck.services import ServiceInfo, neutralise
@@ -326,3 +326,94 @@ def test_hostile_banner_cannot_break_junit_or_the_terminal(
         if p.get("name") == "portcheck.banner"
     ]
     assert banners and "\\x1b" in (banners[0] or "")
+
+
+@pytest.mark.parametrize("order", ["verify first", "verify last"])
+def test_tls_verify_is_checked_whoever_else_probes_the_port(
+    pytester: pytest.Pytester, nginx_ports: servers.NginxPorts, order: str
+) -> None:
+    # Two inventories meet on one port: one asks for verification (the self-signed certificate must
+    # fail it), the other only for an https service (which must pass), in either flag order.
+    https = nginx_ports.https
+    pytester.makefile(
+        ".yml",
+        strict=f"hosts:\n  vouched:\n    address: 127.0.0.1\n    open:\n"
+        f"      - {{port: {https}, service: https, tls: {{verify: true, expires_in_days: 14}}}}\n",
+        lax=f"hosts:\n  internal:\n    address: 127.0.0.1\n    open:\n"
+        f"      - {{port: {https}, service: https, tls: {{expires_in_days: 14}}}}\n",
+    )
+    files = ["strict.yml", "lax.yml"] if order == "verify first" else ["lax.yml", "strict.yml"]
+    xdist = ["-n", "2"] if order == "verify last" else []  # the merged answer also travels between workers
+    result = pytester.runpytest_subprocess(*(f"--portcheck={name}" for name in files), "-v", *xdist)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"FAILED strict.yml::vouched::tcp/{https}::open - *",  # so internal is the one that passed
+            f"vouched (127.0.0.1) tcp/{https}: TLS verification failed: certificate verification failed*",
+        ]
+    )
+
+
+SNI_SERVER = """
+import socket, ssl, sys, threading
+folder, port = sys.argv[1], int(sys.argv[2])
+default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+default.load_cert_chain(f"{folder}/good.crt", f"{folder}/good.key")
+expiring = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+expiring.load_cert_chain(f"{folder}/expiring.crt", f"{folder}/expiring.key")
+def choose(connection, name, _context):
+    if name == "b.test":
+        connection.context = expiring
+default.sni_callback = choose
+listener = socket.create_server(("127.0.0.1", port))
+print("ready", flush=True)
+def serve(client):
+    try:
+        with default.wrap_socket(client, server_side=True) as tls:
+            tls.recv(1)
+    except OSError:
+        pass
+while True:
+    client, _ = listener.accept()
+    threading.Thread(target=serve, args=(client,), daemon=True).start()
+"""
+
+
+def test_names_with_different_certificates_on_one_address_are_not_judged_on_one(
+    netns: Namespace, pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    # Name-based virtual hosts: b.test's certificate expires in 3 days, a.test's in a year. Probing the
+    # port once (under whichever name came last) would pass b.test on a.test's certificate.
+    servers.make_certificate(tmp_path, "good", 365)
+    servers.make_certificate(tmp_path, "expiring", 3)
+    netns.add_hosts("127.0.0.1 a.test\n127.0.0.1 b.test\n")
+    server = netns.popen(sys.executable, "-c", SNI_SERVER, str(tmp_path), "8443")
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        pytester.makefile(
+            ".yml",
+            inventory="hosts:\n"
+            "  b.test:\n    open:\n      - {port: 8443, service: tls, tls: {expires_in_days: 14}}\n"
+            "  a.test:\n    open:\n      - {port: 8443, service: tls, tls: {expires_in_days: 14}}\n",
+        )
+        command = [
+            "ip",
+            "netns",
+            "exec",
+            netns.name,
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+        ]
+        result = pytester.run(*command, "--portcheck", "inventory.yml", "-rf", timeout=120)
+    finally:
+        server.kill()
+        server.wait()
+    outcomes = result.parseoutcomes()
+    assert (
+        outcomes.get("failed", 0) >= 1
+        and "FAILED inventory.yml::b.test::tcp/8443::open" in result.stdout.str()
+    )
+    result.stdout.fnmatch_lines(["*b.test (127.0.0.1) tcp/8443: *the answer depends on the name asked for*"])

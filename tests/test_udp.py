@@ -12,9 +12,18 @@ import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from conftest import REPO, Namespace, ipv6_available, namespaces_available, skip_or_fail, unused_port
+from conftest import (
+    REPO,
+    ListenerFactory,
+    Namespace,
+    ipv6_available,
+    namespaces_available,
+    skip_or_fail,
+    unused_port,
+)
 
 from pytest_portcheck.engine import PortState, ScanSettings, plan_targets, resolve_hosts, scan
 from pytest_portcheck.engine.payloads import MEMCACHED_STATS, NTP_CLIENT_REQUEST, udp_payload
@@ -300,3 +309,86 @@ def test_firewall_drop_and_reject_for_udp(link: Link) -> None:
     assert found[3000] == ("open|filtered", "no-response")
     assert found[3001] == ("filtered", "host-unreach")
     assert found[3002] == ("closed", "port-unreach")
+
+
+def test_only_open_over_udp_treats_silence_as_closed_does(
+    pytester: pytest.Pytester, udp_server: Callable[..., int]
+) -> None:
+    # A bound UDP socket that never replies: closed: fails on it, so only_open over it must fail too,
+    # unless the host says silence counts as closed.
+    silent = udp_server(never)
+    refused = unused_port()
+    spec = ",".join(str(port) for port in sorted({silent, refused}))
+    udp_range = ",".join(f"{port}/udp" for port in sorted({silent, refused}))
+    pytester.makefile(
+        ".yml",
+        inventory=f"""
+        defaults: {{timeout: 0.3, retries: 0}}
+        hosts:
+          strict:
+            address: 127.0.0.1
+            only_open: []
+            range: "{udp_range}"
+          relaxed:
+            address: 127.0.0.1
+            only_open: []
+            range: "{udp_range}"
+            silence_counts_as_closed: true
+        """,
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"inventory.yml::strict::udp/{spec}::only_open FAILED*",
+            f"inventory.yml::relaxed::udp/{spec}::only_open PASSED*",
+            f"strict: 1 port(s) in udp/{spec} gave no reply and no ICMP error (open|filtered): {silent} — *",
+        ]
+    )
+
+
+def portcheck_command(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_portcheck", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def test_snapshot_of_a_udp_scan_declares_udp(
+    pytester: pytest.Pytester, udp_server: Callable[..., int]
+) -> None:
+    answering, silent, refused = udp_server(echo), udp_server(never), unused_port()
+    spec = ",".join(str(port) for port in sorted({answering, silent, refused}))
+    done = portcheck_command(
+        "snapshot", "127.0.0.1", "--udp", "-p", spec, "-t", "0.3", "--retries", "0", cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "/tcp" not in text
+    assert f'range: "{",".join(f"{port}/udp" for port in sorted({answering, silent, refused}))}"' in text
+    assert f'- "{answering}/udp"' in text and f'- "{silent}/udp"' in text.split("filtered:", 1)[1]
+
+
+def test_snapshot_of_a_mixed_scan_round_trips(
+    pytester: pytest.Pytester, udp_server: Callable[..., int], listen: ListenerFactory
+) -> None:
+    # TCP and UDP in one snapshot: pytest passes on it as it is, and one more UDP responder in the
+    # range fails exactly one item.
+    tcp_open, tcp_closed = listen().getsockname()[1], unused_port()
+    answering, silent, newcomer = udp_server(echo), udp_server(never), unused_port()
+    udp_ports = sorted({answering, silent, newcomer})
+    spec = ",".join([str(tcp_open), str(tcp_closed), *(f"{port}/udp" for port in udp_ports)])
+    snapshot = pytester.path / "inventory.yml"
+    done = portcheck_command(
+        "snapshot", "127.0.0.1", "-p", spec, "-t", "0.3", "--retries", "0", "-o", str(snapshot), cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    pytester.runpytest("--portcheck", "inventory.yml", "-v").assert_outcomes(passed=5)
+    udp_server(echo, port=newcomer)
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-rf")
+    result.assert_outcomes(passed=4, failed=1)
+    label = ",".join(str(port) for port in udp_ports)
+    result.stdout.fnmatch_lines([f"*127.0.0.1-udp: 1 unexpected open port(s) in udp/{label}: {newcomer} (*"])

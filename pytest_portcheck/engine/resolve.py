@@ -8,6 +8,7 @@ verdict about its ports.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable, Sequence
 
@@ -15,6 +16,7 @@ from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, Resolu
 from pytest_portcheck.ports import Protocol
 
 MAX_ADDRESSES_PER_TARGET = 65536
+_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE)
 
 
 def address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
@@ -45,15 +47,38 @@ def _literal_addresses(text: str, allow_large: bool) -> tuple[str, ...] | None:
     return tuple(address_text(address) for address in network)
 
 
+def _refuse_numeric_shorthand(text: str) -> None:
+    """The system resolver reads 010.0.0.1 as 8.0.0.1 (octal), 0x7f.1 and 2130706433 as 127.0.0.1:
+    a numeric target that is not a plain dotted quad would be scanned somewhere it does not say."""
+    address = text.split("/", 1)[0]
+    if not _NUMERIC_HOST.fullmatch(address):
+        return
+    try:
+        ipaddress.IPv4Address(address)
+        return
+    except ValueError:
+        pass
+    try:
+        meant = f" (the resolver would read it as {socket.inet_ntoa(socket.inet_aton(address))})"
+    except OSError:
+        meant = ""
+    raise ScanError(
+        f"{text!r} is not a plain IPv4 address{meant}: write four decimal numbers without leading zeros"
+    )
+
+
 def check_target(text: str, *, allow_large: bool = False) -> None:
-    """Raise ScanError for a target that can never be scanned (bad block, too large, empty)."""
+    """Raise ScanError for a target that can never be scanned as written (bad block, too large, empty,
+    a numeric shorthand the resolver would read as another address)."""
     if not text.strip():
         raise ScanError("a target is empty: give a hostname, an address or a block like 127.0.0.0/28")
+    _refuse_numeric_shorthand(text.strip())
     _literal_addresses(text.strip(), allow_large)
 
 
 def resolve_one(host: str, *, allow_large: bool = False) -> Resolution:
     """Resolve one target: IP literal, CIDR block, or hostname (every A and AAAA address, once each)."""
+    _refuse_numeric_shorthand(host.strip())
     literal = _literal_addresses(host, allow_large)
     if literal is not None:
         return Resolution(host, literal)

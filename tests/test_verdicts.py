@@ -1,0 +1,104 @@
+"""The judge's pure functions: verdicts from results, without sockets."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pytest_portcheck.engine import PortState, ProbeResult, Resolution
+from pytest_portcheck.inventory import (
+    Expect,
+    Expectation,
+    HostSpec,
+    RangeRule,
+    ServiceRequirement,
+    TlsRequirement,
+)
+from pytest_portcheck.ports import Protocol
+from pytest_portcheck.services import ServiceInfo, TlsInfo
+from pytest_portcheck.verdicts import Verdict, judge, judge_range, service_problems, silent_addresses
+
+CERTIFICATE = TlsInfo(
+    "TLSv1.3", "TLS_AES_256_GCM_SHA384", "CN=web", "CN=web", "2027-11-27T00:00:00+00:00", 365, False
+)
+
+
+def result(address: str, port: int, state: PortState, proto: Protocol = Protocol.TCP) -> ProbeResult:
+    return ProbeResult(address, address, proto, port, state, "x")
+
+
+def test_verify_needs_a_verified_handshake() -> None:
+    wanted = ServiceRequirement("https", TlsRequirement(verify=True))
+    unverified = ServiceInfo("https", "HTTP/1.1 200 OK", tls=CERTIFICATE)
+    assert service_problems(wanted, unverified) == [
+        "TLS verification failed: the certificate was not verified"
+    ]
+    verified = ServiceInfo("https", "HTTP/1.1 200 OK", tls=replace(CERTIFICATE, verified=True))
+    assert service_problems(wanted, verified) == []
+
+
+def test_a_tls_requirement_without_a_certificate_fails() -> None:
+    wanted = ServiceRequirement("tls", TlsRequirement(expires_in_days=14))
+    problems = service_problems(
+        wanted, ServiceInfo("tls", "", error="the answer depends on the name asked for")
+    )
+    assert problems and problems[0].startswith("no TLS certificate to check")
+
+
+def test_silent_addresses_count_every_probed_port() -> None:
+    results = [
+        result("10.0.0.1", 22, PortState.FILTERED),
+        result("10.0.0.1", 80, PortState.CLOSED),
+        result("10.0.0.2", 22, PortState.FILTERED),
+        result("10.0.0.2", 53, PortState.OPEN_FILTERED, Protocol.UDP),
+        result("10.0.0.3", 22, PortState.ERROR),
+    ]
+    assert silent_addresses(results) == {"10.0.0.2"}
+
+
+def test_udp_range_fails_on_silence_unless_it_counts_as_closed() -> None:
+    found = {(r.address or "", r.proto, r.port): r for r in [
+        result("127.0.0.1", 7, PortState.CLOSED, Protocol.UDP),
+        result("127.0.0.1", 8, PortState.OPEN_FILTERED, Protocol.UDP),
+    ]}  # fmt: skip
+    resolution = Resolution("127.0.0.1", ("127.0.0.1",))
+    for relaxed, verdict in ((False, Verdict.FAILED), (True, Verdict.PASSED)):
+        rule = RangeRule("box", Protocol.UDP, (7, 8), "udp/7-8", 3, relaxed)
+        host = HostSpec("box", "127.0.0.1", 1.0, 1, (), 2, rule)
+        assert judge_range(host, rule, resolution, found).verdict is verdict
+    strict = judge_range(host, rule, resolution, found, silent=("127.0.0.1",), strict=True)
+    assert strict.verdict is Verdict.ERROR and "no port answered on 127.0.0.1" in strict.message
+
+
+def test_nothing_checked_is_never_a_pass() -> None:
+    rule = RangeRule("box", Protocol.TCP, (1,), "tcp/1", 3)
+    expectation = Expectation("box", Protocol.TCP, 5432, Expect.CLOSED, 3)
+    host = HostSpec("box", "box.example", 1.0, 1, (expectation,), 2, rule)
+    nowhere = Resolution("box.example", ())
+    assert judge(host, expectation, nowhere, {}).verdict is Verdict.ERROR
+    assert judge_range(host, rule, nowhere, {}).verdict is Verdict.ERROR
+
+
+def test_names_on_one_port_merge_verification_per_name() -> None:
+    from pytest_portcheck.probes import ProbeRequest
+    from pytest_portcheck.verdicts import _one_answer
+
+    verified = ServiceInfo("tls", "", tls=replace(CERTIFICATE, verified=True))
+    plain = ServiceInfo("tls", "", tls=CERTIFICATE)
+    mismatch = ServiceInfo(
+        "tls", "", tls=CERTIFICATE, error="certificate verification failed: hostname mismatch"
+    )
+    a = ProbeRequest("10.0.0.1", 443, "tls", "a.test", True)
+    b_plain, b_verify = (
+        ProbeRequest("10.0.0.1", 443, "tls", "b.test", False),
+        replace(a, server_name="b.test"),
+    )
+    # b.test did not ask for verification: a.test's verified handshake stands
+    merged = _one_answer([(a, verified), (b_plain, plain)])
+    assert merged.tls is not None and merged.tls.verified and merged.error is None
+    # b.test asked and failed: nobody's verify requirement may pass on a.test's success
+    merged = _one_answer([(a, verified), (b_verify, mismatch)])
+    assert merged.tls is not None and not merged.tls.verified
+    assert merged.error == "as b.test: certificate verification failed: hostname mismatch"
+    # different certificates under different names: no single answer
+    other = ServiceInfo("tls", "", tls=replace(CERTIFICATE, subject="CN=other"))
+    assert "depends on the name" in (_one_answer([(a, verified), (b_plain, other)]).error or "")
