@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_portcheck.judgemode import JudgeMode, terminal_progress, vantage_problem
-
 if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (see the docstring)
     from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
     from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, RangeRule, Waiver
+    from pytest_portcheck.judgemode import JudgeMode
     from pytest_portcheck.results import ScanReport
     from pytest_portcheck.services import ServiceInfo
     from pytest_portcheck.verdicts import Judgement
@@ -178,7 +177,11 @@ class PortcheckRun:
         self.strict: bool = bool(config.getoption("portcheck_strict"))
         self.banners: bool = bool(config.getoption("portcheck_banners"))
         self.result_globs: list[str] = list(config.getoption("portcheck_results") or [])
-        self.judging = JudgeMode(self) if self.result_globs else None
+        self.judging: JudgeMode | None = None
+        if self.result_globs:
+            from pytest_portcheck.judgemode import JudgeMode
+
+            self.judging = JudgeMode(self)
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -218,6 +221,8 @@ class PortcheckRun:
             ranges = [(item.host, item.rule) for item in self.items if isinstance(item, RangeItem)]
             try:
                 if not self.is_worker:  # one process: nobody to share the scan with
+                    from pytest_portcheck.judgemode import terminal_progress
+
                     with terminal_progress(self.config) as progress:
                         report = scan_inventory(
                             pairs, ranges=ranges, all_banners=self.banners, progress=progress
@@ -559,6 +564,8 @@ class PortItem(CheckItem):
 
         if run.judging is not None:
             return run.judging.union(self.path).judge_port(self.host, self.expectation)
+        from pytest_portcheck.judgemode import vantage_problem
+
         scoped = vantage_problem(self.host, self.expectation)
         if scoped is not None:
             return scoped
