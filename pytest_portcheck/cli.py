@@ -40,6 +40,7 @@ from pytest_portcheck.results import (
     collect_scan,
     compare_reports,
     count_states,
+    quality_notes,
     read_report,
     sort_results,
     write_report,
@@ -50,6 +51,16 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of probes per second") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of probes per second")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -180,6 +191,14 @@ def _add_scan_options(parser: argparse.ArgumentParser, targets: str = "+") -> No
         help="extra attempts for ports that did not answer (default 1)",
     )  # fmt: skip
     parser.add_argument(
+        "--max-rate", type=_rate, default=None, metavar="PER_SECOND",
+        help="send at most this many TCP probes per second over the whole scan (default: adaptive, no cap)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-rate", type=_rate, default=None, metavar="PER_SECOND",
+        help="never slow a remote address below this many TCP probes per second, whatever it drops",
+    )  # fmt: skip
+    parser.add_argument(
         "--processes", type=_count(1), default=None, metavar="N",
         help="scanning processes (default: one per CPU for scans of 8,192 probes or more)",
     )  # fmt: skip
@@ -286,6 +305,8 @@ def _settings(args: argparse.Namespace) -> ScanSettings:
         window=args.workers,
         processes=args.processes,
         udp_rate=args.udp_rate,
+        max_rate=args.max_rate,
+        min_rate=args.min_rate,
     )
 
 
@@ -314,7 +335,10 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(
         f"portcheck {__version__}: {kinds} scan of {len(resolutions)} target(s), "
         f"{len(ports):,} port(s) each (timeout {settings.timeout:g} s, retries {settings.retries}, "
-        f"window {settings.window})\n"
+        f"window {settings.window}"
+        + (f", max rate {settings.max_rate:g}/s" if settings.max_rate else "")
+        + (f", min rate {settings.min_rate:g}/s" if settings.min_rate else "")
+        + ")\n"
     )
     for resolution in resolutions:
         if resolution.error is not None:
@@ -362,6 +386,15 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 continue  # a UDP port: its reply was the answer, the probes speak TCP
             address = result.address or result.host
             out.write(f"  {address:<15} {result.proto.value}/{result.port:<6} {info.describe()}\n")
+        exposed = [
+            f"{key[0]} {key[1].value}/{key[2]} {info.summary()}"
+            for key, info in services.items()
+            if info.exposed
+        ]
+        if exposed:
+            out.write(
+                f"EXPOSED: {len(exposed)} service(s) answer without authentication: {'; '.join(exposed)}\n"
+            )
     elapsed = time.monotonic() - clock
 
     counts = count_states(results)
@@ -383,6 +416,8 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"{stats.paced_probes} UDP retries were paced (from {settings.udp_rate:g}/s, faster while "
             f"answered), which is most of the {elapsed:.0f} s this scan took; --udp-rate sets the pace\n"
         )
+    for line in quality_notes(stats):
+        out.write(f"Note: {line}\n")
     if stats.self_connects or stats.resource_backoffs:
         out.write(
             f"Note: {stats.self_connects} self-connect(s) re-probed, {stats.resource_backoffs} "

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_portcheck.atomicfile import write_text_atomically
-from pytest_portcheck.results import read_report_document
+from pytest_portcheck.results import (
+    quality_notes,
+    read_report_document,
+    service_from_dict,
+    stats_from_quality,
+)
 
 __all__ = ["page_data", "read_report_document", "render_html", "write_html"]
 
@@ -64,6 +69,7 @@ def page_data(document: Mapping[str, Any]) -> dict[str, Any]:
         "columns": kept,
         "grid": grid,
         "drift": drift,
+        "quality": quality_notes(stats_from_quality(document.get("scan_quality") or [])),
         "truncated": len(columns) > MAX_COLUMNS,
         "rows_truncated": max(0, len(shown) - MAX_ROWS),
         "summarised": any(summaries.values()),
@@ -149,6 +155,16 @@ def _target_order(target: str) -> tuple[str, int]:
     return proto, int(port) if port.isdigit() else 0
 
 
+def _identified(probe: object) -> str | None:
+    """What answered, one line (product, version, exposure), as the terminal shows it."""
+    if not isinstance(probe, Mapping):
+        return None
+    try:
+        return service_from_dict(probe).describe()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     expectation = cell.get("expectation")
     verdict = expectation["verdict"] if expectation else None
@@ -163,6 +179,7 @@ def _cell(cell: Mapping[str, Any]) -> dict[str, Any]:
             "service": cell.get("service"),
             "latency_ms": cell.get("latency_ms"),
             "attempts": cell.get("attempts"),
+            "identified": _identified(probe),
             "probe": probe,
             "expected": expectation.get("expected") if expectation else None,
             "verdict": verdict,
@@ -228,6 +245,8 @@ tr.hidden { display: none; }
 <p id="meta"></p>
 <h2>Drift</h2>
 <ul id="drift"></ul>
+<h2>Scan quality</h2>
+<ul id="quality"></ul>
 <label>Host <input id="host-filter" placeholder="part of a host or address"></label>
 <label>State <select id="state-filter">
 <option value="">any</option><option>open</option><option>closed</option><option>filtered</option>
@@ -256,6 +275,9 @@ document.getElementById("meta").textContent = meta;
 const drift = document.getElementById("drift");
 if (!data.drift.length) drift.appendChild(el("li", "none", "ok"));
 for (const item of data.drift) drift.appendChild(el("li", item.verdict + ": " + item.message));
+const quality = document.getElementById("quality");
+if (!data.quality.length) quality.appendChild(el("li", "every address answered without drops"));
+for (const line of data.quality) quality.appendChild(el("li", line));
 const table = document.getElementById("matrix");
 const head = el("tr");
 head.appendChild(el("th", "host / address"));

@@ -34,7 +34,7 @@ from pytest_portcheck.ports import (
     service_name,
 )
 from pytest_portcheck.results import ResultKey, ScanReport
-from pytest_portcheck.services import SERVICES, TLS_VERSIONS, ServiceInfo
+from pytest_portcheck.services import AUTH_SERVICES, SERVICES, TLS_VERSIONS, ServiceInfo
 
 # libyaml's parser, where PyYAML was built with it, composes a 10,000-line inventory ~10x faster.
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -138,6 +138,10 @@ class HostSpec:
     expectations: tuple[Expectation, ...]
     line: int
     range_rule: RangeRule | None = None
+    max_rate: float | None = None
+    """TCP probes per second at most while this host is scanned (None: adaptive, no cap)."""
+    min_rate: float | None = None
+    """TCP probes per second the adaptive timing keeps at least for this host."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +161,10 @@ _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
 )
 _TOP_KEYS = ("version", "defaults", "hosts")
-_DEFAULT_KEYS = ("timeout", "retries")
+_DEFAULT_KEYS = ("timeout", "retries", "max_rate", "min_rate")
 _HOST_KEYS = (
     "address", "open", "only_open", "range", "closed", "filtered", "timeout", "retries",
-    "silence_counts_as_closed", "from",
+    "silence_counts_as_closed", "max_rate", "min_rate", "from",
 )  # fmt: skip
 
 
@@ -240,11 +244,13 @@ class _Reader:
             entries[key] = (key_node, value_node)
         return entries
 
-    def number(self, node: yaml.Node, what: str, *, integer: bool, minimum: float, above: bool) -> float:
+    def number(
+        self, node: yaml.Node, what: str, *, integer: bool, minimum: float, above: bool, unit: str = "seconds"
+    ) -> float:
         value = self.scalar(node)
         valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not valid_type:
-            kind = "a whole number" if integer else "a number of seconds"
+            kind = "a whole number" if integer else f"a number of {unit}"
             raise self.error(node, f"{what} must be {kind}, not {value!r}")
         assert isinstance(value, (int, float))
         if (value <= minimum if above else value < minimum) or value != value or value == float("inf"):
@@ -306,9 +312,11 @@ def parse_inventory(text: str, path: Path) -> Inventory:
                 value_node, f"unsupported version: this plugin reads version {INVENTORY_VERSION}"
             )
     timeout, retries = DEFAULT_TIMEOUT, DEFAULT_RETRIES
+    rates: _Rates = (None, None)
     if "defaults" in top:
         defaults = reader.mapping(top["defaults"][1], "defaults", _DEFAULT_KEYS)
         timeout, retries = _timing(reader, defaults, timeout, retries, "defaults")
+        rates = _rates(reader, defaults, rates, "defaults")
     if "hosts" not in top:
         raise InventoryError(
             path, root.start_mark.line + 1, "no 'hosts:' section: declare the hosts to check"
@@ -320,7 +328,7 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     if not hosts:
         raise reader.error(hosts_node, "'hosts:' is empty: declare at least one host")
     specs = tuple(
-        _host(reader, name, key_node, value_node, timeout, retries)
+        _host(reader, name, key_node, value_node, timeout, retries, rates)
         for name, (key_node, value_node) in hosts.items()
     )
     return Inventory(path, specs)
@@ -342,8 +350,42 @@ def _timing(
     return timeout, retries
 
 
+_Rates = tuple[float | None, float | None]
+
+
+def _rates(
+    reader: _Reader, entries: dict[str, tuple[yaml.Node, yaml.Node]], rates: _Rates, where: str
+) -> _Rates:
+    """``max_rate`` / ``min_rate`` (TCP probes per second), as nmap's --max-rate / --min-rate."""
+    found = list(rates)
+    for index, key in enumerate(("max_rate", "min_rate")):
+        if key in entries:
+            found[index] = reader.number(
+                entries[key][1],
+                f"{key} in {where}",
+                integer=False,
+                minimum=0,
+                above=True,
+                unit="probes per second",
+            )
+    high, low = found
+    if high is not None and low is not None and low > high:
+        node = entries.get("min_rate", entries.get("max_rate"))
+        line = node[1].start_mark.line + 1 if node is not None else 1
+        raise InventoryError(
+            reader.path, line, f"min_rate ({low:g}) is above max_rate ({high:g}) in {where}: lower min_rate"
+        )
+    return high, low
+
+
 def _host(
-    reader: _Reader, name: str, key_node: yaml.Node, node: yaml.Node, timeout: float, retries: int
+    reader: _Reader,
+    name: str,
+    key_node: yaml.Node,
+    node: yaml.Node,
+    timeout: float,
+    retries: int,
+    rates: _Rates = (None, None),
 ) -> HostSpec:
     if not name.strip() or any(piece in name for piece in _FORBIDDEN_IN_NAMES) or name != name.strip():
         raise reader.error(
@@ -365,6 +407,7 @@ def _host(
     except ScanError as exc:
         raise reader.error(entries["address"][1] if "address" in entries else key_node, str(exc)) from None
     timeout, retries = _timing(reader, entries, timeout, retries, f"host {name!r}")
+    rates = _rates(reader, entries, rates, f"host {name!r}")
     if "open" in entries and "only_open" in entries:
         raise reader.error(entries["only_open"][0], f"host {name!r} has both open: and only_open:: keep one")
     if "range" in entries and "only_open" not in entries:
@@ -426,7 +469,7 @@ def _host(
             key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
         )
     line = key_node.start_mark.line + 1
-    return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule)
+    return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule, *rates)
 
 
 def _range_rule(
@@ -560,8 +603,11 @@ def _service_requirement(
         tls = _tls_requirement(reader, entries["tls"][1])
     auth = None
     if "auth" in entries:
-        if service != "redis":
-            raise reader.error(entries["auth"][0], f"auth: is checked for redis only, not {service}")
+        if service not in AUTH_SERVICES:
+            raise reader.error(
+                entries["auth"][0],
+                f"auth: cannot be checked for {service}; the probes tell it for {', '.join(AUTH_SERVICES)}",
+            )
         value = reader.scalar(entries["auth"][1])
         if value not in ("required", "none"):
             raise reader.error(entries["auth"][1], f"auth must be 'required' or 'none', not {value!r}")
@@ -781,7 +827,9 @@ def _snapshot_host(
         info = services.get((address, proto, port)) if proto is Protocol.TCP else None
         if info is not None and info.service in SERVICES:
             note = f"  # {info.describe()}" if info.evidence or info.product else ""
-            lines.append(f"      - {{port: {port}, service: {info.service}}}{note}")
+            # a password found in place is kept in place; an exposure is only noted
+            auth = ", auth: required" if info.auth == "required" else ""
+            lines.append(f"      - {{port: {port}, service: {info.service}{auth}}}{note}")
         elif proto is Protocol.TCP:
             lines.append(f"      - {port}  # {service_name(proto, port)}")
         else:

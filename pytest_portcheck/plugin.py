@@ -52,7 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     group.addoption(
         "--portcheck-strict", action="store_true", dest="portcheck_strict",
-        help="make every item of a host on which no port answered an error, not a warning",
+        help="make every item of a host on which no port answered an error, not a warning; also a closed or "
+        "only_open pass resting on silence left unresolved on an address that dropped probes",
     )  # fmt: skip
     group.addoption(
         "--portcheck-banners", action="store_true", dest="portcheck_banners",
@@ -577,6 +578,7 @@ class PortItem(CheckItem):
             silent=self.silent,
             strict=run.strict,
             services=shared.report.services,
+            quality=shared.report.stats.addresses,
         )
 
     def describe(self) -> tuple[str, str]:
@@ -606,6 +608,7 @@ class RangeItem(CheckItem):
             shared.report.services,
             silent=self.silent,
             strict=run.strict,
+            quality=shared.report.stats.addresses,
         )
 
     def describe(self) -> tuple[str, str]:
@@ -752,6 +755,7 @@ def _write_markdown(run: PortcheckRun, path: str) -> None:
 
 
 def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
+    from pytest_portcheck.results import quality_notes
     from pytest_portcheck.verdicts import today
 
     rows = _summary_rows(run)
@@ -798,6 +802,8 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"scanned {len(report.results):,} (address, port) pair(s) once each in {report.elapsed_s:.2f} s"
         )
+        for line in quality_notes(report.stats):
+            terminalreporter.write_line(f"scan quality: {line}", yellow=True)
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
@@ -809,7 +815,8 @@ def _md(text: str) -> str:
 
 
 def markdown_summary(run: PortcheckRun) -> str:
-    """The run as Markdown: hosts, drift, errors, waivers and services found."""
+    """The run as Markdown: hosts, drift, errors, waivers, services found and scan quality."""
+    from pytest_portcheck.results import quality_notes
     from pytest_portcheck.verdicts import Verdict, today
 
     rows = _summary_rows(run)
@@ -851,6 +858,11 @@ def markdown_summary(run: PortcheckRun) -> str:
     if services:
         lines += ["", "### Services found", ""]
         lines += _capped([f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services])
+    report = run.shared_report()
+    quality = quality_notes(report.stats) if report is not None else []
+    if quality:
+        lines += ["", "### Scan quality", ""]
+        lines += [f"- {_md(line)}" for line in quality]
     return "\n".join(lines) + "\n"
 
 
@@ -941,6 +953,8 @@ def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport
                 timeout=settings.pop("timeout", chosen.timeout),
                 retries=settings.pop("retries", chosen.retries),
                 window=settings.pop("window", chosen.window),
+                max_rate=settings.pop("max_rate", chosen.max_rate),
+                min_rate=settings.pop("min_rate", chosen.min_rate),
             )
             if settings:
                 raise TypeError(f"unknown scan settings: {', '.join(settings)}")

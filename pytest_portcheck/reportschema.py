@@ -149,13 +149,14 @@ _TLS = _object(
     {
         "version": _text, "cipher": _text, "subject": _text, "issuer": _text, "not_after": _text,
         "days_left": _whole(-(10**6), 10**6), "verified": _boolean,
-    }
+    },
+    {"below_minimum": _optional_text, "certificate_error": _optional_text},
 )  # fmt: skip
 _PROBE = _object(
     {"service": _text},
     {
         "evidence": _text, "product": _optional_text, "version": _optional_text, "tls": _nullable(_TLS),
-        "auth": _optional_text, "error": _optional_text,
+        "auth": _optional_text, "error": _optional_text, "local_failure": _boolean,
     },
 )  # fmt: skip
 _RESULT = _object(
@@ -172,13 +173,27 @@ _EXPECTATION = _object(
     {"host": _text, "target": _text, "expected": _text, "verdict": _text},
     {"nodeid": _text, "message": _text, "found": _list_of(_FOUND), "services": _list_of(_text)},
 )
-_SETTINGS = _object({}, {"timeout_s": _positive, "retries": _whole(0), "window": _whole(1)})
+_SETTINGS = _object(
+    {},
+    {
+        "timeout_s": _positive, "retries": _whole(0), "window": _whole(1),
+        "max_rate": _nullable(_positive), "min_rate": _nullable(_positive),
+    },
+)  # fmt: skip
+_QUALITY = _object(
+    {"address": _text},
+    {
+        "rate_pps": _number, "drops": _whole(0), "retries": _whole(0), "reexaminations": _whole(0),
+        "unresolved": _whole(0), "slowdowns": _whole(0), "limited": _boolean,
+    },
+)  # fmt: skip
 _HOST = _object({"host": _text, "addresses": _list_of(_text)}, {"error": _optional_text})
 _DOCUMENT = _object(
     {"results": _list_of(_RESULT)},
     {
         "command": _list_of(_text), "started": _text, "elapsed_s": _number, "interrupted": _boolean,
         "settings": _SETTINGS, "hosts": _list_of(_HOST), "expectations": _list_of(_EXPECTATION),
+        "scan_quality": _list_of(_QUALITY),
     },
 )  # fmt: skip
 

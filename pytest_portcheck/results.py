@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +21,7 @@ from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import (
     DEFAULT_WINDOW,
+    AddressQuality,
     PortState,
     ProbeResult,
     Resolution,
@@ -74,10 +75,16 @@ def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
         evidence=str(data.get("evidence", "")),
         product=data.get("product"),
         version=data.get("version"),
-        tls=None if tls is None else TlsInfo(**tls),
+        tls=None if tls is None else _tls_from_dict(tls),
         auth=data.get("auth"),
         error=data.get("error"),
+        local_failure=bool(data.get("local_failure", False)),
     )
+
+
+def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:
+    # Known fields only: a report from a newer (or hostile) writer may carry more.
+    return TlsInfo(**{known.name: data[known.name] for known in fields(TlsInfo) if known.name in data})
 
 
 def result_to_dict(
@@ -144,11 +151,14 @@ class ScanReport:
                 "timeout_s": self.settings.timeout,
                 "retries": self.settings.retries,
                 "window": self.settings.window,
+                "max_rate": self.settings.max_rate,
+                "min_rate": self.settings.min_rate,
             },
             "hosts": [
                 {"host": r.host, "addresses": list(r.addresses), "error": r.error} for r in self.resolutions
             ],
             "summary": {state.value: count for state, count in count_states(self.results).items()},
+            "scan_quality": [quality_to_dict(q) for q in self.stats.addresses.values()],
         }
         if extra:
             document.update(extra)
@@ -224,6 +234,56 @@ def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
     )
 
 
+def quality_to_dict(quality: AddressQuality) -> dict[str, Any]:
+    return {
+        "address": quality.address,
+        "rate_pps": quality.rate,
+        "drops": quality.drops,
+        "retries": quality.retries,
+        "reexaminations": quality.reexaminations,
+        "unresolved": quality.unresolved,
+        "slowdowns": quality.slowdowns,
+        "limited": quality.limited,
+    }
+
+
+def stats_from_quality(entries: Iterable[Mapping[str, Any]]) -> ScanStats:
+    """The per-address part of a report's stats (older reports have none)."""
+    stats = ScanStats()
+    for entry in entries:
+        stats.note(
+            AddressQuality(
+                str(entry["address"]),
+                float(entry.get("rate_pps", 0.0)),
+                int(entry.get("drops", 0)),
+                int(entry.get("retries", 0)),
+                int(entry.get("reexaminations", 0)),
+                int(entry.get("unresolved", 0)),
+                int(entry.get("slowdowns", 0)),
+            )
+        )
+    return stats
+
+
+def quality_notes(stats: ScanStats, limit: int = 10) -> list[str]:
+    """One line per address that dropped probes or left silence unresolved: what was done about it."""
+    notable = [q for q in stats.addresses.values() if q.limited or q.unresolved]
+    notable.sort(key=lambda q: (-q.unresolved, -q.drops, q.address))
+    lines = []
+    for q in notable[:limit]:
+        line = (
+            f"{q.address} dropped {q.drops:,} probe(s) it answered on retry (rate limiting or loss): "
+            f"rate cut {q.slowdowns} time(s), reached {q.rate:,.0f}/s; {q.retries:,} retries, "
+            f"{q.reexaminations:,} paced re-examination(s)"
+        )
+        if q.unresolved:
+            line += f"; silence UNRESOLVED on {q.unresolved:,} port(s) (filtered may hide closed or open)"
+        lines.append(line)
+    if len(notable) > limit:
+        lines.append(f"... and {len(notable) - limit:,} more address(es); the JSON report lists them all")
+    return lines
+
+
 def report_from_dict(document: Any) -> ScanReport:
     """The report a JSON document holds; ReportError (naming the field) unless it is a valid one."""
     try:
@@ -240,7 +300,10 @@ def report_from_dict(document: Any) -> ScanReport:
                 timeout=float(settings.get("timeout_s", 1.0)),
                 retries=int(settings.get("retries", 1)),
                 window=int(settings.get("window", DEFAULT_WINDOW)),
+                max_rate=None if settings.get("max_rate") is None else float(settings["max_rate"]),
+                min_rate=None if settings.get("min_rate") is None else float(settings["min_rate"]),
             ),
+            stats=stats_from_quality(document.get("scan_quality", [])),
             started=str(document.get("started", "")),
             elapsed_s=float(document.get("elapsed_s", 0.0)),
             interrupted=bool(document.get("interrupted", False)),

@@ -10,7 +10,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-SERVICES = ("ssh", "http", "https", "tls", "postgresql", "mysql", "redis", "smtp", "ftp", "memcached")
+HTTP_APIS = ("elasticsearch", "etcd", "docker", "kubernetes", "prometheus", "couchdb")
+"""Services that are HTTP underneath: ``service: http`` (or ``https`` over TLS) accepts them too."""
+SERVICES = (
+    "ssh", "http", "https", "tls", "postgresql", "mysql", "redis", "smtp", "ftp", "memcached",
+    "imap", "pop3", "ldap", "mqtt", "amqp", "dns", "smb", "rdp", "vnc", "mongodb", *HTTP_APIS,
+)  # fmt: skip
+AUTH_SERVICES = ("redis", "memcached", "mongodb", "mqtt", "elasticsearch", "etcd", "docker", "kubernetes")
+"""Services whose probe can tell whether they answer without authentication (``auth:`` in the YAML)."""
+EXPOSED_WITHOUT_AUTH = frozenset(AUTH_SERVICES) - {"mqtt"}
+"""Services that hand out data or control to whoever connects when they need no authentication."""
+_AUTH_WORDS = {"none": "no auth", "required": "auth required"}
 TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
 
@@ -25,6 +35,11 @@ class TlsInfo:
     days_left: int
     verified: bool
     """True when the chain and name were verified (only when verification was asked for)."""
+    below_minimum: str | None = None
+    """A handshake capped below the inventory's ``min_version``: the version the server accepted
+    there, ``refused``, or ``untested: why`` (the local OpenSSL cannot offer those versions)."""
+    certificate_error: str | None = None
+    """Why the certificate could not be read (a malformed field): the handshake itself succeeded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +52,45 @@ class ServiceInfo:
     version: str | None = None
     tls: TlsInfo | None = None
     auth: str | None = None
-    """For Redis: ``required`` or ``none``."""
+    """``required`` or ``none`` where the probe can tell (AUTH_SERVICES), else None."""
     error: str | None = None
     """Why the probe could not finish (timeout, reset, TLS failure...), neutralised."""
+    local_failure: bool = False
+    """The probe failed on this side (no descriptor left, a bug): an error, never evidence of drift."""
+
+    @property
+    def exposed(self) -> bool:
+        """Answers without authentication where that hands out data or control."""
+        return self.auth == "none" and self.service in EXPOSED_WITHOUT_AUTH
+
+    def answers_as(self, wanted: str) -> bool:
+        """Whether this counts as the declared service: ``http`` accepts the HTTP APIs, ``https``
+        them over TLS, ``tls`` anything over TLS."""
+        if self.service == wanted:
+            return True
+        if wanted == "tls":
+            return self.tls is not None
+        if wanted in ("http", "https") and self.service in HTTP_APIS:
+            return (self.tls is not None) == (wanted == "https")
+        return False
+
+    def summary(self) -> str:
+        """``redis 7.0.15, no auth``: what answers, short (for lists of unexpected ports)."""
+        named = self.product if self.product and self.product.lower() != self.service else None
+        head = " ".join(filter(None, (self.service, named, self.version)))
+        notes = [_AUTH_WORDS[self.auth]] if self.auth in _AUTH_WORDS else []
+        if self.tls is not None and self.service not in ("tls", "https"):
+            notes.append("TLS")
+        return ", ".join([head, *notes])
 
     def describe(self) -> str:
         """``ssh (OpenSSH 9.2p1) "SSH-2.0-OpenSSH_9.2p1"``: for one line of output."""
         product = " ".join(filter(None, (self.product, self.version)))
         parts = [self.service + (f" ({product})" if product else "")]
-        if self.auth:
-            parts.append(f"auth {self.auth}")
+        if self.exposed:
+            parts.append("EXPOSED: no authentication")
+        elif self.auth:
+            parts.append(_AUTH_WORDS.get(self.auth, f"auth {self.auth}"))
         if self.tls:
             parts.append(f"{self.tls.version}, certificate expires in {self.tls.days_left} days")
         if self.evidence:

@@ -17,8 +17,10 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pytest_portcheck.engine import (
+    AddressQuality,
     PortState,
     ProbeResult,
+    Reason,
     Resolution,
     ScanSettings,
     ScanStats,
@@ -26,11 +28,18 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
-from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule, ServiceRequirement
+from pytest_portcheck.inventory import (
+    Expect,
+    Expectation,
+    HostSpec,
+    RangeRule,
+    ServiceRequirement,
+    TlsRequirement,
+)
 from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.probes import ProbeRequest, probe_services
 from pytest_portcheck.results import ResultKey, ScanReport
-from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo
+from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo, TlsInfo
 
 _SATISFIES = {
     Expect.OPEN: frozenset({PortState.OPEN}),
@@ -71,11 +80,11 @@ def scan_inventory(
     names = list(dict.fromkeys([host.address for host, _ in pairs] + [host.address for host, _ in ranges]))
     resolutions = resolve_hosts(names)
     addresses = {r.host: r.addresses for r in resolutions}
-    settings_of: dict[ResultKey, tuple[float, int]] = {}
+    settings_of: dict[ResultKey, _Timing] = {}
     owner: dict[ResultKey, str] = {}
 
     def want(host: HostSpec, ports: Iterable[tuple[Protocol, int]]) -> None:
-        setting = (host.timeout, host.retries)
+        setting = (host.timeout, host.retries, host.max_rate, host.min_rate)
         for address in addresses[host.address]:
             for proto, port in ports:
                 key = (address, proto, port)
@@ -84,34 +93,152 @@ def scan_inventory(
                     settings_of[key] = setting
                     owner[key] = host.address
                 elif known != setting:  # the most patient setting wins for a shared port
-                    settings_of[key] = (max(known[0], setting[0]), max(known[1], setting[1]))
+                    settings_of[key] = _most_patient(known, setting)
 
     for host, expectation in pairs:
         want(host, [(expectation.proto, expectation.port)])
     for host, rule in ranges:
         want(host, [(rule.proto, port) for port in rule.ports])
-    groups: dict[tuple[float, int], list[Target]] = {}
+    groups: dict[_Timing, list[Target]] = {}
     for key, setting in settings_of.items():
         address, proto, port = key
         groups.setdefault(setting, []).append(Target(owner[key], address, proto, port))
     stats = ScanStats()
     results: list[ProbeResult] = []
     total = sum(len(targets) for targets in groups.values())
-    for (timeout, retries), targets in groups.items():
-        settings = ScanSettings(timeout=timeout, retries=retries)
+    for (timeout, retries, max_rate, min_rate), targets in groups.items():
+        settings = ScanSettings(timeout=timeout, retries=retries, max_rate=max_rate, min_rate=min_rate)
         if window is not None:
-            settings = ScanSettings(timeout=timeout, retries=retries, window=window)
+            settings = replace(settings, window=window)
         for result in scan(targets, settings, stats):
             results.append(result)
             if progress is not None:  # (done, total) after every result: the caller paces redraws
                 progress(len(results), total)
-    base = ScanSettings() if len(groups) != 1 else ScanSettings(*next(iter(groups)))
+    results = _confirm_silent_opens(pairs, addresses, results, stats)
+    base = ScanSettings()
+    if len(groups) == 1:
+        timeout, retries, max_rate, min_rate = next(iter(groups))
+        base = ScanSettings(timeout=timeout, retries=retries, max_rate=max_rate, min_rate=min_rate)
+    by_key = index_results(results)
     probe_pairs = pairs + [pair for host, _ in ranges for pair in range_pairs(host)] if all_banners else pairs
-    wanted = all_banners or any(expectation.service is not None for _, expectation in pairs)
+    unexpected = [] if all_banners else _open_in_ranges(ranges, addresses, by_key)
+    wanted = all_banners or unexpected or any(expectation.service is not None for _, expectation in pairs)
     services = {}
     if wanted:
-        services = _probe_open_ports(probe_pairs, addresses, index_results(results), all_banners)
+        services = _probe_open_ports(probe_pairs, addresses, by_key, all_banners, unexpected)
     return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats, services=services)
+
+
+_MAX_UNEXPECTED_PROBES = 256
+"""Open ports of ``only_open`` ranges, probed without ``--portcheck-banners`` so that the failure names
+what answers (``45000 (redis 7.0.15, no auth)``); beyond this many, the port table's name."""
+
+
+def _open_in_ranges(
+    ranges: Sequence[tuple[HostSpec, RangeRule]],
+    addresses: Mapping[str, tuple[str, ...]],
+    by_key: Mapping[ResultKey, ProbeResult],
+) -> list[tuple[HostSpec, Expectation]]:
+    """The open ports of ``only_open`` TCP ranges (every one is unexpected), at most a few hundred."""
+    found = []
+    for host, rule in ranges:
+        if rule.proto is not Protocol.TCP:
+            continue
+        for address in addresses.get(host.address, ()):
+            for port in rule.ports:
+                result = by_key.get((address, rule.proto, port))
+                if result is not None and result.state is PortState.OPEN:
+                    found.append((host, Expectation(host.name, rule.proto, port, Expect.CLOSED, rule.line)))
+    return found[:_MAX_UNEXPECTED_PROBES]
+_Timing = tuple[float, int, float | None, float | None]
+"""timeout, retries, max_rate, min_rate"""
+
+
+def _most_patient(one: _Timing, other: _Timing) -> _Timing:
+    """For a port two hosts share: the longer wait, more retries, and the gentler rates."""
+
+    def lower(a: float | None, b: float | None) -> float | None:
+        return b if a is None else a if b is None else min(a, b)
+
+    return (max(one[0], other[0]), max(one[1], other[1]), lower(one[2], other[2]), lower(one[3], other[3]))
+
+
+_CONFIRM_RETRIES = 3
+
+
+def _confirm_silent_opens(
+    pairs: Sequence[tuple[HostSpec, Expectation]],
+    addresses: Mapping[str, tuple[str, ...]],
+    results: list[ProbeResult],
+    stats: ScanStats,
+) -> list[ProbeResult]:
+    """Ports that must be open but met only silence get paced confirmation probes before they fail.
+
+    Only silence is looked at again, and only an answer replaces it: an open port is never downgraded.
+    """
+    by_key = index_results(results)
+    wanted: dict[ResultKey, tuple[HostSpec, Target]] = {}
+    for host, expectation in pairs:
+        if expectation.expect is not Expect.OPEN or expectation.proto is not Protocol.TCP:
+            continue
+        for address in addresses.get(host.address, ()):
+            key = (address, expectation.proto, expectation.port)
+            found = by_key.get(key)
+            if found is not None and found.state is PortState.FILTERED and found.reason == Reason.NO_RESPONSE:
+                wanted.setdefault(
+                    key, (host, Target(found.host, address, expectation.proto, expectation.port))
+                )
+    if not wanted:
+        return results
+    timeout = max(host.timeout for host, _ in wanted.values())
+    retries = max(_CONFIRM_RETRIES, *(host.retries for host, _ in wanted.values()))
+    max_rate = min((host.max_rate for host, _ in wanted.values() if host.max_rate is not None), default=None)
+    settings = ScanSettings(timeout=timeout, retries=retries, max_rate=max_rate)
+    answered = {
+        (r.address or "", r.proto, r.port): r
+        for r in scan([target for _, target in wanted.values()], settings, stats)
+        if r.state is not PortState.FILTERED and r.state is not PortState.ERROR
+    }
+    confirmed = []
+    for result in results:
+        answer = answered.get((result.address or "", result.proto, result.port))
+        # The attempts of the scan and of the confirmation together: what it took to hear the port.
+        confirmed.append(
+            result if answer is None else replace(answer, attempts=answer.attempts + result.attempts)
+        )
+    return confirmed
+
+
+def unresolved_silence(
+    found: Sequence[ProbeResult], quality: Mapping[str, AddressQuality]
+) -> list[ProbeResult]:
+    """Silent results from addresses that dropped probes and left some silence unresolved: a pass
+    resting on them may hide an open port the address was too busy limiting us to show."""
+    return [
+        r
+        for r in found
+        if r.state in _SILENT
+        and r.reason == Reason.NO_RESPONSE
+        and (q := quality.get(r.address or "")) is not None
+        and q.limited
+        and q.unresolved
+    ]
+
+
+def _strict_silence_message(
+    where: str, shaky: Sequence[ProbeResult], quality: Mapping[str, AddressQuality]
+) -> str:
+    lines = []
+    for address in dict.fromkeys(r.address or "" for r in shaky):
+        q = quality[address]
+        count = sum(1 for r in shaky if r.address == address)
+        lines.append(
+            f"{where}: {count} silent port(s) on {address}, which dropped {q.drops:,} probe(s) it later "
+            f"answered (rate limiting or loss) and left silence unresolved on {q.unresolved:,} port(s): "
+            "the pass would rest on silence we could not explain (--portcheck-strict); "
+            "set a lower max_rate for this host, or more retries"
+        )
+    return "\n".join(lines)
 
 
 def _probe_open_ports(
@@ -119,6 +246,7 @@ def _probe_open_ports(
     addresses: Mapping[str, tuple[str, ...]],
     by_key: Mapping[ResultKey, ProbeResult],
     all_banners: bool,
+    unexpected: Sequence[tuple[HostSpec, Expectation]] = (),
 ) -> dict[ResultKey, ServiceInfo]:
     """One answer per open (address, port) that every requirement on it can be judged against.
 
@@ -127,9 +255,10 @@ def _probe_open_ports(
     asks for it; where it fails, an unverified handshake still reads the certificate for the others.
     """
     asks: dict[ResultKey, _Asks] = {}
-    for host, expectation in pairs:
+    flagged = [(True, pair) for pair in unexpected] + [(all_banners, pair) for pair in pairs]
+    for always, (host, expectation) in flagged:
         wanted = expectation.service
-        if (wanted is None and not all_banners) or expectation.proto is not Protocol.TCP:
+        if (wanted is None and not always) or expectation.proto is not Protocol.TCP:
             continue  # the probes speak TCP: a UDP port's answer is the scan's
         name = None if _is_address(host.address) else host.address
         for address in addresses[host.address]:
@@ -155,12 +284,17 @@ class _Asks:
         self.verify: dict[str | None, bool] = {}
         """Per name asked for: whether any requirement under that name asks for verification."""
         self.banner_names: set[str | None] = set()
+        self.tls_floor: str | None = None
+        """The strictest TLS ``min_version`` asked for: the probe tries a handshake capped below it."""
 
     def add(self, wanted: ServiceRequirement | None, name: str | None) -> None:
         if wanted is None:
             self.banner_names.add(name)
             return
         self.services.add(wanted.service)
+        floor = wanted.tls.min_version if wanted.tls else None
+        if floor and (self.tls_floor is None or _tls_rank(floor) > _tls_rank(self.tls_floor)):
+            self.tls_floor = floor
         self.verify[name] = self.verify.get(name, False) or bool(wanted.tls and wanted.tls.verify)
 
     def request(self, key: ResultKey) -> list[ProbeRequest]:
@@ -168,7 +302,7 @@ class _Asks:
         expect = min(self.services, key=_first_move_rank) if self.services else None
         verify = self.verify or {min(self.banner_names, key=_name_order): False}
         return [
-            ProbeRequest(key[0], key[2], expect, name, verify[name])
+            ProbeRequest(key[0], key[2], expect, name, verify[name], self.tls_floor)
             for name in sorted(verify, key=_name_order)
         ]
 
@@ -307,6 +441,7 @@ def judge(
     silent: Sequence[str] = (),
     strict: bool = False,
     services: Mapping[ResultKey, ServiceInfo] | None = None,
+    quality: Mapping[str, AddressQuality] | None = None,
 ) -> Judgement:
     """The verdict of one expectation: every resolved address of the host must satisfy it."""
     where = f"{_label(host, resolution)} {expectation.proto.value}/{expectation.port}"
@@ -333,6 +468,9 @@ def judge(
     wrong = [r for r in found if r.state not in wanted]
     if not wrong and expectation.service is not None:
         return _judge_service(where, expectation.service, found, services or {})
+    shaky = unresolved_silence(found, quality or {}) if strict and expectation.expect is Expect.CLOSED else []
+    if not wrong and shaky:
+        return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality or {}), tuple(found))
     if not wrong:
         return Judgement(Verdict.PASSED, f"{where}: {expectation.expect.value} as expected", tuple(found))
     lines = []
@@ -363,9 +501,11 @@ def _judge_service(
     for result in found:
         on = f" on {result.address}" if len(found) > 1 else ""
         info = services.get((result.address or "", result.proto, result.port))
-        if info is None:
-            errors.append(f"{where}: cannot check the service{on} — the port was not probed")
+        if info is None or info.local_failure:
+            why = info.error if info is not None else "the port was not probed"
+            errors.append(f"{where}: cannot check the service{on} — {why}")
             continue
+        errors += [f"{where}: {error}{on}" for error in service_unknowns(wanted, info)]
         for problem in service_problems(wanted, info):
             problems.append(f"{where}: {problem}{on}")
     if errors:
@@ -377,8 +517,7 @@ def _judge_service(
 
 def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]:
     """Why what answered does not meet the requirement (empty when it does)."""
-    accepted = {"tls": ("tls", "https")}.get(wanted.service, (wanted.service,))
-    if info.service not in accepted:
+    if not info.answers_as(wanted.service):
         return [f"expected {wanted.service}, found {info.describe()}"]
     problems = []
     if wanted.tls is not None and wanted.tls.verify and (info.tls is None or not info.tls.verified):
@@ -387,18 +526,44 @@ def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
     elif wanted.tls is not None and info.tls is None:
         problems.append(f"no TLS certificate to check: {info.error or info.describe()}")
     if wanted.tls is not None and info.tls is not None:
-        tls = info.tls
-        if wanted.tls.min_version and TLS_VERSIONS.index(wanted.tls.min_version) > _tls_rank(tls.version):
-            problems.append(f"TLS version {tls.version} is below the minimum {wanted.tls.min_version}")
-        if wanted.tls.expires_in_days is not None and tls.days_left < wanted.tls.expires_in_days:
-            problems.append(
-                f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
-                f"sooner than the {wanted.tls.expires_in_days} days required"
-            )
+        problems += _tls_problems(wanted.tls, info.tls)
+    name = info.product or info.service
     if wanted.auth == "required" and info.auth == "none":
-        problems.append("Redis answered PING without authentication (auth: required)")
+        problems.append(f"{name} answers without authentication (auth: required)")
     if wanted.auth == "none" and info.auth == "required":
-        problems.append("Redis requires authentication (auth: none was declared)")
+        problems.append(f"{name} requires authentication (auth: none was declared)")
+    return problems
+
+
+def service_unknowns(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]:
+    """What the probe could not tell although the requirement asks it: errors, not passes."""
+    if not info.answers_as(wanted.service):
+        return []
+    unknowns = []
+    if wanted.auth is not None and info.auth is None:
+        unknowns.append(f"cannot tell whether {info.service} requires authentication: {info.describe()}")
+    below = info.tls.below_minimum if info.tls is not None else None
+    if wanted.tls is not None and wanted.tls.min_version and below and below.startswith("untested"):
+        unknowns.append(f"cannot check min_version {wanted.tls.min_version}: {below}")
+    return unknowns
+
+
+def _tls_problems(wanted: TlsRequirement, tls: TlsInfo) -> list[str]:
+    problems = []
+    if wanted.min_version and TLS_VERSIONS.index(wanted.min_version) > _tls_rank(tls.version):
+        problems.append(f"TLS version {tls.version} is below the minimum {wanted.min_version}")
+    elif wanted.min_version and tls.below_minimum and tls.below_minimum.startswith("TLSv"):
+        problems.append(
+            f"also accepts {tls.below_minimum.split()[0]}, below the minimum {wanted.min_version} "
+            "(a handshake offering only older versions succeeded)"
+        )
+    if wanted.expires_in_days is not None and tls.certificate_error:
+        problems.append(tls.certificate_error)
+    elif wanted.expires_in_days is not None and tls.days_left < wanted.expires_in_days:
+        problems.append(
+            f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
+            f"sooner than the {wanted.expires_in_days} days required"
+        )
     return problems
 
 
@@ -423,6 +588,7 @@ def judge_range(
     *,
     silent: Sequence[str] = (),
     strict: bool = False,
+    quality: Mapping[str, AddressQuality] | None = None,
 ) -> Judgement:
     """``only_open``: no port of the range but the listed ones may be open, on any address. A UDP port
     that neither replied nor was refused (open|filtered) fails it as it fails ``closed:``, unless
@@ -448,7 +614,7 @@ def judge_range(
             elif result.state is PortState.OPEN:
                 unexpected.append(result)
                 info = services.get((address, rule.proto, port))
-                opened.append(f"{port} ({info.describe() if info else result.service})")
+                opened.append(f"{port} ({info.summary() if info else result.service})")
             elif result.state is PortState.OPEN_FILTERED and not rule.silence_counts_as_closed:
                 unexpected.append(result)
                 quiet.append(port)
@@ -472,6 +638,13 @@ def judge_range(
         return _silence_error(where, silent)
     if lines:
         return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
+    if strict and quality:
+        found = [
+            by_key.get((address, rule.proto, port)) for address in resolution.addresses for port in rule.ports
+        ]
+        shaky = unresolved_silence([r for r in found if r is not None], quality)
+        if shaky:
+            return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality), ())
     return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())
 
 

@@ -234,3 +234,115 @@ def memcached() -> Iterator[int]:
             [program, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "root"], port, folder
         ) as ready:
             yield ready
+
+
+@contextmanager
+def vsftpd() -> Iterator[int]:
+    program = require("vsftpd", "vsftpd")
+    with workdir() as folder:
+        port = unused_port()
+        empty = folder / "empty"
+        empty.mkdir(mode=0o755)
+        (folder / "vsftpd.conf").write_text(
+            f"listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n"
+            # vsftpd refuses to start with no way in; the probes never log in
+            f"anonymous_enable=YES\nanon_root={empty}\nlocal_enable=NO\nsecure_chroot_dir={empty}\n"
+            "seccomp_sandbox=NO\n"
+            f"vsftpd_log_file={folder / 'vsftpd.log'}\n"
+        )
+        with running([program, str(folder / "vsftpd.conf")], port, folder) as ready:
+            yield ready
+
+
+@contextmanager
+def dovecot() -> Iterator[int]:
+    program = require("/usr/sbin/dovecot", "dovecot-imapd")
+    with workdir() as folder:
+        port = unused_port()
+        (folder / "run").mkdir()
+        (folder / "dovecot.conf").write_text(
+            f"""
+            protocols = imap
+            listen = 127.0.0.1
+            base_dir = {folder / "run"}
+            state_dir = {folder}
+            log_path = {folder / "dovecot.log"}
+            ssl = no
+            mail_location = maildir:{folder}/mail/%u
+            passdb {{
+              driver = static
+              args = password=unused-in-tests
+            }}
+            userdb {{
+              driver = static
+              args = uid=nobody gid=nogroup home={folder}/home/%u
+            }}
+            service imap-login {{
+              inet_listener imap {{
+                address = 127.0.0.1
+                port = {port}
+              }}
+              inet_listener imaps {{
+                port = 0
+              }}
+            }}
+            """
+        )
+        with running([program, "-F", "-c", str(folder / "dovecot.conf")], port, folder) as ready:
+            yield ready
+
+
+@contextmanager
+def slapd() -> Iterator[int]:
+    program = require("/usr/sbin/slapd", "slapd")
+    with workdir() as folder:
+        port = unused_port()
+        (folder / "slapd.conf").write_text(
+            f"include /etc/ldap/schema/core.schema\npidfile {folder / 'slapd.pid'}\n"
+            f"argsfile {folder / 'slapd.args'}\n"
+        )
+        command = [program, "-d", "0", "-h", f"ldap://127.0.0.1:{port}/", "-f", str(folder / "slapd.conf")]
+        with running(command, port, folder) as ready:
+            yield ready
+
+
+@contextmanager
+def mosquitto(anonymous: bool) -> Iterator[int]:
+    program = require("/usr/sbin/mosquitto", "mosquitto")
+    with workdir() as folder:
+        port = unused_port()
+        (folder / "mosquitto.conf").write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous {'true' if anonymous else 'false'}\npersistence false\n"
+        )
+        with running([program, "-c", str(folder / "mosquitto.conf")], port, folder) as ready:
+            yield ready
+
+
+@contextmanager
+def etcd() -> Iterator[int]:
+    program = require("etcd", "etcd-server")
+    with workdir() as folder:
+        port, peer_port = unused_port(), unused_port()
+        client, peer = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer_port}"
+        command = [
+            program, "--name", "portcheck", "--data-dir", str(folder / "data"),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"portcheck={peer}", "--log-level", "warn",
+        ]  # fmt: skip
+        with running(command, port, folder) as ready:
+            yield ready
+
+
+@contextmanager
+def dnsmasq() -> Iterator[int]:
+    program = require("/usr/sbin/dnsmasq", "dnsmasq-base")
+    with workdir() as folder:
+        port = unused_port()
+        command = [
+            program, "--keep-in-foreground", "--conf-file=/dev/null", f"--port={port}",
+            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+            f"--pid-file={folder / 'dnsmasq.pid'}", "--user=root", "--log-facility=-",
+        ]  # fmt: skip
+        with running(command, port, folder) as ready:
+            yield ready

@@ -331,3 +331,81 @@ def test_dns_failure_in_a_namespace_is_an_error(netns: Namespace) -> None:
     assert [r["state"] for r in report["results"]] == ["error", "error"]
     assert all(r["reason"].startswith("dns-error:") and r["address"] is None for r in report["results"])
     assert "could not be made" in completed.stderr
+
+
+# --- peers that reset, and local NAT redirects (issue 11, items 10 and 11) ---------------------
+
+RESETTER = textwrap.dedent(
+    """
+    import socket, struct, sys, threading, time
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", int(sys.argv[1])))
+    listener.listen(1024)
+    print("ready", flush=True)
+    while True:
+        connection, _ = listener.accept()
+        # Reset at once: the scanner often learns of the handshake only after the RST arrived.
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+    """
+)
+
+
+def test_peer_that_resets_after_the_handshake_is_open(netns: Namespace) -> None:
+    # In a namespace of its own, so that no other listener on this machine can take part. Ports
+    # in the ephemeral range take the careful path (self-connects are possible there).
+    low = int(netns.run("cat", "/proc/sys/net/ipv4/ip_local_port_range").stdout.split()[0])
+    ports = [low + 7, 80]
+    servers = [netns.popen(sys.executable, "-c", RESETTER, str(port)) for port in ports]
+    try:
+        for server in servers:
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        spec = ",".join(str(port) for port in ports)
+        for _ in range(15):
+            completed = netns.portcheck("scan", "127.0.0.1", "-p", spec, "--json", "-")
+            assert completed.returncode == 0, completed.stderr
+            found = {r["port"]: (r["state"], r["reason"]) for r in json.loads(completed.stdout)["results"]}
+            assert found == {port: ("open", "syn-ack") for port in ports}
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+
+
+REDIRECT_TARGET = textwrap.dedent(
+    """
+    import socket, time
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 8080))
+    listener.listen(64)
+    print("ready", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_local_nat_redirect_in_the_ephemeral_range_is_open(netns: Namespace) -> None:
+    # nmap says open; a port-only self-connect rule said "error: self-connect".
+    low, high = map(int, netns.run("cat", "/proc/sys/net/ipv4/ip_local_port_range").stdout.split())
+    redirected, unredirected = low + 11, low + 12
+    netns.run(
+        "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", str(redirected),
+        "-j", "REDIRECT", "--to-ports", "8080",
+    )  # fmt: skip
+    server = netns.popen(sys.executable, "-c", REDIRECT_TARGET)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        for _ in range(5):
+            completed = netns.portcheck(
+                "scan", "127.0.0.1", "-p", f"{redirected},{unredirected}", "--json", "-"
+            )
+            assert completed.returncode == 0, completed.stderr
+            found = {r["port"]: r["state"] for r in json.loads(completed.stdout)["results"]}
+            assert found == {redirected: "open", unredirected: "closed"}
+        # The whole ephemeral range still shows no self-connect as open: only the redirect is.
+        completed = netns.portcheck("scan", "127.0.0.1", "-p", f"{low}-{high}", "--json", "-")
+        opened = {r["port"] for r in json.loads(completed.stdout)["results"] if r["state"] == "open"}
+        assert opened == {redirected}
+    finally:
+        server.kill()
+        server.wait()

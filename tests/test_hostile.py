@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import pytest
 from conftest import REPO, ListenerFactory, unused_port
 
+import pytest_portcheck
 from pytest_portcheck.atomicfile import WriteError, check_writable, write_atomically
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.engine.resolve import resolve_one
@@ -531,13 +532,12 @@ def test_code_planted_in_the_working_directory_never_runs_as_the_worker(
 
 def test_the_package_launches_no_other_subprocess() -> None:
     launches = []
-    # ./run tests runs a copy of tests/ against the wheel: the sources are where PORTCHECK_SOURCE says.
-    source = Path(os.environ.get("PORTCHECK_SOURCE", REPO))
-    for path in sorted((source / "pytest_portcheck").rglob("*.py")):
+    package = Path(pytest_portcheck.__file__).parent  # the code that runs: the wheel under ./run tests
+    for path in sorted(package.rglob("*.py")):
         text = path.read_text()
         for needle in ("Popen(", "subprocess.run(", "os.system(", "os.exec", "os.spawn", "multiprocessing"):
             if needle in text:
-                launches.append(f"{path.relative_to(source)}: {needle}")
+                launches.append(f"{path.relative_to(package.parent).as_posix()}: {needle}")
     assert launches == ["pytest_portcheck/engine/shard.py: Popen("]  # audited: workers start with -I
 
 

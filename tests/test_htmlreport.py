@@ -62,3 +62,20 @@ def test_plugin_reports_show_every_expectation_and_no_summary() -> None:
     assert data["rows"] == [{"host": "web", "address": "127.0.0.1", "not_shown": ""}]
     assert data["columns"] == ["tcp/5"] and data["grid"][0][0]["verdict"] == "passed"
     assert data["summarised"] is False
+
+
+def test_a_probed_cell_says_what_answers_with_product_and_exposure() -> None:
+    probed = result("db", 45000, "open", "syn-ack")
+    probed["probe"] = {
+        "service": "redis",
+        "evidence": "+PONG",
+        "product": "Redis",
+        "version": "7.0.15",
+        "auth": "none",
+    }
+    hostile = result("db", 45001, "open", "syn-ack")
+    hostile["probe"] = {"service": 7}  # a hand-edited report: shown raw, never a crash
+    data = page_data({"results": [probed, hostile], "summary": {}})
+    first, second = data["grid"][0]
+    assert first["details"]["identified"] == 'redis (Redis 7.0.15) EXPOSED: no authentication "+PONG"'
+    assert second["details"]["identified"] == "7"

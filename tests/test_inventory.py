@@ -83,6 +83,18 @@ def test_expectations_are_in_file_order(tmp_path: Path) -> None:
 
 # Every broken file: (name, content, line, words the message must contain).
 CORPUS: list[tuple[str, str | bytes, int, str]] = [
+    (
+        "rate-zero",
+        "defaults:\n  max_rate: 0\nhosts:\n  w:\n    closed: [22]\n",
+        2,
+        "max_rate in defaults must be more",
+    ),
+    (
+        "rate-order",
+        "hosts:\n  w:\n    max_rate: 10\n    min_rate: 100\n    closed: [22]\n",
+        4,
+        "min_rate (100) is above max_rate (10)",
+    ),
     ("empty", "", 0, "is empty"),
     ("only-comment", "# nothing\n", 0, "is empty"),
     ("not-a-mapping", "- 22\n- 80\n", 1, "must be a mapping"),
@@ -220,7 +232,7 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
         "auth-on-http",
         "hosts:\n  w:\n    open:\n      - {port: 80, service: http, auth: none}\n",
         4,
-        "redis only",
+        "cannot be checked for http",
     ),
     (
         "auth-value",
@@ -321,3 +333,10 @@ def test_snapshot_text_loads_back_for_udp_duplicates_and_tiny_timeouts(tmp_path:
         (Protocol.UDP, 54, "filtered"),
     ]
     assert udp.range_rule.ports == (55,)
+
+
+def test_rates_come_from_defaults_and_hosts(tmp_path: Path) -> None:
+    text = "defaults:\n  max_rate: 500\nhosts:\n  a:\n    closed: [22]\n  b:\n    min_rate: 50\n    max_rate: 90.5\n    closed: [22]\n"
+    a, b = load_inventory(write(tmp_path, text)).hosts
+    assert (a.max_rate, a.min_rate) == (500, None)
+    assert (b.max_rate, b.min_rate) == (90.5, 50)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -93,8 +94,8 @@ def test_nginx_https_and_tls(nginx_ports: servers.NginxPorts) -> None:
     assert info.tls.subject == "CN=good" and info.tls.issuer == "CN=good"
     assert 364 <= info.tls.days_left <= 365
     assert not info.tls.verified
-    bare = probe(nginx_ports.https, "tls")
-    assert bare.service == "tls" and bare.tls is not None
+    bare = probe(nginx_ports.https, "tls")  # what runs inside is named, whatever was expected
+    assert bare.service == "https" and bare.tls is not None
 
 
 def test_tls_versions_and_expiry(nginx_ports: servers.NginxPorts) -> None:
@@ -135,6 +136,71 @@ def test_memcached(memcached_port: int) -> None:
     info = probe(memcached_port, "memcached")
     assert (info.service, info.version) == ("memcached", "1.6.18") or info.service == "memcached"
     assert info.evidence.startswith("VERSION ")
+
+
+@pytest.fixture(scope="session")
+def more_servers() -> Iterator[dict[str, int]]:
+    """vsftpd, dovecot, slapd, mosquitto (anonymous and not), etcd and dnsmasq, started together."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            "ftp": stack.enter_context(servers.vsftpd()),
+            "imap": stack.enter_context(servers.dovecot()),
+            "ldap": stack.enter_context(servers.slapd()),
+            "mqtt-open": stack.enter_context(servers.mosquitto(anonymous=True)),
+            "mqtt-locked": stack.enter_context(servers.mosquitto(anonymous=False)),
+            "etcd": stack.enter_context(servers.etcd()),
+            "dns": stack.enter_context(servers.dnsmasq()),
+        }
+
+
+@pytest.mark.parametrize(
+    ("name", "service", "product", "auth"),
+    [
+        ("ftp", "ftp", "vsFTPd", None),
+        ("imap", "imap", "Dovecot", None),
+        ("ldap", "ldap", None, None),
+        ("mqtt-open", "mqtt", None, "none"),
+        ("mqtt-locked", "mqtt", None, "required"),
+        ("etcd", "etcd", "etcd", "none"),
+        ("dns", "dns", "dnsmasq", None),
+    ],
+)
+def test_more_real_servers_on_random_ports(
+    more_servers: dict[str, int], name: str, service: str, product: str | None, auth: str | None
+) -> None:
+    info = probe(more_servers[name])
+    assert (info.service, info.product, info.auth) == (service, product, auth), info
+    if product in ("vsFTPd", "etcd", "dnsmasq"):
+        assert info.version and info.version[0].isdigit()
+
+
+def test_every_real_server_named_without_hints(
+    sshd_port: int,
+    nginx_ports: servers.NginxPorts,
+    redis_open_port: int,
+    redis_auth_port: int,
+    postgresql_port: int,
+    mariadb_port: int,
+    memcached_port: int,
+) -> None:
+    """The issue's set: eight servers on random ports, nothing declared, all named with products."""
+    ports = {
+        sshd_port: ("ssh", "OpenSSH"), nginx_ports.http: ("http", "nginx"), nginx_ports.https: ("https", "nginx"),
+        redis_open_port: ("redis", "Redis"), redis_auth_port: ("redis", "Redis"),
+        postgresql_port: ("postgresql", "PostgreSQL"), mariadb_port: ("mysql", "MariaDB"),
+        memcached_port: ("memcached", "memcached"),
+    }  # fmt: skip
+    found = probe_services([ProbeRequest("127.0.0.1", port) for port in ports])
+    by_port = dict(zip(ports, found, strict=True))
+    assert {port: (info.service, info.product) for port, info in by_port.items()} == ports
+    assert by_port[redis_open_port].version and by_port[redis_open_port].auth == "none"
+    assert by_port[redis_auth_port].auth == "required"
+    assert not (by_port[mariadb_port].version or "").startswith("5.5.5")
+
+
+def test_nginx_refuses_a_handshake_below_tls12(nginx_ports: servers.NginxPorts) -> None:
+    [info] = probe_services([ProbeRequest("127.0.0.1", nginx_ports.https, "https", tls_floor="TLSv1.2")])
+    assert info.tls is not None and info.tls.below_minimum == "refused"
 
 
 # --- small Python peers: greeters and hostile servers ---------------------------------------------
@@ -237,8 +303,8 @@ def test_command_banner_shows_services_and_writes_json(sshd_port: int, redis_aut
     report = json.loads(completed.stdout)
     probes = {r["port"]: r["probe"] for r in report["results"]}
     assert probes[sshd_port]["service"] == "ssh" and probes[sshd_port]["product"] == "OpenSSH"
-    # 6379 is not the port: the probe waits for a banner, Redis says nothing first
-    assert probes[redis_auth_port]["service"] == "unknown"
+    # not Redis's usual port: after the banner wait, the Redis probe names it
+    assert (probes[redis_auth_port]["service"], probes[redis_auth_port]["auth"]) == ("redis", "required")
 
 
 def test_inventory_service_checks(
@@ -281,7 +347,7 @@ def test_inventory_service_checks(
             f"*tcp/{nginx_ports.https_tls12_only}: TLS version TLSv1.2 is below the minimum TLSv1.3",
             f"*tcp/{nginx_ports.https_expiring}: certificate (CN=expiring) expires in 3 days (*), sooner than "
             "the 14 days required",
-            f"*tcp/{redis_open_port}: Redis answered PING without authentication (auth: required)",
+            f"*tcp/{redis_open_port}: Redis answers without authentication (auth: required)",
             "services found:",
             f"*box tcp/{sshd_port} 127.0.0.1 ssh (OpenSSH *",
         ]
@@ -304,8 +370,8 @@ def test_wrong_service_fails_with_what_answered(
     result = pytester.runpytest("--portcheck", "inventory.yml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        # SSH speaks first; nginx waits for a request, and a banner grab sends nothing
-        [f"web (127.0.0.1) tcp/{nginx_ports.http}: expected ssh, found unknown [no banner within 1 s]"]
+        # SSH speaks first; nginx waits for a request, and gets one after the banner wait
+        [f'web (127.0.0.1) tcp/{nginx_ports.http}: expected ssh, found http (nginx *) "HTTP/1.1 200 OK"']
     )
 
 
@@ -326,6 +392,68 @@ def test_hostile_banner_cannot_break_junit_or_the_terminal(
         if p.get("name") == "portcheck.banner"
     ]
     assert banners and "\\x1b" in (banners[0] or "")
+
+
+def test_snapshot_banner_declares_every_identified_service(
+    pytester: pytest.Pytester, redis_auth_port: int, memcached_port: int, nginx_ports: servers.NginxPorts
+) -> None:
+    spec = ",".join(map(str, sorted([redis_auth_port, memcached_port, nginx_ports.https])))
+    snapshot = pytester.path / "inventory.yml"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_portcheck", "snapshot", "127.0.0.1", "-p", spec, "--banner", "-o", str(snapshot)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = snapshot.read_text()
+    assert f"- {{port: {redis_auth_port}, service: redis, auth: required}}" in text
+    assert f"- {{port: {memcached_port}, service: memcached}}  # memcached (memcached 1." in text
+    assert "EXPOSED: no authentication" in text  # memcached answers anyone: noted, not declared
+    assert f"- {{port: {nginx_ports.https}, service: https}}" in text
+    pytester.runpytest("--portcheck", "inventory.yml").assert_outcomes(passed=4)
+
+
+def test_only_open_names_what_answers_on_an_unexpected_port(
+    pytester: pytest.Pytester, redis_open_port: int
+) -> None:
+    pytester.makefile(
+        ".yml",
+        inventory=f'hosts:\n  box:\n    address: 127.0.0.1\n    only_open: []\n    range: "{redis_open_port}/tcp"\n',
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml")  # no --portcheck-banners needed
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"*1 unexpected open port(s) in tcp/{redis_open_port}: {redis_open_port} (redis 7.*, no auth)*"]
+    )
+
+
+def test_auth_required_beyond_redis(
+    pytester: pytest.Pytester, more_servers: dict[str, int], memcached_port: int
+) -> None:
+    pytester.makefile(
+        ".yml",
+        inventory=f"""
+        hosts:
+          box:
+            address: 127.0.0.1
+            open:
+              - {{port: {more_servers["mqtt-locked"]}, service: mqtt, auth: required}}
+              - {{port: {more_servers["mqtt-open"]}, service: mqtt, auth: required}}
+              - {{port: {more_servers["etcd"]}, service: etcd, auth: required}}
+              - {{port: {memcached_port}, service: memcached, auth: required}}
+          api:
+            address: localhost
+            open: [{{port: {more_servers["etcd"]}, service: http}}]  # etcd's API is HTTP
+        """,
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-v")
+    result.assert_outcomes(passed=2, failed=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"*tcp/{more_servers['mqtt-open']}: mqtt answers without authentication (auth: required)",
+            f"*tcp/{more_servers['etcd']}: etcd answers without authentication (auth: required)",
+            f"*tcp/{memcached_port}: memcached answers without authentication (auth: required)",
+        ]
+    )
 
 
 @pytest.mark.parametrize("order", ["verify first", "verify last"])

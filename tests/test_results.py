@@ -68,3 +68,36 @@ def test_report_reads_back_with_services() -> None:
     assert back.services == {key: info}
     assert list(back.resolutions) == list(report.resolutions)
     assert (back.settings.timeout, back.settings.retries, back.settings.window) == (0.5, 2, 100)
+
+
+def test_scan_quality_reads_back_and_older_reports_have_none() -> None:
+    from pytest_portcheck.engine import AddressQuality, ScanStats
+
+    stats = ScanStats()
+    stats.note(
+        AddressQuality("192.0.2.7", 1800.5, drops=40, retries=55, reexaminations=9, unresolved=2, slowdowns=3)
+    )
+    report = ScanReport([], [], ScanSettings(max_rate=2000.0), "2026-11-27T00:00:00+00:00", 1.0, stats)
+    stream = io.StringIO()
+    dump_report(report, stream)
+    document = json.loads(stream.getvalue())
+    assert document["scan_quality"][0]["limited"] is True
+    assert document["settings"]["max_rate"] == 2000.0
+    back = report_from_dict(document)
+    assert back.stats.addresses == stats.addresses
+    assert back.settings.max_rate == 2000.0
+    del document["scan_quality"], document["settings"]["max_rate"]
+    older = report_from_dict(document)  # a report written before scan quality existed
+    assert older.stats.addresses == {} and older.settings.max_rate is None
+
+
+def test_html_page_lists_scan_quality_as_text() -> None:
+    from pytest_portcheck.htmlreport import render_html
+
+    entry = {"address": "192.0.2.9", "rate_pps": 900.0, "drops": 5, "retries": 6, "reexaminations": 1}
+    document = {"version": 1, "results": [], "summary": {}, "scan_quality": [{**entry, "unresolved": 1}]}
+    page = render_html(document)
+    data = page.split('id="portcheck-data">', 1)[1]
+    assert "192.0.2.9 dropped 5 probe(s)" in data and "UNRESOLVED on 1 port(s)" in data
+    quiet = render_html({**document, "scan_quality": []}).split('id="portcheck-data">', 1)[1]
+    assert '"quality": []' in quiet and "dropped" not in quiet.split("</script>", 1)[0]

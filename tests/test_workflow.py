@@ -250,7 +250,7 @@ def test_markdown_lists_are_capped_for_large_drift() -> None:
         )
         for port in range(1, count + 1)
     }  # fmt: skip
-    text = markdown_summary(SimpleNamespace(records=records))  # type: ignore[arg-type]
+    text = markdown_summary(SimpleNamespace(records=records, shared_report=lambda: None))  # type: ignore[arg-type]
     assert text.startswith(f"## portcheck: {count} drift, 0 error(s)")
     assert f"| web | 10.0.0.1 | {count} closed | {count} open | {count} | 0 |" in text
     drift = [line for line in text.splitlines() if line.startswith("- ")]

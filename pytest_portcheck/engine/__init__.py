@@ -6,6 +6,7 @@ No pytest, no YAML, no printing here: the plugin and the ``portcheck`` command a
 
 from pytest_portcheck.engine.model import (
     DEFAULT_WINDOW,
+    AddressQuality,
     PortState,
     ProbeResult,
     Reason,
@@ -27,6 +28,7 @@ from pytest_portcheck.engine.shard import scan
 __all__ = [
     "DEFAULT_WINDOW",
     "MAX_ADDRESSES_PER_TARGET",
+    "AddressQuality",
     "PortState",
     "ProbeResult",
     "Reason",

@@ -3,12 +3,16 @@
 One process, one loop: sockets are created non-blocking, ``connect_ex`` starts each handshake, the
 kernel's readiness events say when it is decided, and ``SO_ERROR`` says how. Attempts that time out
 are retried; our own failures (no descriptors, no ephemeral ports, a socket that met itself) are
-retried or reported as errors, never as a state of the target.
+retried or reported as errors, never as a state of the target. Probes to remote addresses wait their
+turn in the address's pace and time out after its measured round trip (``timing.py``); ``_ScanState``
+holds everything the loop juggles, for TCP and UDP alike. Imports the engine's model, payloads and
+timing only.
 """
 
 from __future__ import annotations
 
 import errno
+import heapq
 import ipaddress
 import os
 import resource
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 
 from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, ScanSettings, ScanStats, Target
 from pytest_portcheck.engine.payloads import udp_payload
+from pytest_portcheck.engine.timing import CATCH_UP, Destination, Pace
 from pytest_portcheck.ports import Protocol
 
 # errno values that mean "we could not make the attempt": back off and try again.
@@ -42,9 +47,7 @@ _REPROBE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED})
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _MAX_REPROBES = 5
 _MAX_IDLE_RESOURCE_FAILURES = 3
-_MAX_PACED_RATE = 2000.0  # paced UDP retries per second at most, however well a host answers
 _MAX_PACED_ATTEMPTS = 4  # a paced retry that meets silence may be paced again, this many times in all
-_ANSWERS_BEFORE_SPEEDUP = 4
 _LISTENERS_FRESH_FOR = 1.0  # seconds a reading of the listening ports vouches for the ports it lists
 _IDLE_PAUSES = (0.05, 0.1, 0.2, 0.4)
 _FD_HEADROOM = 16  # descriptors left for the poller, the resolver, logging and the caller
@@ -79,6 +82,41 @@ def listening_ports() -> set[int] | None:
             if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports if found else None
+
+
+# Socket states of the accepting end of a connection (or of a simultaneous open) in /proc/net/tcp:
+# ESTABLISHED, SYN_RECV, CLOSE_WAIT. Not SYN_SENT: another probe of ours merely aiming at a port.
+_ANSWERING_STATES = frozenset({"01", "03", "08"})
+
+
+def _proc_forms(address: str, port: int) -> set[str]:
+    """How /proc/net/tcp{,6} writes ``address:port`` (32-bit words in host order; IPv4 also as mapped)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    forms = set()
+    if ip.version == 4:
+        forms.add(ip.packed[::-1].hex().upper())
+        ip = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + ip.packed)
+    packed = ip.packed
+    forms.add(b"".join(packed[i : i + 4][::-1] for i in range(0, 16, 4)).hex().upper())
+    return {f"{form}:{port:04X}" for form in forms}
+
+
+def connected_peer_port(local: tuple[str, int]) -> int | None:
+    """The local port of the socket at the other end of our connection from ``local`` (address,
+    port), when that end is in this network namespace (None when it is elsewhere, gone, or /proc
+    cannot tell)."""
+    ours = _proc_forms(*local)
+    for name in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            with open(name, encoding="ascii") as handle:
+                lines = handle.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split(None, 4)
+            if len(fields) > 3 and fields[3] in _ANSWERING_STATES and fields[2] in ours:
+                return int(fields[1].rsplit(":", 1)[1], 16)
+    return None
 
 
 def is_local_address(address: str) -> bool:
@@ -159,73 +197,113 @@ class _Probe:
     target: Target
     sockaddr: tuple[object, ...]
     family: int
+    dest: Destination
     attempt: int = 1
     resource_failures: int = 0
     reprobes: int = 0
     sock: socket.socket | None = None
     started: float = 0.0
-    deadline: float = 0.0
+    first_sent: float = 0.0
+    serial: int = 0
     done: bool = False
+    silent: int = 0
+    """Attempts that met silence: an answer after one is a drop."""
     paced: bool = False
+    """A UDP retry paced against its address's ICMP rate limit."""
     paced_attempts: int = 0
+    reexams: int = 0
 
 
-class _Pacer:
-    """Per-address queues of UDP retries, released at a rate that adapts to the target's ICMP limit.
+class _ScanState:
+    """Everything one scan loop juggles, for TCP and UDP alike: the probes in flight and their
+    deadlines, the probes ready to start, the paces probes wait in, the probes whose silence waits
+    for a verdict, and the window and rate cap over all of them."""
 
-    It starts at the base rate (Linux refills its per-peer limit about once a second), doubles after
-    every few answered retries in a row (a host limited only by its global budget answers hundreds a
-    second), and falls back to the base rate when one goes unanswered.
-    """
+    def __init__(
+        self, fresh: Iterator[_Probe], window: int, max_rate: float | None, clock: Callable[[], float]
+    ) -> None:
+        self.clock = clock
+        self.in_flight: dict[int, _Probe] = {}
+        self.deadlines: list[tuple[float, int, _Probe]] = []
+        self.ready: deque[_Probe] = deque()
+        self.fresh = fresh
+        self.exhausted = False
+        self.waiting: dict[Pace[_Probe], None] = {}  # paces with probes in them, in insertion order
+        self.queued = 0
+        self.parked: dict[Destination, list[_Probe]] = {}
+        self.window = window
+        self.serial = 0
+        self.cap_interval = 0.0 if max_rate is None else 1.0 / max_rate
+        self.cap_due = 0.0
+        self.idle_failures = 0
 
-    def __init__(self, base_rate: float) -> None:
-        self.base_rate = base_rate
-        self.rate: dict[str, float] = {}
-        self.streak: dict[str, int] = {}
-        self.queues: dict[str, deque[_Probe]] = {}
-        self.due: dict[str, float] = {}
+    def busy(self) -> bool:
+        return bool(not self.exhausted or self.ready or self.in_flight or self.waiting)
 
-    @property
-    def waiting(self) -> bool:
-        return bool(self.queues)
+    def next_probe(self, now: float) -> _Probe | None:
+        """The next probe to start: retries and released ones first, then fresh ones (paced to
+        their address if it is remote); None when nothing may start now."""
+        while True:
+            if self.ready:
+                return self.ready.popleft()
+            if self.exhausted or self.queued >= self.window:
+                return None
+            probe = next(self.fresh, None)
+            if probe is None:
+                self.exhausted = True
+                return None
+            if not (probe.dest.adaptive and probe.target.proto is Protocol.TCP):
+                return probe
+            self.wait(probe.dest.pace, probe, now)
+            now = self.clock()  # at thousands a second, a pace's next turn is microseconds away
+            self.release(now)
 
-    @property
-    def addresses(self) -> set[str]:
-        return set(self.rate)
+    def wait(self, pace: Pace[_Probe], probe: _Probe, now: float, *, first: bool = False) -> None:
+        pace.add(probe, now, first=first)
+        self.waiting[pace] = None
+        self.queued += 1
 
-    def add(self, address: str, probe: _Probe, now: float) -> None:
-        # The burst that exhausted the limit has just been answered: the first token comes back one
-        # interval from now, not at once.
-        rate = self.rate.setdefault(address, self.base_rate)
-        self.queues.setdefault(address, deque()).append(probe)
-        self.due.setdefault(address, now + 1.0 / rate)
+    def release(self, now: float) -> None:
+        for pace in list(self.waiting):
+            self.queued -= pace.release(now, self.ready)
+            if not pace.queue:
+                del self.waiting[pace]
 
-    def answered(self, address: str) -> None:
-        if address in self.rate:
-            self.streak[address] = self.streak.get(address, 0) + 1
-            if self.streak[address] >= _ANSWERS_BEFORE_SPEEDUP:
-                self.streak[address] = 0
-                self.rate[address] = min(self.rate[address] * 2, _MAX_PACED_RATE)
+    def may_send(self, now: float) -> bool:
+        """The --max-rate token bucket over the whole scan."""
+        if not self.cap_interval:
+            return True
+        if self.cap_due > now:
+            return False
+        self.cap_due = max(self.cap_due, now - max(self.cap_interval, CATCH_UP)) + self.cap_interval
+        return True
 
-    def unanswered(self, address: str) -> None:
-        if address in self.rate:
-            self.streak[address] = 0
-            self.rate[address] = self.base_rate
+    def watch(self, probe: _Probe, deadline: float) -> None:
+        self.serial += 1
+        probe.serial = self.serial
+        heapq.heappush(self.deadlines, (deadline, self.serial, probe))
 
-    def next_due(self) -> float:
-        return min(self.due[address] for address in self.queues)
+    def next_wakeup(self, now: float) -> float:
+        """Seconds until something may happen: a deadline, a pace's turn, or the rate cap."""
+        times = [pace.due for pace in self.waiting]
+        if self.deadlines:
+            times.append(self.deadlines[0][0])
+        if self.ready and self.cap_interval:
+            times.append(self.cap_due)
+        return max(0.0, min(times) - now) if times else 0.0
 
-    def release_due(self, now: float, pending: deque[_Probe]) -> None:
-        for address in list(self.queues):
-            queue = self.queues[address]
-            interval = 1.0 / self.rate[address]
-            due = max(self.due[address], now - interval)  # no catching up in a burst after a pause
-            while queue and due <= now:
-                pending.append(queue.popleft())
-                due += interval
-            self.due[address] = due
-            if not queue:
-                del self.queues[address]
+    def expired(self, now: float) -> Iterator[_Probe]:
+        deadlines = self.deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _deadline, serial, probe = heapq.heappop(deadlines)
+            if probe.serial == serial and not probe.done:
+                yield probe
+
+    def park(self, probe: _Probe) -> None:
+        self.parked.setdefault(probe.dest, []).append(probe)
+
+    def unpark(self, dest: Destination) -> list[_Probe]:
+        return self.parked.pop(dest, [])
 
 
 def _is_loopback(address: str) -> bool:
@@ -233,16 +311,6 @@ def _is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
-
-
-def _top_up(pending: deque[_Probe], fresh: Iterator[_Probe]) -> bool:
-    """Retries first, then the next fresh target; False when nothing is left to start."""
-    if not pending:
-        upcoming = next(fresh, None)
-        if upcoming is None:
-            return False
-        pending.append(upcoming)
-    return True
 
 
 def _sockaddr(address: str, port: int) -> tuple[int, tuple[object, ...]]:
@@ -253,7 +321,7 @@ def _sockaddr(address: str, port: int) -> tuple[int, tuple[object, ...]]:
 
 
 class ConnectScanner:
-    """A TCP connect scan in one process. Iterate ``scan(targets)`` for one result per target.
+    """A TCP/UDP scan in one process. Iterate ``scan(targets)`` for one result per target.
 
     Closing the iterator early (Ctrl-C, a consumer that stops) closes every socket still open.
     """
@@ -264,8 +332,7 @@ class ConnectScanner:
         self._clock = clock
         self._ephemeral = ephemeral_port_range()
         self._local: dict[str, bool] = {}
-        self._udp_refusals: dict[str, int] = {}
-        self._pacer: _Pacer | None = None
+        self._destinations: dict[str, Destination] = {}
         self._listeners: set[int] | None = None
         self._listeners_read_at = 0.0
 
@@ -279,96 +346,159 @@ class ConnectScanner:
             for t in targets:
                 yield ProbeResult(t.host, t.address, t.proto, t.port, PortState.ERROR, reason)
             return
-        fresh = self._probes(targets)  # made one by one: a probe object only while it is in use
-        pending: deque[_Probe] = deque()
-        in_order: deque[_Probe] = deque()  # in-flight probes by start time, hence by deadline
-        in_flight: dict[int, _Probe] = {}
-        paced = self._pacer = _Pacer(self.settings.udp_rate)
-        window = max_window
-        idle_failures = 0
+        # Probes are made one by one: a probe object exists only while it is in use.
+        state = _ScanState(self._probes(targets), max_window, self.settings.max_rate, self._clock)
         try:
-            while _top_up(pending, fresh) or in_flight or paced.waiting:
-                paced.release_due(self._clock(), pending)
-                while _top_up(pending, fresh) and len(in_flight) < window:
-                    probe = pending.popleft()
-                    outcome = self._start(probe, poller, in_flight, in_order, pending)
-                    if not isinstance(outcome, str):
-                        idle_failures = 0  # an attempt started: resources are back
-                        if outcome is not None:
-                            yield outcome
-                        continue
-                    # The attempt could not even start: our own shortage, never the target's answer.
-                    probe.resource_failures += 1
-                    self.stats.resource_backoffs += 1
-                    if in_flight:  # finishing probes will free what we lack: narrow the window
-                        window = max(1, len(in_flight))
-                        self.stats.smallest_window = min(self.stats.smallest_window, window)
-                        pending.appendleft(probe)
-                        break
-                    # Nothing of ours will free anything: give whoever holds it growing pauses, then
-                    # report this probe, and those after it until one starts, as errors.
-                    if idle_failures < len(_IDLE_PAUSES):
-                        pending.appendleft(probe)
-                        time.sleep(_IDLE_PAUSES[idle_failures])
-                        idle_failures += 1
-                    else:
-                        yield self._result(probe, PortState.ERROR, Reason.local_error(outcome), None)
-                    break
-                if not in_flight:
-                    if not pending and paced.waiting:
-                        time.sleep(max(0.0, paced.next_due() - self._clock()))
+            while state.busy() or state.parked:
+                if not state.busy():
+                    yield from self._settle_parked(state)
                     continue
-                while in_order[0].done:
-                    in_order.popleft()
-                wait = max(0.0, in_order[0].deadline - self._clock())
-                if paced.waiting:
-                    wait = min(wait, max(0.0, paced.next_due() - self._clock()))
-                for fd in poller.wait(wait):
-                    probe = in_flight[fd]
+                yield from self._start_some(state, poller)
+                if not state.in_flight:
+                    if not state.ready or state.cap_interval:
+                        time.sleep(state.next_wakeup(self._clock()))
+                    continue
+                for fd in poller.wait(state.next_wakeup(self._clock())):
+                    probe = state.in_flight[fd]
                     assert probe.sock is not None
                     err = probe.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     if probe.target.proto is Protocol.UDP:
-                        result = self._finish_udp(probe, err, poller, in_flight, pending)
+                        result = self._finish_udp(probe, err, poller, state)
                     else:
-                        result = self._finish(probe, err, poller, in_flight, pending)
+                        result = self._finish(probe, err, poller, state)
                     if result is not None:
                         yield result
-                    if window < max_window:
-                        window += 1  # additive recovery after a backoff
-                now = self._clock()
-                while in_order and (in_order[0].done or in_order[0].deadline <= now):
-                    probe = in_order.popleft()
-                    if probe.done:
-                        continue
-                    self._release(probe, poller, in_flight)
-                    if probe.paced:
-                        paced.unanswered(probe.target.address)
-                    if probe.attempt <= self.settings.retries or (
-                        probe.paced and probe.paced_attempts < _MAX_PACED_ATTEMPTS
-                    ):
-                        probe.attempt += 1
-                        self._retry(probe, pending, paced)
-                    elif probe.target.proto is Protocol.UDP:
-                        yield self._result(
-                            probe, PortState.OPEN_FILTERED, Reason.NO_RESPONSE, now - probe.started
-                        )
-                    else:
-                        yield self._result(probe, PortState.FILTERED, Reason.NO_RESPONSE, now - probe.started)
+                    if state.window < max_window:
+                        state.window += 1  # additive recovery after a backoff
+                yield from self._expire(state, poller)
         finally:
-            for probe in list(in_flight.values()):
-                self._release(probe, poller, in_flight)
+            for probe in list(state.in_flight.values()):
+                self._release(probe, poller, state)
             poller.close()
             if saved_limit is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, saved_limit)
+            for dest in self._destinations.values():
+                quality = dest.quality()
+                if quality is not None:
+                    self.stats.note(quality)
+
+    def _start_some(self, state: _ScanState, poller: _Poller) -> Iterator[ProbeResult]:
+        """Start probes until the window is full or nothing may start yet."""
+        now = self._clock()
+        state.release(now)
+        while len(state.in_flight) < state.window and state.may_send(now):
+            probe = state.next_probe(now)
+            if probe is None:
+                if state.cap_interval:
+                    state.cap_due -= state.cap_interval  # the token was not spent
+                return
+            outcome = self._start(probe, poller, state)
+            if not isinstance(outcome, str):
+                state.idle_failures = 0  # an attempt started: resources are back
+                if outcome is not None:
+                    yield outcome
+                continue
+            # The attempt could not even start: our own shortage, never the target's answer.
+            probe.resource_failures += 1
+            self.stats.resource_backoffs += 1
+            if state.in_flight:  # finishing probes will free what we lack: narrow the window
+                state.window = max(1, len(state.in_flight))
+                self.stats.smallest_window = min(self.stats.smallest_window, state.window)
+                state.ready.appendleft(probe)
+                return
+            # Nothing of ours will free anything: give whoever holds it growing pauses, then
+            # report this probe, and those after it until one starts, as errors.
+            if state.idle_failures < len(_IDLE_PAUSES):
+                state.ready.appendleft(probe)
+                time.sleep(_IDLE_PAUSES[state.idle_failures])
+                state.idle_failures += 1
+            else:
+                yield self._result(probe, PortState.ERROR, Reason.local_error(outcome), None)
+            return
+
+    def _expire(self, state: _ScanState, poller: _Poller) -> Iterator[ProbeResult]:
+        """Attempts whose time is up: retry, re-examine, park, or report the silence."""
+        now = self._clock()
+        for probe in state.expired(now):
+            self._release(probe, poller, state)
+            dest = probe.dest
+            probe.silent += 1
+            if probe.reexams:
+                dest.reexam_silent += 1
+            if probe.paced:
+                dest.icmp_unanswered()
+            if probe.attempt <= self.settings.retries or (
+                probe.paced and probe.paced_attempts < _MAX_PACED_ATTEMPTS
+            ):
+                probe.attempt += 1
+                dest.retries += 1
+                self._retry(probe, state, now)
+            elif probe.target.proto is Protocol.UDP:
+                yield self._result(probe, PortState.OPEN_FILTERED, Reason.NO_RESPONSE, now - probe.started)
+            elif dest.should_reexamine(probe.reexams):
+                self._reexamine(probe, state, now)
+            elif dest.adaptive and dest.drops == 0:
+                # Silence that is not a drop: the rate may grow. It is final only once we know
+                # whether this address drops probes (then it gets a paced second look).
+                dest.outcome(probe.first_sent, now, answered=False, dropped=False)
+                state.park(probe)
+            else:
+                yield self._silent(probe, now - probe.started)
+
+    def _reexamine(self, probe: _Probe, state: _ScanState, now: float) -> None:
+        """Another paced look at a port still silent on an address seen dropping probes."""
+        probe.reexams += 1
+        probe.attempt += 1
+        probe.dest.reexaminations += 1
+        state.wait(probe.dest.pace, probe, now)
+
+    def _silent(self, probe: _Probe, latency: float | None) -> ProbeResult:
+        dest = probe.dest
+        if dest.adaptive and dest.drops and not dest.silence_is_real():
+            dest.unresolved += 1
+        return self._result(probe, PortState.FILTERED, Reason.NO_RESPONSE, latency)
+
+    def _settle_parked(self, state: _ScanState) -> Iterator[ProbeResult]:
+        """Everything else is done: silent ports of addresses that dropped nothing are filtered; those
+        of addresses that did drop get their paced re-examination first."""
+        now = self._clock()
+        for dest in list(state.parked):
+            for probe in state.unpark(dest):
+                if dest.should_reexamine(probe.reexams):
+                    self._reexamine(probe, state, now)
+                else:
+                    yield self._silent(probe, None)
+
+    def _destination(self, address: str) -> Destination:
+        dest = self._destinations.get(address)
+        if dest is None:
+            settings = self.settings
+            adaptive = not _is_loopback(address) and not self._is_local(address)
+            dest = self._destinations[address] = Destination(
+                address,
+                adaptive=adaptive,
+                ceiling=settings.timeout,
+                udp_rate=settings.udp_rate,
+                min_rate=settings.min_rate,
+                max_rate=settings.max_rate,
+            )
+        return dest
+
+    def _is_local(self, address: str) -> bool:
+        local = self._local.get(address)
+        if local is None:
+            local = self._local[address] = is_local_address(address)
+        return local
 
     def _probes(self, targets: Iterable[Target]) -> Iterator[_Probe]:
-        known: dict[str, tuple[int, tuple[object, ...]]] = {}
+        known: dict[str, tuple[int, tuple[object, ...], Destination]] = {}
         for target in targets:
             entry = known.get(target.address)
             if entry is None:
-                entry = known[target.address] = _sockaddr(target.address, target.port)
-            family, base = entry
-            yield _Probe(target, (base[0], target.port, *base[2:]), family)
+                family, base = _sockaddr(target.address, target.port)
+                entry = known[target.address] = (family, base, self._destination(target.address))
+            family, base, dest = entry
+            yield _Probe(target, (base[0], target.port, *base[2:]), family, dest)
 
     def _result(self, probe: _Probe, state: PortState, reason: str, latency: float | None) -> ProbeResult:
         target = probe.target
@@ -377,14 +507,7 @@ class ConnectScanner:
             target.host, target.address, target.proto, target.port, state, reason, latency_ms, probe.attempt
         )
 
-    def _start(
-        self,
-        probe: _Probe,
-        poller: _Poller,
-        in_flight: dict[int, _Probe],
-        in_order: deque[_Probe],
-        pending: deque[_Probe],
-    ) -> ProbeResult | str | None:
+    def _start(self, probe: _Probe, poller: _Poller, state: _ScanState) -> ProbeResult | str | None:
         """Start one attempt. Returns a decided result, an errno name to back off on, or None."""
         udp = probe.target.proto is Protocol.UDP
         try:
@@ -398,37 +521,41 @@ class ConnectScanner:
             sock.setblocking(False)
         probe.sock = sock
         probe.done = False
-        probe.started = self._clock()
-        probe.deadline = probe.started + self.settings.timeout
+        probe.started = now = self._clock()
+        if probe.attempt == 1 and not probe.first_sent:
+            probe.first_sent = now
         self.stats.probes_sent += 1
         if udp:
-            return self._start_udp(probe, sock, poller, in_flight, in_order, pending)
+            return self._start_udp(probe, sock, poller, state)
+        dest = probe.dest
+        if dest.adaptive:
+            dest.sent(now)
         err = sock.connect_ex(probe.sockaddr)
         if err == errno.EINPROGRESS:
             # A local peer often answers within the connect call itself (on loopback the RST is
             # processed before connect returns): take that answer now and skip the poller.
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.EINPROGRESS
         if err == errno.EINPROGRESS:
-            self._watch(probe, sock, poller, in_flight, in_order, readable=False)
+            self._watch(probe, sock, poller, state, now + dest.rto(), readable=False)
             return None
         if err in RESOURCE_ERRNOS:
             return self._abandon(probe, sock, err)
-        return self._finish(probe, err, poller, in_flight, pending)
+        return self._finish(probe, err, poller, state)
 
     def _watch(
         self,
         probe: _Probe,
         sock: socket.socket,
         poller: _Poller,
-        in_flight: dict[int, _Probe],
-        in_order: deque[_Probe],
+        state: _ScanState,
+        deadline: float,
         *,
         readable: bool,
     ) -> None:
         """Wait for the answer: writable (TCP handshake) or readable (UDP reply or ICMP error)."""
         fd = sock.fileno()
-        in_flight[fd] = probe
-        in_order.append(probe)
+        state.in_flight[fd] = probe
+        state.watch(probe, deadline)
         poller.add(fd, readable=readable)
 
     def _abandon(self, probe: _Probe, sock: socket.socket, err: int) -> str:
@@ -438,13 +565,7 @@ class ConnectScanner:
         return errno.errorcode.get(err, str(err))
 
     def _start_udp(
-        self,
-        probe: _Probe,
-        sock: socket.socket,
-        poller: _Poller,
-        in_flight: dict[int, _Probe],
-        in_order: deque[_Probe],
-        pending: deque[_Probe],
+        self, probe: _Probe, sock: socket.socket, poller: _Poller, state: _ScanState
     ) -> ProbeResult | str | None:
         # A connected UDP socket: the kernel reports ICMP errors about this peer as errors on it.
         err = sock.connect_ex(probe.sockaddr)
@@ -457,15 +578,13 @@ class ConnectScanner:
             # On loopback the ICMP port-unreachable is already queued when send returns.
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err == 0:
-            self._watch(probe, sock, poller, in_flight, in_order, readable=True)
+            self._watch(probe, sock, poller, state, probe.started + self.settings.timeout, readable=True)
             return None
         if err in RESOURCE_ERRNOS:
             return self._abandon(probe, sock, err)
-        return self._finish_udp(probe, err, poller, in_flight, pending)
+        return self._finish_udp(probe, err, poller, state)
 
-    def _finish_udp(
-        self, probe: _Probe, err: int, poller: _Poller, in_flight: dict[int, _Probe], pending: deque[_Probe]
-    ) -> ProbeResult | None:
+    def _finish_udp(self, probe: _Probe, err: int, poller: _Poller, state: _ScanState) -> ProbeResult | None:
         """A reply, an ICMP error, or (err 0 and nothing to read) a spurious wake-up: keep waiting."""
         sock = probe.sock
         assert sock is not None
@@ -478,53 +597,60 @@ class ConnectScanner:
             except OSError as exc:
                 err = exc.errno or errno.EIO
             else:
-                self._release(probe, poller, in_flight)
-                self._answered(probe)
+                self._release(probe, poller, state)
+                self._answered(probe, latency, state)
                 return self._result(probe, PortState.OPEN, Reason.UDP_RESPONSE, latency)
-        self._release(probe, poller, in_flight)
+        self._release(probe, poller, state)
         if err == errno.ECONNREFUSED:
-            self._answered(probe)
-            self._udp_refusals[probe.target.address] = self._udp_refusals.get(probe.target.address, 0) + 1
+            self._answered(probe, latency, state)
+            probe.dest.udp_refusals += 1
             return self._result(probe, PortState.CLOSED, Reason.PORT_UNREACH, latency)
-        return self._unanswered_error(probe, err, latency, pending)
+        return self._unanswered_error(probe, err, latency, state)
 
     def _unanswered_error(
-        self, probe: _Probe, err: int, latency: float, pending: deque[_Probe]
+        self, probe: _Probe, err: int, latency: float, state: _ScanState
     ) -> ProbeResult | None:
         """An errno that is neither an answer nor a refusal: filtered, our own shortage, or an error."""
         reason = _FILTERED_REASONS.get(err)
         if reason is not None:
             return self._result(probe, PortState.FILTERED, reason, latency)
         name = errno.errorcode.get(err, str(err))
-        if err in _REPROBE_ERRNOS and probe.target.proto is Protocol.TCP:
-            return self._reprobe(probe, pending, name)
+        tcp = probe.target.proto is Protocol.TCP
+        if err == errno.ECONNRESET and tcp and self._reset_after_handshake(probe):
+            # Linux reports a reset in SYN-SENT as ECONNREFUSED: ECONNRESET means the handshake
+            # completed and the peer then reset the connection. That is an open port.
+            self._answered(probe, latency, state)
+            return self._result(probe, PortState.OPEN, Reason.SYN_ACK, latency)
+        if err in _REPROBE_ERRNOS and tcp:
+            return self._reprobe(probe, state, name)
         if err in RESOURCE_ERRNOS and probe.resource_failures < _MAX_IDLE_RESOURCE_FAILURES:
             probe.resource_failures += 1
             self.stats.resource_backoffs += 1
-            pending.appendleft(probe)
+            state.ready.appendleft(probe)
             return None
         return self._result(probe, PortState.ERROR, Reason.local_error(name), latency)
 
-    def _release(self, probe: _Probe, poller: _Poller, in_flight: dict[int, _Probe]) -> None:
+    def _reset_after_handshake(self, probe: _Probe) -> bool:
+        """A reset after the handshake is the target's, except where two of our own probes on this
+        host may have met (a local address in the ephemeral range with nothing listening)."""
+        target = probe.target
+        if target.port not in self._ephemeral or not self._is_local(target.address):
+            return True
+        return self._has_listener(target.port)
+
+    def _release(self, probe: _Probe, poller: _Poller, state: _ScanState) -> None:
         probe.done = True
         sock = probe.sock
         if sock is None:
             return
         fd = sock.fileno()
-        if in_flight.pop(fd, None) is not None:
+        if state.in_flight.pop(fd, None) is not None:
             poller.discard(fd)
         sock.close()
         probe.sock = None
 
-    def _finish(
-        self,
-        probe: _Probe,
-        err: int,
-        poller: _Poller,
-        in_flight: dict[int, _Probe],
-        pending: deque[_Probe],
-    ) -> ProbeResult | None:
-        """Classify a finished attempt; None when the probe went back to ``pending`` to be tried again."""
+    def _finish(self, probe: _Probe, err: int, poller: _Poller, state: _ScanState) -> ProbeResult | None:
+        """Classify a finished attempt; None when the probe went back to be tried again."""
         latency = self._clock() - probe.started
         sock = probe.sock
         assert sock is not None
@@ -532,15 +658,17 @@ class ConnectScanner:
             genuine = self._is_genuine_open(probe, sock)
             # An RST on close instead of FIN: the probe leaves no TIME_WAIT socket behind.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
-            self._release(probe, poller, in_flight)
+            self._release(probe, poller, state)
             if genuine:
+                self._answered(probe, latency, state)
                 return self._result(probe, PortState.OPEN, Reason.SYN_ACK, latency)
             self.stats.self_connects += 1
-            return self._reprobe(probe, pending, "self-connect")
-        self._release(probe, poller, in_flight)
+            return self._reprobe(probe, state, "self-connect")
+        self._release(probe, poller, state)
         if err == errno.ECONNREFUSED:
+            self._answered(probe, latency, state)
             return self._result(probe, PortState.CLOSED, Reason.CONN_REFUSED, latency)
-        return self._unanswered_error(probe, err, latency, pending)
+        return self._unanswered_error(probe, err, latency, state)
 
     def _is_genuine_open(self, probe: _Probe, sock: socket.socket) -> bool:
         """False when a handshake completed with one of our own sockets rather than a listener.
@@ -548,21 +676,22 @@ class ConnectScanner:
         Probing a local address in the ephemeral range, the kernel may give a probe the very port it
         connects to (a self-connect), or two probes may reach each other's local ports at once (a
         simultaneous open, possibly across our scanning processes). Neither has a listener behind it.
+        A local NAT redirect to a listener elsewhere is genuine: the other end of the connection is
+        then a socket on another port, which the kernel's socket table shows.
         """
         target = probe.target
-        if target.port not in self._ephemeral:
-            return True
-        local = self._local.get(target.address)
-        if local is None:
-            local = self._local[target.address] = is_local_address(target.address)
-        if not local:
+        if target.port not in self._ephemeral or not self._is_local(target.address):
             return True
         try:
-            if sock.getpeername()[:2] == sock.getsockname()[:2]:
+            ours = sock.getsockname()
+            if sock.getpeername()[:2] == ours[:2]:
                 return False
         except OSError:
             return False  # reset between the event and now: nothing we can vouch for
-        return self._has_listener(target.port)
+        if self._has_listener(target.port):
+            return True
+        other_end = connected_peer_port((str(ours[0]), int(ours[1])))
+        return other_end is not None and other_end != target.port
 
     def _has_listener(self, port: int) -> bool:
         # /proc/net/tcp lists every socket of the namespace: reading it for each open port of a scan
@@ -578,35 +707,54 @@ class ConnectScanner:
         self._listeners, self._listeners_read_at = listeners, now
         return port in listeners
 
-    def _answered(self, probe: _Probe) -> None:
-        if probe.paced and self._pacer is not None:
-            self._pacer.answered(probe.target.address)
+    def _answered(self, probe: _Probe, latency: float, state: _ScanState) -> None:
+        """An attempt got an answer: feed the address's round-trip estimate and congestion control."""
+        dest = probe.dest
+        dropped = probe.silent > 0
+        if probe.reexams:
+            dest.reexam_answered += 1
+        if probe.target.proto is Protocol.UDP:
+            dest.drops += dropped
+            if probe.paced:
+                dest.icmp_answered()
+            return
+        if not dest.adaptive:
+            dest.drops += dropped
+            return
+        dest.sample(latency)
+        first_drop = dropped and dest.drops == 0
+        dest.outcome(probe.first_sent, self._clock(), answered=True, dropped=dropped)
+        if first_drop:  # silence parked before this address was seen dropping gets a second look
+            for parked in state.unpark(dest):
+                self._reexamine(parked, state, self._clock())
 
-    def _retry(self, probe: _Probe, pending: deque[_Probe], paced: _Pacer) -> None:
-        """Try a silent probe again: at once, or paced when its address rate-limits ICMP errors.
+    def _retry(self, probe: _Probe, state: _ScanState, now: float) -> None:
+        """Try a silent probe again: at once, paced to its address, or paced against an ICMP limit.
 
         Linux answers a burst of closed UDP ports with port-unreachable, then about one a second
         (loopback is exempt). Silence from an address that did refuse some ports is most likely that
-        limit, not a drop, so its retries go out no faster than the limit refills.
+        limit, not a drop, so its retries go out no faster than the limit refills. TCP retries to a
+        remote address go first in its pace: their answers are the evidence of drops.
         """
-        address = probe.target.address
-        if (
-            probe.target.proto is Protocol.UDP
-            and self._udp_refusals.get(address)
-            and not _is_loopback(address)
-        ):
-            if address not in paced.addresses:
-                self.stats.rate_limited += 1
-            self.stats.paced_probes += 1
-            probe.paced = True
-            probe.paced_attempts += 1
-            paced.add(address, probe, self._clock())
-        else:
-            pending.append(probe)
+        dest = probe.dest
+        if probe.target.proto is Protocol.UDP:
+            if dest.udp_refusals and not _is_loopback(dest.address):
+                if not dest.icmp_limited:
+                    dest.icmp_limited = True
+                    self.stats.rate_limited += 1
+                self.stats.paced_probes += 1
+                probe.paced = True
+                probe.paced_attempts += 1
+                state.wait(dest.icmp_pace, probe, now)
+                return
+        elif dest.adaptive:
+            state.wait(dest.pace, probe, now, first=True)
+            return
+        state.ready.append(probe)
 
-    def _reprobe(self, probe: _Probe, pending: deque[_Probe], why: str) -> ProbeResult | None:
+    def _reprobe(self, probe: _Probe, state: _ScanState, why: str) -> ProbeResult | None:
         probe.reprobes += 1
         if probe.reprobes > _MAX_REPROBES:
             return self._result(probe, PortState.ERROR, Reason.local_error(why), None)
-        pending.appendleft(probe)
+        state.ready.appendleft(probe)
         return None

@@ -6,7 +6,7 @@ Frozen values only; every module of the engine and both front ends speak in thes
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pytest_portcheck.ports import Protocol, service_name
 
@@ -105,6 +105,10 @@ class ScanSettings:
     """Scanning processes; None picks one per CPU for large scans (CPU-bound on loopback)."""
     udp_rate: float = 0.95
     """UDP retries per second to an address that rate-limits its ICMP errors (Linux: ~1/s after a burst)."""
+    max_rate: float | None = None
+    """TCP probes per second at most, over the whole scan (nmap's --max-rate); None: no cap."""
+    min_rate: float | None = None
+    """TCP probes per second each remote address keeps at least, however many drops it shows."""
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -117,6 +121,49 @@ class ScanSettings:
             raise ScanError(f"the UDP rate must be more than 0 probes per second, not {self.udp_rate}")
         if self.processes is not None and self.processes < 1:
             raise ScanError(f"processes must be at least 1, not {self.processes}")
+        for name, rate in (("maximum", self.max_rate), ("minimum", self.min_rate)):
+            if rate is not None and not rate > 0:
+                raise ScanError(f"the {name} rate must be more than 0 probes per second, not {rate}")
+        if self.max_rate is not None and self.min_rate is not None and self.min_rate > self.max_rate:
+            raise ScanError(
+                f"the minimum rate ({self.min_rate:g}/s) is above the maximum rate ({self.max_rate:g}/s): "
+                "lower --min-rate or raise --max-rate"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class AddressQuality:
+    """How one address answered the scan: what the adaptive timing did there and what stayed unknown."""
+
+    address: str
+    rate: float = 0.0
+    """Highest TCP send rate reached (probes per second, over half-second spans)."""
+    drops: int = 0
+    """Probes that met silence but whose retry was answered: evidence of loss or rate limiting."""
+    retries: int = 0
+    """Attempts after the first, for ports that did not answer at once."""
+    reexaminations: int = 0
+    """Paced extra probes of ports still silent after their retries, on an address seen dropping."""
+    unresolved: int = 0
+    """Ports left silent on an address seen dropping, without a paced sample showing the silence is real."""
+    slowdowns: int = 0
+    """Times the send rate was cut for drops."""
+
+    @property
+    def limited(self) -> bool:
+        """True when the address dropped probes it later answered: it limits or loses packets."""
+        return self.drops > 0
+
+    def merged(self, other: AddressQuality) -> AddressQuality:
+        return AddressQuality(
+            self.address,
+            max(self.rate, other.rate),
+            self.drops + other.drops,
+            self.retries + other.retries,
+            self.reexaminations + other.reexaminations,
+            self.unresolved + other.unresolved,
+            self.slowdowns + other.slowdowns,
+        )
 
 
 @dataclass
@@ -133,6 +180,12 @@ class ScanStats:
     rate_limited: int = 0
     """Addresses found rate-limiting ICMP port-unreachable replies."""
     processes: int = 1
+    addresses: dict[str, AddressQuality] = field(default_factory=dict)
+    """Per address, where anything beyond one clean answer per port happened."""
+
+    def note(self, quality: AddressQuality) -> None:
+        known = self.addresses.get(quality.address)
+        self.addresses[quality.address] = quality if known is None else known.merged(quality)
 
     def add(self, other: ScanStats) -> None:
         """Fold in the counters of another process's part of the same scan."""
@@ -141,5 +194,7 @@ class ScanStats:
         self.resource_backoffs += other.resource_backoffs
         self.paced_probes += other.paced_probes
         self.rate_limited += other.rate_limited
+        for quality in other.addresses.values():
+            self.note(quality)
         if other.smallest_window:
             self.smallest_window = min(filter(None, (self.smallest_window, other.smallest_window)))

@@ -15,6 +15,7 @@ scanning), so no probe is sent for a scan nobody waits for.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -26,8 +27,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
-from pytest_portcheck.engine.connect import ConnectScanner
-from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, ScanSettings, ScanStats, Target
+from pytest_portcheck.engine.connect import ConnectScanner, is_local_address
+from pytest_portcheck.engine.model import (
+    AddressQuality,
+    PortState,
+    ProbeResult,
+    Reason,
+    ScanSettings,
+    ScanStats,
+    Target,
+)
 from pytest_portcheck.ports import Protocol
 
 # Below this many targets the start-up of a worker (~40 ms) costs more than a second core saves.
@@ -60,9 +69,12 @@ def scan(
     """
     settings = settings or ScanSettings()
     stats = stats if stats is not None else ScanStats()
-    # UDP retries are paced per address against ICMP rate limits: one process must see them all.
+    # UDP retries are paced per address against ICMP rate limits, and remote addresses get adaptive
+    # timing (congestion control on drops): one process must see every probe to such an address.
+    # Only scans of this host's own addresses are CPU-bound enough to need several processes.
+    one_process = settings.processes is None and not _all_local(targets)
     has_udp = any(target.proto is Protocol.UDP for target in targets)
-    processes = 1 if has_udp else process_count(len(targets), settings)
+    processes = 1 if has_udp or one_process else process_count(len(targets), settings)
     stats.processes = processes
     if processes == 1:
         scanner = ConnectScanner(settings)
@@ -72,6 +84,11 @@ def scan(
             stats.add(scanner.stats)
         return
     yield from _ShardedScan(targets, settings, processes, stats).run()
+
+
+def _all_local(targets: Sequence[Target]) -> bool:
+    addresses = dict.fromkeys(target.address for target in targets)
+    return all(is_local_address(address) for address in addresses)
 
 
 # Run by ``python -I -c``: sys.path holds only the standard library and site-packages, and the
@@ -120,6 +137,8 @@ class _Worker:
             "timeout": self._settings.timeout,
             "retries": self._settings.retries,
             "window": self._settings.window,
+            "max_rate": self._settings.max_rate,
+            "min_rate": self._settings.min_rate,
         }
         # One line per run of targets that share an address: "ADDRESS<TAB>PORT,PORT,...".
         lines = [json.dumps(header)]
@@ -146,7 +165,10 @@ class _Worker:
         for line in lines:
             fields = line.decode().split("\t")
             if fields[0] == "#stats":
-                self.stats = ScanStats(*(int(value) for value in fields[1:7]))
+                sent, self_connects, backoffs, window, paced, limited = (int(v) for v in fields[1:7])
+                self.stats = ScanStats(sent, self_connects, backoffs, window, paced, limited)
+                for entry in json.loads(fields[7]) if len(fields) > 7 else []:
+                    self.stats.note(AddressQuality(**entry))
                 continue
             index = int(fields[0])
             target = self.shard[index]
@@ -196,7 +218,13 @@ class _Worker:
 class _ShardedScan:
     def __init__(self, targets: Sequence[Target], settings: ScanSettings, processes: int, stats: ScanStats):
         self._shards = [targets[index::processes] for index in range(processes)]
-        self._settings = replace(settings, window=max(1, settings.window // processes), processes=1)
+        # The window and a rate cap are over the whole scan: each process gets its share.
+        max_rate = None if settings.max_rate is None else settings.max_rate / processes
+        window = max(1, settings.window // processes)
+        min_rate = settings.min_rate
+        if min_rate is not None and max_rate is not None:
+            min_rate = min(min_rate, max_rate)
+        self._settings = replace(settings, window=window, processes=1, max_rate=max_rate, min_rate=min_rate)
         self._stats = stats
 
     def run(self) -> Iterator[ProbeResult]:
@@ -261,7 +289,12 @@ def _worker_main(parent: int) -> int:
     """Scan the targets given on stdin; write one line per result on stdout as they are decided."""
     header = json.loads(sys.stdin.readline())
     settings = ScanSettings(
-        timeout=header["timeout"], retries=header["retries"], window=header["window"], processes=1
+        timeout=header["timeout"],
+        retries=header["retries"],
+        window=header["window"],
+        processes=1,
+        max_rate=header.get("max_rate"),
+        min_rate=header.get("min_rate"),
     )
     targets: list[Target] = []
     for line in sys.stdin:
@@ -286,7 +319,8 @@ def _worker_main(parent: int) -> int:
     stats = scanner.stats
     batch.append(
         f"#stats\t{stats.probes_sent}\t{stats.self_connects}\t{stats.resource_backoffs}\t"
-        f"{stats.smallest_window}\t{stats.paced_probes}\t{stats.rate_limited}\n"
+        f"{stats.smallest_window}\t{stats.paced_probes}\t{stats.rate_limited}\t"
+        f"{json.dumps([dataclasses.asdict(q) for q in stats.addresses.values()])}\n"
     )
     out.write("".join(batch).encode())
     out.flush()

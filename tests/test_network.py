@@ -1,0 +1,275 @@
+"""Honest verdicts over an emulated real network: two namespaces of the test's own joined by a veth
+pair, with iptables in the target namespace limiting SYNs, dropping packets at random, or dropping
+every port but a few. Nothing leaves the pair; both namespaces are deleted afterwards.
+
+Port ranges are small so the file stays quick; the full-range figures are in
+benchmarks/bench_network.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from conftest import Namespace, namespaces_available, skip_or_fail
+
+ADDRESS = "10.76.0.2"
+LISTENERS = (22, 80, 443, 1500, 2222)
+
+SERVE = textwrap.dedent(
+    """
+    import socket, sys, time
+    held = []
+    for port in map(int, sys.argv[1:]):
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port)); s.listen(1024); held.append(s)
+    print("ready", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@dataclass
+class Link:
+    scanner: Namespace
+    target: Namespace
+
+    def firewall(self, *rule: str) -> None:
+        self.target.run("iptables", *rule)
+
+    def scan(self, *arguments: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+        completed = self.scanner.portcheck("scan", ADDRESS, "--json", "-", *arguments, timeout=150)
+        assert completed.returncode in (0, 1), completed.stderr
+        return json.loads(completed.stdout), completed
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    why_not = namespaces_available()
+    if why_not is not None:
+        skip_or_fail(why_not, "PORTCHECK_REQUIRE_NETNS")
+    scanner, target = Namespace(), Namespace()
+    server = None
+    try:
+        side_a, side_b = f"na{scanner.name[3:11]}", f"nb{target.name[3:11]}"
+        subprocess.run(["ip", "link", "add", side_a, "type", "veth", "peer", "name", side_b], check=True)
+        subprocess.run(["ip", "link", "set", side_a, "netns", scanner.name], check=True)
+        subprocess.run(["ip", "link", "set", side_b, "netns", target.name], check=True)
+        scanner.run("ip", "addr", "add", "10.76.0.1/24", "dev", side_a)
+        target.run("ip", "addr", "add", f"{ADDRESS}/24", "dev", side_b)
+        scanner.run("ip", "link", "set", side_a, "up")
+        target.run("ip", "link", "set", side_b, "up")
+        server = target.popen(sys.executable, "-c", SERVE, *map(str, LISTENERS))
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        yield Link(scanner, target)
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        scanner.delete()
+        target.delete()
+
+
+def states(report: dict[str, Any]) -> tuple[set[int], Counter[str]]:
+    """The listeners found open, and the states of every other port."""
+    found = {r["port"] for r in report["results"] if r["state"] == "open"}
+    others = Counter(r["state"] for r in report["results"] if r["port"] not in LISTENERS)
+    return found, others
+
+
+def quality(report: dict[str, Any]) -> dict[str, Any]:
+    entries: dict[str, dict[str, Any]] = {entry["address"]: entry for entry in report["scan_quality"]}
+    return entries.get(ADDRESS, {})
+
+
+SYN_LIMIT = (
+    "-A",
+    "INPUT",
+    "-p",
+    "tcp",
+    "--syn",
+    "-m",
+    "limit",
+    "--limit",
+    "400/second",
+    "--limit-burst",
+    "20",
+)
+
+
+def test_syn_limited_host_shows_every_listener_and_is_named(link: Link) -> None:
+    # Before adaptive timing: most listeners came back filtered, and nothing said why.
+    link.firewall(*SYN_LIMIT, "-j", "ACCEPT")
+    link.firewall("-A", "INPUT", "-p", "tcp", "--syn", "-j", "DROP")
+    report, completed = link.scan("-p", "1-2500")
+    found, others = states(report)
+    assert found == set(LISTENERS)
+    assert others["closed"] >= 0.999 * (2500 - len(LISTENERS)), others
+    seen = quality(report)
+    assert seen["limited"] and seen["drops"] > 0 and seen["slowdowns"] > 0, seen
+    assert f"Note: {ADDRESS} dropped" in completed.stderr  # the summary, with the JSON on stdout
+
+
+def test_random_loss_finds_every_listener_in_repeated_runs(link: Link) -> None:
+    for chain in ("INPUT", "OUTPUT"):
+        link.firewall(
+            "-A", chain, "-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"
+        )
+    for _ in range(3):
+        report, _completed = link.scan("-p", "1-2500")
+        found, others = states(report)
+        assert found == set(LISTENERS)
+        assert others["filtered"] <= 2, others  # at most 0.1% of closed ports reported filtered
+
+
+def test_firewalled_host_is_not_taken_for_a_limiting_one(link: Link) -> None:
+    link.firewall("-A", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", "22,80,443", "-j", "ACCEPT")
+    link.firewall("-A", "INPUT", "-p", "tcp", "-j", "DROP")
+    report, _completed = link.scan("-p", "1-3000")
+    found, others = states(report)
+    assert found == {22, 80, 443}
+    assert others == Counter({"filtered": 3000 - 3 - 2})  # 1500 and 2222 listen but are dropped
+    seen = quality(report)
+    # Silence that never turns into an answer is not a drop: no slowdown, no re-examination.
+    assert seen["drops"] == 0 and seen["reexaminations"] == 0 and seen["unresolved"] == 0, seen
+    assert report["summary"]["error"] == 0
+
+
+def test_host_that_starts_limiting_halfway(link: Link) -> None:
+    command = ["scan", ADDRESS, "-p", "1-6000", "--json", "-"]
+    process = link.scanner.popen(sys.executable, "-m", "pytest_portcheck", *command)
+    time.sleep(0.25)
+    limit = (
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--syn",
+        "-m",
+        "limit",
+        "--limit",
+        "1000/second",
+        "--limit-burst",
+        "20",
+    )
+    link.firewall(*limit, "-j", "ACCEPT")
+    link.firewall("-A", "INPUT", "-p", "tcp", "--syn", "-j", "DROP")
+    stdout, stderr = process.communicate(timeout=150)
+    assert process.returncode == 0, stderr
+    report = json.loads(stdout)
+    found, others = states(report)
+    assert found == set(LISTENERS)
+    assert others["closed"] >= 0.999 * (6000 - len(LISTENERS)), others
+    assert quality(report)["drops"] > 0
+
+
+def test_max_rate_caps_the_scan(link: Link) -> None:
+    started = time.monotonic()
+    report, _completed = link.scan("-p", "1-400", "--max-rate", "200")
+    elapsed = time.monotonic() - started
+    found, others = states(report)
+    assert found == {22, 80}
+    assert others == Counter({"closed": 398})
+    assert elapsed >= 1.5  # 400 probes at 200/s cannot take less than ~2 s
+    assert report["settings"]["max_rate"] == 200
+
+
+INVENTORY = """\
+hosts:
+  db:
+    address: {address}
+    only_open: [22]
+    range: "1-2500"
+"""
+
+
+def run_pytest(link: Link, pytester: pytest.Pytester, *arguments: str) -> pytest.RunResult:
+    command = [
+        "ip",
+        "netns",
+        "exec",
+        link.scanner.name,
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+    ]
+    return pytester.run(*command, *arguments, timeout=150)
+
+
+def test_only_open_on_a_limiting_host_names_every_exposed_port(link: Link, pytester: pytest.Pytester) -> None:
+    # The false pass of the issue: every drop we caused became "closed", so only_open passed.
+    link.firewall(*SYN_LIMIT, "-j", "ACCEPT")
+    link.firewall("-A", "INPUT", "-p", "tcp", "--syn", "-j", "DROP")
+    pytester.makefile(".yml", inventory=INVENTORY.format(address=ADDRESS))
+    result = run_pytest(
+        link, pytester, "--portcheck", "inventory.yml", "--portcheck-markdown", "summary.md",
+        "--portcheck-html", "report.html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=1)
+    markdown = (pytester.path / "summary.md").read_text()
+    page = (pytester.path / "report.html").read_text()
+    assert f"{ADDRESS} dropped" in page.split('id="portcheck-data"', 1)[1]
+    assert "### Scan quality" in markdown and f"{ADDRESS} dropped" in markdown
+    result.stdout.fnmatch_lines(
+        ["*db: 4 unexpected open port(s) in tcp/1-2500: 80 (*), 443 (*), 1500 (*), 2222 (*)"]
+    )
+    result.stdout.fnmatch_lines([f"scan quality: {ADDRESS} dropped *"])
+
+
+STRICT_INVENTORY = """\
+hosts:
+  db:
+    address: {address}
+    max_rate: 2000
+    closed: [4000]
+    only_open: [22, 80, 443, 1500, 2222]
+    range: "1-600"
+"""
+
+
+def test_strict_makes_a_pass_on_unresolved_silence_an_error(link: Link, pytester: pytest.Pytester) -> None:
+    # A host that limits SYNs hard and also drops a few ports outright: re-examinations of the
+    # limited ports get answered, those of the dropped ports never do, so their silence stays
+    # unexplained. Without --portcheck-strict they pass as closed (filtered); with it, they are errors.
+    for port in ("300", "301", "4000"):
+        link.firewall("-A", "INPUT", "-p", "tcp", "--dport", port, "-j", "DROP")
+    link.firewall("-A", "INPUT", "-p", "tcp", "--syn", "-m", "limit", "--limit", "100/second",
+                  "--limit-burst", "5", "-j", "ACCEPT")  # fmt: skip
+    link.firewall("-A", "INPUT", "-p", "tcp", "--syn", "-j", "DROP")
+    pytester.makefile(".yml", inventory=STRICT_INVENTORY.format(address=ADDRESS))
+    lenient = run_pytest(link, pytester, "--portcheck", "inventory.yml", "--portcheck-report", "r.json")
+    lenient.assert_outcomes(passed=7)
+    document = json.loads((pytester.path / "r.json").read_text())
+    assert quality(document)["unresolved"] >= 3, document["scan_quality"]
+    strict = run_pytest(link, pytester, "--portcheck", "inventory.yml", "--portcheck-strict")
+    strict.assert_outcomes(passed=5, errors=2)
+    strict.stdout.fnmatch_lines(["*silent port(s) on 10.76.0.2, which dropped * (--portcheck-strict)*"])
+
+
+def test_an_open_port_that_met_silence_is_confirmed_before_it_fails(
+    link: Link, pytester: pytest.Pytester
+) -> None:
+    # The first SYN to port 22 is dropped (a limit with one token that matches DROP once), the rest
+    # pass. With no retries, the scan itself hears nothing; the confirmation probes do.
+    link.firewall("-A", "INPUT", "-p", "tcp", "--dport", "22", "--syn", "-m", "limit", "--limit", "1/hour",
+                  "--limit-burst", "1", "-j", "DROP")  # fmt: skip
+    pytester.makefile(
+        # 0.5 s: the attempt ends before the kernel's own SYN retransmission (1 s) could answer it.
+        ".yml",
+        inventory=f"hosts:\n  db:\n    address: {ADDRESS}\n    timeout: 0.5\n    retries: 0\n    open: [22, 80]\n",
+    )
+    result = run_pytest(link, pytester, "--portcheck", "inventory.yml", "--portcheck-report", "r.json")
+    result.assert_outcomes(passed=2)
+    found = {r["port"]: r for r in json.loads((pytester.path / "r.json").read_text())["results"]}
+    assert found[22]["state"] == "open" and found[22]["attempts"] > 1
+    assert found[80]["attempts"] == 1
