@@ -34,6 +34,7 @@ import pytest
 if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (see the docstring)
     from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
     from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, RangeRule, Waiver
+    from pytest_portcheck.judgemode import JudgeMode
     from pytest_portcheck.results import ScanReport
     from pytest_portcheck.services import ServiceInfo
     from pytest_portcheck.verdicts import Judgement
@@ -69,6 +70,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--portcheck-report", metavar="FILE", dest="portcheck_report",
         help="write the JSON report (as 'portcheck scan --json') with each expectation's verdict",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-results", action="append", default=[], metavar="GLOB", dest="portcheck_results",
+        help="judge from these reports (shard reports of 'portcheck scan --inventory', or JSON reports) "
+        "instead of scanning; quote the glob",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-allow-other-inventory", action="store_true", dest="portcheck_allow_other",
+        help="with --portcheck-results: judge reports of another inventory version too",
     )  # fmt: skip
     parser.addini("portcheck_inventory", type="paths", help="inventory YAML files checked on every run")
 
@@ -167,6 +177,12 @@ class PortcheckRun:
         self.previous_sigterm: Any = None
         self.strict: bool = bool(config.getoption("portcheck_strict"))
         self.banners: bool = bool(config.getoption("portcheck_banners"))
+        self.result_globs: list[str] = list(config.getoption("portcheck_results") or [])
+        self.judging: JudgeMode | None = None
+        if self.result_globs:
+            from pytest_portcheck.judgemode import JudgeMode
+
+            self.judging = JudgeMode(self)
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -199,11 +215,19 @@ class PortcheckRun:
 
             if self._failure is not None:
                 raise PortcheckError(self._failure)
+            if self.judging is not None:  # no scan: items are judged from the reports
+                self._results = self.judging.placeholder()
+                return self._results
             pairs = [(item.host, item.expectation) for item in self.items if isinstance(item, PortItem)]
             ranges = [(item.host, item.rule) for item in self.items if isinstance(item, RangeItem)]
             try:
                 if not self.is_worker:  # one process: nobody to share the scan with
-                    report = scan_inventory(pairs, ranges=ranges, all_banners=self.banners)
+                    from pytest_portcheck.judgemode import terminal_progress
+
+                    with terminal_progress(self.config) as progress:
+                        report = scan_inventory(
+                            pairs, ranges=ranges, all_banners=self.banners, progress=progress
+                        )
                 else:
                     with FileLock(str(self.shared_dir / "results.lock")):
                         if self.results_path.exists():
@@ -430,9 +454,9 @@ class PortNode(pytest.Collector):
         self.expectation = expectation
 
     def collect(self) -> Iterator[PortItem]:
-        yield PortItem.from_parent(
-            self, name=self.expectation.expect.value, host=self.host, expectation=self.expectation
-        )
+        vantage = self.expectation.vantage
+        name = self.expectation.expect.value + (f"-from-{vantage}" if vantage else "")
+        yield PortItem.from_parent(self, name=name, host=self.host, expectation=self.expectation)
 
 
 class RangeNode(pytest.Collector):
@@ -539,6 +563,13 @@ class PortItem(CheckItem):
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         from pytest_portcheck.verdicts import judge
 
+        if run.judging is not None:
+            return run.judging.union(self.path).judge_port(self.host, self.expectation)
+        from pytest_portcheck.judgemode import vantage_problem
+
+        scoped = vantage_problem(self.host, self.expectation)
+        if scoped is not None:
+            return scoped
         return judge(
             self.host,
             self.expectation,
@@ -566,6 +597,8 @@ class RangeItem(CheckItem):
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         from pytest_portcheck.verdicts import judge_range
 
+        if run.judging is not None:
+            return run.judging.union(self.path).judge_range(self.host, self.rule)
         resolution = shared.resolutions.get(self.host.address)
         return judge_range(
             self.host,
@@ -760,6 +793,10 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             f"({how})",
             yellow=True,
         )
+    if run.judging is not None:
+        for line in run.judging.summary_lines():
+            terminalreporter.write_line(line, yellow=line.startswith("WARNING"), red=line.startswith("ERROR"))
+        return
     report = run.shared_report()
     if report is not None:
         terminalreporter.write_line(

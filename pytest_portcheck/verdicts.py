@@ -13,7 +13,7 @@ import enum
 import ipaddress
 import os
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pytest_portcheck.engine import (
@@ -68,6 +68,7 @@ def scan_inventory(
     ranges: Iterable[tuple[HostSpec, RangeRule]] = (),
     window: int | None = None,
     all_banners: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ScanReport:
     """Resolve every host once and probe each (address, protocol, port) once, in one engine run per
     distinct (timeout, retries) setting; then run protocol probes on the open ports that declare a
@@ -104,11 +105,15 @@ def scan_inventory(
         groups.setdefault(setting, []).append(Target(owner[key], address, proto, port))
     stats = ScanStats()
     results: list[ProbeResult] = []
+    total = sum(len(targets) for targets in groups.values())
     for (timeout, retries, max_rate, min_rate), targets in groups.items():
         settings = ScanSettings(timeout=timeout, retries=retries, max_rate=max_rate, min_rate=min_rate)
         if window is not None:
             settings = replace(settings, window=window)
-        results.extend(scan(targets, settings, stats))
+        for result in scan(targets, settings, stats):
+            results.append(result)
+            if progress is not None:  # (done, total) after every result: the caller paces redraws
+                progress(len(results), total)
     results = _confirm_silent_opens(pairs, addresses, results, stats)
     base = ScanSettings()
     if len(groups) == 1:
