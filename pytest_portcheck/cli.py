@@ -114,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scan TCP ports with non-blocking connects and report open, closed, filtered "
         "and error states with the reason for each.",
     )
-    _add_scan_options(scan_parser)
+    _add_scan_options(scan_parser, targets="*")
     scan_parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
+    _add_share_options(scan_parser)
     scan_parser.add_argument(
         "-oX", "--xml", metavar="FILE", dest="xml",
         help="write the report as nmap XML (for ndiff and nmap's tools) to FILE ('-': stdout)",
@@ -219,6 +220,21 @@ def _add_scan_options(parser: argparse.ArgumentParser, targets: str = "+") -> No
     parser.add_argument(
         "--allow-large-targets", action="store_true",
         help="allow CIDR blocks of more than 65,536 addresses",
+    )  # fmt: skip
+
+
+def _add_share_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--inventory", metavar="INVENTORY",
+        help="scan what this inventory needs (no TARGET, no -p); with --shard, only one share of it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--shard", metavar="K/N", default=None,
+        help="with --inventory: scan share K of N (K from JOB_COMPLETION_INDEX + 1 when written /N)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--vantage", metavar="NAME", default=None,
+        help="with --inventory: where this scan runs from, for from: entries (default $PORTCHECK_VANTAGE)",
     )  # fmt: skip
 
 
@@ -524,7 +540,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
+        if args.command == "scan" and args.inventory is not None:
+            from pytest_portcheck.sharecommand import run_share
+
+            return run_share(args, sys.stderr if args.json == "-" else sys.stdout, sys.stderr)
         if args.command == "scan":
+            if not args.targets:
+                parser.exit(EXIT_USAGE, "portcheck: error: scan needs TARGET(s), or --inventory INVENTORY\n")
+            if args.shard is not None or args.vantage is not None:
+                parser.exit(EXIT_USAGE, "portcheck: error: --shard and --vantage go with --inventory\n")
             # With the JSON report on stdout, the human-readable output moves to stderr.
             if args.json == "-" and args.xml == "-":
                 parser.exit(EXIT_USAGE, "portcheck: error: --json - and -oX - cannot both use stdout\n")

@@ -78,9 +78,9 @@ class PortNode(pytest.Collector):
         self.expectation = expectation
 
     def collect(self) -> Iterator[PortItem]:
-        yield PortItem.from_parent(
-            self, name=self.expectation.expect.value, host=self.host, expectation=self.expectation
-        )
+        vantage = self.expectation.vantage
+        name = self.expectation.expect.value + (f"-from-{vantage}" if vantage else "")
+        yield PortItem.from_parent(self, name=name, host=self.host, expectation=self.expectation)
 
 
 class RangeNode(pytest.Collector):
@@ -173,6 +173,13 @@ class PortItem(CheckItem):
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         from pytest_portcheck.judge import judge
 
+        if run.judging is not None:
+            return run.judging.union(self.path).judge_port(self.host, self.expectation)
+        from pytest_portcheck.judgemode import vantage_problem
+
+        scoped = vantage_problem(self.host, self.expectation)
+        if scoped is not None:
+            return scoped
         return judge(
             self.host,
             self.expectation,
@@ -200,6 +207,8 @@ class RangeItem(CheckItem):
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
         from pytest_portcheck.judge import judge_range
 
+        if run.judging is not None:
+            return run.judging.union(self.path).judge_range(self.host, self.rule)
         resolution = shared.resolutions.get(self.host.address)
         return judge_range(
             self.host,

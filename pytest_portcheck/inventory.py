@@ -13,6 +13,7 @@ import datetime
 import decimal
 import difflib
 import enum
+import functools
 import ipaddress
 import json
 import re
@@ -124,6 +125,8 @@ class Expectation:
     waiver: Waiver | None = None
     silence_counts_as_closed: bool = False
     """UDP: accept open|filtered (no reply, no ICMP error) as closed. Off: silence proves nothing."""
+    vantage: str | None = None
+    """Set for entries under ``from: {VANTAGE: ...}``: judged only against scans from that vantage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,7 @@ _TOP_KEYS = ("version", "defaults", "hosts")
 _DEFAULT_KEYS = ("timeout", "retries", "max_rate", "min_rate")
 _HOST_KEYS = (
     "address", "open", "only_open", "range", "closed", "filtered", "timeout", "retries",
-    "silence_counts_as_closed", "max_rate", "min_rate",
+    "silence_counts_as_closed", "max_rate", "min_rate", "from",
 )  # fmt: skip
 
 
@@ -494,6 +497,8 @@ def _host(
                 expectations.append(
                     Expectation(name, key[0], key[1], expect, line, service, waiver, silent_ok)
                 )
+    if "from" in entries:
+        expectations += _vantage_expectations(reader, name, entries["from"][1], host_silence)
     rule = _range_rule(reader, name, entries, expectations, host_silence) if "only_open" in entries else None
     if not expectations and rule is None:
         raise reader.error(
@@ -519,18 +524,30 @@ def _range_rule(
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise reader.error(node, f'range must be a port spec like "1-65535/tcp", not {value!r}')
         spec = str(value)
+    # A port declared under from: is judged from its vantage only: the range still covers it elsewhere.
+    listed = frozenset((e.proto, e.port) for e in expectations if e.vantage is None)
     try:
-        keys = parse_port_spec(spec)
+        proto, rest, label = _range_rest(spec, listed)
     except PortSpecError as exc:
         raise reader.error(node, str(exc)) from None
+    except ValueError:
+        raise reader.error(
+            node, "range must cover one protocol: write one only_open host per protocol"
+        ) from None
+    return RangeRule(name, proto, rest, label, node.start_mark.line + 1, silence_counts_as_closed)
+
+
+@functools.lru_cache(maxsize=64)
+def _range_rest(spec: str, listed: frozenset[tuple[Protocol, int]]) -> tuple[Protocol, tuple[int, ...], str]:
+    """(protocol, the range minus the listed ports, label), computed once per distinct range: a fleet
+    of hosts with one full range then shares one tuple instead of holding 65,535 ports each."""
+    keys = parse_port_spec(spec)
     protocols = {proto for proto, _ in keys}
     if len(protocols) != 1:
-        raise reader.error(node, "range must cover one protocol: write one only_open host per protocol")
-    listed = {(e.proto, e.port) for e in expectations}
+        raise ValueError("more than one protocol")
     rest = tuple(port for proto, port in keys if (proto, port) not in listed)
     proto = protocols.pop()
-    label = f"{proto.value}/{format_ports(port for _, port in keys)}"
-    return RangeRule(name, proto, rest, label, node.start_mark.line + 1, silence_counts_as_closed)
+    return proto, rest, f"{proto.value}/{format_ports(port for _, port in keys)}"
 
 
 _ENTRY_KEYS = ("port", "service", "tls", "auth", "waive", "silence_counts_as_closed")
@@ -674,6 +691,54 @@ def _ports(reader: _Reader, node: yaml.Node) -> list[tuple[Protocol, int]]:
         return parse_port_spec(value)
     except PortSpecError as exc:
         raise reader.error(node, str(exc)) from None
+
+
+_VANTAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_VANTAGE_LISTS = (("open", Expect.OPEN), ("closed", Expect.CLOSED), ("filtered", Expect.FILTERED))
+
+
+def _vantage_expectations(reader: _Reader, host: str, node: yaml.Node, silence: bool) -> list[Expectation]:
+    """``from: {app-subnet: {open: [5432]}}``: expectations that hold from one vantage point only."""
+    found: list[Expectation] = []
+    for vantage, (key_node, lists_node) in reader.mapping(node, f"from: of {host!r}", ()).items():
+        if not _VANTAGE_NAME.fullmatch(vantage):
+            raise reader.error(
+                key_node,
+                f"vantage name {vantage!r}: use letters, digits, '.', '_' and '-' (it goes in test ids)",
+            )
+        allowed = tuple(key for key, _ in _VANTAGE_LISTS)
+        lists = reader.mapping(lists_node, f"from: {vantage} of {host!r}", allowed)
+        declared: dict[tuple[Protocol, int], int] = {}
+        for list_key, expect in _VANTAGE_LISTS:
+            if list_key not in lists:
+                continue
+            list_node = lists[list_key][1]
+            if not isinstance(list_node, yaml.SequenceNode):
+                raise reader.error(list_node, f"{list_key} under from: {vantage} must be a list, e.g. [5432]")
+            for item in list_node.value:
+                service = waiver = entry_silence = None
+                port_node = item
+                if isinstance(item, yaml.MappingNode):
+                    port_node, service, waiver, entry_silence = _mapping_entry(reader, item, expect, host)
+                line = item.start_mark.line + 1
+                for key in _ports(reader, port_node):
+                    if key in declared:
+                        raise reader.error(
+                            item,
+                            f"{key[0].value}/{key[1]} is declared twice from {vantage} (also line "
+                            f"{declared[key]}): keep one",
+                        )
+                    declared[key] = line
+                    quiet = silence if entry_silence is None else entry_silence
+                    found.append(
+                        Expectation(host, key[0], key[1], expect, line, service, waiver, quiet, vantage)
+                    )
+    return found
+
+
+def _plain_number(value: float) -> str:
+    """``0.00001``, not ``1e-05``: YAML 1.1 reads the exponent form as text, which the loader refuses."""
+    return format(decimal.Decimal(repr(value)).normalize(), "f")
 
 
 def _safe_name(text: str) -> str:

@@ -78,9 +78,9 @@ def dump_nmap_xml(report: ScanReport, stream: TextIO) -> None:
     stream.write(
         # nmap.dtd allows scanner="nmap" only, and parsers check it; the comment above and args say
         # which tool wrote the file.
-        f"<nmaprun scanner=\"nmap\" args={xml_attribute(args)} start=\"{start}\" "
+        f'<nmaprun scanner="nmap" args={xml_attribute(args)} start="{start}" '
         f"startstr={xml_attribute(_timestr(start))} version={xml_attribute(__version__)} "
-        f"xmloutputversion=\"{XML_OUTPUT_VERSION}\">\n"
+        f'xmloutputversion="{XML_OUTPUT_VERSION}">\n'
     )
     for proto, ports in _scanned_ports(report.results).items():
         kind = "connect" if proto is Protocol.TCP else "udp"
@@ -102,9 +102,9 @@ def dump_nmap_xml(report: ScanReport, stream: TextIO) -> None:
         f"scanned in {report.elapsed_s:.2f} seconds"
     )
     stream.write(
-        f"<runstats><finished time=\"{end}\" timestr={xml_attribute(_timestr(end))} "
-        f"summary={xml_attribute(summary)} elapsed=\"{report.elapsed_s:.2f}\" "
-        f"exit=\"{'error' if report.interrupted else 'success'}\"/>"
+        f'<runstats><finished time="{end}" timestr={xml_attribute(_timestr(end))} '
+        f'summary={xml_attribute(summary)} elapsed="{report.elapsed_s:.2f}" '
+        f'exit="{"error" if report.interrupted else "success"}"/>'
         f'<hosts up="{hosts}" down="0" total="{hosts}"/>\n</runstats>\n</nmaprun>\n'
     )
 
@@ -169,7 +169,7 @@ def _write_extraports(stream: TextIO, state: PortState, results: list[ProbeResul
         by_reason.setdefault((result.reason, result.proto), []).append(result.port)
     for (reason, proto), ports in by_reason.items():
         stream.write(
-            f"<extrareasons reason={xml_attribute(reason)} count=\"{len(ports)}\" proto=\"{proto.value}\" "
+            f'<extrareasons reason={xml_attribute(reason)} count="{len(ports)}" proto="{proto.value}" '
             f"ports={xml_attribute(format_ports(ports))}/>\n"
         )
     stream.write("</extraports>\n")

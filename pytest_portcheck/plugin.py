@@ -59,6 +59,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--portcheck-report", metavar="FILE", dest="portcheck_report",
         help="write the JSON report (as 'portcheck scan --json') with each expectation's verdict",
     )  # fmt: skip
+    group.addoption(
+        "--portcheck-results", action="append", default=[], metavar="GLOB", dest="portcheck_results",
+        help="judge from these reports (shard reports of 'portcheck scan --inventory', or JSON reports) "
+        "instead of scanning; quote the glob",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-allow-other-inventory", action="store_true", dest="portcheck_allow_other",
+        help="with --portcheck-results: judge reports of another inventory version too",
+    )  # fmt: skip
     parser.addini("portcheck_inventory", type="paths", help="inventory YAML files checked on every run")
 
 

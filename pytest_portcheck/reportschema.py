@@ -1,4 +1,4 @@
-"""What a JSON report (version 1) must hold, checked field by field before anything reads it.
+"""What a JSON report (version 1, and a shard report, version 2) must hold, checked field by field.
 
 A report file can come from anywhere (an old run, another tool, a hostile user), so ``portcheck
 diff``, ``portcheck report`` and the xdist shared results check its shape here first: every problem
@@ -203,6 +203,11 @@ def validate_report(document: Any) -> None:
     if not isinstance(document, dict):
         raise ReportProblem(f"the document must be a JSON object, not {_kind(document)}")
     version = document.get("version")
+    if version == 2 and not isinstance(version, bool):
+        raise ReportProblem(
+            "a shard report (version 2) of 'portcheck scan --inventory': judge it with "
+            "pytest --portcheck INVENTORY --portcheck-results REPORTS"
+        )
     if version != REPORT_VERSION or isinstance(version, bool):
         raise ReportProblem(f"unsupported report version {str(version)[:20]!r} (this reads {REPORT_VERSION})")
     results = document.get("results")
@@ -232,3 +237,65 @@ def _plain_result(result: Any) -> bool:
         and type(result["host"]) is str and type(result["reason"]) is str and type(result["service"]) is str
         and result["proto"] in _PROTOCOLS and result["state"] in _STATES
     )  # fmt: skip
+
+
+SHARD_REPORT_VERSION = 2
+
+
+def _exception(value: Any, where: str) -> None:
+    """``[port, state, reason, latency_ms, attempts]``: a listed port of a shard report."""
+    if not isinstance(value, list) or len(value) != 5:
+        raise ReportProblem(f"{where} must be [port, state, reason, latency_ms, attempts]")
+    _whole(0, 65535)(value[0], f"{where}[0]")
+    _choice(_STATES)(value[1], f"{where}[1]")
+    _text(value[2], f"{where}[2]")
+    _optional_number(value[3], f"{where}[3]")
+    _whole(0)(value[4], f"{where}[4]")
+
+
+def _plan_row(value: Any, where: str) -> None:
+    """``[address, timeout_s, retries, port spec]``: one host of the inventory's plan."""
+    if not isinstance(value, list) or len(value) != 4:
+        raise ReportProblem(f"{where} must be [address, timeout_s, retries, ports]")
+    _text(value[0], f"{where}[0]")
+    _positive(value[1], f"{where}[1]")
+    _whole(0)(value[2], f"{where}[2]")
+    _text(value[3], f"{where}[3]")
+
+
+_SHARD = _object({"digest": _text, "index": _whole(1), "count": _whole(1)}, {"vantage": _optional_text})
+
+
+def _address(value: Any, where: str) -> None:
+    """``[host, address, proto, usual state, reason, count, exceptions]``: one address of a shard."""
+    if not isinstance(value, list) or len(value) != 7:
+        raise ReportProblem(f"{where} must be [host, address, proto, usual, reason, count, exceptions]")
+    _text(value[0], f"{where}[0]")
+    _text(value[1], f"{where}[1]")
+    _choice(_PROTOCOLS)(value[2], f"{where}[2]")
+    _choice(_STATES)(value[3], f"{where}[3]")
+    _text(value[4], f"{where}[4]")
+    _nullable(_whole(0))(value[5], f"{where}[5]")
+    _list_of(_exception)(value[6], f"{where}[6]")
+
+
+_SERVICE = _object(
+    {"address": _text, "proto": _choice(_PROTOCOLS), "port": _whole(0, 65535), "probe": _PROBE}
+)
+_SHARD_DOCUMENT = _object(
+    {"shard": _SHARD, "plan": _list_of(_plan_row), "hosts": _list_of(_HOST), "addresses": _list_of(_address)},
+    {
+        "command": _list_of(_text), "started": _text, "elapsed_s": _number, "interrupted": _boolean,
+        "settings": _SETTINGS, "services": _list_of(_SERVICE),
+    },
+)  # fmt: skip
+
+
+def validate_shard_report(document: Any) -> None:
+    """Raise ReportProblem unless ``document`` has the shape of a version 2 (shard) report."""
+    if not isinstance(document, dict) or document.get("version") != SHARD_REPORT_VERSION:
+        raise ReportProblem(f"not a version {SHARD_REPORT_VERSION} (shard) report")
+    _SHARD_DOCUMENT(document, "")
+    shard = document["shard"]
+    if shard["index"] > shard["count"]:
+        raise ReportProblem(f"shard.index {shard['index']} is more than shard.count {shard['count']}")

@@ -144,6 +144,7 @@ def scan_inventory(
     ranges: Iterable[tuple[HostSpec, RangeRule]] = (),
     window: int | None = None,
     all_banners: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ScanReport:
     """Resolve every host once and probe each (address, protocol, port) once, in one engine run per
     distinct (timeout, retries) setting; then run protocol probes on the open ports that declare a
@@ -159,8 +160,12 @@ def scan_inventory(
     groups = _targets_by_timing(pairs, ranges, addresses)
     stats = ScanStats()
     results: list[ProbeResult] = []
+    total = sum(len(targets) for targets in groups.values())
     for timing, targets in groups.items():
-        results.extend(scan(targets, timing_settings(timing, window), stats))
+        for result in scan(targets, timing_settings(timing, window), stats):
+            results.append(result)
+            if progress is not None:  # (done, total) after every result: the caller paces redraws
+                progress(len(results), total)
     results = _confirm_silent_opens(pairs, addresses, results, stats)
     base = timing_settings(next(iter(groups))) if len(groups) == 1 else ScanSettings()
     by_key = index_results(results)
@@ -169,7 +174,7 @@ def scan_inventory(
     wanted = all_banners or unexpected or any(expectation.service is not None for _, expectation in pairs)
     services = {}
     if wanted:
-        services = _probe_open_ports(probe_pairs, addresses, by_key, all_banners, unexpected)
+        services = probe_declared_ports(probe_pairs, addresses, by_key, all_banners, unexpected)
     return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats, services=services)
 
 
@@ -299,7 +304,7 @@ def _confirm_silent_opens(
     return confirmed
 
 
-def _probe_open_ports(
+def probe_declared_ports(
     pairs: Sequence[tuple[HostSpec, Expectation]],
     addresses: Mapping[str, tuple[str, ...]],
     by_key: Mapping[ResultKey, ProbeResult],

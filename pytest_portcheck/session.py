@@ -26,6 +26,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_portcheck.engine import PortState, ProbeResult
     from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, RangeRule
+    from pytest_portcheck.judgemode import JudgeMode
     from pytest_portcheck.results import ScanReport
 
 PROPERTY_PREFIX = "portcheck."
@@ -167,6 +168,12 @@ class PortcheckRun:
         self.previous_sigterm: Any = None
         self.strict: bool = bool(config.getoption("portcheck_strict"))
         self.banners: bool = bool(config.getoption("portcheck_banners"))
+        self.result_globs: list[str] = list(config.getoption("portcheck_results") or [])
+        self.judging: JudgeMode | None = None
+        if self.result_globs:
+            from pytest_portcheck.judgemode import JudgeMode
+
+            self.judging = JudgeMode(self)
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -199,10 +206,18 @@ class PortcheckRun:
 
             if self._failure is not None:
                 raise PortcheckError(self._failure)
+            if self.judging is not None:  # no scan: items are judged from the reports
+                self._results = self.judging.placeholder()
+                return self._results
             pairs, ranges = self.pairs, self.ranges
             try:
                 if not self.is_worker:  # one process: nobody to share the scan with
-                    report = scan_inventory(pairs, ranges=ranges, all_banners=self.banners)
+                    from pytest_portcheck.judgemode import terminal_progress
+
+                    with terminal_progress(self.config) as progress:
+                        report = scan_inventory(
+                            pairs, ranges=ranges, all_banners=self.banners, progress=progress
+                        )
                 else:
                     with FileLock(str(self.shared_dir / "results.lock")):
                         if self.results_path.exists():

@@ -168,6 +168,10 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             f"({how})",
             yellow=True,
         )
+    if run.judging is not None:
+        for line in run.judging.summary_lines():
+            terminalreporter.write_line(line, yellow=line.startswith("WARNING"), red=line.startswith("ERROR"))
+        return
     report = run.shared_report()
     if report is not None:
         terminalreporter.write_line(

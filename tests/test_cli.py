@@ -91,7 +91,7 @@ def test_json_to_stdout_moves_the_human_output_to_stderr(listen: ListenerFactory
         (["scan", "127.0.0.0/8"], "--allow-large-targets"),
         (["scan", "127.0.0.1/99"], "not a valid address block"),
         (["scan", "127.0.0.1", "--show", "opne"], "list states from"),
-        (["scan"], "the following arguments are required"),
+        (["scan"], "scan needs TARGET(s), or --inventory INVENTORY"),
         (["scna", "127.0.0.1"], "invalid choice"),
     ],
 )

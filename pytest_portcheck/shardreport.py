@@ -1,0 +1,272 @@
+"""Shard reports: the JSON report version 2, written by ``portcheck scan --inventory``, and read back.
+
+A version 2 report holds, per (host, address, protocol), the state most of its ports share (as nmap's
+"Not shown: 65,530 closed ports") and lists only the other ports, so a full-range scan of a
+firewalled host is one line, not 65,535. It names what it covers instead of listing it: the
+inventory's plan (``plan``: address, timeout, retries and port spec per host, see plan.py), its
+``digest``, and the share ``index``/``count`` with the ``vantage`` it was scanned from. A reader
+recomputes which units the share holds; for those units on an address the report resolved, a port
+not listed has the usual state. Version 1 reports (every result listed) are read as well.
+
+Imports results, reportschema, the plan and the engine's model; no pytest, no scanning.
+Must not import pytest, yaml or the probes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from pytest_portcheck import __version__
+from pytest_portcheck.atomicfile import write_atomically
+from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
+from pytest_portcheck.plan import WorkPlan
+from pytest_portcheck.ports import Protocol
+from pytest_portcheck.reportschema import (
+    ReportProblem,
+    parse_report_json,
+    validate_report,
+    validate_shard_report,
+)
+from pytest_portcheck.results import (
+    ReportError,
+    ResultKey,
+    count_states,
+    report_from_dict,
+    service_from_dict,
+    service_to_dict,
+)
+from pytest_portcheck.services import ServiceInfo
+
+SHARD_REPORT_VERSION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    digest: str
+    index: int
+    """1-based share K of ``count``."""
+    count: int
+    vantage: str | None = None
+
+    @property
+    def label(self) -> str:
+        where = f" from {self.vantage}" if self.vantage else ""
+        return f"shard {self.index}/{self.count}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSummary:
+    """One address's ports of one protocol in one shard: the usual state, and the exceptions."""
+
+    host: str
+    address: str
+    proto: Protocol
+    state: PortState
+    reason: str
+    count: int | None
+    """How many ports have the usual state (None when the writer did not count them)."""
+    exceptions: tuple[ProbeResult, ...] = ()
+
+
+def summarise(results: Iterable[ProbeResult]) -> list[AddressSummary]:
+    """Group results by (host, address, protocol); the commonest (state, reason) becomes the usual one.
+
+    Unresolved hosts' results (no address) are left out: the report's ``hosts`` says why.
+    """
+    groups: dict[tuple[str, str, Protocol], list[ProbeResult]] = {}
+    for result in results:
+        if result.address is not None:
+            groups.setdefault((result.host, result.address, result.proto), []).append(result)
+    summaries = []
+    for (host, address, proto), members in groups.items():
+        common = Counter((r.state, r.reason) for r in members)
+        (state, reason), count = common.most_common(1)[0]
+        # Open and error ports are never folded away: each is listed with its reason. The usual state
+        # is then "error", so a port the list misses could only ever read as an error, never a pass.
+        if state in (PortState.OPEN, PortState.ERROR):
+            state, reason, count = PortState.ERROR, "every port is listed", 0
+        exceptions = tuple(
+            sorted((r for r in members if (r.state, r.reason) != (state, reason)), key=lambda r: r.port)
+        )
+        summaries.append(AddressSummary(host, address, proto, state, reason, count, exceptions))
+    return summaries
+
+
+@dataclass(frozen=True)
+class ShardScanReport:
+    """What one shard found, ready to be written."""
+
+    shard: ShardInfo
+    plan: WorkPlan
+    resolutions: Sequence[Resolution]
+    summaries: Sequence[AddressSummary]
+    settings: ScanSettings
+    started: str
+    elapsed_s: float
+    interrupted: bool = False
+    command: Sequence[str] = ()
+    services: Mapping[ResultKey, ServiceInfo] = field(default_factory=dict)
+
+
+def _head(report: ShardScanReport) -> dict[str, Any]:
+    counts = count_states(())
+    for summary in report.summaries:
+        counts[summary.state] += summary.count or 0
+        for result in summary.exceptions:
+            counts[result.state] += 1
+    return {
+        "version": SHARD_REPORT_VERSION,
+        "tool": f"pytest-portcheck {__version__}",
+        "command": list(report.command),
+        "started": report.started,
+        "elapsed_s": round(report.elapsed_s, 3),
+        "interrupted": report.interrupted,
+        "settings": {
+            "timeout_s": report.settings.timeout,
+            "retries": report.settings.retries,
+            "window": report.settings.window,
+        },
+        "shard": {
+            "digest": report.shard.digest,
+            "index": report.shard.index,
+            "count": report.shard.count,
+            "vantage": report.shard.vantage,
+        },
+        "summary": {state.value: count for state, count in counts.items()},
+    }
+
+
+def dump_shard_report(report: ShardScanReport, stream: TextIO) -> None:
+    """Write the report: a header, then one line per plan host, resolution and address summary."""
+    head = json.dumps(_head(report), indent=1)
+    stream.write(head[:-2] + ",\n")
+    _write_lines(stream, "plan", (json.dumps(row) for row in report.plan.to_document()))
+    _write_lines(
+        stream,
+        "hosts",
+        (json.dumps(_resolution_document(r), separators=(",", ":")) for r in report.resolutions),
+    )
+    _write_lines(stream, "addresses", (_summary_json(summary) for summary in report.summaries))
+    services = [
+        json.dumps({"address": a, "proto": p.value, "port": n, "probe": service_to_dict(info)})
+        for (a, p, n), info in report.services.items()
+    ]
+    _write_lines(stream, "services", services, last=True)
+    stream.write("}\n")
+
+
+def _resolution_document(resolution: Resolution) -> dict[str, Any]:
+    document: dict[str, Any] = {"host": resolution.host, "addresses": list(resolution.addresses)}
+    if resolution.error is not None:
+        document["error"] = resolution.error
+    return document
+
+
+def _write_lines(stream: TextIO, key: str, lines: Iterable[str], last: bool = False) -> None:
+    stream.write(f' "{key}": [')
+    separator = "\n  "
+    wrote = False
+    for line in lines:
+        stream.write(separator + line)
+        separator = ",\n  "
+        wrote = True
+    stream.write(("\n ]" if wrote else "]") + ("\n" if last else ",\n"))
+
+
+def _summary_json(summary: AddressSummary) -> str:
+    """``[host, address, proto, usual state, reason, count, exceptions]``, each exception
+    ``[port, state, reason, latency_ms, attempts]``: arrays, not objects, because a fleet's shard
+    report holds one row per address (5,000 rows in each of 64 files)."""
+    exceptions = [[r.port, r.state.value, r.reason, r.latency_ms, r.attempts] for r in summary.exceptions]
+    row = [
+        summary.host, summary.address, summary.proto.value, summary.state.value, summary.reason,
+        summary.count, exceptions,
+    ]  # fmt: skip
+    return json.dumps(row, separators=(",", ":"))
+
+
+def write_shard_report(report: ShardScanReport, destination: str | Path) -> None:
+    """Write atomically (see atomicfile); WriteError names the file when it cannot be written."""
+    write_atomically(destination, lambda stream: dump_shard_report(report, stream))
+
+
+@dataclass(frozen=True)
+class LoadedReport:
+    """A report read for judging: a shard report (v2), or a v1 report whose results are all listed."""
+
+    path: str
+    shard: ShardInfo | None
+    """None for a version 1 report: it covers exactly the results it lists."""
+    plan_rows: Sequence[Sequence[Any]]
+    resolutions: Sequence[Resolution]
+    usual: Mapping[tuple[str, str, Protocol], AddressSummary]
+    """(plan host, address, protocol) -> summary."""
+    listed: Mapping[ResultKey, ProbeResult]
+    """Every result the file lists: a v2 report's exceptions, a v1 report's results."""
+    services: Mapping[ResultKey, ServiceInfo]
+    interrupted: bool
+    by_host: dict[str, Resolution] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for resolution in self.resolutions:
+            self.by_host.setdefault(resolution.host, resolution)
+
+    def resolution(self, host: str) -> Resolution | None:
+        return self.by_host.get(host)
+
+
+def _from_v2(path: str, document: dict[str, Any]) -> LoadedReport:
+    shard = document["shard"]
+    info = ShardInfo(str(shard["digest"]), int(shard["index"]), int(shard["count"]), shard.get("vantage"))
+    usual: dict[tuple[str, str, Protocol], AddressSummary] = {}
+    listed: dict[ResultKey, ProbeResult] = {}
+    for host, address, proto_name, usual_state, usual_reason, count, listed_ports in document["addresses"]:
+        proto = Protocol(proto_name)
+        exceptions = tuple(
+            ProbeResult(host, address, proto, port, PortState(state), reason, latency, attempts)
+            for port, state, reason, latency, attempts in listed_ports
+        )
+        summary = AddressSummary(
+            host, address, proto, PortState(usual_state), usual_reason, count, exceptions
+        )
+        usual[(host, address, proto)] = summary
+        for result in exceptions:
+            listed[(address, proto, result.port)] = result
+    services = {
+        (s["address"], Protocol(s["proto"]), int(s["port"])): service_from_dict(s["probe"])
+        for s in document.get("services", [])
+    }
+    resolutions = [Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in document["hosts"]]
+    return LoadedReport(
+        path, info, document["plan"], resolutions, usual, listed, services, bool(document.get("interrupted"))
+    )
+
+
+def _from_v1(path: str, document: dict[str, Any]) -> LoadedReport:
+    report = report_from_dict(document)
+    listed = {(r.address, r.proto, r.port): r for r in report.results if r.address is not None}
+    return LoadedReport(
+        path, None, [], list(report.resolutions), {}, listed, dict(report.services), report.interrupted
+    )
+
+
+def load_report(path: str | Path) -> LoadedReport:
+    """Read a version 1 or 2 report for judging; ReportError names the file and the problem."""
+    try:
+        document = parse_report_json(Path(path).read_text(encoding="utf-8"))
+        if isinstance(document, dict) and document.get("version") == SHARD_REPORT_VERSION:
+            validate_shard_report(document)
+            return _from_v2(str(path), document)
+        validate_report(document)
+        return _from_v1(str(path), document)
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not a portcheck JSON report (not UTF-8 text)") from None
+    except (ReportProblem, ReportError) as exc:
+        raise ReportError(f"{path}: not a valid portcheck JSON report: {exc}") from None

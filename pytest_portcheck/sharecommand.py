@@ -1,0 +1,80 @@
+"""``portcheck scan --inventory INV [--shard K/N] [--vantage NAME] [--json FILE]``: presentation only.
+
+Reads the arguments, prints what share is scanned and a summary, writes the shard report (version 2).
+The work is sharescan.py's. Imported by cli.py only when ``--inventory`` is given (it loads YAML).
+Must not import pytest or the plugin modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TextIO
+
+from pytest_portcheck import __version__
+from pytest_portcheck.atomicfile import WriteError, check_writable
+from pytest_portcheck.cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Progress
+from pytest_portcheck.engine import PortState, ProbeResult
+from pytest_portcheck.inventory import InventoryError, load_inventory
+from pytest_portcheck.plan import ShardSpecError, ShardSplit, parse_shard, plan_inventory
+from pytest_portcheck.shardreport import write_shard_report
+from pytest_portcheck.sharescan import ShareRequest, scan_share
+
+
+def _usage(err: TextIO, message: str) -> int:
+    err.write(f"portcheck: error: {message}\n")
+    return EXIT_USAGE
+
+
+def run_share(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.targets:
+        return _usage(err, "--inventory scans the inventory's hosts: give no TARGET")
+    if args.xml:
+        return _usage(err, "-oX does not go with --inventory: write the shard report with --json")
+    try:
+        index, count = parse_shard(args.shard or "1/1", dict(os.environ))
+    except ShardSpecError as exc:
+        return _usage(err, str(exc))
+    vantage = args.vantage or os.environ.get("PORTCHECK_VANTAGE") or None
+    if args.json and args.json != "-":
+        try:
+            check_writable(args.json)
+        except WriteError as exc:
+            return _usage(err, str(exc))
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as exc:
+        return _usage(err, str(exc))
+    plan = plan_inventory(inventory)
+    split = ShardSplit(plan.total, plan.digest, count)
+    where = f" from vantage {vantage}" if vantage else ""
+    out.write(
+        f"portcheck {__version__}: shard {index}/{count}{where} of {args.inventory} (plan {plan.digest}): "
+        f"{split.size(index):,} of {plan.total:,} unit(s) on {len(plan.hosts):,} host(s)\n"
+    )
+    out.flush()
+    show = args.progress == "always" or (args.progress == "auto" and err.isatty())
+    progress = Progress(err, split.size(index), show)
+    counts = dict.fromkeys(PortState, 0)
+
+    def seen(result: ProbeResult) -> None:
+        counts[result.state] += 1
+        progress.advance()
+
+    request = ShareRequest(index, count, vantage, args.workers, args.processes)
+    report = scan_share(inventory, request, command=["portcheck", *args.argv], on_result=seen)
+    progress.clear()
+    unresolved = [r for r in report.resolutions if r.error is not None]
+    for resolution in unresolved:
+        out.write(f"{resolution.host}: {resolution.error}\n")
+    verb = "INTERRUPTED after" if report.interrupted else "done in"
+    out.write(
+        f"Summary: shard {index}/{count}: {sum(counts.values()):,} probe result(s): "
+        + ", ".join(f"{n:,} {state.value}" for state, n in counts.items() if n)
+        + f"; {verb} {report.elapsed_s:.2f} s\n"
+    )
+    if args.json:
+        write_shard_report(report, args.json)
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE if unresolved or counts[PortState.ERROR] else EXIT_OK

@@ -1,0 +1,112 @@
+"""Scanning one share of an inventory: ``portcheck scan --inventory inv.yml --shard K/N``.
+
+Resolves every host of the plan (each host's resolution is recorded, whether or not the share holds
+its units), probes exactly the units of share K on every resolved address, runs the protocol probes
+the inventory asks for on the open ones, and returns a ``ShardScanReport`` (see shardreport.py).
+No pytest and no printing: the command line presents it.
+Must not import pytest or the plugin modules; probes only when a service is declared.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from pytest_portcheck.engine import (
+    DEFAULT_WINDOW,
+    ProbeResult,
+    ScanSettings,
+    ScanStats,
+    Target,
+    resolve_hosts,
+    scan,
+)
+from pytest_portcheck.inventory import Inventory
+from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
+from pytest_portcheck.results import ResultKey
+from pytest_portcheck.services import ServiceInfo
+from pytest_portcheck.shardreport import ShardInfo, ShardScanReport, summarise
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    index: int
+    count: int
+    vantage: str | None = None
+    window: int = DEFAULT_WINDOW
+    processes: int | None = None
+
+
+def share_targets(
+    plan: WorkPlan, split: ShardSplit, index: int, addresses: dict[str, tuple[str, ...]]
+) -> dict[tuple[float, int], list[Target]]:
+    """The share's targets, grouped by the (timeout, retries) of their host."""
+    groups: dict[tuple[float, int], list[Target]] = {}
+    for unit in split.units(index):
+        host, proto, port = plan.unit(unit)
+        group = groups.setdefault((host.timeout, host.retries), [])
+        group.extend(Target(host.address, address, proto, port) for address in addresses[host.address])
+    return groups
+
+
+def scan_share(
+    inventory: Inventory,
+    request: ShareRequest,
+    *,
+    command: Sequence[str] = (),
+    on_result: Callable[[ProbeResult], None] | None = None,
+    interrupted: Callable[[], bool] | None = None,
+) -> ShardScanReport:
+    """Scan share ``request.index`` of ``request.count``; Ctrl-C ends it with a report marked interrupted."""
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    clock = time.monotonic()
+    plan = plan_inventory(inventory)
+    split = ShardSplit(plan.total, plan.digest, request.count)
+    resolutions = resolve_hosts([host.address for host in plan.hosts])
+    addresses = {r.host: r.addresses for r in resolutions}
+    stats = ScanStats()
+    results: list[ProbeResult] = []
+    stopped = False
+    base = ScanSettings(window=request.window, processes=request.processes)
+    try:
+        for (timeout, retries), targets in share_targets(plan, split, request.index, addresses).items():
+            settings = ScanSettings(timeout, retries, request.window, request.processes)
+            base = settings
+            for result in scan(targets, settings, stats):
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+    except KeyboardInterrupt:
+        stopped = True
+    services = {} if stopped else probe_declared_services(inventory, addresses, results)
+    return ShardScanReport(
+        ShardInfo(plan.digest, request.index, request.count, request.vantage),
+        plan,
+        resolutions,
+        summarise(results),
+        base,
+        started,
+        time.monotonic() - clock,
+        stopped,
+        command,
+        services,
+    )
+
+
+def probe_declared_services(
+    inventory: Inventory, addresses: dict[str, tuple[str, ...]], results: Iterable[ProbeResult]
+) -> dict[ResultKey, ServiceInfo]:
+    """Protocol probes on this share's open ports whose inventory entry names a service.
+
+    The merging of requirements that meet on one port (names, verification) is the scan pipeline's
+    (``scanning``), shared with the unsharded scan rather than copied.
+    """
+    from pytest_portcheck.results import index_results
+    from pytest_portcheck.scanning import probe_declared_ports
+
+    pairs = [(host, e) for host, e in inventory.expectations() if e.service is not None]
+    if not pairs:
+        return {}
+    return probe_declared_ports(pairs, addresses, index_results(results), all_banners=False)

@@ -1,0 +1,343 @@
+"""Sharded scans judged once: N shard processes + the judge agree with one unsharded run, item by item;
+partial, duplicated or foreign shards are errors; vantage points; version 1 reports; SYNs counted."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Namespace
+
+from pytest_portcheck.inventory import parse_inventory
+from pytest_portcheck.plan import ShardSplit, plan_inventory
+from pytest_portcheck.ports import Protocol
+from pytest_portcheck.shardreport import load_report
+
+pytest_plugins = ["pytester"]
+FLEET = [f"127.77.{i // 200}.{i % 200 + 1}" for i in range(12)]
+
+
+def portcheck(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_portcheck", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def fleet() -> Iterator[tuple[int, int]]:
+    """Twelve loopback hosts 127.77.0.x listening on port P; host 3 also listens on P+5 (drift)."""
+    sockets = []
+    with socket.socket() as probe:
+        probe.bind((FLEET[0], 0))
+        port = int(probe.getsockname()[1])
+    try:
+        for address in FLEET:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            sock.listen(64)
+            sockets.append(sock)
+        extra = socket.socket()
+        extra.bind((FLEET[3], port + 5))
+        extra.listen(64)
+        sockets.append(extra)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        pytest.skip(f"port {port} is taken on a fleet address: {exc}")
+    yield port, port + 5
+    for sock in sockets:
+        sock.close()
+
+
+def inventory_text(port: int) -> str:
+    lines = ["hosts:"]
+    for index, address in enumerate(FLEET):
+        lines += [f"  h{index}:", f"    address: {address}"]
+        if index % 2:
+            lines += [f"    open: [{port}]", f"    closed: [{port + 1}, {port + 2}, {port + 5}]"]
+        else:
+            lines += [f"    only_open: [{port}]", f'    range: "{port}-{port + 40}"']
+    return "\n".join(lines) + "\n"
+
+
+OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL)", re.MULTILINE)
+
+
+XDIST_OUTCOME = re.compile(r"\] (PASSED|FAILED|ERROR|SKIPPED|XFAIL) (\S+::\S+)")
+
+
+def outcomes(result: pytest.RunResult) -> dict[str, str]:
+    return dict(OUTCOME.findall(result.stdout.str()))
+
+
+def scan_shards(folder: Path, count: int, *extra: str) -> None:
+    (folder / "reports").mkdir(exist_ok=True)
+
+    def one(index: int) -> subprocess.CompletedProcess[str]:
+        return portcheck(
+            "scan", "--inventory", "inventory.yml", "--shard", f"{index}/{count}",
+            "--json", f"reports/shard-{index}.json", *extra, cwd=folder,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(count) as pool:
+        for completed in pool.map(one, range(1, count + 1)):
+            assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_shards_and_judge_equal_one_unsharded_run(pytester: pytest.Pytester, fleet: tuple[int, int]) -> None:
+    port, extra = fleet
+    pytester.makefile(".yml", inventory=inventory_text(port))
+    whole = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider")
+    scan_shards(pytester.path, 4)
+    judged = pytester.runpytest_subprocess(
+        "--portcheck",
+        "inventory.yml",
+        "--portcheck-results",
+        "reports/*.json",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+    )
+    expected = outcomes(whole)
+    assert len(expected) == 6 * 4 + 6 * 2  # 6 hosts x (open + 3 closed), 6 x (open + only_open)
+    assert outcomes(judged) == expected
+    assert expected["inventory.yml::h3::tcp/" + str(extra) + "::closed"] == "FAILED"
+    judged.stdout.fnmatch_lines(["judged from 4 report(s), no scan", "*4/4 shard(s)*"])
+    # Every unit is in exactly one shard report, and the reports stay small.
+    plan = plan_inventory(parse_inventory(inventory_text(port), Path("inventory.yml")))
+    reports = [load_report(pytester.path / "reports" / f"shard-{k}.json") for k in range(1, 5)]
+    assert {r.shard.digest for r in reports if r.shard} == {plan.digest}
+    counted = sum((s.count or 0) + len(s.exceptions) for r in reports for s in r.usual.values())
+    assert counted == plan.total
+
+
+def test_judge_under_xdist_gives_the_same_outcomes(pytester: pytest.Pytester, fleet: tuple[int, int]) -> None:
+    port, _extra = fleet
+    pytester.makefile(".yml", inventory=inventory_text(port))
+    scan_shards(pytester.path, 2)
+    args = [
+        "--portcheck",
+        "inventory.yml",
+        "--portcheck-results",
+        "reports/*.json",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+    ]
+    plain = pytester.runpytest_subprocess(*args)
+    spread = pytester.runpytest_subprocess(*args, "-n", "2")
+    spread_outcomes = {nodeid: outcome for outcome, nodeid in XDIST_OUTCOME.findall(spread.stdout.str())}
+    assert spread_outcomes == outcomes(plain)
+    assert len(spread_outcomes) == 36
+
+
+def test_missing_duplicated_and_foreign_shards_are_errors(
+    pytester: pytest.Pytester, fleet: tuple[int, int]
+) -> None:
+    port, _extra = fleet
+    pytester.makefile(".yml", inventory=inventory_text(port))
+    scan_shards(pytester.path, 4)
+    reports = pytester.path / "reports"
+    args = ["--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider"]
+
+    (reports / "shard-3.json").rename(pytester.path / "shard-3.json")
+    missing = pytester.runpytest_subprocess(*args, "--portcheck-results", "reports/*.json")
+    found = outcomes(missing)
+    assert "ERROR" in found.values()
+    missing.stdout.fnmatch_lines(["*shard 3/4 is missing*"])
+    # Every range item touches every shard: none of them may pass on three quarters of the data.
+    assert all(outcome == "ERROR" for nodeid, outcome in found.items() if nodeid.endswith("only_open"))
+    assert missing.ret != 0
+
+    shutil.copy(pytester.path / "shard-3.json", reports / "shard-3.json")
+    shutil.copy(reports / "shard-2.json", reports / "shard-2-again.json")
+    doubled = pytester.runpytest_subprocess(*args, "--portcheck-results", "reports/*.json")
+    doubled.stdout.fnmatch_lines(["*shard 2/4 was given twice*"])
+    assert all(
+        outcome == "ERROR" for nodeid, outcome in outcomes(doubled).items() if nodeid.endswith("only_open")
+    )
+    (reports / "shard-2-again.json").unlink()
+
+    # Today's inventory declares one more port: yesterday's reports are of another plan.
+    pytester.makefile(
+        ".yml",
+        inventory=inventory_text(port).replace(
+            f"\n    open: [{port}]\n", f"\n    open: [{port}, {port + 3}]\n", 1
+        ),
+    )
+    foreign = pytester.runpytest_subprocess(*args, "--portcheck-results", "reports/*.json")
+    assert set(outcomes(foreign).values()) == {"ERROR"}
+    foreign.stdout.fnmatch_lines(["*refused: it is of another inventory*"])
+    allowed = pytester.runpytest_subprocess(
+        *args, "--portcheck-results", "reports/*.json", "--portcheck-allow-other-inventory"
+    )
+    judged = outcomes(allowed)
+    assert judged[f"inventory.yml::h1::tcp/{port + 3}::open"] == "ERROR"  # never scanned
+    assert judged[f"inventory.yml::h1::tcp/{port}::open"] == "PASSED"
+    allowed.stdout.fnmatch_lines([f"*h1*tcp/{port + 3}*not scanned*"])
+
+
+def test_interrupted_shard_is_an_error(pytester: pytest.Pytester, fleet: tuple[int, int]) -> None:
+    port, _extra = fleet
+    pytester.makefile(".yml", inventory=inventory_text(port))
+    scan_shards(pytester.path, 2)
+    path = pytester.path / "reports" / "shard-1.json"
+    path.write_text(path.read_text().replace('"interrupted": false', '"interrupted": true'))
+    result = pytester.runpytest_subprocess(
+        "--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", "-p", "no:cacheprovider"
+    )
+    result.stdout.fnmatch_lines(["*shard 1/2 was interrupted*"])
+    assert result.parseoutcomes().get("errors", 0) >= 6
+
+
+def test_version_1_reports_are_still_judged(pytester: pytest.Pytester, fleet: tuple[int, int]) -> None:
+    port, _extra = fleet
+    pytester.makefile(".yml", inventory=inventory_text(port))
+    args = ["--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider"]
+    whole = pytester.runpytest_subprocess(*args, "--portcheck-report", "yesterday.json")
+    assert json.loads((pytester.path / "yesterday.json").read_text())["version"] == 1
+    again = pytester.runpytest_subprocess(*args, "--portcheck-results", "yesterday.json")
+    assert outcomes(again) == outcomes(whole)
+
+
+VANTAGE_INVENTORY = """\
+hosts:
+  db:
+    address: {address}
+    closed: [{port}]
+    from:
+      app-subnet:
+        open: [{port}]
+  web:
+    address: {address}
+    open: [{port}]
+"""
+
+
+def test_vantage_scoped_items(pytester: pytest.Pytester, fleet: tuple[int, int]) -> None:
+    port, _extra = fleet
+    pytester.makefile(".yml", inventory=VANTAGE_INVENTORY.format(address=FLEET[0], port=port))
+    scan_shards(pytester.path, 2, "--vantage", "app-subnet")
+    args = ["--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider", "-rA"]
+    only_app = pytester.runpytest_subprocess(*args, "--portcheck-results", "reports/*.json")
+    assert (
+        outcomes(only_app)
+        == {
+            f"inventory.yml::db::tcp/{port}::closed": "ERROR",  # applies from everywhere else: no report from there
+            f"inventory.yml::db::tcp/{port}::open-from-app-subnet": "PASSED",
+            f"inventory.yml::web::tcp/{port}::open": "PASSED",
+        }
+    )
+    # The same listener seen from "internet": open there too, so the unscoped closed fails.
+    (pytester.path / "internet").mkdir()
+    for index in (1, 2):
+        done = portcheck(
+            "scan", "--inventory", "inventory.yml", "--shard", f"{index}/2", "--json",
+            f"internet/shard-{index}.json", cwd=pytester.path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    both = pytester.runpytest_subprocess(
+        *args, "--portcheck-results", "reports/*.json", "--portcheck-results", "internet/*.json"
+    )
+    assert outcomes(both)[f"inventory.yml::db::tcp/{port}::closed"] == "FAILED"
+    both.stdout.fnmatch_lines(["db (127.77.0.1) tcp/*: expected closed, found OPEN*"])
+    # A scoped vantage without any report: its items are errors.
+    only_internet = pytester.runpytest_subprocess(*args, "--portcheck-results", "internet/*.json")
+    assert outcomes(only_internet)[f"inventory.yml::db::tcp/{port}::open-from-app-subnet"] == "ERROR"
+    only_internet.stdout.fnmatch_lines(["*cannot check — no report from vantage app-subnet*"])
+
+
+def test_vantage_in_a_scanning_run(
+    pytester: pytest.Pytester, fleet: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, _extra = fleet
+    pytester.makefile(".yml", inventory=VANTAGE_INVENTORY.format(address=FLEET[0], port=port))
+    monkeypatch.setenv("PORTCHECK_VANTAGE", "app-subnet")
+    here = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider")
+    assert outcomes(here) == {
+        f"inventory.yml::db::tcp/{port}::closed": "SKIPPED",
+        f"inventory.yml::db::tcp/{port}::open-from-app-subnet": "PASSED",
+        f"inventory.yml::web::tcp/{port}::open": "PASSED",
+    }
+    monkeypatch.delenv("PORTCHECK_VANTAGE")
+    elsewhere = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider")
+    assert outcomes(elsewhere)[f"inventory.yml::db::tcp/{port}::open-from-app-subnet"] == "ERROR"
+
+
+def test_shard_command_usage_errors(tmp_path: Path) -> None:
+    (tmp_path / "inv.yml").write_text("hosts:\n  a:\n    address: 127.0.0.1\n    closed: [1]\n")
+    for arguments, message in (
+        (["--shard", "5/4"], "K must be 1 to N"),
+        (["--shard", "/4"], "JOB_COMPLETION_INDEX"),
+        (["127.0.0.1"], "give no TARGET"),
+    ):
+        done = portcheck("scan", "--inventory", "inv.yml", *arguments, cwd=tmp_path)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    (tmp_path / "bad.yml").write_text("hosts:\n  a:\n    closd: [1]\n")
+    done = portcheck("scan", "--inventory", "bad.yml", cwd=tmp_path)
+    assert done.returncode == 2 and "bad.yml:3: unknown key 'closd'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_each_unit_is_probed_exactly_once_across_shards(netns: Namespace, tmp_path: Path) -> None:
+    """SYNs counted by iptables, per destination, inside a namespace of the test's own."""
+    hosts = [f"127.0.0.{i}" for i in range(2, 6)]
+    text = "hosts:\n" + "".join(
+        f'  h{i}:\n    address: {a}\n    only_open: []\n    range: "1000-{1000 + 150 * i}"\n    closed: [22]\n'
+        for i, a in enumerate(hosts)
+    )
+    (tmp_path / "inv.yml").write_text(text)
+    for address in hosts:
+        netns.run("iptables", "-A", "OUTPUT", "-p", "tcp", "--syn", "-d", address)
+    processes = [
+        netns.popen(
+            sys.executable,
+            "-m",
+            "pytest_portcheck",
+            "scan",
+            "--inventory",
+            str(tmp_path / "inv.yml"),
+            "--shard",
+            f"{k}/4",
+            "--json",
+            str(tmp_path / f"shard-{k}.json"),
+        )
+        for k in range(1, 5)
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, out + err
+    counters = netns.run("iptables", "-L", "OUTPUT", "-v", "-n", "-x").stdout
+    plan = plan_inventory(parse_inventory(text, tmp_path / "inv.yml"))
+    for address in hosts:
+        host = plan.host(address)
+        assert host is not None
+        line = next(line for line in counters.splitlines() if f" {address} " in f" {line} ")
+        assert int(line.split()[0]) == host.count, (address, line)
+    # And the four reports together list each unit once: the shares the judge recomputes.
+    split = ShardSplit(plan.total, plan.digest, 4)
+    for k in range(1, 5):
+        report = load_report(tmp_path / f"shard-{k}.json")
+        assert sum((s.count or 0) + len(s.exceptions) for s in report.usual.values()) == split.size(k)
+    assert plan.unit_index(hosts[0], Protocol.TCP, 22) is not None
+
+
+def test_report_of_another_version_is_refused_by_v1_readers(tmp_path: Path) -> None:
+    (tmp_path / "inv.yml").write_text("hosts:\n  a:\n    address: 127.0.0.1\n    closed: [1]\n")
+    assert portcheck("scan", "--inventory", "inv.yml", "--json", "s.json", cwd=tmp_path).returncode == 0
+    done = portcheck("diff", "s.json", "s.json", cwd=tmp_path)
+    assert done.returncode == 2 and "a shard report (version 2)" in done.stderr
+    assert REPO.is_dir()
