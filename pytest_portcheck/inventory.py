@@ -431,6 +431,32 @@ def _host(
     if isinstance(node, yaml.ScalarNode) and reader.scalar(node) is None:
         raise reader.error(key_node, f"host {name!r} declares nothing: add open:, closed: or filtered: ports")
     entries = reader.mapping(node, f"host {name!r}", _HOST_KEYS)
+    address = _host_address(reader, name, key_node, entries)
+    timeout, retries = _timing(reader, entries, timeout, retries, f"host {name!r}")
+    rates = _rates(reader, entries, rates, f"host {name!r}")
+    if "open" in entries and "only_open" in entries:
+        raise reader.error(entries["only_open"][0], f"host {name!r} has both open: and only_open:: keep one")
+    if "range" in entries and "only_open" not in entries:
+        raise reader.error(entries["range"][0], "range: goes with only_open:, which it bounds")
+    host_silence = False
+    if "silence_counts_as_closed" in entries:
+        host_silence = _flag(reader, entries["silence_counts_as_closed"][1], "silence_counts_as_closed")
+    expectations = _list_expectations(reader, name, entries, host_silence)
+    if "from" in entries:
+        expectations += _vantage_expectations(reader, name, entries["from"][1], host_silence)
+    rule = _range_rule(reader, name, entries, expectations, host_silence) if "only_open" in entries else None
+    if not expectations and rule is None:
+        raise reader.error(
+            key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
+        )
+    line = key_node.start_mark.line + 1
+    return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule, *rates)
+
+
+def _host_address(
+    reader: _Reader, name: str, key_node: yaml.Node, entries: Mapping[str, tuple[yaml.Node, yaml.Node]]
+) -> str:
+    """The host's address (its name when it gives none), checked by spelling only: never resolved here."""
     address = name
     if "address" in entries:
         value = reader.scalar(entries["address"][1])
@@ -442,15 +468,13 @@ def _host(
         check_host_name_syntax(address)
     except ScanError as exc:
         raise reader.error(entries["address"][1] if "address" in entries else key_node, str(exc)) from None
-    timeout, retries = _timing(reader, entries, timeout, retries, f"host {name!r}")
-    rates = _rates(reader, entries, rates, f"host {name!r}")
-    if "open" in entries and "only_open" in entries:
-        raise reader.error(entries["only_open"][0], f"host {name!r} has both open: and only_open:: keep one")
-    if "range" in entries and "only_open" not in entries:
-        raise reader.error(entries["range"][0], "range: goes with only_open:, which it bounds")
-    host_silence = False
-    if "silence_counts_as_closed" in entries:
-        host_silence = _flag(reader, entries["silence_counts_as_closed"][1], "silence_counts_as_closed")
+    return address
+
+
+def _list_expectations(
+    reader: _Reader, name: str, entries: Mapping[str, tuple[yaml.Node, yaml.Node]], host_silence: bool
+) -> list[Expectation]:
+    """The expectations of the open:, closed: and filtered: lists, each port declared once."""
     declared: dict[tuple[Protocol, int], tuple[Expect, int]] = {}
     expectations: list[Expectation] = []
     for list_key, expect in _LISTS:
@@ -480,32 +504,34 @@ def _host(
                         "proves open by replying: list it without service:",
                     )
                 if key in declared:
-                    other, other_line = declared[key]
-                    where = f"{key[0].value}/{key[1]}"
-                    if other is expect:
-                        raise reader.error(
-                            item,
-                            f"{where} of {name!r} is listed twice under {expect.value} "
-                            f"(also line {other_line}): keep one",
-                        )
-                    raise reader.error(
-                        item,
-                        f"{where} of {name!r} is declared both {other.value} (line {other_line}) and "
-                        f"{expect.value}: keep one",
-                    )
+                    raise _declared_twice(reader, item, name, key, expect, declared[key])
                 declared[key] = (expect, line)
                 expectations.append(
                     Expectation(name, key[0], key[1], expect, line, service, waiver, silent_ok)
                 )
-    if "from" in entries:
-        expectations += _vantage_expectations(reader, name, entries["from"][1], host_silence)
-    rule = _range_rule(reader, name, entries, expectations, host_silence) if "only_open" in entries else None
-    if not expectations and rule is None:
-        raise reader.error(
-            key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
+    return expectations
+
+
+def _declared_twice(
+    reader: _Reader,
+    item: yaml.Node,
+    name: str,
+    key: tuple[Protocol, int],
+    expect: Expect,
+    earlier: tuple[Expect, int],
+) -> InventoryError:
+    other, other_line = earlier
+    where = f"{key[0].value}/{key[1]}"
+    if other is expect:
+        return reader.error(
+            item,
+            f"{where} of {name!r} is listed twice under {expect.value} (also line {other_line}): keep one",
         )
-    line = key_node.start_mark.line + 1
-    return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule, *rates)
+    return reader.error(
+        item,
+        f"{where} of {name!r} is declared both {other.value} (line {other_line}) and "
+        f"{expect.value}: keep one",
+    )
 
 
 def _range_rule(
