@@ -292,36 +292,13 @@ def judge_range(
     errors: list[str] = []
     unexpected: list[ProbeResult] = []
     for address in resolution.addresses:
-        opened: list[str] = []
-        quiet: list[int] = []
-        failed: dict[str, int] = {}
-        for port in rule.ports:
-            result = by_key.get((address, rule.proto, port))
-            if result is None:
-                failed["not scanned"] = failed.get("not scanned", 0) + 1
-            elif result.state is PortState.ERROR:
-                failed[result.reason] = failed.get(result.reason, 0) + 1
-            elif result.state is PortState.OPEN:
-                unexpected.append(result)
-                info = services.get((address, rule.proto, port))
-                opened.append(f"{port} ({info.summary() if info else result.service})")
-            elif result.state is PortState.OPEN_FILTERED and not rule.silence_counts_as_closed:
-                unexpected.append(result)
-                quiet.append(port)
-        errors += [
-            f"{where}: cannot check {count} port(s) of {address} — {why}" for why, count in failed.items()
-        ]
         on = f" on {address}" if len(resolution.addresses) > 1 else ""
-        if opened:
-            lines.append(
-                f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}: {', '.join(opened)}"
-            )
-        if quiet:
-            lines.append(
-                f"{host.name}: {len(quiet)} port(s) in {rule.label}{on} gave no reply and no ICMP error "
-                f"(open|filtered): {format_ports(quiet)} — a silent service or a drop, silence proves "
-                "nothing; declare them filtered:, or set silence_counts_as_closed: true on the host"
-            )
+        address_lines, address_errors, failing = _range_on_address(
+            host, rule, address, by_key, services, where, on
+        )
+        lines += address_lines
+        errors += address_errors
+        unexpected += failing
     if errors:
         return Judgement(Verdict.ERROR, "\n".join(errors), tuple(unexpected))
     if silent and strict:
@@ -336,6 +313,48 @@ def judge_range(
         if shaky:
             return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality), ())
     return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())
+
+
+def _range_on_address(
+    host: HostSpec,
+    rule: RangeRule,
+    address: str,
+    by_key: Mapping[ResultKey, ProbeResult],
+    services: Mapping[ResultKey, ServiceInfo],
+    where: str,
+    on: str,
+) -> tuple[list[str], list[str], list[ProbeResult]]:
+    """One address of an ``only_open`` range: (failure lines, error lines, the results that fail it)."""
+    opened: list[str] = []
+    quiet: list[int] = []
+    failed: dict[str, int] = {}
+    unexpected: list[ProbeResult] = []
+    for port in rule.ports:
+        result = by_key.get((address, rule.proto, port))
+        if result is None:
+            failed["not scanned"] = failed.get("not scanned", 0) + 1
+        elif result.state is PortState.ERROR:
+            failed[result.reason] = failed.get(result.reason, 0) + 1
+        elif result.state is PortState.OPEN:
+            unexpected.append(result)
+            info = services.get((address, rule.proto, port))
+            opened.append(f"{port} ({info.summary() if info else result.service})")
+        elif result.state is PortState.OPEN_FILTERED and not rule.silence_counts_as_closed:
+            unexpected.append(result)
+            quiet.append(port)
+    errors = [f"{where}: cannot check {count} port(s) of {address} — {why}" for why, count in failed.items()]
+    lines = []
+    if opened:
+        lines.append(
+            f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}: {', '.join(opened)}"
+        )
+    if quiet:
+        lines.append(
+            f"{host.name}: {len(quiet)} port(s) in {rule.label}{on} gave no reply and no ICMP error "
+            f"(open|filtered): {format_ports(quiet)} — a silent service or a drop, silence proves "
+            "nothing; declare them filtered:, or set silence_counts_as_closed: true on the host"
+        )
+    return lines, errors, unexpected
 
 
 def today() -> datetime.date:
