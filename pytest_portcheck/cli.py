@@ -129,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress", choices=("auto", "always", "never"), default="auto",
         help="progress bar on stderr (default: only when stderr is a terminal)",
     )  # fmt: skip
+    _add_snapshot_and_diff(commands)
+    report_parser = commands.add_parser(
+        "report",
+        help="turn a JSON report or nmap XML into a self-contained HTML page",
+        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
+        "nmap XML file.",
+    )
+    report_parser.add_argument("report", metavar="REPORT")
+    report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
+    return parser
+
+
+def _add_snapshot_and_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     snapshot_parser = commands.add_parser(
         "snapshot",
         help="scan, then write an inventory of what is open now",
@@ -156,15 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-interrupted", action="store_true",
         help="compare even when a report is of an interrupted scan (its missing ports show as removed)",
     )  # fmt: skip
-    report_parser = commands.add_parser(
-        "report",
-        help="turn a JSON report or nmap XML into a self-contained HTML page",
-        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
-        "nmap XML file.",
-    )
-    report_parser.add_argument("report", metavar="REPORT")
-    report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
-    return parser
 
 
 def _add_scan_options(parser: argparse.ArgumentParser, targets: str = "+") -> None:
