@@ -73,3 +73,14 @@ def test_the_probe_used_by_the_layout_test_sees_nested_imports(tmp_path: Path) -
     module = tmp_path / "m.py"
     module.write_text("def f():\n    import yaml\n    from pytest_portcheck.engine import scan\n")
     assert imported(module) == {"yaml", "pytest_portcheck.engine"}
+
+
+def test_no_function_is_longer_than_a_screen() -> None:
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno is not None:
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "split these: " + "; ".join(long)
