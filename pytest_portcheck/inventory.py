@@ -65,6 +65,18 @@ class InventoryError(Exception):
         self.path = path
         self.line = line
         self.message = message
+        self.problems: tuple[InventoryError, ...] = (self,)
+
+    @classmethod
+    def all_of(cls, problems: Sequence[InventoryError]) -> InventoryError:
+        """One error for several problems: each on its own line (file:line: fix), the first one first."""
+        if len(problems) == 1:
+            return problems[0]
+        first = problems[0]
+        rest = "\n".join(str(problem) for problem in problems[1:])
+        combined = cls(first.path, first.line, f"{first.message}\n{rest}")
+        combined.problems = tuple(problems)
+        return combined
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,11 +374,16 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     hosts = reader.mapping(hosts_node, "hosts", ())
     if not hosts:
         raise reader.error(hosts_node, "'hosts:' is empty: declare at least one host")
-    specs = tuple(
-        _host(reader, name, key_node, value_node, timeout, retries, rates)
-        for name, (key_node, value_node) in hosts.items()
-    )
-    return Inventory(path, specs)
+    specs: list[HostSpec] = []
+    problems: list[InventoryError] = []
+    for name, (key_node, value_node) in hosts.items():
+        try:  # every host is checked: a file with several problems reports each of them at once
+            specs.append(_host(reader, name, key_node, value_node, timeout, retries, rates))
+        except InventoryError as exc:
+            problems.append(exc)
+    if problems:
+        raise InventoryError.all_of(problems)
+    return Inventory(path, tuple(specs))
 
 
 def _timing(
