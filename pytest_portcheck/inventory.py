@@ -279,12 +279,14 @@ def _unknown_key_message(key: str, what: str, allowed: tuple[str, ...]) -> str:
     return f"unknown key {key!r} in {what}: {hint}"
 
 
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]+(?<!-)")
+"""A host-name label by its characters. Lengths (63 a label, 253 a name) are left to the resolver,
+which refuses them without sending a query: the same DNS error at run time as before."""
 
 
 def check_host_name_syntax(address: str) -> None:
     """ScanError for an address that is neither an IP address, an address block nor a host name by its
-    spelling (labels of letters, digits, hyphens and underscores, at most 253 characters): such a name
+    spelling (labels of letters, digits, hyphens and underscores): such a name
     is a typo, reported with its line at collection — it is never resolved or scanned."""
     candidate = address[1:-1] if address.startswith("[") and address.endswith("]") else address
     try:
@@ -294,7 +296,7 @@ def check_host_name_syntax(address: str) -> None:
         pass
     name = candidate[:-1] if candidate.endswith(".") else candidate
     labels = name.split(".")
-    if len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels):
+    if all(_LABEL.fullmatch(label) for label in labels):
         if not all(label.isdigit() for label in labels):  # all-numeric is a (bad) IPv4 address
             return
         raise ScanError(f"{address!r} is not a valid IP address: each of the four numbers must be 0 to 255")
