@@ -134,8 +134,18 @@ def loopback_tcp(runs: int) -> None:
     for _ in range(2):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
+        sock.listen(128)
         listeners.append(sock)
+
+        def drain(sock: socket.socket = sock) -> None:
+            # Accept and close at once: a full accept queue drops SYNs, and both tools would see filtered.
+            while True:
+                try:
+                    sock.accept()[0].close()
+                except OSError:
+                    return
+
+        threading.Thread(target=drain, daemon=True).start()
     ports = [sock.getsockname()[1] for sock in listeners]
     closed: list[int] = []
     candidate = 40000
