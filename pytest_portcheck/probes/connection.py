@@ -13,7 +13,7 @@ import errno
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 MAX_READ = 4096
 """Bytes a probe reads at most from one connection."""
@@ -108,6 +108,9 @@ async def within(work: Awaitable[T], seconds: float) -> T:
     3.12, a cancellation that arrives as ``work`` completes is never swallowed: a probe cancelled
     because another one already named the port stops, instead of reading on for its full wait."""
     task = asyncio.ensure_future(work)
+    # Cancelled just as ``work`` failed (a reset), nobody would read its exception and asyncio would
+    # print "Task exception was never retrieved" into the user's output: read it whatever happens.
+    task.add_done_callback(_retrieve)
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     finally:
@@ -117,6 +120,11 @@ async def within(work: Awaitable[T], seconds: float) -> T:
     if not done:
         raise asyncio.TimeoutError
     return task.result()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def read(reader: asyncio.StreamReader, complete: Callable[[bytes], bool], wait: float) -> Exchange:
