@@ -27,9 +27,10 @@ from pathlib import Path
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.htmlreport import read_report_document, write_html
 from pytest_portcheck.nmapxml import write_nmap_xml
-from pytest_portcheck.plugin import ItemRecord, markdown_summary
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.results import ScanReport, write_report
+from pytest_portcheck.session import ItemRecord
+from pytest_portcheck.summary import markdown_summary
 
 OPEN_PORTS = (22, 80, 443)
 PORTS_PER_ADDRESS = 65535

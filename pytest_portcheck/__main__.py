@@ -1,4 +1,7 @@
-"""``python -m pytest_portcheck`` runs the ``portcheck`` command."""
+"""``python -m pytest_portcheck`` runs the ``portcheck`` command.
+
+Must not import pytest.
+"""
 
 import sys
 

@@ -8,12 +8,11 @@ Never imports pytest.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -26,9 +25,6 @@ from pytest_portcheck.engine import (
     ScanError,
     ScanSettings,
     ScanStats,
-    plan_targets,
-    resolve_hosts,
-    scan,
 )
 from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
@@ -37,14 +33,13 @@ from pytest_portcheck.results import (
     ReportError,
     ResultKey,
     ScanReport,
-    collect_scan,
-    compare_reports,
     count_states,
+    port_key,
     quality_notes,
     read_report,
-    sort_results,
     write_report,
 )
+from pytest_portcheck.scanning import ScanPlan, collect_scan, plan_scan, probe_open
 from pytest_portcheck.services import ServiceInfo
 
 EXIT_OK = 0
@@ -134,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress", choices=("auto", "always", "never"), default="auto",
         help="progress bar on stderr (default: only when stderr is a terminal)",
     )  # fmt: skip
+    _add_snapshot_and_diff(commands)
+    report_parser = commands.add_parser(
+        "report",
+        help="turn a JSON report or nmap XML into a self-contained HTML page",
+        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
+        "nmap XML file.",
+    )
+    report_parser.add_argument("report", metavar="REPORT")
+    report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
+    return parser
+
+
+def _add_snapshot_and_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     snapshot_parser = commands.add_parser(
         "snapshot",
         help="scan, then write an inventory of what is open now",
@@ -161,15 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-interrupted", action="store_true",
         help="compare even when a report is of an interrupted scan (its missing ports show as removed)",
     )  # fmt: skip
-    report_parser = commands.add_parser(
-        "report",
-        help="turn a JSON report or nmap XML into a self-contained HTML page",
-        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
-        "nmap XML file.",
-    )
-    report_parser.add_argument("report", metavar="REPORT")
-    report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
-    return parser
 
 
 def _add_scan_options(parser: argparse.ArgumentParser, targets: str = "+") -> None:
@@ -326,21 +325,63 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_output(args.json)
     ports = _ports(args)
     settings = _settings(args)
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    clock = time.monotonic()
-    resolutions = resolve_hosts(args.targets, allow_large=args.allow_large_targets)
-    targets, unresolved = plan_targets(resolutions, ports)
-    addresses = sum(len(r.addresses) for r in resolutions)
-    kinds = " and ".join(sorted({"TCP connect" if proto is Protocol.TCP else "UDP" for proto, _ in ports}))
+    plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
+    _write_plan(plan, settings, out)
+    show_progress = args.progress == "always" or (args.progress == "auto" and err.isatty())
+    progress = Progress(err, len(plan.targets), show_progress)
+
+    def shown(result: ProbeResult) -> None:
+        if result.state in args.show:
+            progress.clear()
+            out.write(_result_line(result) + "\n")
+            out.flush()
+        progress.advance()
+
+    stats = ScanStats()
+    try:
+        results, interrupted = plan.run(settings, stats, shown)
+    finally:
+        progress.clear()
+    services: dict[ResultKey, ServiceInfo] = {}
+    if args.banner and not interrupted:
+        try:
+            services = _probe_open(results, args)
+        except KeyboardInterrupt:  # the scan is whole: keep it, without the services
+            interrupted = True
+    report = plan.report(
+        results,
+        settings,
+        stats,
+        interrupted=interrupted,
+        command=["portcheck", *args.argv],
+        services=services,
+    )
+    _write_services(report, out)
+    errors = _write_summary(plan, report, out)
+    if args.json:
+        write_report(report, args.json)
+    if args.xml:
+        from pytest_portcheck.nmapxml import write_nmap_xml
+
+        write_nmap_xml(report, args.xml)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE if errors else EXIT_OK
+
+
+def _write_plan(plan: ScanPlan, settings: ScanSettings, out: TextIO) -> None:
+    """The scan's header: what is scanned how, and what each target resolved to."""
+    protocols = {proto for proto, _ in plan.ports}
+    kinds = " and ".join(sorted({"TCP connect" if proto is Protocol.TCP else "UDP" for proto in protocols}))
     out.write(
-        f"portcheck {__version__}: {kinds} scan of {len(resolutions)} target(s), "
-        f"{len(ports):,} port(s) each (timeout {settings.timeout:g} s, retries {settings.retries}, "
+        f"portcheck {__version__}: {kinds} scan of {len(plan.resolutions)} target(s), "
+        f"{len(plan.ports):,} port(s) each (timeout {settings.timeout:g} s, retries {settings.retries}, "
         f"window {settings.window}"
         + (f", max rate {settings.max_rate:g}/s" if settings.max_rate else "")
         + (f", min rate {settings.min_rate:g}/s" if settings.min_rate else "")
         + ")\n"
     )
-    for resolution in resolutions:
+    for resolution in plan.resolutions:
         if resolution.error is not None:
             out.write(f"{resolution.host}: {resolution.error}\n")
         elif len(resolution.addresses) > 8:
@@ -352,69 +393,48 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(f"{resolution.host}: {', '.join(resolution.addresses)}\n")
     out.flush()
 
-    show_progress = args.progress == "always" or (args.progress == "auto" and err.isatty())
-    progress = Progress(err, len(targets), show_progress)
-    stats = ScanStats()
-    results: list[ProbeResult] = list(unresolved)
-    interrupted = False
-    stream: Iterator[ProbeResult] = scan(targets, settings, stats)
-    try:
-        for result in stream:
-            results.append(result)
-            if result.state in args.show:
-                progress.clear()
-                out.write(_result_line(result) + "\n")
-                out.flush()
-            progress.advance()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()  # closes every socket still in flight
-        progress.clear()
-    services: dict[ResultKey, ServiceInfo] = {}
-    if args.banner and not interrupted:
-        try:
-            services = _probe_open(results, args)
-        except KeyboardInterrupt:  # the scan is whole: keep it, without the services
-            interrupted = True
-    if services:
-        for result in sort_results([r for r in results if r.state is PortState.OPEN], args.targets):
-            info = services.get((result.address or "", result.proto, result.port))
-            if info is None:
-                continue  # a UDP port: its reply was the answer, the probes speak TCP
-            address = result.address or result.host
-            out.write(f"  {address:<15} {result.proto.value}/{result.port:<6} {info.describe()}\n")
-        exposed = [
-            f"{key[0]} {key[1].value}/{key[2]} {info.summary()}"
-            for key, info in services.items()
-            if info.exposed
-        ]
-        if exposed:
-            out.write(
-                f"EXPOSED: {len(exposed)} service(s) answer without authentication: {'; '.join(exposed)}\n"
-            )
-    elapsed = time.monotonic() - clock
 
+def _write_services(report: ScanReport, out: TextIO) -> None:
+    """What answers on each open port, and the services exposed without authentication."""
+    services = report.services
+    if not services:
+        return
+    for result in report.results:
+        info = services.get(port_key(result.address or "", result.proto, result.port))
+        if result.state is not PortState.OPEN or info is None:
+            continue  # a UDP port: its reply was the answer, the probes speak TCP
+        address = result.address or result.host
+        out.write(f"  {address:<15} {result.proto.value}/{result.port:<6} {info.describe()}\n")
+    exposed = [
+        f"{key[0]} {key[1].value}/{key[2]} {info.summary()}" for key, info in services.items() if info.exposed
+    ]
+    if exposed:
+        out.write(f"EXPOSED: {len(exposed)} service(s) answer without authentication: {'; '.join(exposed)}\n")
+
+
+def _write_summary(plan: ScanPlan, report: ScanReport, out: TextIO) -> list[ProbeResult]:
+    """The closing lines (counts, pacing, quality, errors); returns the results that are errors."""
+    results, stats, settings = report.results, report.stats, report.settings
     counts = count_states(results)
-    probed = len(targets) + len(unresolved)
-    verb = "INTERRUPTED after" if interrupted else "done in"
+    probed = len(plan.targets) + len(plan.unresolved)
+    addresses = sum(len(r.addresses) for r in plan.resolutions)
+    verb = "INTERRUPTED after" if report.interrupted else "done in"
     out.write(
-        f"\nSummary: {len(resolutions)} target(s), {addresses:,} address(es), {len(ports):,} port(s) each; "
-        f"{len(results):,}/{probed:,} results: "
+        f"\nSummary: {len(plan.resolutions)} target(s), {addresses:,} address(es), "
+        f"{len(plan.ports):,} port(s) each; {len(results):,}/{probed:,} results: "
         + ", ".join(
             f"{count:,} {state.value}"
             for state, count in counts.items()
-            if state is not PortState.OPEN_FILTERED or any(proto is Protocol.UDP for proto, _ in ports)
+            if state is not PortState.OPEN_FILTERED or any(proto is Protocol.UDP for proto, _ in plan.ports)
         )
-        + f"; {verb} {elapsed:.2f} s\n"
+        + f"; {verb} {report.elapsed_s:.2f} s\n"
     )
     if stats.rate_limited:
         out.write(
             f"Note: {stats.rate_limited} address(es) rate-limit ICMP port-unreachable replies: "
             f"{stats.paced_probes} UDP retries were paced (from {settings.udp_rate:g}/s, faster while "
-            f"answered), which is most of the {elapsed:.0f} s this scan took; --udp-rate sets the pace\n"
+            f"answered), which is most of the {report.elapsed_s:.0f} s this scan took; "
+            "--udp-rate sets the pace\n"
         )
     for line in quality_notes(stats):
         out.write(f"Note: {line}\n")
@@ -428,43 +448,11 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reasons = sorted({r.reason for r in errors})
         out.write(f"ERROR: {len(errors):,} probe(s) could not be made: {'; '.join(reasons[:5])}\n")
     out.flush()
-    if args.json or args.xml:
-        report = ScanReport(
-            resolutions,
-            sort_results(results, args.targets),
-            settings,
-            started,
-            elapsed,
-            stats,
-            interrupted,
-            ["portcheck", *args.argv],
-            services,
-        )
-        if args.json:
-            write_report(report, args.json)
-        if args.xml:
-            from pytest_portcheck.nmapxml import write_nmap_xml
-
-            write_nmap_xml(report, args.xml)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_FAILURE if errors else EXIT_OK
+    return errors
 
 
 def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dict[ResultKey, ServiceInfo]:
-    """Protocol probes on every open port: what answers, with evidence."""
-    from pytest_portcheck.probes import ProbeRequest, probe_services  # asyncio and ssl: only when asked
-
-    keys: list[ResultKey] = []
-    requests = []
-    for result in results:
-        # Probes speak TCP: a TCP answer on a UDP port's number would be another service's.
-        if result.state is PortState.OPEN and result.address is not None and result.proto is Protocol.TCP:
-            keys.append((result.address, result.proto, result.port))
-            name = None if result.host == result.address else result.host
-            requests.append(ProbeRequest(result.address, result.port, None, name, args.tls_verify))
-    found = probe_services(requests, timeout=args.probe_timeout, banner_wait=min(1.0, args.probe_timeout))
-    return dict(zip(keys, found, strict=True))
+    return probe_open(results, tls_verify=args.tls_verify, timeout=args.probe_timeout)
 
 
 def _run_snapshot(args: argparse.Namespace) -> int:
@@ -516,6 +504,8 @@ def _run_diff(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for name in partial:
         sys.stderr.write(f"portcheck: WARNING: {name} is an interrupted scan: it does not hold every port\n")
+    from pytest_portcheck.diff import compare_reports  # only for this command
+
     difference = compare_reports(old, new)
     if args.json:
         document = {**difference.to_dict(), "interrupted_reports": partial}

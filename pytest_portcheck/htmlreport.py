@@ -4,6 +4,7 @@ A hosts x ports matrix coloured by verdict (or by state for a plain scan), filte
 drift listed first, and each cell's details on click. The data travels as JSON inside the page with
 ``<``, ``>`` and ``&`` escaped, and the script builds the page with ``textContent`` only, so nothing a
 scanned peer sent (banners) can become markup or script. A Content-Security-Policy forbids any load.
+Must not import pytest, the engine's scanner or the probes.
 """
 
 from __future__ import annotations

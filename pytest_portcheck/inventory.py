@@ -3,6 +3,7 @@
 The YAML is composed into nodes (safe-loader level: no tags, no objects) so that every value keeps the
 line it came from; validation then walks the nodes. Any problem raises ``InventoryError(path, line,
 message)`` whose message says how to fix it. Nothing here scans or imports pytest.
+Must not import pytest, the plugin or the probes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import decimal
 import difflib
 import enum
 import functools
+import ipaddress
 import json
 import re
 import shlex
@@ -63,6 +65,18 @@ class InventoryError(Exception):
         self.path = path
         self.line = line
         self.message = message
+        self.problems: tuple[InventoryError, ...] = (self,)
+
+    @classmethod
+    def all_of(cls, problems: Sequence[InventoryError]) -> InventoryError:
+        """One error for several problems: each on its own line (file:line: fix), the first one first."""
+        if len(problems) == 1:
+            return problems[0]
+        first = problems[0]
+        rest = "\n".join(str(problem) for problem in problems[1:])
+        combined = cls(first.path, first.line, f"{first.message}\n{rest}")
+        combined.problems = tuple(problems)
+        return combined
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +279,41 @@ def _unknown_key_message(key: str, what: str, allowed: tuple[str, ...]) -> str:
     return f"unknown key {key!r} in {what}: {hint}"
 
 
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]+(?<!-)")
+"""A host-name label by its characters. Lengths (63 a label, 253 a name) are left to the resolver,
+which refuses them without sending a query: the same DNS error at run time as before."""
+
+
+def check_host_name_syntax(address: str) -> None:
+    """ScanError for an address that is neither an IP address, an address block nor a host name by its
+    spelling (labels of letters, digits, hyphens and underscores): such a name
+    is a typo, reported with its line at collection — it is never resolved or scanned."""
+    candidate = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    try:
+        ipaddress.ip_network(candidate, strict=False)
+        return
+    except ValueError:
+        pass
+    name = candidate[:-1] if candidate.endswith(".") else candidate
+    labels = name.split(".")
+    if all(_LABEL.fullmatch(label) for label in labels):
+        if not all(label.isdigit() for label in labels):  # all-numeric is a (bad) IPv4 address
+            return
+        raise ScanError(f"{address!r} is not a valid IP address: each of the four numbers must be 0 to 255")
+    raise ScanError(
+        f"{address!r} is neither an IP address nor a valid host name: a host name is dot-separated "
+        "labels of letters, digits, '-' and '_' (no label starts or ends with '-'); fix the spelling"
+    )
+
+
+def range_pairs(host: HostSpec) -> list[tuple[HostSpec, Expectation]]:
+    """What a host's ``only_open`` range asks the scanner for: every other port of the range."""
+    rule = host.range_rule
+    if rule is None:
+        return []
+    return [(host, Expectation(host.name, rule.proto, port, Expect.CLOSED, rule.line)) for port in rule.ports]
+
+
 def load_inventory(path: Path | str) -> Inventory:
     """Read and validate an inventory file; raises InventoryError naming the file, the line and the fix."""
     path = Path(path)
@@ -327,11 +376,16 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     hosts = reader.mapping(hosts_node, "hosts", ())
     if not hosts:
         raise reader.error(hosts_node, "'hosts:' is empty: declare at least one host")
-    specs = tuple(
-        _host(reader, name, key_node, value_node, timeout, retries, rates)
-        for name, (key_node, value_node) in hosts.items()
-    )
-    return Inventory(path, specs)
+    specs: list[HostSpec] = []
+    problems: list[InventoryError] = []
+    for name, (key_node, value_node) in hosts.items():
+        try:  # every host is checked: a file with several problems reports each of them at once
+            specs.append(_host(reader, name, key_node, value_node, timeout, retries, rates))
+        except InventoryError as exc:
+            problems.append(exc)
+    if problems:
+        raise InventoryError.all_of(problems)
+    return Inventory(path, tuple(specs))
 
 
 def _timing(
@@ -396,16 +450,7 @@ def _host(
     if isinstance(node, yaml.ScalarNode) and reader.scalar(node) is None:
         raise reader.error(key_node, f"host {name!r} declares nothing: add open:, closed: or filtered: ports")
     entries = reader.mapping(node, f"host {name!r}", _HOST_KEYS)
-    address = name
-    if "address" in entries:
-        value = reader.scalar(entries["address"][1])
-        if not isinstance(value, str) or not value.strip():
-            raise reader.error(entries["address"][1], f"address of {name!r} must be a hostname or IP address")
-        address = value.strip()
-    try:
-        check_target(address)
-    except ScanError as exc:
-        raise reader.error(entries["address"][1] if "address" in entries else key_node, str(exc)) from None
+    address = _host_address(reader, name, key_node, entries)
     timeout, retries = _timing(reader, entries, timeout, retries, f"host {name!r}")
     rates = _rates(reader, entries, rates, f"host {name!r}")
     if "open" in entries and "only_open" in entries:
@@ -415,6 +460,40 @@ def _host(
     host_silence = False
     if "silence_counts_as_closed" in entries:
         host_silence = _flag(reader, entries["silence_counts_as_closed"][1], "silence_counts_as_closed")
+    expectations = _list_expectations(reader, name, entries, host_silence)
+    if "from" in entries:
+        expectations += _vantage_expectations(reader, name, entries["from"][1], host_silence)
+    rule = _range_rule(reader, name, entries, expectations, host_silence) if "only_open" in entries else None
+    if not expectations and rule is None:
+        raise reader.error(
+            key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
+        )
+    line = key_node.start_mark.line + 1
+    return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule, *rates)
+
+
+def _host_address(
+    reader: _Reader, name: str, key_node: yaml.Node, entries: Mapping[str, tuple[yaml.Node, yaml.Node]]
+) -> str:
+    """The host's address (its name when it gives none), checked by spelling only: never resolved here."""
+    address = name
+    if "address" in entries:
+        value = reader.scalar(entries["address"][1])
+        if not isinstance(value, str) or not value.strip():
+            raise reader.error(entries["address"][1], f"address of {name!r} must be a hostname or IP address")
+        address = value.strip()
+    try:
+        check_target(address)
+        check_host_name_syntax(address)
+    except ScanError as exc:
+        raise reader.error(entries["address"][1] if "address" in entries else key_node, str(exc)) from None
+    return address
+
+
+def _list_expectations(
+    reader: _Reader, name: str, entries: Mapping[str, tuple[yaml.Node, yaml.Node]], host_silence: bool
+) -> list[Expectation]:
+    """The expectations of the open:, closed: and filtered: lists, each port declared once."""
     declared: dict[tuple[Protocol, int], tuple[Expect, int]] = {}
     expectations: list[Expectation] = []
     for list_key, expect in _LISTS:
@@ -444,32 +523,34 @@ def _host(
                         "proves open by replying: list it without service:",
                     )
                 if key in declared:
-                    other, other_line = declared[key]
-                    where = f"{key[0].value}/{key[1]}"
-                    if other is expect:
-                        raise reader.error(
-                            item,
-                            f"{where} of {name!r} is listed twice under {expect.value} "
-                            f"(also line {other_line}): keep one",
-                        )
-                    raise reader.error(
-                        item,
-                        f"{where} of {name!r} is declared both {other.value} (line {other_line}) and "
-                        f"{expect.value}: keep one",
-                    )
+                    raise _declared_twice(reader, item, name, key, expect, declared[key])
                 declared[key] = (expect, line)
                 expectations.append(
                     Expectation(name, key[0], key[1], expect, line, service, waiver, silent_ok)
                 )
-    if "from" in entries:
-        expectations += _vantage_expectations(reader, name, entries["from"][1], host_silence)
-    rule = _range_rule(reader, name, entries, expectations, host_silence) if "only_open" in entries else None
-    if not expectations and rule is None:
-        raise reader.error(
-            key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
+    return expectations
+
+
+def _declared_twice(
+    reader: _Reader,
+    item: yaml.Node,
+    name: str,
+    key: tuple[Protocol, int],
+    expect: Expect,
+    earlier: tuple[Expect, int],
+) -> InventoryError:
+    other, other_line = earlier
+    where = f"{key[0].value}/{key[1]}"
+    if other is expect:
+        return reader.error(
+            item,
+            f"{where} of {name!r} is listed twice under {expect.value} (also line {other_line}): keep one",
         )
-    line = key_node.start_mark.line + 1
-    return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule, *rates)
+    return reader.error(
+        item,
+        f"{where} of {name!r} is declared both {other.value} (line {other_line}) and "
+        f"{expect.value}: keep one",
+    )
 
 
 def _range_rule(

@@ -24,9 +24,9 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_portcheck.inventory import Expectation, HostSpec
+    from pytest_portcheck.judge import Judgement
     from pytest_portcheck.shardreport import LoadedReport
     from pytest_portcheck.union import ReportUnion
-    from pytest_portcheck.verdicts import Judgement
 
 
 class JudgeMode:
@@ -65,7 +65,7 @@ class JudgeMode:
 
     @staticmethod
     def run_error(message: str) -> Exception:
-        from pytest_portcheck.plugin import PortcheckError
+        from pytest_portcheck.session import PortcheckError
 
         return PortcheckError(message)
 
@@ -82,8 +82,8 @@ class JudgeMode:
     def placeholder(self) -> Any:
         """The session's results object in judge mode: no scan, nothing in it."""
         from pytest_portcheck.engine import ScanSettings
-        from pytest_portcheck.plugin import InventoryResults
         from pytest_portcheck.results import ScanReport
+        from pytest_portcheck.session import InventoryResults
 
         return InventoryResults(ScanReport([], [], ScanSettings(), "", 0.0), [])
 
@@ -143,7 +143,7 @@ def current_vantage() -> str | None:
 def vantage_problem(host: HostSpec, expectation: Expectation) -> Judgement | None:
     """In a scanning run: an error for a ``from:`` entry of another vantage; a skip for an entry
     that the current vantage overrides; None when the scan judges it as usual."""
-    from pytest_portcheck.verdicts import Judgement, Verdict
+    from pytest_portcheck.judge import Judgement, Verdict
 
     here = current_vantage()
     where = f"{host.name} {expectation.proto.value}/{expectation.port}"

@@ -10,6 +10,7 @@ Reading accepts nmap's files and ours through expat with every entity declaratio
 and DOCTYPE with content refused (nmap writes a bare ``<!DOCTYPE nmaprun>``, which passes), so an
 entity-expansion bomb or an external reference fails before it expands. Peer text read back is
 neutralised like a probe's. Needs the standard library, the engine's types and the report model only.
+Must not import pytest, yaml or the probes.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ inverse map), and the judge finds the share of any unit in O(1). The permutation
 it is not a secret and not cryptographic.
 
 Imports the inventory model and ports only; nothing here resolves, scans or imports pytest.
+Must not import pytest, yaml (the inventory is handed in) or the engine's scanner.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Holds the one parser every front end uses for port specs (``"22,80,1000-2000/tcp"``), its error type,
 and the service-name lookup. Standard library only; nothing here touches the network.
+Must not import anything of the package.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 ``ProgressLine`` only formats and paces (at most ten redraws a second); where it writes is given by
 the front end (the plugin suspends pytest's output capture around each redraw). Standard library only.
+Must not import pytest or anything of the package.
 """
 
 from __future__ import annotations

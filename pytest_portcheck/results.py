@@ -2,14 +2,13 @@
 
 Both front ends write reports through here, so ``portcheck scan --json`` and ``pytest
 --portcheck-report`` produce the same document.
+Holds no scanning (``scanning``) and no diffing (``diff``). Must not import pytest, yaml or the probes.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -28,13 +27,10 @@ from pytest_portcheck.engine import (
     ScanError,
     ScanSettings,
     ScanStats,
-    plan_targets,
-    resolve_hosts,
-    scan,
 )
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.reportschema import REPORT_VERSION, ReportProblem, parse_report_json, validate_report
-from pytest_portcheck.services import ServiceInfo, TlsInfo, neutralise
+from pytest_portcheck.services import ServiceInfo, TlsInfo
 
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED, PortState.ERROR)
 
@@ -60,8 +56,18 @@ ResultKey = tuple[str, Protocol, int]
 """(address, protocol, port): what is probed once per run."""
 
 
+def port_key(address: str, proto: Protocol, port: int) -> ResultKey:
+    """The one way to build the key a port's result and service are filed under."""
+    return (address, proto, port)
+
+
 def result_key(result: ProbeResult) -> ResultKey | None:
-    return None if result.address is None else (result.address, result.proto, result.port)
+    return None if result.address is None else port_key(result.address, result.proto, result.port)
+
+
+def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult]:
+    """Each resolved result under its (address, protocol, port) key."""
+    return {port_key(r.address, r.proto, r.port): r for r in results if r.address is not None}
 
 
 def service_to_dict(info: ServiceInfo) -> dict[str, Any]:
@@ -336,118 +342,3 @@ def read_report(path: str | Path) -> ScanReport:
         return report_from_dict(document)
     except ReportError as exc:
         raise ReportError(f"{path}: not a valid portcheck JSON report: {exc}") from None
-
-
-def collect_scan(
-    hosts: Sequence[str], ports: Sequence[tuple[Protocol, int]], settings: ScanSettings
-) -> ScanReport:
-    """Resolve, scan and wait for every result: the whole scan as one report."""
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    clock = time.monotonic()
-    resolutions = resolve_hosts(hosts)
-    targets, unresolved = plan_targets(resolutions, ports)
-    stats = ScanStats()
-    results = [*unresolved, *scan(targets, settings, stats)]
-    return ScanReport(
-        resolutions, sort_results(results, hosts), settings, started, time.monotonic() - clock, stats
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    host: str
-    address: str | None
-    proto: str
-    port: int
-    kind: str
-    """opened, closed, state, service, added (only in the new report), removed (only in the old)."""
-    old: str | None
-    new: str | None
-
-
-@dataclass(frozen=True)
-class ReportDiff:
-    hosts_appeared: list[str]
-    hosts_vanished: list[str]
-    changes: list[Change]
-    coverage_only: int
-    """Ports scanned in one report only whose state there is plain closed: not counted as change."""
-
-    @property
-    def equal(self) -> bool:
-        return not (self.hosts_appeared or self.hosts_vanished or self.changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "equal": self.equal,
-            "hosts_appeared": self.hosts_appeared,
-            "hosts_vanished": self.hosts_vanished,
-            "changes": [asdict(change) for change in self.changes],
-            "closed_ports_in_one_report_only": self.coverage_only,
-        }
-
-    def to_text(self, old_name: str, new_name: str) -> str:
-        # Report files come from anywhere: what they name reaches the terminal neutralised.
-        lines = [f"--- {old_name}", f"+++ {new_name}"]
-        lines += [f"host appeared: {neutralise(host)}" for host in self.hosts_appeared]
-        lines += [f"host vanished: {neutralise(host)}" for host in self.hosts_vanished]
-        marks = {"opened": "+", "closed": "-", "added": "+", "removed": "-"}
-        for change in self.changes:
-            where = neutralise(f"{change.host} {change.address or '-'} {change.proto}/{change.port}")
-            old = neutralise(change.old) if change.old is not None else "(not scanned)"
-            new = neutralise(change.new) if change.new is not None else "(not scanned)"
-            lines.append(f"{marks.get(change.kind, '~')} {change.kind:<8} {where}: {old} -> {new}")
-        if self.coverage_only:
-            lines.append(f"({self.coverage_only:,} closed port(s) scanned in one report only: not counted)")
-        count = len(self.hosts_appeared) + len(self.hosts_vanished) + len(self.changes)
-        lines.append("no differences" if self.equal else f"{count} difference(s)")
-        return "\n".join(lines) + "\n"
-
-
-def compare_reports(old: ScanReport, new: ScanReport) -> ReportDiff:
-    """What changed between two scans: hosts, states, and services where probes ran."""
-    old_hosts = {r.host for r in old.resolutions} | {r.host for r in old.results}
-    new_hosts = {r.host for r in new.resolutions} | {r.host for r in new.results}
-    appeared = sorted(new_hosts - old_hosts)
-    vanished = sorted(old_hosts - new_hosts)
-
-    def index(report: ScanReport) -> dict[tuple[str, str | None, str, int], ProbeResult]:
-        return {(r.host, r.address, r.proto.value, r.port): r for r in report.results}
-
-    def described(report: ScanReport, result: ProbeResult) -> str | None:
-        key = result_key(result)
-        info = report.services.get(key) if key is not None else None
-        return None if info is None else f"{info.service} {info.product or ''} {info.version or ''}".strip()
-
-    before, after = index(old), index(new)
-    changes: list[Change] = []
-    coverage_only = 0
-    for key in sorted(before.keys() | after.keys(), key=lambda k: (k[0], k[1] or "", k[2], k[3])):
-        host, address, proto, port = key
-        if host in appeared or host in vanished:
-            continue
-        was, now = before.get(key), after.get(key)
-        if was is None or now is None:
-            only = now if was is None else was
-            assert only is not None
-            if only.state is PortState.CLOSED:
-                coverage_only += 1
-                continue
-            kind = "added" if was is None else "removed"
-            old_state = None if was is None else was.state.value
-            new_state = None if now is None else now.state.value
-            changes.append(Change(host, address, proto, port, kind, old_state, new_state))
-            continue
-        if was.state is not now.state:
-            if now.state is PortState.OPEN:
-                kind = "opened"
-            elif was.state is PortState.OPEN:
-                kind = "closed"
-            else:
-                kind = "state"
-            changes.append(Change(host, address, proto, port, kind, was.state.value, now.state.value))
-            continue
-        old_service, new_service = described(old, was), described(new, now)
-        if old_service is not None and new_service is not None and old_service != new_service:
-            changes.append(Change(host, address, proto, port, "service", old_service, new_service))
-    return ReportDiff(appeared, vanished, changes, coverage_only)

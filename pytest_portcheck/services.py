@@ -3,6 +3,7 @@
 Data only (no sockets, no asyncio), so reports and inventories can use it without the probes' cost.
 A scanned service is untrusted input: ``neutralise`` is applied to everything a peer sent before it is
 stored or shown.
+Must not import pytest, asyncio, ssl or the probes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ EXPOSED_WITHOUT_AUTH = frozenset(AUTH_SERVICES) - {"mqtt"}
 """Services that hand out data or control to whoever connects when they need no authentication."""
 _AUTH_WORDS = {"none": "no auth", "required": "auth required"}
 TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+def tls_rank(version: str) -> int:
+    """The place of a TLS version in TLS_VERSIONS (older is lower); -1 for one not listed."""
+    return TLS_VERSIONS.index(version) if version in TLS_VERSIONS else -1
 
 
 @dataclass(frozen=True, slots=True)

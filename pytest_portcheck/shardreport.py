@@ -9,6 +9,7 @@ recomputes which units the share holds; for those units on an address the report
 not listed has the usual state. Version 1 reports (every result listed) are read as well.
 
 Imports results, reportschema, the plan and the engine's model; no pytest, no scanning.
+Must not import pytest, yaml or the probes.
 """
 
 from __future__ import annotations

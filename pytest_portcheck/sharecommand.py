@@ -2,6 +2,7 @@
 
 Reads the arguments, prints what share is scanned and a summary, writes the shard report (version 2).
 The work is sharescan.py's. Imported by cli.py only when ``--inventory`` is given (it loads YAML).
+Must not import pytest or the plugin modules.
 """
 
 from __future__ import annotations

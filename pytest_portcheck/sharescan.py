@@ -4,6 +4,7 @@ Resolves every host of the plan (each host's resolution is recorded, whether or 
 its units), probes exactly the units of share K on every resolved address, runs the protocol probes
 the inventory asks for on the open ones, and returns a ``ShardScanReport`` (see shardreport.py).
 No pytest and no printing: the command line presents it.
+Must not import pytest or the plugin modules; probes only when a service is declared.
 """
 
 from __future__ import annotations
@@ -99,12 +100,13 @@ def probe_declared_services(
 ) -> dict[ResultKey, ServiceInfo]:
     """Protocol probes on this share's open ports whose inventory entry names a service.
 
-    The merging of requirements that meet on one port (names, verification) is verdicts.py's, shared
-    with the unsharded scan rather than copied.
+    The merging of requirements that meet on one port (names, verification) is the scan pipeline's
+    (``scanning``), shared with the unsharded scan rather than copied.
     """
-    from pytest_portcheck.verdicts import _probe_open_ports, index_results
+    from pytest_portcheck.results import index_results
+    from pytest_portcheck.scanning import probe_declared_ports
 
     pairs = [(host, e) for host, e in inventory.expectations() if e.service is not None]
     if not pairs:
         return {}
-    return _probe_open_ports(pairs, addresses, index_results(results), all_banners=False)
+    return probe_declared_ports(pairs, addresses, index_results(results), all_banners=False)

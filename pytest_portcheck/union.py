@@ -10,6 +10,7 @@ every share that is missing, given twice or interrupted. Looking up a unit finds
 Vantages: an expectation under ``from: {V: ...}`` is judged only against reports from V; any other
 expectation against the reports of every vantage that does not override the same port, and each
 must satisfy it. No pytest here: the plugin presents the verdicts.
+Must not import pytest or the plugin modules.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from dataclasses import dataclass, field
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution
 from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule
+from pytest_portcheck.judge import Judgement, Verdict, judge
 from pytest_portcheck.plan import ShardSplit, WorkPlan
 from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.results import ResultKey
 from pytest_portcheck.services import ServiceInfo
 from pytest_portcheck.shardreport import LoadedReport
-from pytest_portcheck.verdicts import Judgement, Verdict, judge
 
 
 @dataclass
@@ -252,7 +253,7 @@ class ReportUnion:
     def _judge_range_from(
         self, host: HostSpec, rule: RangeRule, vantage: str | None, allowed: set[int]
     ) -> Judgement:
-        """As ``verdicts.judge_range``, on the union: open ports fail it, and so do UDP ports that
+        """As ``judge.judge_range``, on the union: open ports fail it, and so do UDP ports that
         gave no reply (open|filtered) unless silence counts as closed; unproven ports are errors."""
         where = f"{host.name} {rule.label}"
         resolution = self.resolution(vantage, host.address)
@@ -404,7 +405,7 @@ def combine(judgements: Sequence[tuple[str | None, Judgement]]) -> Judgement:
 
 
 class UnitView(Mapping[ResultKey, ProbeResult]):
-    """The union as ``verdicts.judge`` reads results: ``view.get((address, proto, port))``."""
+    """The union as ``judge.judge`` reads results: ``view.get((address, proto, port))``."""
 
     def __init__(self, union: ReportUnion, vantage: str | None, host: str) -> None:
         self._union = union

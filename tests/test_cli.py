@@ -162,7 +162,7 @@ def test_progress_bar_on_request_and_never_mixed_into_results(listen: ListenerFa
 def test_command_never_imports_pytest() -> None:
     code = (
         "import sys, pytest_portcheck, pytest_portcheck.cli, pytest_portcheck.inventory, "
-        "pytest_portcheck.verdicts; assert 'pytest' not in sys.modules and '_pytest' not in sys.modules"
+        "pytest_portcheck.judge; assert 'pytest' not in sys.modules and '_pytest' not in sys.modules"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert completed.returncode == 0, completed.stderr

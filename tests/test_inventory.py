@@ -340,3 +340,40 @@ def test_rates_come_from_defaults_and_hosts(tmp_path: Path) -> None:
     a, b = load_inventory(write(tmp_path, text)).hosts
     assert (a.max_rate, a.min_rate) == (500, None)
     assert (b.max_rate, b.min_rate) == (90.5, 50)
+
+
+@pytest.mark.parametrize("address", ["999.1.1.1", "10.0.0.256", "bad_name!", "-web.example", "a..b"])
+def test_an_address_that_is_neither_ip_nor_host_name_is_an_error_with_its_line(
+    tmp_path: Path, address: str
+) -> None:
+    text = f"hosts:\n  web:\n    open: [22]\n    address: {address!r}\n"
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(write(tmp_path, text))
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'inventory.yml'}:4: {address!r}")
+    assert "valid" in message or "plain IPv4" in message
+
+
+@pytest.mark.parametrize("address", ["::1", "[::1]", "127.0.0.0/30", "localhost", "my_host.example.", "db-1"])
+def test_addresses_and_host_names_spelled_right_are_accepted(tmp_path: Path, address: str) -> None:
+    text = f"hosts:\n  web:\n    open: [22]\n    address: {address!r}\n"
+    assert load_inventory(write(tmp_path, text)).hosts[0].address == address
+
+
+def test_every_broken_host_is_reported_at_once_with_its_line(tmp_path: Path) -> None:
+    text = (
+        "hosts:\n"
+        "  a:\n    address: 'bad_name!'\n    open: [22]\n"
+        "  b:\n    address: 127.0.0.1\n    open: [70000]\n"
+        "  c:\n    address: 127.0.0.1\n    open: [22]\n"
+        "  d:\n    address: 10.0.0.256\n    closed: [22]\n"
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(path)
+    lines = str(raised.value).splitlines()
+    assert [problem.line for problem in raised.value.problems] == [3, 7, 12]
+    assert len(lines) == 3
+    assert lines[0].startswith(f"{path}:3: 'bad_name!'")
+    assert lines[1].startswith(f"{path}:7: ") and "70000" in lines[1]
+    assert lines[2].startswith(f"{path}:12: '10.0.0.256'")

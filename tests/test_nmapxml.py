@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO, ListenerFactory, skip_or_fail
 
+from pytest_portcheck.diff import compare_reports
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.nmapxml import dump_nmap_xml, read_nmap_xml
 from pytest_portcheck.ports import Protocol, service_name
-from pytest_portcheck.results import ReportError, ScanReport, compare_reports
+from pytest_portcheck.results import ReportError, ScanReport
 from pytest_portcheck.services import ServiceInfo
 
 pytest_plugins = ["pytester"]

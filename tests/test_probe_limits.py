@@ -41,7 +41,7 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
         from pytest_portcheck.engine import PortState, ProbeResult, Reason
         from pytest_portcheck.ports import Protocol
         from pytest_portcheck.probes import ProbeRequest, probe_services
-        from pytest_portcheck.verdicts import _judge_service
+        from pytest_portcheck.judge import _judge_service
 
         resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
         hoard = []

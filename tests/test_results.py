@@ -68,6 +68,8 @@ def test_report_reads_back_with_services() -> None:
     assert back.services == {key: info}
     assert list(back.resolutions) == list(report.resolutions)
     assert (back.settings.timeout, back.settings.retries, back.settings.window) == (0.5, 2, 100)
+    # The in-memory document the HTML page is built from is the written one, without a JSON text between.
+    assert report.to_dict({"expectations": []}) == document
 
 
 def test_scan_quality_reads_back_and_older_reports_have_none() -> None:

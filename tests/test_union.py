@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.inventory import parse_inventory
+from pytest_portcheck.judge import Verdict
 from pytest_portcheck.plan import ShardSplit, plan_inventory
 from pytest_portcheck.shardreport import (
     ShardInfo,
@@ -16,7 +17,6 @@ from pytest_portcheck.shardreport import (
     write_shard_report,
 )
 from pytest_portcheck.union import ReportUnion
-from pytest_portcheck.verdicts import Verdict
 
 INVENTORY = 'hosts:\n  dns:\n    address: 127.0.0.9\n    only_open: ["53/udp"]\n    range: "1-200/udp"\n'
 

@@ -240,7 +240,8 @@ def test_markdown_summary_and_github_step_summary(
 def test_markdown_lists_are_capped_for_large_drift() -> None:
     from types import SimpleNamespace
 
-    from pytest_portcheck.plugin import MARKDOWN_LIST_LIMIT, ItemRecord, markdown_summary
+    from pytest_portcheck.session import ItemRecord
+    from pytest_portcheck.summary import MARKDOWN_LIST_LIMIT, markdown_summary
 
     count = MARKDOWN_LIST_LIMIT + 300
     records = {

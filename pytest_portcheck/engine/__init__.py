@@ -1,7 +1,7 @@
 """The scan engine: targets in, one ``ProbeResult`` per (address, protocol, port) out.
 
-No pytest, no YAML, no printing here: the plugin and the ``portcheck`` command are front ends over
-``resolve_hosts`` -> ``plan_targets`` -> ``scan``.
+Must not import pytest or YAML, and prints nothing: the plugin and the ``portcheck`` command are
+front ends over ``resolve_hosts`` -> ``plan_targets`` -> ``scan``.
 """
 
 from pytest_portcheck.engine.model import (

@@ -7,6 +7,7 @@ retried or reported as errors, never as a state of the target. Probes to remote 
 turn in the address's pace and time out after its measured round trip (``timing.py``); ``_ScanState``
 holds everything the loop juggles, for TCP and UDP alike. Imports the engine's model, payloads and
 timing only.
+Must not import pytest, yaml or anything outside the engine but ``ports``.
 """
 
 from __future__ import annotations

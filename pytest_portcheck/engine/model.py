@@ -1,6 +1,7 @@
 """The engine's data: port states, reasons, targets, results and settings.
 
 Frozen values only; every module of the engine and both front ends speak in these types.
+Must not import pytest, yaml or anything outside the engine but ``ports``.
 """
 
 from __future__ import annotations

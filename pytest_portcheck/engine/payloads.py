@@ -3,6 +3,7 @@
 UDP has no handshake: a port only proves open by replying, and most services ignore a datagram they
 cannot parse. These are minimal, well-formed requests (bytes only: the engine does not parse replies,
 any reply counts).
+Must not import pytest, yaml or anything outside the engine.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Hostnames are resolved once each, all A and AAAA addresses, in a small thread pool since the system
 resolver only offers a blocking call. A name that does not resolve becomes error results, never a
 verdict about its ports.
+Must not import pytest, yaml or anything outside the engine but ``ports``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ path: nothing in the working directory, ``PYTHONPATH`` or the user's site-packag
 the scanner (a planted ``pytest_portcheck/engine/shard.py`` there could report every port closed).
 A worker dies with its parent (``PR_SET_PDEATHSIG`` on Linux, and a check of its parent's pid while
 scanning), so no probe is sent for a scan nobody waits for.
+Must not import pytest, yaml or anything outside the engine but ``ports``.
 """
 
 from __future__ import annotations

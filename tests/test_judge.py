@@ -13,9 +13,9 @@ from pytest_portcheck.inventory import (
     ServiceRequirement,
     TlsRequirement,
 )
+from pytest_portcheck.judge import Verdict, judge, judge_range, service_problems, silent_addresses
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.services import ServiceInfo, TlsInfo
-from pytest_portcheck.verdicts import Verdict, judge, judge_range, service_problems, silent_addresses
 
 CERTIFICATE = TlsInfo(
     "TLSv1.3", "TLS_AES_256_GCM_SHA384", "CN=web", "CN=web", "2027-11-27T00:00:00+00:00", 365, False
@@ -80,7 +80,7 @@ def test_nothing_checked_is_never_a_pass() -> None:
 
 def test_names_on_one_port_merge_verification_per_name() -> None:
     from pytest_portcheck.probes import ProbeRequest
-    from pytest_portcheck.verdicts import _one_answer
+    from pytest_portcheck.scanning import _one_answer
 
     verified = ServiceInfo("tls", "", tls=replace(CERTIFICATE, verified=True))
     plain = ServiceInfo("tls", "", tls=CERTIFICATE)
@@ -102,3 +102,77 @@ def test_names_on_one_port_merge_verification_per_name() -> None:
     # different certificates under different names: no single answer
     other = ServiceInfo("tls", "", tls=replace(CERTIFICATE, subject="CN=other"))
     assert "depends on the name" in (_one_answer([(a, verified), (b_plain, other)]).error or "")
+
+
+def _box(address: str = "127.0.0.1") -> tuple[HostSpec, Expectation]:
+    expectation = Expectation("box", Protocol.TCP, 22, Expect.OPEN, 4)
+    return HostSpec("box", address, 1.0, 1, (expectation,), 2), expectation
+
+
+def test_judge_passes_only_when_every_address_satisfies_the_expectation() -> None:
+    host, expectation = _box("box.example")
+    both = Resolution("box.example", ("10.0.0.1", "10.0.0.2"))
+    found = {(r.address or "", r.proto, r.port): r for r in [
+        result("10.0.0.1", 22, PortState.OPEN),
+        result("10.0.0.2", 22, PortState.CLOSED),
+    ]}  # fmt: skip
+    judgement = judge(host, expectation, both, found)
+    assert judgement.verdict is Verdict.FAILED
+    assert "expected open, found CLOSED" in judgement.message and "on 10.0.0.2" in judgement.message
+    found[("10.0.0.2", Protocol.TCP, 22)] = result("10.0.0.2", 22, PortState.OPEN)
+    assert judge(host, expectation, both, found).verdict is Verdict.PASSED
+
+
+def test_our_own_failure_is_an_error_never_a_pass() -> None:
+    host, _ = _box()
+    closed = Expectation("box", Protocol.TCP, 22, Expect.CLOSED, 4)
+    resolution = Resolution("127.0.0.1", ("127.0.0.1",))
+    failed = ProbeResult("127.0.0.1", "127.0.0.1", Protocol.TCP, 22, PortState.ERROR, "EMFILE")
+    judgement = judge(host, closed, resolution, {("127.0.0.1", Protocol.TCP, 22): failed})
+    assert judgement.verdict is Verdict.ERROR and "EMFILE" in judgement.message
+    # An address the scan never reached is an error too, not a silent pass.
+    assert judge(host, closed, resolution, {}).verdict is Verdict.ERROR
+    assert judge(host, closed, None, {}).verdict is Verdict.ERROR
+
+
+def test_strict_silence_is_an_error_and_filtered_satisfies_closed_otherwise() -> None:
+    host, _ = _box()
+    closed = Expectation("box", Protocol.TCP, 22, Expect.CLOSED, 4)
+    resolution = Resolution("127.0.0.1", ("127.0.0.1",))
+    found = {("127.0.0.1", Protocol.TCP, 22): result("127.0.0.1", 22, PortState.FILTERED)}
+    assert judge(host, closed, resolution, found).verdict is Verdict.PASSED
+    strict = judge(host, closed, resolution, found, silent=("127.0.0.1",), strict=True)
+    assert strict.verdict is Verdict.ERROR and "--portcheck-strict" in strict.message
+
+
+def test_a_filtered_expectation_names_a_reachable_port() -> None:
+    host, _ = _box()
+    filtered = Expectation("box", Protocol.TCP, 22, Expect.FILTERED, 4)
+    resolution = Resolution("127.0.0.1", ("127.0.0.1",))
+    found = {("127.0.0.1", Protocol.TCP, 22): result("127.0.0.1", 22, PortState.CLOSED)}
+    judgement = judge(host, filtered, resolution, found)
+    assert judgement.verdict is Verdict.FAILED and "reachable through the firewall" in judgement.message
+
+
+def test_only_open_range_fails_on_an_unexpected_open_port() -> None:
+    rule = RangeRule("box", Protocol.TCP, (20, 21, 23), "tcp/20-23", 3)
+    host = HostSpec("box", "127.0.0.1", 1.0, 1, (), 2, rule)
+    resolution = Resolution("127.0.0.1", ("127.0.0.1",))
+    found = {(r.address or "", r.proto, r.port): r for r in [
+        result("127.0.0.1", 20, PortState.CLOSED),
+        result("127.0.0.1", 21, PortState.OPEN),
+        result("127.0.0.1", 23, PortState.CLOSED),
+    ]}  # fmt: skip
+    judgement = judge_range(host, rule, resolution, found)
+    assert judgement.verdict is Verdict.FAILED and "21" in judgement.message
+    found[("127.0.0.1", Protocol.TCP, 21)] = result("127.0.0.1", 21, PortState.CLOSED)
+    assert judge_range(host, rule, resolution, found).verdict is Verdict.PASSED
+    # A port of the range the scan did not cover is not a pass.
+    del found[("127.0.0.1", Protocol.TCP, 23)]
+    assert judge_range(host, rule, resolution, found).verdict is not Verdict.PASSED
+
+
+def test_a_service_requirement_fails_on_another_service() -> None:
+    wanted = ServiceRequirement("ssh")
+    assert service_problems(wanted, ServiceInfo("ssh", "SSH-2.0-OpenSSH_9.2p1")) == []
+    assert service_problems(wanted, ServiceInfo("http", "HTTP/1.1 200 OK"))

@@ -1,0 +1,365 @@
+"""Judging: what was found against what was declared → a verdict and the message a person reads in CI.
+
+``judge`` (one expectation), ``judge_range`` (an ``only_open`` range), service and TLS requirements,
+silence rules. The scanning that feeds them lives in ``scanning``. Must not import pytest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import os
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pytest_portcheck.engine import (
+    AddressQuality,
+    PortState,
+    ProbeResult,
+    Reason,
+    Resolution,
+)
+from pytest_portcheck.inventory import (
+    Expect,
+    Expectation,
+    HostSpec,
+    RangeRule,
+    ServiceRequirement,
+    TlsRequirement,
+)
+from pytest_portcheck.ports import format_ports
+from pytest_portcheck.results import ResultKey
+from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo, TlsInfo, tls_rank
+
+_SATISFIES = {
+    Expect.OPEN: frozenset({PortState.OPEN}),
+    Expect.CLOSED: frozenset({PortState.CLOSED, PortState.FILTERED}),
+    Expect.FILTERED: frozenset({PortState.FILTERED, PortState.OPEN_FILTERED}),
+}
+_SILENT = frozenset({PortState.FILTERED, PortState.OPEN_FILTERED})
+
+
+class Verdict(str, enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    WAIVED = "waived"
+    """A failure an active waiver covers: the plugin reports it (xfail), ``judge`` never returns it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    verdict: Verdict
+    message: str
+    found: tuple[ProbeResult, ...]
+
+
+def unresolved_silence(
+    found: Sequence[ProbeResult], quality: Mapping[str, AddressQuality]
+) -> list[ProbeResult]:
+    """Silent results from addresses that dropped probes and left some silence unresolved: a pass
+    resting on them may hide an open port the address was too busy limiting us to show."""
+    return [
+        r
+        for r in found
+        if r.state in _SILENT
+        and r.reason == Reason.NO_RESPONSE
+        and (q := quality.get(r.address or "")) is not None
+        and q.limited
+        and q.unresolved
+    ]
+
+
+def _strict_silence_message(
+    where: str, shaky: Sequence[ProbeResult], quality: Mapping[str, AddressQuality]
+) -> str:
+    lines = []
+    for address in dict.fromkeys(r.address or "" for r in shaky):
+        q = quality[address]
+        count = sum(1 for r in shaky if r.address == address)
+        lines.append(
+            f"{where}: {count} silent port(s) on {address}, which dropped {q.drops:,} probe(s) it later "
+            f"answered (rate limiting or loss) and left silence unresolved on {q.unresolved:,} port(s): "
+            "the pass would rest on silence we could not explain (--portcheck-strict); "
+            "set a lower max_rate for this host, or more retries"
+        )
+    return "\n".join(lines)
+
+
+def silent_addresses(results: Iterable[ProbeResult]) -> frozenset[str]:
+    """The one definition of "nothing answered": addresses on which every port probed (by any host,
+    expectation or range) stayed silent (filtered or open|filtered). Such an address may be wrong or
+    down, and its silence would satisfy closed: and only_open: — so it is warned about, or an error."""
+    states: dict[str, set[PortState]] = {}
+    for result in results:
+        if result.address is not None:
+            states.setdefault(result.address, set()).add(result.state)
+    return frozenset(address for address, seen in states.items() if seen <= _SILENT)
+
+
+def silent_of(resolution: Resolution | None, silent: Collection[str]) -> tuple[str, ...]:
+    """The addresses of one host on which nothing answered."""
+    if resolution is None or resolution.error is not None:
+        return ()
+    return tuple(address for address in resolution.addresses if address in silent)
+
+
+def _silence_error(where: str, silent: Sequence[str]) -> Judgement:
+    message = f"{where}: no port answered on {', '.join(silent)} — is the address right? (--portcheck-strict)"
+    return Judgement(Verdict.ERROR, message, ())
+
+
+def _label(host: HostSpec, resolution: Resolution | None) -> str:
+    if resolution is None or resolution.error is not None or not resolution.addresses:
+        shown = host.address
+    elif len(resolution.addresses) <= 3:
+        shown = ", ".join(resolution.addresses)
+    else:
+        shown = f"{', '.join(resolution.addresses[:3])}, … {len(resolution.addresses)} addresses"
+    if shown == host.name:
+        return host.name
+    return f"{host.name} ({shown})"
+
+
+def describe(result: ProbeResult, timeout: float | None = None) -> str:
+    """``OPEN — syn-ack in 0.2 ms (postgresql)``: what was found, for a person."""
+    if result.reason == "no-response":
+        wait = f" ({timeout:g} s timeout)" if timeout else ""
+        how = f"no-response after {result.attempts} attempt(s){wait}"
+    elif result.latency_ms is not None:
+        how = f"{result.reason} in {result.latency_ms:.1f} ms"
+    else:
+        how = result.reason
+    service = f" ({result.service})" if result.service != "unknown" else ""
+    return f"{result.state.value.upper()} — {how}{service}"
+
+
+def judge(
+    host: HostSpec,
+    expectation: Expectation,
+    resolution: Resolution | None,
+    by_key: Mapping[ResultKey, ProbeResult],
+    *,
+    silent: Sequence[str] = (),
+    strict: bool = False,
+    services: Mapping[ResultKey, ServiceInfo] | None = None,
+    quality: Mapping[str, AddressQuality] | None = None,
+) -> Judgement:
+    """The verdict of one expectation: every resolved address of the host must satisfy it."""
+    where = f"{_label(host, resolution)} {expectation.proto.value}/{expectation.port}"
+    if resolution is None:
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — the host was not scanned", ())
+    if resolution.error is not None or not resolution.addresses:
+        why = resolution.error or "the host resolved to no address"  # a pass needs something checked
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
+    found: list[ProbeResult] = []
+    for address in resolution.addresses:
+        result = by_key.get((address, expectation.proto, expectation.port))
+        if result is None:
+            return Judgement(Verdict.ERROR, f"{where}: cannot check — {address} was not scanned", ())
+        found.append(result)
+    errors = [r for r in found if r.state is PortState.ERROR]
+    if errors:
+        lines = [f"{where}: cannot check {r.address} — {r.reason}" for r in errors]
+        return Judgement(Verdict.ERROR, "\n".join(lines), tuple(found))
+    if silent and strict:
+        return _silence_error(where, silent)
+    wanted = _SATISFIES[expectation.expect]
+    if expectation.silence_counts_as_closed:
+        wanted = wanted | {PortState.OPEN_FILTERED}
+    wrong = [r for r in found if r.state not in wanted]
+    if not wrong and expectation.service is not None:
+        return _judge_service(where, expectation.service, found, services or {})
+    shaky = unresolved_silence(found, quality or {}) if strict and expectation.expect is Expect.CLOSED else []
+    if not wrong and shaky:
+        return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality or {}), tuple(found))
+    if not wrong:
+        return Judgement(Verdict.PASSED, f"{where}: {expectation.expect.value} as expected", tuple(found))
+    lines = []
+    for result in wrong:
+        on = f" on {result.address}" if len(found) > 1 else ""
+        line = f"{where}: expected {expectation.expect.value}, found {describe(result, host.timeout)}{on}"
+        if expectation.expect is Expect.FILTERED and result.state is PortState.CLOSED:
+            line += " — the port is reachable through the firewall"
+        if result.state is PortState.OPEN_FILTERED and expectation.expect is Expect.CLOSED:
+            line += (
+                " — no reply and no ICMP error: a silent service or a drop, silence proves nothing; "
+                "declare it filtered:, or set silence_counts_as_closed: true to accept it"
+            )
+        if result.state is PortState.OPEN_FILTERED and expectation.expect is Expect.OPEN:
+            line += " — a UDP port proves open only by replying"
+        lines.append(line)
+    return Judgement(Verdict.FAILED, "\n".join(lines), tuple(found))
+
+
+def _judge_service(
+    where: str,
+    wanted: ServiceRequirement,
+    found: Sequence[ProbeResult],
+    services: Mapping[ResultKey, ServiceInfo],
+) -> Judgement:
+    problems: list[str] = []
+    errors: list[str] = []
+    for result in found:
+        on = f" on {result.address}" if len(found) > 1 else ""
+        info = services.get((result.address or "", result.proto, result.port))
+        if info is None or info.local_failure:
+            why = info.error if info is not None else "the port was not probed"
+            errors.append(f"{where}: cannot check the service{on} — {why}")
+            continue
+        errors += [f"{where}: {error}{on}" for error in service_unknowns(wanted, info)]
+        for problem in service_problems(wanted, info):
+            problems.append(f"{where}: {problem}{on}")
+    if errors:
+        return Judgement(Verdict.ERROR, "\n".join(errors), tuple(found))
+    if problems:
+        return Judgement(Verdict.FAILED, "\n".join(problems), tuple(found))
+    return Judgement(Verdict.PASSED, f"{where}: open, {wanted.service} as expected", tuple(found))
+
+
+def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]:
+    """Why what answered does not meet the requirement (empty when it does)."""
+    if not info.answers_as(wanted.service):
+        return [f"expected {wanted.service}, found {info.describe()}"]
+    problems = []
+    if wanted.tls is not None and wanted.tls.verify and (info.tls is None or not info.tls.verified):
+        # Only a handshake that verified the chain and the name answers verify: true.
+        problems.append(f"TLS verification failed: {info.error or 'the certificate was not verified'}")
+    elif wanted.tls is not None and info.tls is None:
+        problems.append(f"no TLS certificate to check: {info.error or info.describe()}")
+    if wanted.tls is not None and info.tls is not None:
+        problems += _tls_problems(wanted.tls, info.tls)
+    name = info.product or info.service
+    if wanted.auth == "required" and info.auth == "none":
+        problems.append(f"{name} answers without authentication (auth: required)")
+    if wanted.auth == "none" and info.auth == "required":
+        problems.append(f"{name} requires authentication (auth: none was declared)")
+    return problems
+
+
+def service_unknowns(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]:
+    """What the probe could not tell although the requirement asks it: errors, not passes."""
+    if not info.answers_as(wanted.service):
+        return []
+    unknowns = []
+    if wanted.auth is not None and info.auth is None:
+        unknowns.append(f"cannot tell whether {info.service} requires authentication: {info.describe()}")
+    below = info.tls.below_minimum if info.tls is not None else None
+    if wanted.tls is not None and wanted.tls.min_version and below and below.startswith("untested"):
+        unknowns.append(f"cannot check min_version {wanted.tls.min_version}: {below}")
+    return unknowns
+
+
+def _tls_problems(wanted: TlsRequirement, tls: TlsInfo) -> list[str]:
+    problems = []
+    if wanted.min_version and TLS_VERSIONS.index(wanted.min_version) > tls_rank(tls.version):
+        problems.append(f"TLS version {tls.version} is below the minimum {wanted.min_version}")
+    elif wanted.min_version and tls.below_minimum and tls.below_minimum.startswith("TLSv"):
+        problems.append(
+            f"also accepts {tls.below_minimum.split()[0]}, below the minimum {wanted.min_version} "
+            "(a handshake offering only older versions succeeded)"
+        )
+    if wanted.expires_in_days is not None and tls.certificate_error:
+        problems.append(tls.certificate_error)
+    elif wanted.expires_in_days is not None and tls.days_left < wanted.expires_in_days:
+        problems.append(
+            f"certificate ({tls.subject}) expires in {tls.days_left} days ({tls.not_after}), "
+            f"sooner than the {wanted.expires_in_days} days required"
+        )
+    return problems
+
+
+def judge_range(
+    host: HostSpec,
+    rule: RangeRule,
+    resolution: Resolution | None,
+    by_key: Mapping[ResultKey, ProbeResult],
+    services: Mapping[ResultKey, ServiceInfo] | None = None,
+    *,
+    silent: Sequence[str] = (),
+    strict: bool = False,
+    quality: Mapping[str, AddressQuality] | None = None,
+) -> Judgement:
+    """``only_open``: no port of the range but the listed ones may be open, on any address. A UDP port
+    that neither replied nor was refused (open|filtered) fails it as it fails ``closed:``, unless
+    silence counts as closed."""
+    where = f"{_label(host, resolution)} {rule.label}"
+    if resolution is None or resolution.error is not None or not resolution.addresses:
+        why = "the host was not scanned" if resolution is None else resolution.error or "no address"
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
+    services = services or {}
+    lines: list[str] = []
+    errors: list[str] = []
+    unexpected: list[ProbeResult] = []
+    for address in resolution.addresses:
+        on = f" on {address}" if len(resolution.addresses) > 1 else ""
+        address_lines, address_errors, failing = _range_on_address(
+            host, rule, address, by_key, services, where, on
+        )
+        lines += address_lines
+        errors += address_errors
+        unexpected += failing
+    if errors:
+        return Judgement(Verdict.ERROR, "\n".join(errors), tuple(unexpected))
+    if silent and strict:
+        return _silence_error(where, silent)
+    if lines:
+        return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
+    if strict and quality:
+        found = [
+            by_key.get((address, rule.proto, port)) for address in resolution.addresses for port in rule.ports
+        ]
+        shaky = unresolved_silence([r for r in found if r is not None], quality)
+        if shaky:
+            return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality), ())
+    return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())
+
+
+def _range_on_address(
+    host: HostSpec,
+    rule: RangeRule,
+    address: str,
+    by_key: Mapping[ResultKey, ProbeResult],
+    services: Mapping[ResultKey, ServiceInfo],
+    where: str,
+    on: str,
+) -> tuple[list[str], list[str], list[ProbeResult]]:
+    """One address of an ``only_open`` range: (failure lines, error lines, the results that fail it)."""
+    opened: list[str] = []
+    quiet: list[int] = []
+    failed: dict[str, int] = {}
+    unexpected: list[ProbeResult] = []
+    for port in rule.ports:
+        result = by_key.get((address, rule.proto, port))
+        if result is None:
+            failed["not scanned"] = failed.get("not scanned", 0) + 1
+        elif result.state is PortState.ERROR:
+            failed[result.reason] = failed.get(result.reason, 0) + 1
+        elif result.state is PortState.OPEN:
+            unexpected.append(result)
+            info = services.get((address, rule.proto, port))
+            opened.append(f"{port} ({info.summary() if info else result.service})")
+        elif result.state is PortState.OPEN_FILTERED and not rule.silence_counts_as_closed:
+            unexpected.append(result)
+            quiet.append(port)
+    errors = [f"{where}: cannot check {count} port(s) of {address} — {why}" for why, count in failed.items()]
+    lines = []
+    if opened:
+        lines.append(
+            f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}: {', '.join(opened)}"
+        )
+    if quiet:
+        lines.append(
+            f"{host.name}: {len(quiet)} port(s) in {rule.label}{on} gave no reply and no ICMP error "
+            f"(open|filtered): {format_ports(quiet)} — a silent service or a drop, silence proves "
+            "nothing; declare them filtered:, or set silence_counts_as_closed: true on the host"
+        )
+    return lines, errors, unexpected
+
+
+def today() -> datetime.date:
+    """Today, or the date in PORTCHECK_TODAY (ISO), so waivers can be checked against any day."""
+    injected = os.environ.get("PORTCHECK_TODAY")
+    if injected:
+        return datetime.date.fromisoformat(injected)
+    return datetime.date.today()

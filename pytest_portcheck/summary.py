@@ -1,0 +1,290 @@
+"""What the controller writes at the end: the terminal summary, the Markdown summary and the report files.
+
+``ControllerHooks`` (registered on the controller or the single process only) gathers each item's
+``ItemRecord``, prints the exposure table and writes ``--portcheck-report`` (JSON),
+``--portcheck-html`` and ``--portcheck-markdown`` from the typed report and the records.
+
+At import time only pytest and the standard library; must not import ``collect`` (records are data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_portcheck.session import WAIVER_WARNING_DAYS, ItemRecord, PortcheckRun
+
+if TYPE_CHECKING:
+    from pytest_portcheck.results import ScanReport
+
+MARKDOWN_LIST_LIMIT = 200
+REPORT_OPTIONS = (
+    ("portcheck_report", "--portcheck-report"),
+    ("portcheck_html", "--portcheck-html"),
+    ("portcheck_markdown", "--portcheck-markdown"),
+)
+
+
+def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]]:
+    from pytest_portcheck.judge import Verdict
+
+    # One row per (inventory, host): two inventories' 'web' may be two machines.
+    hosts: dict[tuple[str, str], dict[str, Any]] = {}
+    for nodeid, record in run.records.items():
+        row = hosts.setdefault(
+            (nodeid.split("::", 1)[0], record.host),
+            {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0},
+        )
+        row["expected"][record.expected] = row["expected"].get(record.expected, 0) + 1
+        for address, state, _reason, _latency in record.found:
+            row["addresses"][address] = None
+            row["found"][state] = row["found"].get(state, 0) + 1
+        row["drift"] += record.verdict == Verdict.FAILED.value
+        row["errors"] += record.verdict == Verdict.ERROR.value
+    names = [host for _, host in hosts]
+    rows = []
+    for (path, host), row in hosts.items():
+        shown = host if names.count(host) == 1 else f"{path}::{host}"
+        expected = ", ".join(f"{n} {k}" for k, n in sorted(row["expected"].items()))
+        found = ", ".join(f"{n} {k}" for k, n in sorted(row["found"].items())) or "-"
+        addresses = ", ".join(row["addresses"]) or "-"
+        rows.append((shown, addresses, expected, found, row["drift"], row["errors"]))
+    return rows
+
+
+def _silent_hosts(run: PortcheckRun) -> dict[tuple[str, str], list[str]]:
+    """(inventory, host) -> addresses on which nothing answered, as the items judged it: keyed by
+    inventory as well as name, so two inventories' ``web`` on different addresses stay apart."""
+    silent: dict[tuple[str, str], list[str]] = {}
+    for nodeid, record in run.records.items():
+        if record.silent:
+            addresses = silent.setdefault((nodeid.split("::", 1)[0], record.host), [])
+            addresses += [address for address in record.silent if address not in addresses]
+    return silent
+
+
+class ControllerHooks:
+    """Registered on the controller only (or the single process): gathers item reports, prints the
+    exposure summary and writes the report file."""
+
+    def __init__(self, run: PortcheckRun) -> None:
+        self.run = run
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown" or (report.when == "setup" and report.passed):
+            return  # the call report (or a failed setup's) carries the same properties
+        record = ItemRecord.from_properties(report.user_properties)
+        if record is not None:
+            if getattr(report, "wasxfail", None) is not None:
+                from pytest_portcheck.judge import Verdict
+
+                record = dataclasses.replace(record, verdict=Verdict.WAIVED.value)
+            self.run.records[report.nodeid] = record
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.run.records:
+            _write_summary(self.run, terminalreporter)
+        for problem in self.run.write_errors:
+            terminalreporter.write_line(f"ERROR: portcheck: {problem}", red=True, bold=True)
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from pytest_portcheck.atomicfile import WriteError
+        from pytest_portcheck.htmlreport import write_html
+
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        writers: list[tuple[str, Callable[[str], None]]] = [
+            ("portcheck_report", lambda path: _write_report_file(self.run, path, interrupted)),
+            ("portcheck_html", lambda path: write_html(_report_document(self.run, interrupted), Path(path))),
+            ("portcheck_markdown", lambda path: _write_markdown(self.run, path)),
+        ]
+        for (dest, writer), (_, flag) in zip(writers, REPORT_OPTIONS, strict=True):
+            path = session.config.getoption(dest, None)
+            if not path:
+                continue
+            try:
+                writer(path)
+            except (WriteError, OSError) as exc:  # one report lost is no reason to lose the others
+                self.run.write_errors.append(f"{flag}: {exc}")
+        if self.run.write_errors and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+def _write_markdown(run: PortcheckRun, path: str) -> None:
+    from pytest_portcheck.atomicfile import write_text_atomically
+
+    text = markdown_summary(run)
+    write_text_atomically(path, text)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
+    from pytest_portcheck.judge import today
+    from pytest_portcheck.results import quality_notes
+
+    rows = _summary_rows(run)
+    header = ("host", "addresses", "expected", "found (per address)", "drift", "errors")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    terminalreporter.section("portcheck exposure")
+    terminalreporter.write_line("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
+    for row in rows:
+        line = "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        drifted = row[4] or row[5]
+        terminalreporter.write_line(line, red=bool(drifted), green=not drifted)
+    total_drift = sum(row[4] for row in rows)
+    terminalreporter.write_line(f"drift: {total_drift} expectation(s) not met on {len(rows)} host(s)")
+    services = [
+        (record.host, record.target, line) for record in run.records.values() for line in record.services
+    ]
+    if services:
+        terminalreporter.write_line("services found:")
+        for host, target, line in services:
+            terminalreporter.write_line(f"  {host} {target} {line}")
+    day = today()
+    notes = [(record, note) for record in run.records.values() if (note := record.waiver_note(day))]
+    if notes:
+        terminalreporter.write_line(
+            f"waivers to look at (expired, or expiring within {WAIVER_WARNING_DAYS} days):"
+        )
+        for record, note in notes:
+            terminalreporter.write_line(
+                f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
+            )
+    for (path, host), addresses in _silent_hosts(run).items():
+        how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
+        terminalreporter.write_line(
+            f"WARNING: {path}::{host}: no port answered on {', '.join(addresses)} — is the address right? "
+            f"({how})",
+            yellow=True,
+        )
+    if run.judging is not None:
+        for line in run.judging.summary_lines():
+            terminalreporter.write_line(line, yellow=line.startswith("WARNING"), red=line.startswith("ERROR"))
+        return
+    report = run.shared_report()
+    if report is not None:
+        terminalreporter.write_line(
+            f"scanned {len(report.results):,} (address, port) pair(s) once each in {report.elapsed_s:.2f} s"
+        )
+        for line in quality_notes(report.stats):
+            terminalreporter.write_line(f"scan quality: {line}", yellow=True)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
+def _md(text: str) -> str:
+    """Text for a Markdown table cell or list item: markup and HTML from peers stays text."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def markdown_summary(run: PortcheckRun) -> str:
+    """The run as Markdown: hosts, drift, errors, waivers, services found and scan quality."""
+    from pytest_portcheck.judge import Verdict, today
+    from pytest_portcheck.results import quality_notes
+
+    rows = _summary_rows(run)
+    records = list(run.records.items())
+    drift = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.FAILED.value]
+    errors = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.ERROR.value]
+    waived = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.WAIVED.value]
+    lines = [
+        f"## portcheck: {len(drift)} drift, {len(errors)} error(s), {len(waived)} waived "
+        f"on {len(rows)} host(s)",
+        "",
+        "| host | addresses | expected | found (per address) | drift | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(_md(str(cell)) for cell in row)} |" for row in rows]
+    for title, items in (("Drift", drift), ("Errors", errors), ("Waived", waived)):
+        if items:
+            lines += ["", f"### {title}", ""]
+            lines += _capped([f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items])
+    day = today()
+    notes = [(nodeid, note) for nodeid, record in records if (note := record.waiver_note(day))]
+    if notes:
+        lines += ["", f"### Waivers expired or expiring within {WAIVER_WARNING_DAYS} days", ""]
+        lines += _capped([f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes])
+    silent = _silent_hosts(run)
+    if silent:
+        how = (
+            "made errors by --portcheck-strict"
+            if run.strict
+            else "warnings; --portcheck-strict makes them errors"
+        )
+        lines += ["", f"### Nothing answered ({how})", ""]
+        lines += [
+            f"- {_md(path)}::{_md(host)}: no port answered on {_md(', '.join(addresses))} "
+            "— is the address right?"
+            for (path, host), addresses in silent.items()
+        ]
+    services = [(record.host, record.target, line) for _, record in records for line in record.services]
+    if services:
+        lines += ["", "### Services found", ""]
+        lines += _capped([f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services])
+    report = run.shared_report()
+    quality = quality_notes(report.stats) if report is not None else []
+    if quality:
+        lines += ["", "### Scan quality", ""]
+        lines += [f"- {_md(line)}" for line in quality]
+    return "\n".join(lines) + "\n"
+
+
+def _capped(lines: list[str]) -> list[str]:
+    """At most MARKDOWN_LIST_LIMIT lines and a count of the rest: GitHub refuses step summaries over 1 MiB."""
+    if len(lines) <= MARKDOWN_LIST_LIMIT:
+        return lines
+    rest = len(lines) - MARKDOWN_LIST_LIMIT
+    more = f"- … and {rest:,} more: the JSON report (--portcheck-report) has them all"
+    return [*lines[:MARKDOWN_LIST_LIMIT], more]
+
+
+def _report_parts(run: PortcheckRun, interrupted: bool = False) -> tuple[ScanReport, list[dict[str, Any]]]:
+    from pytest_portcheck.engine import ScanSettings
+    from pytest_portcheck.results import ScanReport
+
+    report = run.shared_report() or ScanReport([], [], ScanSettings(), "", 0.0)
+    if interrupted:  # whatever was scanned or judged so far, and saying that it is not all
+        report = dataclasses.replace(report, interrupted=True)
+    expectations = [
+        {
+            "nodeid": nodeid,
+            "host": record.host,
+            "target": record.target,
+            "expected": record.expected,
+            "verdict": record.verdict,
+            "message": record.message,
+            "found": [
+                {"address": a, "state": s, "reason": r, "latency_ms": float(lat) if lat else None}
+                for a, s, r, lat in record.found
+            ],
+            "services": record.services,
+        }
+        for nodeid, record in run.records.items()
+    ]
+    return report, expectations
+
+
+def _write_report_file(run: PortcheckRun, destination: str, interrupted: bool = False) -> None:
+    from pytest_portcheck.results import write_report
+
+    report, expectations = _report_parts(run, interrupted)
+    write_report(report, destination, {"expectations": expectations})
+
+
+def _report_document(run: PortcheckRun, interrupted: bool = False) -> dict[str, Any]:
+    """The --portcheck-report document, built from the typed report (for the HTML page): the same
+    dictionary ``dump_report`` writes, without a JSON text in between."""
+    report, expectations = _report_parts(run, interrupted)
+    return report.to_dict({"expectations": expectations})
