@@ -199,6 +199,29 @@ def namespaces_available() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def joined_namespaces(subnet: str) -> Iterator[tuple[Namespace, Namespace]]:
+    """A scanner and a target namespace of the test's own, joined by a veth pair on ``subnet``.1 and
+    ``subnet``.2 (a /24): nothing can leave the pair, and both are deleted afterwards. Skips (or
+    fails, in CI) where namespaces cannot be made."""
+    why_not = namespaces_available()
+    if why_not is not None:
+        skip_or_fail(why_not, "PORTCHECK_REQUIRE_NETNS")
+    scanner, target = Namespace(), Namespace()
+    try:
+        side_a, side_b = f"va{scanner.name[3:11]}", f"vb{target.name[3:11]}"
+        subprocess.run(["ip", "link", "add", side_a, "type", "veth", "peer", "name", side_b], check=True)
+        subprocess.run(["ip", "link", "set", side_a, "netns", scanner.name], check=True)
+        subprocess.run(["ip", "link", "set", side_b, "netns", target.name], check=True)
+        for namespace, side, host in ((scanner, side_a, 1), (target, side_b, 2)):
+            namespace.run("ip", "addr", "add", f"{subnet}.{host}/24", "dev", side)
+            namespace.run("ip", "link", "set", side, "up")
+        yield scanner, target
+    finally:
+        scanner.delete()
+        target.delete()
+
+
 @pytest.fixture
 def netns() -> Iterator[Namespace]:
     why_not = namespaces_available()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import Namespace, namespaces_available, skip_or_fail
+from conftest import Namespace, joined_namespaces
 
 ADDRESS = "10.76.0.2"
 LISTENERS = (22, 80, 443, 1500, 2222)
@@ -53,29 +53,14 @@ class Link:
 
 @pytest.fixture
 def link() -> Iterator[Link]:
-    why_not = namespaces_available()
-    if why_not is not None:
-        skip_or_fail(why_not, "PORTCHECK_REQUIRE_NETNS")
-    scanner, target = Namespace(), Namespace()
-    server = None
-    try:
-        side_a, side_b = f"na{scanner.name[3:11]}", f"nb{target.name[3:11]}"
-        subprocess.run(["ip", "link", "add", side_a, "type", "veth", "peer", "name", side_b], check=True)
-        subprocess.run(["ip", "link", "set", side_a, "netns", scanner.name], check=True)
-        subprocess.run(["ip", "link", "set", side_b, "netns", target.name], check=True)
-        scanner.run("ip", "addr", "add", "10.76.0.1/24", "dev", side_a)
-        target.run("ip", "addr", "add", f"{ADDRESS}/24", "dev", side_b)
-        scanner.run("ip", "link", "set", side_a, "up")
-        target.run("ip", "link", "set", side_b, "up")
+    with joined_namespaces("10.76.0") as (scanner, target):
         server = target.popen(sys.executable, "-c", SERVE, *map(str, LISTENERS))
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        yield Link(scanner, target)
-    finally:
-        if server is not None:
+        try:
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+            yield Link(scanner, target)
+        finally:
             server.kill()
             server.wait()
-        scanner.delete()
-        target.delete()
 
 
 def states(report: dict[str, Any]) -> tuple[set[int], Counter[str]]:

@@ -20,8 +20,7 @@ from conftest import (
     ListenerFactory,
     Namespace,
     ipv6_available,
-    namespaces_available,
-    skip_or_fail,
+    joined_namespaces,
     unused_port,
 )
 
@@ -236,24 +235,8 @@ class Link:
 
 @pytest.fixture
 def link() -> Iterator[Link]:
-    """Two namespaces of the test's own joined by a veth pair: nothing can leave the pair."""
-    why_not = namespaces_available()
-    if why_not is not None:
-        skip_or_fail(why_not, "PORTCHECK_REQUIRE_NETNS")
-    scanner, target = Namespace(), Namespace()
-    try:
-        side_a, side_b = f"va{scanner.name[3:11]}", f"vb{target.name[3:11]}"
-        subprocess.run(["ip", "link", "add", side_a, "type", "veth", "peer", "name", side_b], check=True)
-        subprocess.run(["ip", "link", "set", side_a, "netns", scanner.name], check=True)
-        subprocess.run(["ip", "link", "set", side_b, "netns", target.name], check=True)
-        scanner.run("ip", "addr", "add", "10.77.0.1/24", "dev", side_a)
-        target.run("ip", "addr", "add", "10.77.0.2/24", "dev", side_b)
-        scanner.run("ip", "link", "set", side_a, "up")
-        target.run("ip", "link", "set", side_b, "up")
+    with joined_namespaces("10.77.0") as (scanner, target):
         yield Link(scanner, target, "10.77.0.2")
-    finally:
-        scanner.delete()
-        target.delete()
 
 
 def serve_udp(target: Namespace, *ports: int) -> subprocess.Popen[str]:
