@@ -1,7 +1,8 @@
 """The ``portcheck`` command: argument parsing and output only; the engine does the scanning.
 
-Exit status: 0 the scan completed and every port got an answer; 1 a runtime failure, or some ports
-could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage; 130 Ctrl-C.
+Exit status (``exitstatus``): 0 the scan completed and every port got an answer; 1 a runtime failure,
+or some ports could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage;
+130 Ctrl-C.
 Never imports pytest.
 """
 
@@ -11,7 +12,6 @@ import argparse
 import json
 import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -27,7 +27,9 @@ from pytest_portcheck.engine import (
     ScanStats,
 )
 from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
+from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
+from pytest_portcheck.progress import ProgressBar
 from pytest_portcheck.results import (
     STATE_ORDER,
     ReportError,
@@ -41,11 +43,6 @@ from pytest_portcheck.results import (
 )
 from pytest_portcheck.scanning import ScanPlan, collect_scan, plan_scan, probe_open
 from pytest_portcheck.services import ServiceInfo
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def _rate(text: str) -> float:
@@ -242,41 +239,6 @@ def _add_share_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-class Progress:
-    """A one-line progress bar on a terminal; silent elsewhere."""
-
-    def __init__(self, stream: TextIO, total: int, enabled: bool) -> None:
-        self._stream = stream
-        self._total = total
-        self._enabled = enabled and total > 0
-        self._done = 0
-        self._shown_at = 0.0
-        self._started = time.monotonic()
-        self._visible = False
-
-    def advance(self) -> None:
-        self._done += 1
-        if not self._enabled:
-            return
-        now = time.monotonic()
-        if now - self._shown_at >= 0.1 or self._done == self._total:
-            self._shown_at = now
-            width = 30
-            filled = width * self._done // self._total
-            bar = "#" * filled + "." * (width - filled)
-            self._stream.write(
-                f"\r[{bar}] {self._done:,}/{self._total:,} probes {now - self._started:5.1f} s"
-            )
-            self._stream.flush()
-            self._visible = True
-
-    def clear(self) -> None:
-        if self._visible:
-            self._stream.write("\r\033[K")
-            self._stream.flush()
-            self._visible = False
-
-
 def _format_latency(result: ProbeResult) -> str:
     return "" if result.latency_ms is None else f"{result.latency_ms:.1f} ms"
 
@@ -328,7 +290,7 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
     _write_plan(plan, settings, out)
     show_progress = args.progress == "always" or (args.progress == "auto" and err.isatty())
-    progress = Progress(err, len(plan.targets), show_progress)
+    progress = ProgressBar(err, len(plan.targets), show_progress)
 
     def shown(result: ProbeResult) -> None:
         if result.state in args.show:
