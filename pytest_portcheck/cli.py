@@ -485,6 +485,15 @@ def read_any_report(path: str) -> ScanReport:
     return read_nmap_xml(path) if is_xml_file(path) else read_report(path)
 
 
+def _usage_problem(exc: Exception) -> str:
+    """The message of a usage error, with the fix this command offers where the engine names none."""
+    from pytest_portcheck.engine.resolve import TargetTooLarge
+
+    if isinstance(exc, TargetTooLarge):
+        return f"{exc}, or pass --allow-large-targets if you mean it"
+    return str(exc)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
@@ -536,7 +545,7 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
             write_html(document, Path(args.output))
             return EXIT_OK
     except (PortSpecError, ScanError, ReportError, OutputPathError) as exc:
-        parser.exit(EXIT_USAGE, f"portcheck: error: {exc}\n")
+        parser.exit(EXIT_USAGE, f"portcheck: error: {_usage_problem(exc)}\n")
     except (OSError, WriteError) as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
         return EXIT_FAILURE

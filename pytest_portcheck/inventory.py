@@ -27,6 +27,7 @@ import yaml
 
 from pytest_portcheck.engine import ScanError, check_target
 from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
+from pytest_portcheck.engine.resolve import TargetTooLarge
 from pytest_portcheck.ports import (
     PortKey,
     PortSpecError,
@@ -486,8 +487,19 @@ def _host_address(
         check_target(address)
         check_host_name_syntax(address)
     except ScanError as exc:
-        raise reader.error(entries["address"][1] if "address" in entries else key_node, str(exc)) from None
+        node = entries["address"][1] if "address" in entries else key_node
+        raise reader.error(node, _address_problem(exc)) from None
     return address
+
+
+def _address_problem(exc: ScanError) -> str:
+    """The spelling check's message, with the fix an inventory offers (it has no --allow-large-targets)."""
+    if isinstance(exc, TargetTooLarge):
+        return (
+            f"{exc} into hosts of at most {exc.limit:,} addresses each "
+            "(--allow-large-targets is for 'portcheck scan', not inventories)"
+        )
+    return str(exc)
 
 
 def _list_expectations(

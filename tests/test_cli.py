@@ -88,7 +88,11 @@ def test_json_to_stdout_moves_the_human_output_to_stderr(listen: ListenerFactory
         (["scan", "127.0.0.1", "--max-rate", "0"], "must be a positive number of probes per second"),
         (["scan", "127.0.0.1", "--min-rate", "100", "--max-rate", "10"], "above the maximum rate"),
         (["scan", "127.0.0.1", "--retries", "-1"], "must be at least 0"),
-        (["scan", "127.0.0.0/8"], "--allow-large-targets"),
+        (
+            ["scan", "127.0.0.0/8"],
+            "target '127.0.0.0/8' has 16,777,216 addresses, more than 65,536: split it, or pass "
+            "--allow-large-targets if you mean it",
+        ),
         (["scan", "127.0.0.1/99"], "not a valid address block"),
         (["scan", "127.0.0.1", "--show", "opne"], "list states from"),
         (["scan"], "scan needs TARGET(s), or --inventory INVENTORY"),
