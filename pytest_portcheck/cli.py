@@ -259,15 +259,15 @@ def _ports(args: argparse.Namespace) -> list[tuple[Protocol, int]]:
     return ports
 
 
+_SETTING_DESTS = {"window": "workers"}
+"""Scan settings whose option is named otherwise on the command line (``-w/--workers``)."""
+
+
 def _settings(args: argparse.Namespace) -> ScanSettings:
-    return ScanSettings(
-        timeout=args.timeout,
-        retries=args.retries,
-        window=args.workers,
-        processes=args.processes,
-        udp_rate=args.udp_rate,
-        max_rate=args.max_rate,
-        min_rate=args.min_rate,
+    from pytest_portcheck.engine.model import SETTING_NAMES, settings_from_options
+
+    return settings_from_options(
+        {name: getattr(args, _SETTING_DESTS.get(name, name)) for name in SETTING_NAMES}
     )
 
 

@@ -251,10 +251,10 @@ def _capped(lines: list[str]) -> list[str]:
 
 
 def _report_parts(run: PortcheckRun, interrupted: bool = False) -> tuple[ScanReport, list[dict[str, Any]]]:
-    from pytest_portcheck.engine import ScanSettings
+    from pytest_portcheck.engine.model import settings_from_options
     from pytest_portcheck.results import ScanReport
 
-    report = run.shared_report() or ScanReport([], [], ScanSettings(), "", 0.0)
+    report = run.shared_report() or ScanReport([], [], settings_from_options(), "", 0.0)
     if interrupted:  # whatever was scanned or judged so far, and saying that it is not all
         report = dataclasses.replace(report, interrupted=True)
     expectations = [

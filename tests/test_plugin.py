@@ -320,6 +320,37 @@ def test_fixtures_for_python_tests(pytester: pytest.Pytester, listen: ListenerFa
     result.assert_outcomes(passed=3)
 
 
+def test_scan_fixture_options_override_the_settings_fixture_by_name(pytester: pytest.Pytester) -> None:
+    """Options given to portcheck_scan replace those fields only: the rest of an overridden
+    portcheck_settings (here the window, the UDP pace and the rates) is kept, not reset to defaults."""
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_portcheck.engine import ScanSettings
+
+        @pytest.fixture(scope="session")
+        def portcheck_settings():
+            return ScanSettings(timeout=2.0, retries=0, window=7, udp_rate=3.0, max_rate=500.0, min_rate=5.0)
+        """
+    )
+    pytester.makepyfile(
+        test_custom=f"""
+        import pytest
+
+        def test_adhoc(portcheck_scan):
+            report = portcheck_scan("127.0.0.1", "{unused_port()}", timeout=0.5, retries=2)
+            s = report.settings
+            assert (s.timeout, s.retries, s.window, s.udp_rate, s.max_rate, s.min_rate) == (
+                0.5, 2, 7, 3.0, 500.0, 5.0)
+
+        def test_unknown(portcheck_scan):
+            with pytest.raises(TypeError, match="unknown scan settings: burst"):
+                portcheck_scan("127.0.0.1", "1", burst=3)
+        """
+    )
+    pytester.runpytest("test_custom.py").assert_outcomes(passed=2)
+
+
 def test_results_fixture_skips_without_inventory(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_results(portcheck_results):\n    pass\n")
     result = pytester.runpytest("-rs")
