@@ -58,15 +58,13 @@ def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]
     return rows
 
 
-def _silent_hosts(run: PortcheckRun) -> dict[tuple[str, str], list[str]]:
-    """(inventory, host) -> addresses on which nothing answered, as the items judged it: keyed by
-    inventory as well as name, so two inventories' ``web`` on different addresses stay apart."""
-    silent: dict[tuple[str, str], list[str]] = {}
-    for nodeid, record in run.records.items():
-        if record.silent:
-            addresses = silent.setdefault((nodeid.split("::", 1)[0], record.host), [])
-            addresses += [address for address in record.silent if address not in addresses]
-    return silent
+def _silent_hosts(run: PortcheckRun) -> list[str]:
+    """``INVENTORY::HOST: no port answered on ...`` per host on which nothing answered, by the judge's
+    rules (``judge.silent_hosts`` over what each item recorded): the terminal and Markdown say the same."""
+    from pytest_portcheck.judge import silence_message, silent_hosts
+
+    silent = silent_hosts(((nodeid.split("::", 1)[0], r.host), r.silent) for nodeid, r in run.records.items())
+    return [silence_message(f"{path}::{host}", addresses) for (path, host), addresses in silent.items()]
 
 
 class ControllerHooks:
@@ -161,13 +159,9 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             terminalreporter.write_line(
                 f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
             )
-    for (path, host), addresses in _silent_hosts(run).items():
-        how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
-        terminalreporter.write_line(
-            f"WARNING: {path}::{host}: no port answered on {', '.join(addresses)} — is the address right? "
-            f"({how})",
-            yellow=True,
-        )
+    how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
+    for line in _silent_hosts(run):
+        terminalreporter.write_line(f"WARNING: {line} ({how})", yellow=True)
     if run.judging is not None:
         for line in run.judging.summary_lines():
             terminalreporter.write_line(line, yellow=line.startswith("WARNING"), red=line.startswith("ERROR"))
@@ -224,11 +218,7 @@ def markdown_summary(run: PortcheckRun) -> str:
             else "warnings; --portcheck-strict makes them errors"
         )
         lines += ["", f"### Nothing answered ({how})", ""]
-        lines += [
-            f"- {_md(path)}::{_md(host)}: no port answered on {_md(', '.join(addresses))} "
-            "— is the address right?"
-            for (path, host), addresses in silent.items()
-        ]
+        lines += [f"- {_md(line)}" for line in silent]
     services = [(record.host, record.target, line) for _, record in records for line in record.services]
     if services:
         lines += ["", "### Services found", ""]
