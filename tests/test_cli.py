@@ -106,6 +106,21 @@ def test_bad_usage_exits_2_with_a_message(arguments: list[str], message: str) ->
     assert "Traceback" not in completed.stderr
 
 
+def test_share_scan_of_a_broken_inventory_reports_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yml"
+    path.write_text(
+        "hosts:\n  web:\n    address: 10.0.0.256\n    open: [0]\n    opne: [22]\n", encoding="utf-8"
+    )
+    completed = portcheck("scan", "--inventory", str(path))
+    assert completed.returncode == 2 and completed.stdout == ""  # refused before anything is scanned
+    assert completed.stderr.splitlines() == [
+        f"portcheck: error: {path}:3: '10.0.0.256' is not a plain IPv4 address: write four decimal numbers "
+        "without leading zeros",
+        f"{path}:4: port 0 in '0' is out of range: ports are 1-65535",
+        f"{path}:5: unknown key 'opne' in host 'web': did you mean 'open'?",
+    ]
+
+
 def test_unresolvable_host_exits_1_with_error_results() -> None:
     completed = portcheck("scan", "x" * 70 + ".example", "-p", "22", "--json", "-")
     assert completed.returncode == 1

@@ -236,6 +236,31 @@ def test_broken_inventory_is_a_collection_error_never_a_pass(
     assert "Traceback" not in result.stdout.str()
 
 
+def test_every_problem_of_a_broken_host_is_in_the_collection_error(pytester: pytest.Pytester) -> None:
+    text = (
+        "hosts:\n"
+        "  web:\n"
+        "    address: 'bad_name!'\n"  # 3
+        "    open: [22, 70000]\n"  # 4
+        "    clsoed: [23]\n"  # 5
+        "  db:\n"
+        "    address: 127.0.0.1\n"
+        "    open: [5432]\n"
+    )
+    path = inventory(pytester, text)
+    result = pytester.runpytest("--portcheck", "inventory.yml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # collection errors stop the run: nothing is scanned
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"portcheck inventory error: {path}:3: 'bad_name!' is neither an IP address nor a valid host name*",
+            f"{path}:4: port 70000 in '70000' is out of range*",
+            f"{path}:5: unknown key 'clsoed' in host 'web': did you mean 'closed'?",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_dns_failure_is_an_error_for_every_item(pytester: pytest.Pytester) -> None:
     bad = "x" * 70 + ".example"  # refused by the IDNA codec: no query leaves the machine
     inventory(pytester, f"hosts:\n  ghost:\n    address: {bad}\n    closed: [22, 80]\n")
