@@ -534,15 +534,11 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         if args.command == "diff":
             return _run_diff(args)
         if args.command == "report":
-            from pytest_portcheck.htmlreport import read_report_document, write_html
-            from pytest_portcheck.nmapxml import is_xml_file, read_nmap_xml
+            from pytest_portcheck.htmlreport import write_html
+            from pytest_portcheck.judgedreport import read_judged_report
 
             _check_output(args.output)
-            if is_xml_file(args.report):
-                document = read_nmap_xml(args.report).to_dict()
-            else:
-                document = read_report_document(args.report)
-            write_html(document, Path(args.output))
+            write_html(read_judged_report(args.report), Path(args.output))
             return EXIT_OK
     except (PortSpecError, ScanError, ReportError, OutputPathError) as exc:
         parser.exit(EXIT_USAGE, f"portcheck: error: {_usage_problem(exc)}\n")

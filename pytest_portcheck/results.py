@@ -310,6 +310,11 @@ def report_from_dict(document: Any) -> ScanReport:
         validate_report(document)
     except ReportProblem as exc:
         raise ReportError(str(exc)) from None
+    return _report_of_valid(document)
+
+
+def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
+    """The report of a document ``validate_report`` accepted (ReportError for settings out of range)."""
     settings = document.get("settings", {})
     try:
         hosts = document.get("hosts", [])
@@ -345,8 +350,14 @@ def read_report_document(path: str | Path) -> dict[str, Any]:
 
 def read_report(path: str | Path) -> ScanReport:
     """Read a JSON report written by ``portcheck scan --json`` or ``--portcheck-report``."""
+    return read_report_and_document(path)[0]
+
+
+def read_report_and_document(path: str | Path) -> tuple[ScanReport, dict[str, Any]]:
+    """The report of a JSON file and its document, for the parts beyond the scan (a plugin report's
+    ``expectations``); the document is checked once. ReportError naming the file otherwise."""
     document = read_report_document(path)
     try:
-        return report_from_dict(document)
+        return _report_of_valid(document), document
     except ReportError as exc:
         raise ReportError(f"{path}: not a valid portcheck JSON report: {exc}") from None

@@ -21,7 +21,7 @@ import pytest
 from pytest_portcheck.session import WAIVER_WARNING_DAYS, ItemRecord, PortcheckRun
 
 if TYPE_CHECKING:
-    from pytest_portcheck.results import ScanReport
+    from pytest_portcheck.judgedreport import JudgedReport
 
 MARKDOWN_LIST_LIMIT = 200
 REPORT_OPTIONS = (
@@ -101,7 +101,7 @@ class ControllerHooks:
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         writers: list[tuple[str, Callable[[str], None]]] = [
             ("portcheck_report", lambda path: _write_report_file(self.run, path, interrupted)),
-            ("portcheck_html", lambda path: write_html(_report_document(self.run, interrupted), Path(path))),
+            ("portcheck_html", lambda path: write_html(_judged_report(self.run, interrupted), Path(path))),
             ("portcheck_markdown", lambda path: _write_markdown(self.run, path)),
         ]
         for (dest, writer), (_, flag) in zip(writers, REPORT_OPTIONS, strict=True):
@@ -240,41 +240,34 @@ def _capped(lines: list[str]) -> list[str]:
     return [*lines[:MARKDOWN_LIST_LIMIT], more]
 
 
-def _report_parts(run: PortcheckRun, interrupted: bool = False) -> tuple[ScanReport, list[dict[str, Any]]]:
+def _judged_report(run: PortcheckRun, interrupted: bool = False) -> JudgedReport:
+    """The session's typed report: the shared scan and each item's verdict, for the JSON report and
+    the HTML page alike."""
     from pytest_portcheck.engine.model import settings_from_options
+    from pytest_portcheck.judgedreport import ExpectationVerdict, FoundState, JudgedReport
     from pytest_portcheck.results import ScanReport
 
     report = run.shared_report() or ScanReport([], [], settings_from_options(), "", 0.0)
     if interrupted:  # whatever was scanned or judged so far, and saying that it is not all
         report = dataclasses.replace(report, interrupted=True)
     expectations = [
-        {
-            "nodeid": nodeid,
-            "host": record.host,
-            "target": record.target,
-            "expected": record.expected,
-            "verdict": record.verdict,
-            "message": record.message,
-            "found": [
-                {"address": a, "state": s, "reason": r, "latency_ms": float(lat) if lat else None}
-                for a, s, r, lat in record.found
-            ],
-            "services": record.services,
-        }
+        ExpectationVerdict(
+            host=record.host,
+            target=record.target,
+            expected=record.expected,
+            verdict=record.verdict,
+            nodeid=nodeid,
+            message=record.message,
+            found=tuple(FoundState(a, s, r, float(lat) if lat else None) for a, s, r, lat in record.found),
+            services=tuple(record.services),
+        )
         for nodeid, record in run.records.items()
     ]
-    return report, expectations
+    return JudgedReport(report, expectations)
 
 
 def _write_report_file(run: PortcheckRun, destination: str, interrupted: bool = False) -> None:
     from pytest_portcheck.results import write_report
 
-    report, expectations = _report_parts(run, interrupted)
-    write_report(report, destination, {"expectations": expectations})
-
-
-def _report_document(run: PortcheckRun, interrupted: bool = False) -> dict[str, Any]:
-    """The --portcheck-report document, built from the typed report (for the HTML page): the same
-    dictionary ``dump_report`` writes, without a JSON text in between."""
-    report, expectations = _report_parts(run, interrupted)
-    return report.to_dict({"expectations": expectations})
+    judged = _judged_report(run, interrupted)
+    write_report(judged.scan, destination, judged.expectations_document())

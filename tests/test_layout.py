@@ -28,6 +28,14 @@ FORBIDDEN = {
     "cli.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.collect",
                "pytest_portcheck.session", "pytest_portcheck.summary"),
     "inventory.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.probes"),
+    "judgedreport.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes",
+                        "pytest_portcheck.plugin", "pytest_portcheck.cli"),
+    "htmlreport.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes",
+                      "pytest_portcheck.plugin", "pytest_portcheck.cli", "pytest_portcheck.engine.connect",
+                      "pytest_portcheck.engine.shard"),
+    "progress.py": ("pytest", "_pytest", "pytest_portcheck"),
+    "exitstatus.py": ("pytest", "_pytest", "pytest_portcheck"),
+    "sharecommand.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.cli"),
 }  # fmt: skip
 
 
