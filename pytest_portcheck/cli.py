@@ -487,10 +487,13 @@ def read_any_report(path: str) -> ScanReport:
 
 def _usage_problem(exc: Exception) -> str:
     """The message of a usage error, with the fix this command offers where the engine names none."""
+    from pytest_portcheck.engine.model import RatesCrossed
     from pytest_portcheck.engine.resolve import TargetTooLarge
 
     if isinstance(exc, TargetTooLarge):
         return f"{exc}, or pass --allow-large-targets if you mean it"
+    if isinstance(exc, RatesCrossed):
+        return f"{exc}: lower --min-rate or raise --max-rate"
     return str(exc)
 
 

@@ -86,7 +86,10 @@ def test_json_to_stdout_moves_the_human_output_to_stderr(listen: ListenerFactory
         (["scan", "127.0.0.1", "-t", "soon"], "is not a number"),
         (["scan", "127.0.0.1", "-w", "0"], "must be at least 1"),
         (["scan", "127.0.0.1", "--max-rate", "0"], "must be a positive number of probes per second"),
-        (["scan", "127.0.0.1", "--min-rate", "100", "--max-rate", "10"], "above the maximum rate"),
+        (
+            ["scan", "127.0.0.1", "--min-rate", "100", "--max-rate", "10"],
+            "the minimum rate (100/s) is above the maximum rate (10/s): lower --min-rate or raise --max-rate",
+        ),
         (["scan", "127.0.0.1", "--retries", "-1"], "must be at least 0"),
         (
             ["scan", "127.0.0.0/8"],

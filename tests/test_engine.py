@@ -30,6 +30,7 @@ from pytest_portcheck.engine.connect import ephemeral_port_range, is_local_addre
 from pytest_portcheck.engine.model import (
     SETTING_NAMES,
     AddressQuality,
+    RatesCrossed,
     settings_from_options,
     settings_to_options,
 )
@@ -193,6 +194,13 @@ def test_settings_from_options_validates_as_the_settings_do(options: dict[str, o
         ScanSettings(**options)  # type: ignore[arg-type]
     assert str(built.value) == str(direct.value)
     assert str(built.value).startswith(message)
+
+
+def test_crossed_rates_are_facts_for_each_front_end_to_phrase() -> None:
+    with pytest.raises(RatesCrossed) as crossed:
+        settings_from_options({"min_rate": 10.0, "max_rate": 5.0})
+    assert (crossed.value.minimum, crossed.value.maximum) == (10.0, 5.0)
+    assert str(crossed.value) == "the minimum rate (10/s) is above the maximum rate (5/s)"  # no option named
 
 
 def test_worker_messages_round_trip_every_value() -> None:

@@ -57,6 +57,15 @@ class ScanError(Exception):
     """A scan that cannot run as asked (bad target, too large a block); the message names the fix."""
 
 
+class RatesCrossed(ScanError):
+    """A minimum rate above the maximum: the facts only, each front end names its own options."""
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        super().__init__(f"the minimum rate ({minimum:g}/s) is above the maximum rate ({maximum:g}/s)")
+
+
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """What one target, as the user wrote it, resolved to: addresses in resolver order, or an error."""
@@ -130,10 +139,7 @@ class ScanSettings:
             if rate is not None and not rate > 0:
                 raise ScanError(f"the {name} rate must be more than 0 probes per second, not {rate}")
         if self.max_rate is not None and self.min_rate is not None and self.min_rate > self.max_rate:
-            raise ScanError(
-                f"the minimum rate ({self.min_rate:g}/s) is above the maximum rate ({self.max_rate:g}/s): "
-                "lower --min-rate or raise --max-rate"
-            )
+            raise RatesCrossed(self.min_rate, self.max_rate)
 
 
 SETTING_NAMES = ("timeout", "retries", "window", "processes", "udp_rate", "max_rate", "min_rate")
