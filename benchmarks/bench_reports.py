@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
-from pytest_portcheck.htmlreport import read_report_document, write_html
+from pytest_portcheck.htmlreport import write_html
+from pytest_portcheck.judgedreport import read_judged_report
 from pytest_portcheck.nmapxml import write_nmap_xml
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.results import ScanReport, write_report
@@ -85,8 +86,8 @@ def time_writers(size: int, runs: int, folder: Path) -> dict[str, float]:
     json_path, page, xml_path = folder / "report.json", folder / "report.html", folder / "report.xml"
     return {
         "JSON": measure(lambda: write_report(report, json_path), runs),
-        "HTML": measure(lambda: write_html(read_report_document(json_path), page), runs),
-        "Markdown": measure(lambda: markdown_summary(run), runs),  # type: ignore[arg-type]
+        "HTML": measure(lambda: write_html(read_judged_report(json_path), page), runs),  # portcheck report
+        "Markdown": measure(lambda: markdown_summary(run.records, report), runs),
         "nmap XML": measure(lambda: write_nmap_xml(report, xml_path), runs),
     }
 

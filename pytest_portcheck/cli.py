@@ -1,7 +1,8 @@
 """The ``portcheck`` command: argument parsing and output only; the engine does the scanning.
 
-Exit status: 0 the scan completed and every port got an answer; 1 a runtime failure, or some ports
-could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage; 130 Ctrl-C.
+Exit status (``exitstatus``): 0 the scan completed and every port got an answer; 1 a runtime failure,
+or some ports could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage;
+130 Ctrl-C.
 Never imports pytest.
 """
 
@@ -11,7 +12,6 @@ import argparse
 import json
 import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -27,7 +27,9 @@ from pytest_portcheck.engine import (
     ScanStats,
 )
 from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
+from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
+from pytest_portcheck.progress import ProgressBar
 from pytest_portcheck.results import (
     STATE_ORDER,
     ReportError,
@@ -41,11 +43,6 @@ from pytest_portcheck.results import (
 )
 from pytest_portcheck.scanning import ScanPlan, collect_scan, plan_scan, probe_open
 from pytest_portcheck.services import ServiceInfo
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def _rate(text: str) -> float:
@@ -242,41 +239,6 @@ def _add_share_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-class Progress:
-    """A one-line progress bar on a terminal; silent elsewhere."""
-
-    def __init__(self, stream: TextIO, total: int, enabled: bool) -> None:
-        self._stream = stream
-        self._total = total
-        self._enabled = enabled and total > 0
-        self._done = 0
-        self._shown_at = 0.0
-        self._started = time.monotonic()
-        self._visible = False
-
-    def advance(self) -> None:
-        self._done += 1
-        if not self._enabled:
-            return
-        now = time.monotonic()
-        if now - self._shown_at >= 0.1 or self._done == self._total:
-            self._shown_at = now
-            width = 30
-            filled = width * self._done // self._total
-            bar = "#" * filled + "." * (width - filled)
-            self._stream.write(
-                f"\r[{bar}] {self._done:,}/{self._total:,} probes {now - self._started:5.1f} s"
-            )
-            self._stream.flush()
-            self._visible = True
-
-    def clear(self) -> None:
-        if self._visible:
-            self._stream.write("\r\033[K")
-            self._stream.flush()
-            self._visible = False
-
-
 def _format_latency(result: ProbeResult) -> str:
     return "" if result.latency_ms is None else f"{result.latency_ms:.1f} ms"
 
@@ -297,15 +259,15 @@ def _ports(args: argparse.Namespace) -> list[tuple[Protocol, int]]:
     return ports
 
 
+_SETTING_DESTS = {"window": "workers"}
+"""Scan settings whose option is named otherwise on the command line (``-w/--workers``)."""
+
+
 def _settings(args: argparse.Namespace) -> ScanSettings:
-    return ScanSettings(
-        timeout=args.timeout,
-        retries=args.retries,
-        window=args.workers,
-        processes=args.processes,
-        udp_rate=args.udp_rate,
-        max_rate=args.max_rate,
-        min_rate=args.min_rate,
+    from pytest_portcheck.engine.model import SETTING_NAMES, settings_from_options
+
+    return settings_from_options(
+        {name: getattr(args, _SETTING_DESTS.get(name, name)) for name in SETTING_NAMES}
     )
 
 
@@ -328,7 +290,7 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
     _write_plan(plan, settings, out)
     show_progress = args.progress == "always" or (args.progress == "auto" and err.isatty())
-    progress = Progress(err, len(plan.targets), show_progress)
+    progress = ProgressBar(err, len(plan.targets), show_progress)
 
     def shown(result: ProbeResult) -> None:
         if result.state in args.show:
@@ -523,6 +485,18 @@ def read_any_report(path: str) -> ScanReport:
     return read_nmap_xml(path) if is_xml_file(path) else read_report(path)
 
 
+def _usage_problem(exc: Exception) -> str:
+    """The message of a usage error, with the fix this command offers where the engine names none."""
+    from pytest_portcheck.engine.model import RatesCrossed
+    from pytest_portcheck.engine.resolve import TargetTooLarge
+
+    if isinstance(exc, TargetTooLarge):
+        return f"{exc}, or pass --allow-large-targets if you mean it"
+    if isinstance(exc, RatesCrossed):
+        return f"{exc}: lower --min-rate or raise --max-rate"
+    return str(exc)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
@@ -563,18 +537,14 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         if args.command == "diff":
             return _run_diff(args)
         if args.command == "report":
-            from pytest_portcheck.htmlreport import read_report_document, write_html
-            from pytest_portcheck.nmapxml import is_xml_file, read_nmap_xml
+            from pytest_portcheck.htmlreport import write_html
+            from pytest_portcheck.judgedreport import read_judged_report
 
             _check_output(args.output)
-            if is_xml_file(args.report):
-                document = read_nmap_xml(args.report).to_dict()
-            else:
-                document = read_report_document(args.report)
-            write_html(document, Path(args.output))
+            write_html(read_judged_report(args.report), Path(args.output))
             return EXIT_OK
     except (PortSpecError, ScanError, ReportError, OutputPathError) as exc:
-        parser.exit(EXIT_USAGE, f"portcheck: error: {exc}\n")
+        parser.exit(EXIT_USAGE, f"portcheck: error: {_usage_problem(exc)}\n")
     except (OSError, WriteError) as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
         return EXIT_FAILURE

@@ -1,9 +1,11 @@
-"""The HTML report: one self-contained page (no external assets) from a JSON report.
+"""The HTML report: one self-contained page (no external assets) from a typed judged report.
 
 A hosts x ports matrix coloured by verdict (or by state for a plain scan), filters by host and state,
-drift listed first, and each cell's details on click. The data travels as JSON inside the page with
-``<``, ``>`` and ``&`` escaped, and the script builds the page with ``textContent`` only, so nothing a
-scanned peer sent (banners) can become markup or script. A Content-Security-Policy forbids any load.
+drift listed first, and each cell's details on click. The page is drawn from a ``JudgedReport`` (the
+scan's ``ScanReport`` and, for a plugin run, each expectation's verdict), never from a JSON round trip.
+The data travels as JSON inside the page with ``<``, ``>`` and ``&`` escaped, and the script builds
+the page with ``textContent`` only, so nothing a scanned peer sent (banners) can become markup or
+script. A Content-Security-Policy forbids any load.
 Must not import pytest, the engine's scanner or the probes.
 """
 
@@ -11,19 +13,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_portcheck.atomicfile import write_text_atomically
-from pytest_portcheck.results import (
-    quality_notes,
-    read_report_document,
-    service_from_dict,
-    stats_from_quality,
-)
+from pytest_portcheck.results import count_states, quality_notes, result_key, service_to_dict
 
-__all__ = ["page_data", "read_report_document", "render_html", "write_html"]
+if TYPE_CHECKING:
+    from pytest_portcheck.engine import ProbeResult
+    from pytest_portcheck.judgedreport import ExpectationVerdict, JudgedReport
+    from pytest_portcheck.services import ServiceInfo
+
+__all__ = ["page_data", "render_html", "write_html"]
 
 MAX_COLUMNS = 400
 MAX_ROWS = 5000
@@ -36,18 +39,42 @@ Row = tuple[str, str]
 """(host, address) as the page names a row."""
 
 
-def page_data(document: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _Cell:
+    """What one cell shows: the port's result (None where an expectation has no result on the row's
+    address), what answered there, and the expectation judged on it (plugin reports)."""
+
+    result: ProbeResult | None
+    service: ServiceInfo | None = None
+    expectation: ExpectationVerdict | None = None
+    state: str = "unknown"
+    """The result's state as the page names it (read once: an enum's value is a slow lookup)."""
+
+    @classmethod
+    def of(
+        cls,
+        result: ProbeResult | None,
+        service: ServiceInfo | None,
+        expectation: ExpectationVerdict | None = None,
+    ) -> _Cell:
+        return cls(result, service, expectation, "unknown" if result is None else result.state.value)
+
+
+def page_data(judged: JudgedReport) -> dict[str, Any]:
     """What the page shows, computed here so that the script only draws.
 
     One pass over the results (linear: a 65,535-result report is a dictionary walk, not a matrix
     search). Plugin reports show every expectation; plain scans show per row the ports that are not
     in a summarised state, and summarise the rest like nmap's "Not shown: 65,532 filtered ports".
     """
-    expectations = document.get("expectations") or []
-    by_row: dict[Row, dict[str, dict[str, Any]]] = {}
-    for result in document["results"]:
-        row = (str(result["host"]), str(result["address"] or ""))
-        by_row.setdefault(row, {})[f"{result['proto']}/{result['port']}"] = result
+    report, expectations = judged.scan, list(judged.expectations)
+    by_row: dict[Row, dict[str, _Cell]] = {}
+    for result in report.results:
+        key = result_key(result)
+        cell = _Cell.of(result, report.services.get(key) if key is not None and report.services else None)
+        by_row.setdefault((result.host, result.address or ""), {})[f"{result.proto.value}/{result.port}"] = (
+            cell
+        )
     if expectations:
         shown, summaries = _expectation_cells(expectations, by_row)
     else:
@@ -57,20 +84,20 @@ def page_data(document: Mapping[str, Any]) -> dict[str, Any]:
     kept = columns[:MAX_COLUMNS]
     grid = [[_cell(shown[row][t]) if t in shown[row] else None for t in kept] for row in rows]
     drift = [
-        {"nodeid": e.get("nodeid", ""), "verdict": e["verdict"], "message": e.get("message", "")}
+        {"nodeid": e.nodeid, "verdict": e.verdict, "message": e.message}
         for e in expectations
-        if e.get("verdict") in ("failed", "error")
+        if e.verdict in ("failed", "error")
     ]
     return {
         "title": "portcheck report",
-        "started": document.get("started", ""),
-        "summary": document.get("summary", {}),
+        "started": report.started,
+        "summary": {state.value: count for state, count in count_states(report.results).items()},
         "rows": [{"host": host, "address": address, "not_shown": summaries.get((host, address), "")}
                  for host, address in rows],
         "columns": kept,
         "grid": grid,
         "drift": drift,
-        "quality": quality_notes(stats_from_quality(document.get("scan_quality") or [])),
+        "quality": quality_notes(report.stats),
         "truncated": len(columns) > MAX_COLUMNS,
         "rows_truncated": max(0, len(shown) - MAX_ROWS),
         "summarised": any(summaries.values()),
@@ -78,52 +105,53 @@ def page_data(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _expectation_cells(
-    expectations: list[Mapping[str, Any]], by_row: Mapping[Row, Mapping[str, Mapping[str, Any]]]
-) -> tuple[dict[Row, dict[str, Mapping[str, Any]]], dict[Row, str]]:
+    expectations: Sequence[ExpectationVerdict], by_row: Mapping[Row, Mapping[str, _Cell]]
+) -> tuple[dict[Row, dict[str, _Cell]], dict[Row, str]]:
     """Plugin reports: one cell per expectation and address, in inventory order."""
     # Results name the address they resolved; an inventory names hosts itself.
-    by_address: dict[str, Mapping[str, Mapping[str, Any]]] = {}
+    by_address: dict[str, Mapping[str, _Cell]] = {}
     for (_, address), targets in by_row.items():
         by_address.setdefault(address, targets)
-    shown: dict[Row, dict[str, Mapping[str, Any]]] = {}
+    shown: dict[Row, dict[str, _Cell]] = {}
     row_names = _row_names(expectations)
     for expectation in expectations:
-        host = row_names[(_source(expectation), str(expectation["host"]))]
-        target = str(expectation["target"])
-        for found in expectation.get("found") or [{"address": ""}]:
-            address = str(found.get("address") or "")
-            result = by_address.get(address, {}).get(target, {})
-            cell = {**result, "host": host, "expectation": expectation}
+        host = row_names[(expectation.inventory, expectation.host)]
+        target = expectation.target
+        for address in [found.address for found in expectation.found] or [""]:
+            scanned = by_address.get(address, {}).get(target)
+            if scanned is None:  # no result on this address: the expectation still gets its cell
+                cell = _Cell.of(None, None, expectation)
+            else:
+                cell = _Cell.of(scanned.result, scanned.service, expectation)
             shown.setdefault((host, address), {})[target] = cell
     return shown, {}
 
 
 def _scan_cells(
-    by_row: Mapping[Row, Mapping[str, Mapping[str, Any]]],
-) -> tuple[dict[Row, dict[str, Mapping[str, Any]]], dict[Row, str]]:
+    by_row: Mapping[Row, Mapping[str, _Cell]],
+) -> tuple[dict[Row, dict[str, _Cell]], dict[Row, str]]:
     """Plain scans: per row, the ports worth a cell, and a line for the states summarised."""
-    shown: dict[Row, dict[str, Mapping[str, Any]]] = {}
+    shown: dict[Row, dict[str, _Cell]] = {}
     summaries: dict[Row, str] = {}
     for row, targets in by_row.items():
-        counts = Counter(str(cell.get("state")) for cell in targets.values())
+        counts = Counter(cell.state for cell in targets.values())
         quiet = {_ALWAYS_SUMMARISED}
         silent = [(n, state) for state, n in counts.items() if state in _SUMMARISABLE]
         if silent:
             most, state = max(silent)
             if most > SUMMARY_THRESHOLD:
                 quiet.add(state)
-        shown[row] = {t: cell for t, cell in targets.items() if cell.get("state") not in quiet}
+        shown[row] = {t: cell for t, cell in targets.items() if cell.state not in quiet}
         summaries[row] = _not_shown(targets.values(), quiet)
     return shown, summaries
 
 
-def _not_shown(cells: Iterable[Mapping[str, Any]], quiet: set[str]) -> str:
+def _not_shown(cells: Iterable[_Cell], quiet: set[str]) -> str:
     """``Not shown: 65,532 filtered ports (no-response), 1 closed port (conn-refused)``."""
     by_state: dict[str, Counter[str]] = {}
     for cell in cells:
-        state = str(cell.get("state"))
-        if state in quiet:
-            by_state.setdefault(state, Counter())[str(cell.get("reason"))] += 1
+        if cell.state in quiet and cell.result is not None:
+            by_state.setdefault(cell.state, Counter())[cell.result.reason] += 1
     parts = []
     for state, reasons in sorted(by_state.items(), key=lambda item: -item[1].total()):
         count = reasons.total()
@@ -133,17 +161,12 @@ def _not_shown(cells: Iterable[Mapping[str, Any]], quiet: set[str]) -> str:
     return "Not shown: " + ", ".join(parts) if parts else ""
 
 
-def _source(expectation: Mapping[str, Any]) -> str:
-    """The inventory file an expectation comes from (its node id's first part)."""
-    return str(expectation.get("nodeid", "")).split("::", 1)[0]
-
-
-def _row_names(expectations: list[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+def _row_names(expectations: Sequence[ExpectationVerdict]) -> dict[tuple[str, str], str]:
     """Row names per (inventory, host): a host name two inventories use gets its file, so that
     their verdicts stay two rows instead of one overwriting the other."""
     sources: dict[str, set[str]] = {}
     for expectation in expectations:
-        sources.setdefault(str(expectation["host"]), set()).add(_source(expectation))
+        sources.setdefault(expectation.host, set()).add(expectation.inventory)
     return {
         (source, host): host if len(files) == 1 else f"{host} [{source}]"
         for host, files in sources.items()
@@ -156,35 +179,24 @@ def _target_order(target: str) -> tuple[str, int]:
     return proto, int(port) if port.isdigit() else 0
 
 
-def _identified(probe: object) -> str | None:
-    """What answered, one line (product, version, exposure), as the terminal shows it."""
-    if not isinstance(probe, Mapping):
-        return None
-    try:
-        return service_from_dict(probe).describe()
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _cell(cell: Mapping[str, Any]) -> dict[str, Any]:
-    expectation = cell.get("expectation")
-    verdict = expectation["verdict"] if expectation else None
-    probe = cell.get("probe")
+def _cell(cell: _Cell) -> dict[str, Any]:
+    result, info, expectation = cell.result, cell.service, cell.expectation
+    verdict = expectation.verdict if expectation else None
     return {
-        "state": cell.get("state", "unknown"),
+        "state": cell.state,
         "verdict": verdict,
-        "class": (verdict or cell.get("state", "unknown")).replace("|", "-"),
+        "class": (verdict or cell.state).replace("|", "-"),
         "details": {
-            "state": cell.get("state"),
-            "reason": cell.get("reason"),
-            "service": cell.get("service"),
-            "latency_ms": cell.get("latency_ms"),
-            "attempts": cell.get("attempts"),
-            "identified": _identified(probe),
-            "probe": probe,
-            "expected": expectation.get("expected") if expectation else None,
+            "state": cell.state if result else None,
+            "reason": result.reason if result else None,
+            "service": result.service if result else None,
+            "latency_ms": result.latency_ms if result else None,
+            "attempts": result.attempts if result else None,
+            "identified": info.describe() if info else None,
+            "probe": service_to_dict(info) if info else None,
+            "expected": expectation.expected if expectation else None,
             "verdict": verdict,
-            "message": expectation.get("message") if expectation else None,
+            "message": expectation.message if expectation else None,
         },
     }
 
@@ -206,12 +218,12 @@ def _embed(data: Any) -> str:
     return text
 
 
-def render_html(document: Mapping[str, Any]) -> str:
-    return _PAGE.replace("__DATA__", _embed(page_data(document)))
+def render_html(judged: JudgedReport) -> str:
+    return _PAGE.replace("__DATA__", _embed(page_data(judged)))
 
 
-def write_html(document: Mapping[str, Any], path: Path) -> None:
-    write_text_atomically(path, render_html(document))
+def write_html(judged: JudgedReport, path: Path) -> None:
+    write_text_atomically(path, render_html(judged))
 
 
 _PAGE = """<!doctype html>

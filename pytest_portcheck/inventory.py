@@ -1,8 +1,9 @@
 """The inventory file: YAML in, validated frozen hosts and expectations out, every error with its line.
 
 The YAML is composed into nodes (safe-loader level: no tags, no objects) so that every value keeps the
-line it came from; validation then walks the nodes. Any problem raises ``InventoryError(path, line,
-message)`` whose message says how to fix it. Nothing here scans or imports pytest.
+line it came from; validation then walks the nodes to the end, noting each problem (each key, entry
+and host is checked on its own), and raises one ``InventoryError(path, line, message)`` holding them
+all, in file order, each message saying how to fix it. Nothing here scans or imports pytest.
 Must not import pytest, the plugin or the probes.
 """
 
@@ -19,14 +20,16 @@ import json
 import re
 import shlex
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import yaml
 
 from pytest_portcheck.engine import ScanError, check_target
 from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
+from pytest_portcheck.engine.resolve import TargetTooLarge
 from pytest_portcheck.ports import (
     PortKey,
     PortSpecError,
@@ -44,6 +47,8 @@ INVENTORY_VERSION = 1
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_RETRIES = 1
 _FORBIDDEN_IN_NAMES = ("::", "[", "]", "@", "/")
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 class Expect(str, enum.Enum):
@@ -186,6 +191,24 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._constructor = yaml.SafeLoader("")
+        self.problems: list[InventoryError] = []
+        """Every problem found so far: a file is checked to the end and reports them all at once."""
+
+    def attempt(self, fallback: _T, check: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run one check; its problem is noted and ``fallback`` stands in, so that the checks after it
+        (the next key, entry or host) still run. A problem raised after the check itself noted some
+        (an unknown key skipped, then a key found missing) is their consequence: only those are kept."""
+        noted = len(self.problems)
+        try:
+            return check(*args, **kwargs)
+        except InventoryError as exc:
+            if len(self.problems) == noted:
+                self.problems.append(exc)
+            return fallback
+
+    def note(self, node: yaml.Node | None, message: str) -> None:
+        """A problem that does not stop the checks after it."""
+        self.problems.append(self.error(node, message))
 
     def error(self, node: yaml.Node | None, message: str) -> InventoryError:
         return InventoryError(self.path, node.start_mark.line + 1 if node is not None else 0, message)
@@ -245,18 +268,27 @@ class _Reader:
         self.check_tag(node)
         entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in node.value:
-            key = self.scalar(key_node)
-            if not isinstance(key, str):
-                raise self.error(key_node, f"keys of {what} must be text, not {key!r}")
-            if key in entries:
-                first = entries[key][0].start_mark.line + 1
-                raise self.error(
-                    key_node, f"{key!r} appears twice in {what} (first on line {first}): keep one"
-                )
-            if allowed and key not in allowed:
-                raise self.error(key_node, _unknown_key_message(key, what, allowed))
-            entries[key] = (key_node, value_node)
+            # A bad key is noted and left out; the other keys are still read and checked.
+            self.attempt(None, self._entry, entries, key_node, value_node, what, allowed)
         return entries
+
+    def _entry(
+        self,
+        entries: dict[str, tuple[yaml.Node, yaml.Node]],
+        key_node: yaml.Node,
+        value_node: yaml.Node,
+        what: str,
+        allowed: tuple[str, ...],
+    ) -> None:
+        key = self.scalar(key_node)
+        if not isinstance(key, str):
+            raise self.error(key_node, f"keys of {what} must be text, not {key!r}")
+        if key in entries:
+            first = entries[key][0].start_mark.line + 1
+            raise self.error(key_node, f"{key!r} appears twice in {what} (first on line {first}): keep one")
+        if allowed and key not in allowed:
+            raise self.error(key_node, _unknown_key_message(key, what, allowed))
+        entries[key] = (key_node, value_node)
 
     def number(
         self, node: yaml.Node, what: str, *, integer: bool, minimum: float, above: bool, unit: str = "seconds"
@@ -340,7 +372,17 @@ def load_inventory(path: Path | str) -> Inventory:
 
 
 def parse_inventory(text: str, path: Path) -> Inventory:
+    """Validate the whole file; InventoryError with every problem found, in file order, when any."""
     reader = _Reader(path)
+    inventory = reader.attempt(None, _parse, reader, text, path)
+    if reader.problems:
+        # Stable: problems on one line keep the order they were found in (the cause first).
+        raise InventoryError.all_of(sorted(reader.problems, key=lambda problem: problem.line))
+    assert inventory is not None
+    return inventory
+
+
+def _parse(reader: _Reader, text: str, path: Path) -> Inventory:
     try:
         root = yaml.compose(text, Loader=_SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -363,9 +405,10 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     timeout, retries = DEFAULT_TIMEOUT, DEFAULT_RETRIES
     rates: _Rates = (None, None)
     if "defaults" in top:
-        defaults = reader.mapping(top["defaults"][1], "defaults", _DEFAULT_KEYS)
-        timeout, retries = _timing(reader, defaults, timeout, retries, "defaults")
-        rates = _rates(reader, defaults, rates, "defaults")
+        defaults = reader.attempt({}, reader.mapping, top["defaults"][1], "defaults", _DEFAULT_KEYS)
+        timing = (timeout, retries)
+        timeout, retries = reader.attempt(timing, _timing, reader, defaults, timeout, retries, "defaults")
+        rates = reader.attempt(rates, _rates, reader, defaults, rates, "defaults")
     if "hosts" not in top:
         raise InventoryError(
             path, root.start_mark.line + 1, "no 'hosts:' section: declare the hosts to check"
@@ -377,14 +420,11 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     if not hosts:
         raise reader.error(hosts_node, "'hosts:' is empty: declare at least one host")
     specs: list[HostSpec] = []
-    problems: list[InventoryError] = []
     for name, (key_node, value_node) in hosts.items():
-        try:  # every host is checked: a file with several problems reports each of them at once
-            specs.append(_host(reader, name, key_node, value_node, timeout, retries, rates))
-        except InventoryError as exc:
-            problems.append(exc)
-    if problems:
-        raise InventoryError.all_of(problems)
+        # Every host is checked, each to its end: a file with several problems reports them all at once.
+        spec = reader.attempt(None, _host, reader, name, key_node, value_node, timeout, retries, rates)
+        if spec is not None:
+            specs.append(spec)
     return Inventory(path, tuple(specs))
 
 
@@ -441,30 +481,41 @@ def _host(
     retries: int,
     rates: _Rates = (None, None),
 ) -> HostSpec:
-    if not name.strip() or any(piece in name for piece in _FORBIDDEN_IN_NAMES) or name != name.strip():
-        raise reader.error(
+    """One host, checked to its end: each problem is noted (``_Reader.attempt``) and the next key or
+    entry still checked; only a host that is not a mapping at all stops here."""
+    noted = len(reader.problems)
+    bad_name = not name.strip() or any(piece in name for piece in _FORBIDDEN_IN_NAMES) or name != name.strip()
+    if bad_name:
+        reader.note(
             key_node,
             f"host name {name!r} cannot be used in test ids: avoid spaces at the ends and "
             f"{' '.join(_FORBIDDEN_IN_NAMES)}; put the address under 'address:'",
         )
     if isinstance(node, yaml.ScalarNode) and reader.scalar(node) is None:
         raise reader.error(key_node, f"host {name!r} declares nothing: add open:, closed: or filtered: ports")
-    entries = reader.mapping(node, f"host {name!r}", _HOST_KEYS)
-    address = _host_address(reader, name, key_node, entries)
-    timeout, retries = _timing(reader, entries, timeout, retries, f"host {name!r}")
-    rates = _rates(reader, entries, rates, f"host {name!r}")
+    where = f"host {name!r}"
+    entries = reader.mapping(node, where, _HOST_KEYS)
+    address = name
+    if "address" in entries or not bad_name:  # a refused name is not checked again as an address
+        address = reader.attempt(name, _host_address, reader, name, key_node, entries)
+    timeout, retries = reader.attempt((timeout, retries), _timing, reader, entries, timeout, retries, where)
+    rates = reader.attempt(rates, _rates, reader, entries, rates, where)
     if "open" in entries and "only_open" in entries:
-        raise reader.error(entries["only_open"][0], f"host {name!r} has both open: and only_open:: keep one")
+        reader.note(entries["only_open"][0], f"{where} has both open: and only_open:: keep one")
     if "range" in entries and "only_open" not in entries:
-        raise reader.error(entries["range"][0], "range: goes with only_open:, which it bounds")
+        reader.note(entries["range"][0], "range: goes with only_open:, which it bounds")
     host_silence = False
     if "silence_counts_as_closed" in entries:
-        host_silence = _flag(reader, entries["silence_counts_as_closed"][1], "silence_counts_as_closed")
+        silence_node = entries["silence_counts_as_closed"][1]
+        host_silence = reader.attempt(False, _flag, reader, silence_node, "silence_counts_as_closed")
     expectations = _list_expectations(reader, name, entries, host_silence)
     if "from" in entries:
-        expectations += _vantage_expectations(reader, name, entries["from"][1], host_silence)
-    rule = _range_rule(reader, name, entries, expectations, host_silence) if "only_open" in entries else None
-    if not expectations and rule is None:
+        from_node = entries["from"][1]
+        expectations += reader.attempt([], _vantage_expectations, reader, name, from_node, host_silence)
+    rule = None
+    if "only_open" in entries:
+        rule = reader.attempt(None, _range_rule, reader, name, entries, expectations, host_silence)
+    if not expectations and rule is None and len(reader.problems) == noted:  # else: their consequence
         raise reader.error(
             key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
         )
@@ -486,8 +537,19 @@ def _host_address(
         check_target(address)
         check_host_name_syntax(address)
     except ScanError as exc:
-        raise reader.error(entries["address"][1] if "address" in entries else key_node, str(exc)) from None
+        node = entries["address"][1] if "address" in entries else key_node
+        raise reader.error(node, _address_problem(exc)) from None
     return address
+
+
+def _address_problem(exc: ScanError) -> str:
+    """The spelling check's message, with the fix an inventory offers (it has no --allow-large-targets)."""
+    if isinstance(exc, TargetTooLarge):
+        return (
+            f"{exc} into hosts of at most {exc.limit:,} addresses each "
+            "(--allow-large-targets is for 'portcheck scan', not inventories)"
+        )
+    return str(exc)
 
 
 def _list_expectations(
@@ -500,35 +562,50 @@ def _list_expectations(
         if list_key not in entries:
             continue
         list_node = entries[list_key][1]
-        if isinstance(list_node, yaml.SequenceNode):
-            reader.check_tag(list_node)
-        else:
-            raise reader.error(
-                list_node,
-                f'{list_key} of {name!r} must be a list, e.g. {list_key}: [22, "8000-8010"]',
+        if not isinstance(list_node, yaml.SequenceNode):
+            reader.note(
+                list_node, f'{list_key} of {name!r} must be a list, e.g. {list_key}: [22, "8000-8010"]'
             )
-        for item in list_node.value:
-            service = waiver = silence = None
-            port_node = item
-            if isinstance(item, yaml.MappingNode):
-                port_node, service, waiver, silence = _mapping_entry(reader, item, expect, name)
-            silent_ok = host_silence if silence is None else silence
-            for key in _ports(reader, port_node):
-                line = item.start_mark.line + 1
-                if service is not None and key[0] is not Protocol.TCP:
-                    # Service probes speak TCP: nothing could check this requirement.
-                    raise reader.error(
-                        item,
-                        f"{key[0].value}/{key[1]}: service checks run over TCP only; a UDP port "
-                        "proves open by replying: list it without service:",
-                    )
-                if key in declared:
-                    raise _declared_twice(reader, item, name, key, expect, declared[key])
-                declared[key] = (expect, line)
-                expectations.append(
-                    Expectation(name, key[0], key[1], expect, line, service, waiver, silent_ok)
-                )
+            continue
+        try:
+            reader.check_tag(list_node)
+        except InventoryError as exc:
+            reader.problems.append(exc)
+            continue
+        for item in list_node.value:  # each entry on its own: one bad entry does not hide the next
+            expectations += reader.attempt([], _list_item, reader, name, item, expect, host_silence, declared)
     return expectations
+
+
+def _list_item(
+    reader: _Reader,
+    name: str,
+    item: yaml.Node,
+    expect: Expect,
+    host_silence: bool,
+    declared: dict[tuple[Protocol, int], tuple[Expect, int]],
+) -> list[Expectation]:
+    """The expectations of one entry of an open:, closed: or filtered: list."""
+    service = waiver = silence = None
+    port_node = item
+    if isinstance(item, yaml.MappingNode):
+        port_node, service, waiver, silence = _mapping_entry(reader, item, expect, name)
+    silent_ok = host_silence if silence is None else silence
+    found = []
+    for key in _ports(reader, port_node):
+        line = item.start_mark.line + 1
+        if service is not None and key[0] is not Protocol.TCP:
+            # Service probes speak TCP: nothing could check this requirement.
+            raise reader.error(
+                item,
+                f"{key[0].value}/{key[1]}: service checks run over TCP only; a UDP port "
+                "proves open by replying: list it without service:",
+            )
+        if key in declared:
+            raise _declared_twice(reader, item, name, key, expect, declared[key])
+        declared[key] = (expect, line)
+        found.append(Expectation(name, key[0], key[1], expect, line, service, waiver, silent_ok))
+    return found
 
 
 def _declared_twice(
@@ -743,41 +820,61 @@ _VANTAGE_LISTS = (("open", Expect.OPEN), ("closed", Expect.CLOSED), ("filtered",
 
 
 def _vantage_expectations(reader: _Reader, host: str, node: yaml.Node, silence: bool) -> list[Expectation]:
-    """``from: {app-subnet: {open: [5432]}}``: expectations that hold from one vantage point only."""
+    """``from: {app-subnet: {open: [5432]}}``: expectations that hold from one vantage point only.
+    Each vantage and each entry is checked on its own: every problem is noted, not only the first."""
     found: list[Expectation] = []
     for vantage, (key_node, lists_node) in reader.mapping(node, f"from: of {host!r}", ()).items():
         if not _VANTAGE_NAME.fullmatch(vantage):
-            raise reader.error(
+            reader.note(
                 key_node,
                 f"vantage name {vantage!r}: use letters, digits, '.', '_' and '-' (it goes in test ids)",
             )
         allowed = tuple(key for key, _ in _VANTAGE_LISTS)
-        lists = reader.mapping(lists_node, f"from: {vantage} of {host!r}", allowed)
+        lists = reader.attempt({}, reader.mapping, lists_node, f"from: {vantage} of {host!r}", allowed)
         declared: dict[tuple[Protocol, int], int] = {}
         for list_key, expect in _VANTAGE_LISTS:
             if list_key not in lists:
                 continue
             list_node = lists[list_key][1]
             if not isinstance(list_node, yaml.SequenceNode):
-                raise reader.error(list_node, f"{list_key} under from: {vantage} must be a list, e.g. [5432]")
+                reader.note(list_node, f"{list_key} under from: {vantage} must be a list, e.g. [5432]")
+                continue
             for item in list_node.value:
-                service = waiver = entry_silence = None
-                port_node = item
-                if isinstance(item, yaml.MappingNode):
-                    port_node, service, waiver, entry_silence = _mapping_entry(reader, item, expect, host)
-                line = item.start_mark.line + 1
-                for key in _ports(reader, port_node):
-                    if key in declared:
-                        raise reader.error(
-                            item,
-                            f"{key[0].value}/{key[1]} is declared twice from {vantage} (also line "
-                            f"{declared[key]}): keep one",
-                        )
-                    declared[key] = line
-                    quiet = silence if entry_silence is None else entry_silence
-                    found.append(
-                        Expectation(host, key[0], key[1], expect, line, service, waiver, quiet, vantage)
-                    )
+                entry = _VantageEntry(host, vantage, expect, silence)
+                found += reader.attempt([], _vantage_item, reader, entry, item, declared)
+    return found
+
+
+@dataclass(frozen=True)
+class _VantageEntry:
+    host: str
+    vantage: str
+    expect: Expect
+    silence: bool
+
+
+def _vantage_item(
+    reader: _Reader, entry: _VantageEntry, item: yaml.Node, declared: dict[tuple[Protocol, int], int]
+) -> list[Expectation]:
+    """The expectations of one entry of a list under ``from: VANTAGE``."""
+    service = waiver = entry_silence = None
+    port_node = item
+    if isinstance(item, yaml.MappingNode):
+        port_node, service, waiver, entry_silence = _mapping_entry(reader, item, entry.expect, entry.host)
+    line = item.start_mark.line + 1
+    quiet = entry.silence if entry_silence is None else entry_silence
+    found = []
+    for key in _ports(reader, port_node):
+        if key in declared:
+            raise reader.error(
+                item,
+                f"{key[0].value}/{key[1]} is declared twice from {entry.vantage} (also line "
+                f"{declared[key]}): keep one",
+            )
+        declared[key] = line
+        found.append(
+            Expectation(entry.host, key[0], key[1], entry.expect, line, service, waiver, quiet, entry.vantage)
+        )
     return found
 
 

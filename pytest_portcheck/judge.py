@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime
 import enum
 import os
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pytest_portcheck.engine import (
     AddressQuality,
@@ -37,6 +38,7 @@ _SATISFIES = {
     Expect.FILTERED: frozenset({PortState.FILTERED, PortState.OPEN_FILTERED}),
 }
 _SILENT = frozenset({PortState.FILTERED, PortState.OPEN_FILTERED})
+HostKey = TypeVar("HostKey", bound=Hashable)
 
 
 class Verdict(str, enum.Enum):
@@ -104,9 +106,25 @@ def silent_of(resolution: Resolution | None, silent: Collection[str]) -> tuple[s
     return tuple(address for address in resolution.addresses if address in silent)
 
 
+def silent_hosts(items: Iterable[tuple[HostKey, Sequence[str]]]) -> dict[HostKey, tuple[str, ...]]:
+    """Hosts on which nothing answered, from their items as judged (each item's ``silent_of``): per
+    host key (the summaries use (inventory, host name), so two inventories' ``web`` stay apart), its
+    silent addresses, each once, in the order met. The one list every summary warns about."""
+    silent: dict[HostKey, dict[str, None]] = {}
+    for key, addresses in items:
+        if addresses:
+            silent.setdefault(key, {}).update(dict.fromkeys(addresses))
+    return {key: tuple(addresses) for key, addresses in silent.items()}
+
+
+def silence_message(where: str, silent: Sequence[str]) -> str:
+    """What every front end says of a host on which nothing answered (a warning, or the error of
+    ``--portcheck-strict``)."""
+    return f"{where}: no port answered on {', '.join(silent)} — is the address right?"
+
+
 def _silence_error(where: str, silent: Sequence[str]) -> Judgement:
-    message = f"{where}: no port answered on {', '.join(silent)} — is the address right? (--portcheck-strict)"
-    return Judgement(Verdict.ERROR, message, ())
+    return Judgement(Verdict.ERROR, f"{silence_message(where, silent)} (--portcheck-strict)", ())
 
 
 def _label(host: HostSpec, resolution: Resolution | None) -> str:

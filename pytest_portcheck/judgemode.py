@@ -81,11 +81,11 @@ class JudgeMode:
 
     def placeholder(self) -> Any:
         """The session's results object in judge mode: no scan, nothing in it."""
-        from pytest_portcheck.engine import ScanSettings
+        from pytest_portcheck.engine.model import settings_from_options
         from pytest_portcheck.results import ScanReport
         from pytest_portcheck.session import InventoryResults
 
-        return InventoryResults(ScanReport([], [], ScanSettings(), "", 0.0), [])
+        return InventoryResults(ScanReport([], [], settings_from_options(), "", 0.0), [])
 
     def summary_lines(self) -> list[str]:
         try:

@@ -26,7 +26,8 @@ from typing import TextIO
 from xml.parsers import expat
 
 from pytest_portcheck import __version__
-from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
+from pytest_portcheck.engine import PortState, ProbeResult, Resolution
+from pytest_portcheck.engine.model import settings_from_options
 from pytest_portcheck.ports import PortSpecError, Protocol, format_ports, parse_port_spec
 from pytest_portcheck.results import ReportError, ResultKey, ScanReport
 from pytest_portcheck.services import ServiceInfo, neutralise
@@ -371,7 +372,7 @@ def _report(reading: _Reading) -> ScanReport:
     return ScanReport(
         resolutions=[Resolution(host, tuple(addresses)) for host, addresses in reading.resolutions.items()],
         results=reading.results,
-        settings=ScanSettings(),
+        settings=settings_from_options(),  # nmap's timing options do not map onto ours
         started=started.isoformat(timespec="seconds"),
         elapsed_s=reading.elapsed,
         interrupted=not reading.finished or reading.exit not in ("", "success"),

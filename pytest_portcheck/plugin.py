@@ -231,31 +231,22 @@ def portcheck_results(request: pytest.FixtureRequest) -> InventoryResults:
 @pytest.fixture(scope="session")
 def portcheck_settings() -> ScanSettings:
     """Settings for ``portcheck_scan``; override this fixture in a conftest to change them."""
-    from pytest_portcheck.engine import ScanSettings
+    from pytest_portcheck.engine.model import settings_from_options
 
-    return ScanSettings(timeout=1.0, retries=1)
+    return settings_from_options({"timeout": 1.0, "retries": 1})
 
 
 @pytest.fixture
 def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport]:
     """Scan now: ``portcheck_scan("127.0.0.1", "8000-8010")`` returns the whole ``ScanReport``."""
-    from pytest_portcheck.engine import ScanSettings
+    from pytest_portcheck.engine.model import settings_from_options
     from pytest_portcheck.ports import parse_port_spec
     from pytest_portcheck.scanning import collect_scan
 
     def run_scan(hosts: str | Sequence[str], ports: str | int, **settings: Any) -> ScanReport:
         names = [hosts] if isinstance(hosts, str) else list(hosts)
-        chosen = portcheck_settings
-        if settings:
-            chosen = ScanSettings(
-                timeout=settings.pop("timeout", chosen.timeout),
-                retries=settings.pop("retries", chosen.retries),
-                window=settings.pop("window", chosen.window),
-                max_rate=settings.pop("max_rate", chosen.max_rate),
-                min_rate=settings.pop("min_rate", chosen.min_rate),
-            )
-            if settings:
-                raise TypeError(f"unknown scan settings: {', '.join(settings)}")
+        # Named settings over the fixture's: every other field of portcheck_settings is kept.
+        chosen = settings_from_options(settings, base=portcheck_settings) if settings else portcheck_settings
         return collect_scan(names, parse_port_spec(ports), chosen)
 
     return run_scan

@@ -1,7 +1,9 @@
-"""A one-line progress display for long scans: probes done / total, rate and ETA, on a terminal only.
+"""One-line progress displays for long scans, on a terminal only.
 
-``ProgressLine`` only formats and paces (at most ten redraws a second); where it writes is given by
-the front end (the plugin suspends pytest's output capture around each redraw). Standard library only.
+``ProgressLine`` (the plugin's: probes done / total, rate and ETA) only formats and paces (at most ten
+redraws a second); where it writes is given by the front end (the plugin suspends pytest's output
+capture around each redraw). ``ProgressBar`` is the command line's bar, shared by ``portcheck scan``
+and its share scans (``sharecommand``). Standard library only.
 Must not import pytest or anything of the package.
 """
 
@@ -9,6 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
+TYPE_CHECKING = False  # typing stays out of the command's start-up
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 def describe_progress(done: int, total: int, elapsed: float) -> str:
@@ -41,4 +47,39 @@ class ProgressLine:
     def finish(self) -> None:
         if self._visible:
             self._draw("")
+            self._visible = False
+
+
+class ProgressBar:
+    """The command line's progress bar (``portcheck scan``, share scans): on a terminal; silent elsewhere."""
+
+    def __init__(self, stream: TextIO, total: int, enabled: bool) -> None:
+        self._stream = stream
+        self._total = total
+        self._enabled = enabled and total > 0
+        self._done = 0
+        self._shown_at = 0.0
+        self._started = time.monotonic()
+        self._visible = False
+
+    def advance(self) -> None:
+        self._done += 1
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if now - self._shown_at >= 0.1 or self._done == self._total:
+            self._shown_at = now
+            width = 30
+            filled = width * self._done // self._total
+            bar = "#" * filled + "." * (width - filled)
+            self._stream.write(
+                f"\r[{bar}] {self._done:,}/{self._total:,} probes {now - self._started:5.1f} s"
+            )
+            self._stream.flush()
+            self._visible = True
+
+    def clear(self) -> None:
+        if self._visible:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
             self._visible = False

@@ -19,7 +19,6 @@ from typing import Any, TextIO
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import (
-    DEFAULT_WINDOW,
     AddressQuality,
     PortState,
     ProbeResult,
@@ -28,6 +27,7 @@ from pytest_portcheck.engine import (
     ScanSettings,
     ScanStats,
 )
+from pytest_portcheck.engine.model import settings_from_options, settings_to_options
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.reportschema import REPORT_VERSION, ReportProblem, parse_report_json, validate_report
 from pytest_portcheck.services import ServiceInfo, TlsInfo
@@ -153,13 +153,7 @@ class ScanReport:
             "started": self.started,
             "elapsed_s": round(self.elapsed_s, 3),
             "interrupted": self.interrupted,
-            "settings": {
-                "timeout_s": self.settings.timeout,
-                "retries": self.settings.retries,
-                "window": self.settings.window,
-                "max_rate": self.settings.max_rate,
-                "min_rate": self.settings.min_rate,
-            },
+            "settings": settings_to_report(self.settings),
             "hosts": [
                 {"host": r.host, "addresses": list(r.addresses), "error": r.error} for r in self.resolutions
             ],
@@ -290,25 +284,44 @@ def quality_notes(stats: ScanStats, limit: int = 10) -> list[str]:
     return lines
 
 
+_REPORT_SETTINGS = (
+    ("timeout_s", "timeout"),
+    ("retries", "retries"),
+    ("window", "window"),
+    ("max_rate", "max_rate"),
+    ("min_rate", "min_rate"),
+)
+"""(name in a JSON report, ``ScanSettings`` field): the settings a report records, both ways."""
+
+
+def settings_to_report(settings: ScanSettings) -> dict[str, Any]:
+    options = settings_to_options(settings)
+    return {key: options[name] for key, name in _REPORT_SETTINGS}
+
+
+def settings_from_report(document: Mapping[str, Any]) -> ScanSettings:
+    """A report's settings (ScanError for a bad value); what it does not record keeps its default."""
+    return settings_from_options({name: document[key] for key, name in _REPORT_SETTINGS if key in document})
+
+
 def report_from_dict(document: Any) -> ScanReport:
     """The report a JSON document holds; ReportError (naming the field) unless it is a valid one."""
     try:
         validate_report(document)
     except ReportProblem as exc:
         raise ReportError(str(exc)) from None
+    return _report_of_valid(document)
+
+
+def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
+    """The report of a document ``validate_report`` accepted (ReportError for settings out of range)."""
     settings = document.get("settings", {})
     try:
         hosts = document.get("hosts", [])
         return ScanReport(
             resolutions=[Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in hosts],
             results=[result_from_dict(r) for r in document["results"]],
-            settings=ScanSettings(
-                timeout=float(settings.get("timeout_s", 1.0)),
-                retries=int(settings.get("retries", 1)),
-                window=int(settings.get("window", DEFAULT_WINDOW)),
-                max_rate=None if settings.get("max_rate") is None else float(settings["max_rate"]),
-                min_rate=None if settings.get("min_rate") is None else float(settings["min_rate"]),
-            ),
+            settings=settings_from_report(settings),
             stats=stats_from_quality(document.get("scan_quality", [])),
             started=str(document.get("started", "")),
             elapsed_s=float(document.get("elapsed_s", 0.0)),
@@ -337,8 +350,14 @@ def read_report_document(path: str | Path) -> dict[str, Any]:
 
 def read_report(path: str | Path) -> ScanReport:
     """Read a JSON report written by ``portcheck scan --json`` or ``--portcheck-report``."""
+    return read_report_and_document(path)[0]
+
+
+def read_report_and_document(path: str | Path) -> tuple[ScanReport, dict[str, Any]]:
+    """The report of a JSON file and its document, for the parts beyond the scan (a plugin report's
+    ``expectations``); the document is checked once. ReportError naming the file otherwise."""
     document = read_report_document(path)
     try:
-        return report_from_dict(document)
+        return _report_of_valid(document), document
     except ReportError as exc:
         raise ReportError(f"{path}: not a valid portcheck JSON report: {exc}") from None

@@ -149,6 +149,7 @@ def scan_inventory(
     """Resolve every host once and probe each (address, protocol, port) once, in one engine run per
     distinct (timeout, retries) setting; then run protocol probes on the open ports that declare a
     service (every open port with ``all_banners``)."""
+    from pytest_portcheck.engine.model import settings_from_options
     from pytest_portcheck.inventory import range_pairs  # yaml: only for an inventory run
 
     pairs = list(pairs)
@@ -167,7 +168,7 @@ def scan_inventory(
             if progress is not None:  # (done, total) after every result: the caller paces redraws
                 progress(len(results), total)
     results = _confirm_silent_opens(pairs, addresses, results, stats)
-    base = timing_settings(next(iter(groups))) if len(groups) == 1 else ScanSettings()
+    base = timing_settings(next(iter(groups))) if len(groups) == 1 else settings_from_options()
     by_key = index_results(results)
     probe_pairs = pairs + [pair for host, _ in ranges for pair in range_pairs(host)] if all_banners else pairs
     unexpected = [] if all_banners else _open_in_ranges(ranges, addresses, by_key)
@@ -242,9 +243,11 @@ _Timing = tuple[float, int, float | None, float | None]
 
 def timing_settings(timing: _Timing, window: int | None = None) -> ScanSettings:
     """The engine settings for one inventory timing (and an optional window): built here only."""
+    from pytest_portcheck.engine.model import settings_from_options
+
     timeout, retries, max_rate, min_rate = timing
-    settings = ScanSettings(timeout=timeout, retries=retries, max_rate=max_rate, min_rate=min_rate)
-    return settings if window is None else replace(settings, window=window)
+    options = {"timeout": timeout, "retries": retries, "max_rate": max_rate, "min_rate": min_rate}
+    return settings_from_options(options if window is None else {**options, "window": window})
 
 
 def _most_patient(one: _Timing, other: _Timing) -> _Timing:

@@ -13,10 +13,11 @@ from typing import TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import WriteError, check_writable
-from pytest_portcheck.cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Progress
 from pytest_portcheck.engine import PortState, ProbeResult
+from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.inventory import InventoryError, load_inventory
 from pytest_portcheck.plan import ShardSpecError, ShardSplit, parse_shard, plan_inventory
+from pytest_portcheck.progress import ProgressBar
 from pytest_portcheck.shardreport import write_shard_report
 from pytest_portcheck.sharescan import ShareRequest, scan_share
 
@@ -54,7 +55,7 @@ def run_share(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     out.flush()
     show = args.progress == "always" or (args.progress == "auto" and err.isatty())
-    progress = Progress(err, split.size(index), show)
+    progress = ProgressBar(err, split.size(index), show)
     counts = dict.fromkeys(PortState, 0)
 
     def seen(result: ProbeResult) -> None:

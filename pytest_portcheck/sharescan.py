@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pytest_portcheck.engine import (
     DEFAULT_WINDOW,
     ProbeResult,
-    ScanSettings,
     ScanStats,
     Target,
     resolve_hosts,
     scan,
 )
+from pytest_portcheck.engine.model import settings_from_options
 from pytest_portcheck.inventory import Inventory
 from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
 from pytest_portcheck.results import ResultKey
@@ -69,10 +69,10 @@ def scan_share(
     stats = ScanStats()
     results: list[ProbeResult] = []
     stopped = False
-    base = ScanSettings(window=request.window, processes=request.processes)
+    base = settings_from_options({"window": request.window, "processes": request.processes})
     try:
         for (timeout, retries), targets in share_targets(plan, split, request.index, addresses).items():
-            settings = ScanSettings(timeout, retries, request.window, request.processes)
+            settings = settings_from_options({"timeout": timeout, "retries": retries}, base=base)
             base = settings
             for result in scan(targets, settings, stats):
                 results.append(result)

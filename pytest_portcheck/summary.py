@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ import pytest
 from pytest_portcheck.session import WAIVER_WARNING_DAYS, ItemRecord, PortcheckRun
 
 if TYPE_CHECKING:
+    from pytest_portcheck.judgedreport import JudgedReport
     from pytest_portcheck.results import ScanReport
 
 MARKDOWN_LIST_LIMIT = 200
@@ -31,12 +32,12 @@ REPORT_OPTIONS = (
 )
 
 
-def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]]:
+def _summary_rows(records: Mapping[str, ItemRecord]) -> list[tuple[str, str, str, str, int, int]]:
     from pytest_portcheck.judge import Verdict
 
     # One row per (inventory, host): two inventories' 'web' may be two machines.
     hosts: dict[tuple[str, str], dict[str, Any]] = {}
-    for nodeid, record in run.records.items():
+    for nodeid, record in records.items():
         row = hosts.setdefault(
             (nodeid.split("::", 1)[0], record.host),
             {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0},
@@ -58,15 +59,13 @@ def _summary_rows(run: PortcheckRun) -> list[tuple[str, str, str, str, int, int]
     return rows
 
 
-def _silent_hosts(run: PortcheckRun) -> dict[tuple[str, str], list[str]]:
-    """(inventory, host) -> addresses on which nothing answered, as the items judged it: keyed by
-    inventory as well as name, so two inventories' ``web`` on different addresses stay apart."""
-    silent: dict[tuple[str, str], list[str]] = {}
-    for nodeid, record in run.records.items():
-        if record.silent:
-            addresses = silent.setdefault((nodeid.split("::", 1)[0], record.host), [])
-            addresses += [address for address in record.silent if address not in addresses]
-    return silent
+def _silent_hosts(records: Mapping[str, ItemRecord]) -> list[str]:
+    """``INVENTORY::HOST: no port answered on ...`` per host on which nothing answered, by the judge's
+    rules (``judge.silent_hosts`` over what each item recorded): the terminal and Markdown say the same."""
+    from pytest_portcheck.judge import silence_message, silent_hosts
+
+    silent = silent_hosts(((nodeid.split("::", 1)[0], r.host), r.silent) for nodeid, r in records.items())
+    return [silence_message(f"{path}::{host}", addresses) for (path, host), addresses in silent.items()]
 
 
 class ControllerHooks:
@@ -103,7 +102,7 @@ class ControllerHooks:
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         writers: list[tuple[str, Callable[[str], None]]] = [
             ("portcheck_report", lambda path: _write_report_file(self.run, path, interrupted)),
-            ("portcheck_html", lambda path: write_html(_report_document(self.run, interrupted), Path(path))),
+            ("portcheck_html", lambda path: write_html(_judged_report(self.run, interrupted), Path(path))),
             ("portcheck_markdown", lambda path: _write_markdown(self.run, path)),
         ]
         for (dest, writer), (_, flag) in zip(writers, REPORT_OPTIONS, strict=True):
@@ -121,7 +120,7 @@ class ControllerHooks:
 def _write_markdown(run: PortcheckRun, path: str) -> None:
     from pytest_portcheck.atomicfile import write_text_atomically
 
-    text = markdown_summary(run)
+    text = markdown_summary(run.records, run.shared_report(), strict=run.strict)
     write_text_atomically(path, text)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
@@ -133,7 +132,7 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
     from pytest_portcheck.judge import today
     from pytest_portcheck.results import quality_notes
 
-    rows = _summary_rows(run)
+    rows = _summary_rows(run.records)
     header = ("host", "addresses", "expected", "found (per address)", "drift", "errors")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     terminalreporter.section("portcheck exposure")
@@ -161,13 +160,9 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             terminalreporter.write_line(
                 f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
             )
-    for (path, host), addresses in _silent_hosts(run).items():
-        how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
-        terminalreporter.write_line(
-            f"WARNING: {path}::{host}: no port answered on {', '.join(addresses)} — is the address right? "
-            f"({how})",
-            yellow=True,
-        )
+    how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
+    for line in _silent_hosts(run.records):
+        terminalreporter.write_line(f"WARNING: {line} ({how})", yellow=True)
     if run.judging is not None:
         for line in run.judging.summary_lines():
             terminalreporter.write_line(line, yellow=line.startswith("WARNING"), red=line.startswith("ERROR"))
@@ -189,16 +184,19 @@ def _md(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
 
 
-def markdown_summary(run: PortcheckRun) -> str:
-    """The run as Markdown: hosts, drift, errors, waivers, services found and scan quality."""
+def markdown_summary(
+    records: Mapping[str, ItemRecord], report: ScanReport | None, *, strict: bool = False
+) -> str:
+    """The run as Markdown, from what the items recorded (by node id) and the session's typed report:
+    hosts, drift, errors, waivers, silent hosts, services found and scan quality."""
     from pytest_portcheck.judge import Verdict, today
     from pytest_portcheck.results import quality_notes
 
-    rows = _summary_rows(run)
-    records = list(run.records.items())
-    drift = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.FAILED.value]
-    errors = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.ERROR.value]
-    waived = [(nodeid, r) for nodeid, r in records if r.verdict == Verdict.WAIVED.value]
+    rows = _summary_rows(records)
+    listed = list(records.items())
+    drift = [(nodeid, r) for nodeid, r in listed if r.verdict == Verdict.FAILED.value]
+    errors = [(nodeid, r) for nodeid, r in listed if r.verdict == Verdict.ERROR.value]
+    waived = [(nodeid, r) for nodeid, r in listed if r.verdict == Verdict.WAIVED.value]
     lines = [
         f"## portcheck: {len(drift)} drift, {len(errors)} error(s), {len(waived)} waived "
         f"on {len(rows)} host(s)",
@@ -212,28 +210,23 @@ def markdown_summary(run: PortcheckRun) -> str:
             lines += ["", f"### {title}", ""]
             lines += _capped([f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items])
     day = today()
-    notes = [(nodeid, note) for nodeid, record in records if (note := record.waiver_note(day))]
+    notes = [(nodeid, note) for nodeid, record in listed if (note := record.waiver_note(day))]
     if notes:
         lines += ["", f"### Waivers expired or expiring within {WAIVER_WARNING_DAYS} days", ""]
         lines += _capped([f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes])
-    silent = _silent_hosts(run)
+    silent = _silent_hosts(records)
     if silent:
         how = (
             "made errors by --portcheck-strict"
-            if run.strict
+            if strict
             else "warnings; --portcheck-strict makes them errors"
         )
         lines += ["", f"### Nothing answered ({how})", ""]
-        lines += [
-            f"- {_md(path)}::{_md(host)}: no port answered on {_md(', '.join(addresses))} "
-            "— is the address right?"
-            for (path, host), addresses in silent.items()
-        ]
-    services = [(record.host, record.target, line) for _, record in records for line in record.services]
+        lines += [f"- {_md(line)}" for line in silent]
+    services = [(record.host, record.target, line) for _, record in listed for line in record.services]
     if services:
         lines += ["", "### Services found", ""]
         lines += _capped([f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services])
-    report = run.shared_report()
     quality = quality_notes(report.stats) if report is not None else []
     if quality:
         lines += ["", "### Scan quality", ""]
@@ -250,41 +243,34 @@ def _capped(lines: list[str]) -> list[str]:
     return [*lines[:MARKDOWN_LIST_LIMIT], more]
 
 
-def _report_parts(run: PortcheckRun, interrupted: bool = False) -> tuple[ScanReport, list[dict[str, Any]]]:
-    from pytest_portcheck.engine import ScanSettings
+def _judged_report(run: PortcheckRun, interrupted: bool = False) -> JudgedReport:
+    """The session's typed report: the shared scan and each item's verdict, for the JSON report and
+    the HTML page alike."""
+    from pytest_portcheck.engine.model import settings_from_options
+    from pytest_portcheck.judgedreport import ExpectationVerdict, FoundState, JudgedReport
     from pytest_portcheck.results import ScanReport
 
-    report = run.shared_report() or ScanReport([], [], ScanSettings(), "", 0.0)
+    report = run.shared_report() or ScanReport([], [], settings_from_options(), "", 0.0)
     if interrupted:  # whatever was scanned or judged so far, and saying that it is not all
         report = dataclasses.replace(report, interrupted=True)
     expectations = [
-        {
-            "nodeid": nodeid,
-            "host": record.host,
-            "target": record.target,
-            "expected": record.expected,
-            "verdict": record.verdict,
-            "message": record.message,
-            "found": [
-                {"address": a, "state": s, "reason": r, "latency_ms": float(lat) if lat else None}
-                for a, s, r, lat in record.found
-            ],
-            "services": record.services,
-        }
+        ExpectationVerdict(
+            host=record.host,
+            target=record.target,
+            expected=record.expected,
+            verdict=record.verdict,
+            nodeid=nodeid,
+            message=record.message,
+            found=tuple(FoundState(a, s, r, float(lat) if lat else None) for a, s, r, lat in record.found),
+            services=tuple(record.services),
+        )
         for nodeid, record in run.records.items()
     ]
-    return report, expectations
+    return JudgedReport(report, expectations)
 
 
 def _write_report_file(run: PortcheckRun, destination: str, interrupted: bool = False) -> None:
     from pytest_portcheck.results import write_report
 
-    report, expectations = _report_parts(run, interrupted)
-    write_report(report, destination, {"expectations": expectations})
-
-
-def _report_document(run: PortcheckRun, interrupted: bool = False) -> dict[str, Any]:
-    """The --portcheck-report document, built from the typed report (for the HTML page): the same
-    dictionary ``dump_report`` writes, without a JSON text in between."""
-    report, expectations = _report_parts(run, interrupted)
-    return report.to_dict({"expectations": expectations})
+    judged = _judged_report(run, interrupted)
+    write_report(judged.scan, destination, judged.expectations_document())

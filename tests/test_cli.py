@@ -86,9 +86,16 @@ def test_json_to_stdout_moves_the_human_output_to_stderr(listen: ListenerFactory
         (["scan", "127.0.0.1", "-t", "soon"], "is not a number"),
         (["scan", "127.0.0.1", "-w", "0"], "must be at least 1"),
         (["scan", "127.0.0.1", "--max-rate", "0"], "must be a positive number of probes per second"),
-        (["scan", "127.0.0.1", "--min-rate", "100", "--max-rate", "10"], "above the maximum rate"),
+        (
+            ["scan", "127.0.0.1", "--min-rate", "100", "--max-rate", "10"],
+            "the minimum rate (100/s) is above the maximum rate (10/s): lower --min-rate or raise --max-rate",
+        ),
         (["scan", "127.0.0.1", "--retries", "-1"], "must be at least 0"),
-        (["scan", "127.0.0.0/8"], "--allow-large-targets"),
+        (
+            ["scan", "127.0.0.0/8"],
+            "target '127.0.0.0/8' has 16,777,216 addresses, more than 65,536: split it, or pass "
+            "--allow-large-targets if you mean it",
+        ),
         (["scan", "127.0.0.1/99"], "not a valid address block"),
         (["scan", "127.0.0.1", "--show", "opne"], "list states from"),
         (["scan"], "scan needs TARGET(s), or --inventory INVENTORY"),
@@ -100,6 +107,21 @@ def test_bad_usage_exits_2_with_a_message(arguments: list[str], message: str) ->
     assert completed.returncode == 2
     assert message in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_share_scan_of_a_broken_inventory_reports_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yml"
+    path.write_text(
+        "hosts:\n  web:\n    address: 10.0.0.256\n    open: [0]\n    opne: [22]\n", encoding="utf-8"
+    )
+    completed = portcheck("scan", "--inventory", str(path))
+    assert completed.returncode == 2 and completed.stdout == ""  # refused before anything is scanned
+    assert completed.stderr.splitlines() == [
+        f"portcheck: error: {path}:3: '10.0.0.256' is not a plain IPv4 address: write four decimal numbers "
+        "without leading zeros",
+        f"{path}:4: port 0 in '0' is out of range: ports are 1-65535",
+        f"{path}:5: unknown key 'opne' in host 'web': did you mean 'open'?",
+    ]
 
 
 def test_unresolvable_host_exits_1_with_error_results() -> None:

@@ -27,6 +27,22 @@ from pytest_portcheck.engine import (
     scan,
 )
 from pytest_portcheck.engine.connect import ephemeral_port_range, is_local_address, listening_ports
+from pytest_portcheck.engine.model import (
+    SETTING_NAMES,
+    AddressQuality,
+    RatesCrossed,
+    settings_from_options,
+    settings_to_options,
+)
+from pytest_portcheck.engine.resolve import TargetTooLarge
+from pytest_portcheck.engine.shard import (
+    decode_result,
+    decode_settings,
+    decode_stats,
+    encode_result,
+    encode_settings,
+    encode_stats,
+)
 from pytest_portcheck.ports import Protocol, parse_port_spec
 
 TCP = Protocol.TCP
@@ -126,6 +142,89 @@ def test_stopping_early_closes_every_socket(listen: ListenerFactory) -> None:
     assert len(os.listdir("/proc/self/fd")) <= before
 
 
+# --- settings: one constructor path, and the messages to scan workers -----------------------------
+
+UNUSUAL = {"timeout": 2.5, "retries": 3, "window": 77, "processes": 2, "udp_rate": 4.0, "max_rate": 900.0,
+           "min_rate": 30.0}  # fmt: skip
+"""A value for every setting, none of them a default: a dropped or swapped field shows."""
+
+
+def test_setting_names_are_every_field_of_the_settings() -> None:
+    import inspect
+
+    assert list(SETTING_NAMES) == list(inspect.signature(ScanSettings).parameters)
+    assert set(UNUSUAL) == set(SETTING_NAMES)
+
+
+def test_settings_from_options_carries_every_field_by_name() -> None:
+    settings = settings_from_options(UNUSUAL)
+    assert settings_to_options(settings) == UNUSUAL
+    assert settings_from_options(settings_to_options(settings)) == settings
+    assert settings_from_options() == ScanSettings()
+    # Named options over a base: every other field of the base is kept, None (no cap) included.
+    over = settings_from_options({"timeout": 0.5, "max_rate": None}, base=settings)
+    assert settings_to_options(over) == {**UNUSUAL, "timeout": 0.5, "max_rate": None}
+
+
+def test_settings_from_options_refuses_what_is_not_a_setting() -> None:
+    with pytest.raises(TypeError, match="unknown scan settings: timout, burst"):
+        settings_from_options({"timout": 1.0, "burst": 2})
+    for name, value, why in (("retries", 1.5, "whole number"), ("timeout", "soon", "a number"),
+                             ("window", True, "whole number"), ("timeout", None, "a number")):  # fmt: skip
+        with pytest.raises(ScanError, match=f"the {name} setting must be .*{why}"):
+            settings_from_options({name: value})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": 0}, "the timeout must be more than 0 seconds, not 0"),
+        ({"retries": -1}, "retries must be 0 or more, not -1"),
+        ({"window": 0}, "the window (connects in flight) must be at least 1, not 0"),
+        ({"processes": 0}, "processes must be at least 1, not 0"),
+        ({"udp_rate": -1.0}, "the UDP rate must be more than 0 probes per second, not -1.0"),
+        ({"max_rate": 0.0}, "the maximum rate must be more than 0 probes per second, not 0.0"),
+        ({"min_rate": 10.0, "max_rate": 5.0}, "the minimum rate (10/s) is above the maximum rate (5/s)"),
+    ],
+)
+def test_settings_from_options_validates_as_the_settings_do(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ScanError) as built:
+        settings_from_options(options)
+    with pytest.raises(ScanError) as direct:
+        ScanSettings(**options)  # type: ignore[arg-type]
+    assert str(built.value) == str(direct.value)
+    assert str(built.value).startswith(message)
+
+
+def test_crossed_rates_are_facts_for_each_front_end_to_phrase() -> None:
+    with pytest.raises(RatesCrossed) as crossed:
+        settings_from_options({"min_rate": 10.0, "max_rate": 5.0})
+    assert (crossed.value.minimum, crossed.value.maximum) == (10.0, 5.0)
+    assert str(crossed.value) == "the minimum rate (10/s) is above the maximum rate (5/s)"  # no option named
+
+
+def test_worker_messages_round_trip_every_value() -> None:
+    settings = settings_from_options(UNUSUAL)
+    # A worker is one process, whatever the parent's scan uses; every other setting arrives as sent.
+    assert decode_settings(encode_settings(settings)) == settings_from_options({**UNUSUAL, "processes": 1})
+    target = Target("web", "127.0.0.9", TCP, 8080)
+    for latency, attempts in ((None, 2), (0.25, 1)):
+        sent = ProbeResult(
+            "17", target.address, TCP, 8080, PortState.FILTERED, "no-response", latency, attempts
+        )
+        line = encode_result(sent)
+        assert line.startswith("17\t") and line.endswith("\n")
+        assert decode_result(line, target) == ProbeResult(
+            "web", "127.0.0.9", TCP, 8080, PortState.FILTERED, "no-response", latency, attempts
+        )
+    stats = ScanStats(probes_sent=11, self_connects=2, resource_backoffs=3, smallest_window=5, paced_probes=7,
+                      rate_limited=13)  # fmt: skip
+    stats.note(AddressQuality("127.0.0.9", rate=1.5, drops=2, retries=3, reexaminations=4, unresolved=5,
+                              slowdowns=6))  # fmt: skip
+    back = decode_stats(encode_stats(stats))
+    assert back == stats and back.addresses == stats.addresses
+
+
 # --- resolution ------------------------------------------------------------------------------------
 
 
@@ -135,8 +234,12 @@ def test_cidr_block_expands_to_every_address() -> None:
 
 
 def test_too_large_block_is_refused_unless_allowed() -> None:
-    with pytest.raises(ScanError, match=r"16,777,216 addresses.*--allow-large-targets"):
+    with pytest.raises(TargetTooLarge, match=r"16,777,216 addresses, more than 65,536: split it$") as refused:
         resolve_hosts(["127.0.0.0/8"])
+    # The facts, for each front end to phrase its own fix: the engine names no option of any.
+    facts = (refused.value.target, refused.value.addresses, refused.value.limit)
+    assert facts == ("127.0.0.0/8", 2**24, 65536)
+    assert isinstance(refused.value, ScanError) and "--" not in str(refused.value)
     assert len(resolve_one("127.0.0.0/15", allow_large=True).addresses) == 131072
 
 

@@ -30,6 +30,7 @@ from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSett
 from pytest_portcheck.engine.resolve import resolve_one
 from pytest_portcheck.htmlreport import page_data
 from pytest_portcheck.inventory import InventoryError, load_inventory, snapshot_inventory
+from pytest_portcheck.judgedreport import ExpectationVerdict, JudgedReport
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.results import ReportError, ScanReport, read_report, write_report
 
@@ -295,6 +296,10 @@ HOSTILE_REPORTS = {
     "port-out-of-range": (_result_with(port=70000), r"results\[0\]\.port must be 0 to 65535"),
     "port-bool": (_result_with(port=True), r"results\[0\]\.port must be a whole number"),
     "probe-text": (_result_with(probe="x"), r"results\[0\]\.probe must be an object, not text"),
+    "probe-service-number": (
+        _result_with(probe={"service": 7}),
+        r"results\[0\]\.probe\.service must be text",
+    ),
     "probe-tls": (_result_with(probe={"service": "https", "tls": {"version": 1}}), r"probe\.tls\.version"),
     "state": (_result_with(state="wide-open"), r"results\[0\]\.state must be one of"),
     "nan": (_report_text(elapsed_s="__NAN__").replace('"__NAN__"', "NaN"), "NaN is not a number"),
@@ -322,7 +327,9 @@ def test_hostile_reports_are_refused_with_the_file_and_the_problem(tmp_path: Pat
     assert str(caught.value).startswith(f"{bad}: ")
 
 
-@pytest.mark.parametrize("name", ["list", "deep", "huge-port", "probe-text", "expectation-found"])
+@pytest.mark.parametrize(
+    "name", ["list", "deep", "huge-port", "probe-text", "probe-service-number", "expectation-found"]
+)
 def test_diff_and_report_exit_2_on_hostile_reports(tmp_path: Path, name: str) -> None:
     bad, good = tmp_path / "bad.json", tmp_path / "good.json"
     bad.write_text(HOSTILE_REPORTS[name][0])
@@ -637,10 +644,8 @@ def test_duplicate_host_names_across_inventories_stay_apart_in_the_html_matrix()
             "expected": "closed", "verdict": verdict, "message": "", "found": found, "services": [],
         }  # fmt: skip
 
-    document = small_report().to_dict(
-        {"expectations": [expectation("a.yml", "failed"), expectation("b.yml", "passed")]}
-    )
-    data = page_data(document)
+    verdicts = [expectation("a.yml", "failed"), expectation("b.yml", "passed")]
+    data = page_data(JudgedReport(small_report(), [ExpectationVerdict.from_dict(e) for e in verdicts]))
     assert [(row["host"], row["address"]) for row in data["rows"]] == [
         ("web [a.yml]", "127.0.0.1"),
         ("web [b.yml]", "127.0.0.1"),

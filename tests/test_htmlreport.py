@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
 from pytest_portcheck.htmlreport import SUMMARY_THRESHOLD, page_data
+from pytest_portcheck.judgedreport import ExpectationVerdict, FoundState, JudgedReport
+from pytest_portcheck.ports import Protocol
+from pytest_portcheck.results import ResultKey, ScanReport
+from pytest_portcheck.services import ServiceInfo
 
 
-def result(host: str, port: int, state: str, reason: str, address: str | None = None) -> dict[str, Any]:
-    return {
-        "host": host, "address": address or host, "proto": "tcp", "port": port, "state": state,
-        "reason": reason, "service": "unknown", "latency_ms": None, "attempts": 1,
-    }  # fmt: skip
+def result(host: str, port: int, state: str, reason: str, address: str | None = None) -> ProbeResult:
+    return ProbeResult(host, address or host, Protocol.TCP, port, PortState(state), reason, None, 1)
+
+
+def page(
+    results: Sequence[ProbeResult],
+    expectations: Sequence[ExpectationVerdict] = (),
+    services: Mapping[ResultKey, ServiceInfo] | None = None,
+) -> dict[str, Any]:
+    """The page's data for a typed report of these results (and verdicts, and probe answers)."""
+    scan = ScanReport([], results, ScanSettings(), "", 0.0, services=dict(services or {}))
+    return page_data(JudgedReport(scan, expectations))
 
 
 def test_majority_silent_state_and_closed_ports_are_summarised_per_host() -> None:
@@ -22,7 +35,7 @@ def test_majority_silent_state_and_closed_ports_are_summarised_per_host() -> Non
     # Another host with few filtered ports: they stay cells, its closed ports are counted.
     results += [result("lan", port, "closed", "conn-refused") for port in range(1, 51)]
     results += [result("lan", 60, "filtered", "no-response"), result("lan", 61, "open", "syn-ack")]
-    data = page_data({"results": results, "summary": {}})
+    data = page(results)
     assert [row["host"] for row in data["rows"]] == ["fw", "lan"]
     assert data["rows"][0]["not_shown"] == (
         "Not shown: 98 filtered ports (97 no-response, 1 admin-prohibited), 1 closed port (conn-refused)"
@@ -36,9 +49,13 @@ def test_majority_silent_state_and_closed_ports_are_summarised_per_host() -> Non
 
 def test_a_host_with_nothing_but_silence_still_gets_its_row() -> None:
     results = [result("dark", port, "filtered", "no-response") for port in range(1, SUMMARY_THRESHOLD + 2)]
-    data = page_data({"results": results, "summary": {}})
+    data = page(results)
     assert data["rows"] == [
-        {"host": "dark", "address": "dark", "not_shown": f"Not shown: {SUMMARY_THRESHOLD + 1} filtered ports (no-response)"}
+        {
+            "host": "dark",
+            "address": "dark",
+            "not_shown": f"Not shown: {SUMMARY_THRESHOLD + 1} filtered ports (no-response)",
+        }
     ]
     assert data["grid"] == [[]]
 
@@ -46,7 +63,7 @@ def test_a_host_with_nothing_but_silence_still_gets_its_row() -> None:
 def test_few_filtered_ports_are_drawn_and_errors_never_summarised() -> None:
     results = [result("box", port, "filtered", "no-response") for port in range(1, SUMMARY_THRESHOLD + 1)]
     results += [result(f"ghost{n}", 22, "error", "dns-error: nope") for n in range(SUMMARY_THRESHOLD + 5)]
-    data = page_data({"results": results, "summary": {}})
+    data = page(results)
     assert len(data["columns"]) == SUMMARY_THRESHOLD and data["rows"][0]["not_shown"] == ""
     column = data["columns"].index("tcp/22")
     assert [line[column]["state"] for line in data["grid"][1:]] == ["error"] * (SUMMARY_THRESHOLD + 5)
@@ -54,11 +71,11 @@ def test_few_filtered_ports_are_drawn_and_errors_never_summarised() -> None:
 
 def test_plugin_reports_show_every_expectation_and_no_summary() -> None:
     results = [result("127.0.0.1", port, "closed", "conn-refused") for port in range(1, 41)]
-    expectation = {
-        "nodeid": "inventory.yml::web::tcp/5::closed", "host": "web", "target": "tcp/5", "expected": "closed",
-        "verdict": "passed", "message": "", "found": [{"address": "127.0.0.1", "state": "closed"}],
-    }  # fmt: skip
-    data = page_data({"results": results, "summary": {}, "expectations": [expectation]})
+    expectation = ExpectationVerdict(
+        host="web", target="tcp/5", expected="closed", verdict="passed",
+        nodeid="inventory.yml::web::tcp/5::closed", found=(FoundState("127.0.0.1", "closed", "conn-refused"),),
+    )  # fmt: skip
+    data = page(results, [expectation])
     assert data["rows"] == [{"host": "web", "address": "127.0.0.1", "not_shown": ""}]
     assert data["columns"] == ["tcp/5"] and data["grid"][0][0]["verdict"] == "passed"
     assert data["summarised"] is False
@@ -66,16 +83,15 @@ def test_plugin_reports_show_every_expectation_and_no_summary() -> None:
 
 def test_a_probed_cell_says_what_answers_with_product_and_exposure() -> None:
     probed = result("db", 45000, "open", "syn-ack")
-    probed["probe"] = {
-        "service": "redis",
-        "evidence": "+PONG",
-        "product": "Redis",
-        "version": "7.0.15",
-        "auth": "none",
-    }
+    redis = ServiceInfo("redis", "+PONG", product="Redis", version="7.0.15", auth="none")
     hostile = result("db", 45001, "open", "syn-ack")
-    hostile["probe"] = {"service": 7}  # a hand-edited report: shown raw, never a crash
-    data = page_data({"results": [probed, hostile], "summary": {}})
+    # A hand-edited report's service that is no name of ours: shown raw, never a crash. (A service
+    # that is not text at all never gets this far: tests/test_hostile.py, probe-service-number.)
+    odd = ServiceInfo("7", "")
+    data = page(
+        [probed, hostile], services={("db", Protocol.TCP, 45000): redis, ("db", Protocol.TCP, 45001): odd}
+    )
     first, second = data["grid"][0]
     assert first["details"]["identified"] == 'redis (Redis 7.0.15) EXPOSED: no authentication "+PONG"'
+    assert first["details"]["probe"]["product"] == "Redis"
     assert second["details"]["identified"] == "7"

@@ -360,6 +360,78 @@ def test_addresses_and_host_names_spelled_right_are_accepted(tmp_path: Path, add
     assert load_inventory(write(tmp_path, text)).hosts[0].address == address
 
 
+MANY_IN_ONE_HOST = (
+    "defaults:\n"
+    "  timeout: soon\n"  # 2
+    "hosts:\n"
+    "  web:\n"
+    "    address: 10.0.0.256\n"  # 5
+    '    open: [22, 70000, "80-70"]\n'  # 6: two bad specs in one list
+    "    closd: [23]\n"  # 7
+    "    retries: -1\n"  # 8
+    "    closed:\n"
+    "      - {port: 24, servce: ssh}\n"  # 10
+    "      - 0443\n"  # 11
+    "      - 25\n"
+    "    from:\n"
+    "      'bad vantage':\n"  # 14
+    "        open: [99999]\n"  # 15
+    "  ok:\n"
+    "    address: 127.0.0.1\n"
+    "    open: [22]\n"
+)
+"""One host with a problem on nearly every line: each must be reported, with its line."""
+
+
+def test_every_problem_of_one_host_is_reported_at_once_in_file_order(tmp_path: Path) -> None:
+    path = write(tmp_path, MANY_IN_ONE_HOST)
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(path)
+    problems = raised.value.problems
+    expected = [
+        (2, "timeout in defaults must be a number of seconds, not 'soon'"),
+        (5, "'10.0.0.256' is not a plain IPv4 address"),
+        (6, "port 70000 in '70000' is out of range"),
+        (6, "'80-70'"),
+        (7, "unknown key 'closd' in host 'web': did you mean 'closed'?"),
+        (8, "retries in host 'web' must be at least 0, not -1"),
+        (10, "unknown key 'servce' in an entry of 'web': did you mean 'service'?"),
+        (11, "'0443' starts with a zero"),
+        (14, "vantage name 'bad vantage'"),
+        (15, "port 99999 in '99999' is out of range"),
+    ]
+    assert [(p.line, p.path) for p in problems] == [(line, path) for line, _ in expected], str(raised.value)
+    for problem, (_, words) in zip(problems, expected, strict=True):
+        assert words in problem.message, str(problem)
+    # One line each, file:line: fix; the error itself points at the first.
+    lines = str(raised.value).splitlines()
+    assert lines == [str(problem) for problem in problems]
+    assert all(line.startswith(f"{path}:") for line in lines)
+    assert (raised.value.line, raised.value.path) == (2, path)
+
+
+@pytest.mark.parametrize(
+    ("text", "reported"),
+    [
+        # The consequence of a skipped key is not a second problem: the entry has no service: because
+        # 'servce' was not read, and the host declares ports, in the list whose key is misspelt.
+        ("hosts:\n  web:\n    closed:\n      - {port: 24, servce: ssh}\n", [4]),
+        ("hosts:\n  web:\n    oppen: [22]\n", [3]),
+        ("hosts:\n  web:\n    open: [0]\n", [3]),
+        # A name refused for test ids is not refused again as the address it stands for.
+        ('hosts:\n  "a[1]":\n    open: [1]\n', [2]),
+        # Two problems on one line keep the order they were found in.
+        ('hosts:\n  web:\n    open: ["x", 0]\n', [3, 3]),
+    ],
+)
+def test_a_problem_is_reported_once_not_with_its_consequences(
+    tmp_path: Path, text: str, reported: list[int]
+) -> None:
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(write(tmp_path, text))
+    assert [problem.line for problem in raised.value.problems] == reported, str(raised.value)
+
+
 def test_every_broken_host_is_reported_at_once_with_its_line(tmp_path: Path) -> None:
     text = (
         "hosts:\n"

@@ -13,7 +13,16 @@ from pytest_portcheck.inventory import (
     ServiceRequirement,
     TlsRequirement,
 )
-from pytest_portcheck.judge import Verdict, judge, judge_range, service_problems, silent_addresses
+from pytest_portcheck.judge import (
+    Verdict,
+    judge,
+    judge_range,
+    service_problems,
+    silence_message,
+    silent_addresses,
+    silent_hosts,
+    silent_of,
+)
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.services import ServiceInfo, TlsInfo
 
@@ -53,6 +62,27 @@ def test_silent_addresses_count_every_probed_port() -> None:
         result("10.0.0.3", 22, PortState.ERROR),
     ]
     assert silent_addresses(results) == {"10.0.0.2"}
+
+
+def test_silent_hosts_gather_what_each_item_was_judged_once_per_address() -> None:
+    silent = silent_addresses([
+        result("10.0.0.1", 22, PortState.FILTERED), result("10.0.0.1", 23, PortState.OPEN_FILTERED, Protocol.UDP),
+        result("10.0.0.2", 22, PortState.CLOSED), result("10.0.0.3", 22, PortState.FILTERED),
+    ])  # fmt: skip
+    web = silent_of(Resolution("web", ("10.0.0.3", "10.0.0.2", "10.0.0.1")), silent)
+    assert web == ("10.0.0.3", "10.0.0.1")  # resolver order; 10.0.0.2 refused, so it answered
+    assert silent_of(Resolution("gone", (), "dns-error: x"), silent) == ()
+    items = [(("a.yml", "web"), web), (("a.yml", "db"), ()), (("a.yml", "web"), ("10.0.0.1",)),
+             (("b.yml", "web"), ("10.0.0.1",))]  # fmt: skip
+    # Keyed as the caller names hosts: two inventories' "web" stay two; a host with no silence is absent.
+    assert silent_hosts(items) == {
+        ("a.yml", "web"): ("10.0.0.3", "10.0.0.1"),
+        ("b.yml", "web"): ("10.0.0.1",),
+    }
+    assert silent_hosts([]) == {}
+    assert silence_message("a.yml::web", ("10.0.0.3", "10.0.0.1")) == (
+        "a.yml::web: no port answered on 10.0.0.3, 10.0.0.1 — is the address right?"
+    )
 
 
 def test_udp_range_fails_on_silence_unless_it_counts_as_closed() -> None:

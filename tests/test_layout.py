@@ -28,6 +28,14 @@ FORBIDDEN = {
     "cli.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.collect",
                "pytest_portcheck.session", "pytest_portcheck.summary"),
     "inventory.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.probes"),
+    "judgedreport.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes",
+                        "pytest_portcheck.plugin", "pytest_portcheck.cli"),
+    "htmlreport.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes",
+                      "pytest_portcheck.plugin", "pytest_portcheck.cli", "pytest_portcheck.engine.connect",
+                      "pytest_portcheck.engine.shard"),
+    "progress.py": ("pytest", "_pytest", "pytest_portcheck"),
+    "exitstatus.py": ("pytest", "_pytest", "pytest_portcheck"),
+    "sharecommand.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.cli"),
 }  # fmt: skip
 
 
@@ -56,6 +64,24 @@ def test_imports_run_one_way() -> None:
             )
             assert not bad, f"{path.relative_to(PACKAGE)} imports {', '.join(bad)}"
     assert checked >= 15
+
+
+def test_only_the_entry_point_imports_the_command_line() -> None:
+    """cli.py is a front end: what its other front ends (sharecommand) share with it lives below it
+    (``exitstatus``, ``progress``), so nothing in the package but ``__main__`` imports it."""
+
+    def imports_cli(path: Path) -> bool:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliased = any(  # from pytest_portcheck import cli
+            isinstance(node, ast.ImportFrom)
+            and node.module == "pytest_portcheck"
+            and any(alias.name == "cli" for alias in node.names)
+            for node in ast.walk(tree)
+        )
+        return aliased or "pytest_portcheck.cli" in imported(path)
+
+    importers = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if imports_cli(path))
+    assert importers == ["__main__.py"]
 
 
 def test_module_docstrings_say_what_must_not_be_imported() -> None:

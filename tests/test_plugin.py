@@ -236,6 +236,31 @@ def test_broken_inventory_is_a_collection_error_never_a_pass(
     assert "Traceback" not in result.stdout.str()
 
 
+def test_every_problem_of_a_broken_host_is_in_the_collection_error(pytester: pytest.Pytester) -> None:
+    text = (
+        "hosts:\n"
+        "  web:\n"
+        "    address: 'bad_name!'\n"  # 3
+        "    open: [22, 70000]\n"  # 4
+        "    clsoed: [23]\n"  # 5
+        "  db:\n"
+        "    address: 127.0.0.1\n"
+        "    open: [5432]\n"
+    )
+    path = inventory(pytester, text)
+    result = pytester.runpytest("--portcheck", "inventory.yml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # collection errors stop the run: nothing is scanned
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"portcheck inventory error: {path}:3: 'bad_name!' is neither an IP address nor a valid host name*",
+            f"{path}:4: port 70000 in '70000' is out of range*",
+            f"{path}:5: unknown key 'clsoed' in host 'web': did you mean 'closed'?",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_dns_failure_is_an_error_for_every_item(pytester: pytest.Pytester) -> None:
     bad = "x" * 70 + ".example"  # refused by the IDNA codec: no query leaves the machine
     inventory(pytester, f"hosts:\n  ghost:\n    address: {bad}\n    closed: [22, 80]\n")
@@ -318,6 +343,37 @@ def test_fixtures_for_python_tests(pytester: pytest.Pytester, listen: ListenerFa
     )
     result = pytester.runpytest("test_custom.py", "--portcheck", "inventory.yml")
     result.assert_outcomes(passed=3)
+
+
+def test_scan_fixture_options_override_the_settings_fixture_by_name(pytester: pytest.Pytester) -> None:
+    """Options given to portcheck_scan replace those fields only: the rest of an overridden
+    portcheck_settings (here the window, the UDP pace and the rates) is kept, not reset to defaults."""
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_portcheck.engine import ScanSettings
+
+        @pytest.fixture(scope="session")
+        def portcheck_settings():
+            return ScanSettings(timeout=2.0, retries=0, window=7, udp_rate=3.0, max_rate=500.0, min_rate=5.0)
+        """
+    )
+    pytester.makepyfile(
+        test_custom=f"""
+        import pytest
+
+        def test_adhoc(portcheck_scan):
+            report = portcheck_scan("127.0.0.1", "{unused_port()}", timeout=0.5, retries=2)
+            s = report.settings
+            assert (s.timeout, s.retries, s.window, s.udp_rate, s.max_rate, s.min_rate) == (
+                0.5, 2, 7, 3.0, 500.0, 5.0)
+
+        def test_unknown(portcheck_scan):
+            with pytest.raises(TypeError, match="unknown scan settings: burst"):
+                portcheck_scan("127.0.0.1", "1", burst=3)
+        """
+    )
+    pytester.runpytest("test_custom.py").assert_outcomes(passed=2)
 
 
 def test_results_fixture_skips_without_inventory(pytester: pytest.Pytester) -> None:

@@ -17,6 +17,7 @@ from pytest_portcheck.results import (
     dump_report,
     report_from_dict,
     result_key,
+    stats_from_quality,
 )
 from pytest_portcheck.services import ServiceInfo, TlsInfo
 
@@ -95,11 +96,15 @@ def test_scan_quality_reads_back_and_older_reports_have_none() -> None:
 
 def test_html_page_lists_scan_quality_as_text() -> None:
     from pytest_portcheck.htmlreport import render_html
+    from pytest_portcheck.judgedreport import JudgedReport
 
     entry = {"address": "192.0.2.9", "rate_pps": 900.0, "drops": 5, "retries": 6, "reexaminations": 1}
-    document = {"version": 1, "results": [], "summary": {}, "scan_quality": [{**entry, "unresolved": 1}]}
-    page = render_html(document)
+    stats = stats_from_quality([{**entry, "unresolved": 1}])
+    report = ScanReport([], [], ScanSettings(), "", 0.0, stats)
+    page = render_html(JudgedReport(report))
     data = page.split('id="portcheck-data">', 1)[1]
     assert "192.0.2.9 dropped 5 probe(s)" in data and "UNRESOLVED on 1 port(s)" in data
-    quiet = render_html({**document, "scan_quality": []}).split('id="portcheck-data">', 1)[1]
+    quiet = render_html(JudgedReport(ScanReport([], [], ScanSettings(), "", 0.0))).split(
+        'id="portcheck-data">', 1
+    )[1]
     assert '"quality": []' in quiet and "dropped" not in quiet.split("</script>", 1)[0]

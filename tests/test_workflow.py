@@ -238,8 +238,6 @@ def test_markdown_summary_and_github_step_summary(
 
 
 def test_markdown_lists_are_capped_for_large_drift() -> None:
-    from types import SimpleNamespace
-
     from pytest_portcheck.session import ItemRecord
     from pytest_portcheck.summary import MARKDOWN_LIST_LIMIT, markdown_summary
 
@@ -251,7 +249,7 @@ def test_markdown_lists_are_capped_for_large_drift() -> None:
         )
         for port in range(1, count + 1)
     }  # fmt: skip
-    text = markdown_summary(SimpleNamespace(records=records, shared_report=lambda: None))  # type: ignore[arg-type]
+    text = markdown_summary(records, None)
     assert text.startswith(f"## portcheck: {count} drift, 0 error(s)")
     assert f"| web | 10.0.0.1 | {count} closed | {count} open | {count} | 0 |" in text
     drift = [line for line in text.splitlines() if line.startswith("- ")]

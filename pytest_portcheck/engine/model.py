@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 from pytest_portcheck.ports import Protocol, service_name
 
+TYPE_CHECKING = False  # no typing at run time: the command's start-up imports this module
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 
 class PortState(str, enum.Enum):
     OPEN = "open"
@@ -51,6 +55,15 @@ DEFAULT_WINDOW = 4096
 
 class ScanError(Exception):
     """A scan that cannot run as asked (bad target, too large a block); the message names the fix."""
+
+
+class RatesCrossed(ScanError):
+    """A minimum rate above the maximum: the facts only, each front end names its own options."""
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        super().__init__(f"the minimum rate ({minimum:g}/s) is above the maximum rate ({maximum:g}/s)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +139,56 @@ class ScanSettings:
             if rate is not None and not rate > 0:
                 raise ScanError(f"the {name} rate must be more than 0 probes per second, not {rate}")
         if self.max_rate is not None and self.min_rate is not None and self.min_rate > self.max_rate:
-            raise ScanError(
-                f"the minimum rate ({self.min_rate:g}/s) is above the maximum rate ({self.max_rate:g}/s): "
-                "lower --min-rate or raise --max-rate"
-            )
+            raise RatesCrossed(self.min_rate, self.max_rate)
+
+
+SETTING_NAMES = ("timeout", "retries", "window", "processes", "udp_rate", "max_rate", "min_rate")
+"""Every field of ``ScanSettings``, by the name front ends and files give it."""
+_SETTING_KINDS: dict[str, tuple[type[float] | type[int], bool]] = {
+    "timeout": (float, False),
+    "retries": (int, False),
+    "window": (int, False),
+    "processes": (int, True),
+    "udp_rate": (float, False),
+    "max_rate": (float, True),
+    "min_rate": (float, True),
+}
+"""Per setting: the number it is, and whether None (no cap, the default choice) is a value."""
+
+
+def settings_from_options(
+    options: Mapping[str, object] | None = None, *, base: ScanSettings | None = None
+) -> ScanSettings:
+    """The one way settings are built from what a user, an inventory or a file gave: the named
+    ``options`` over ``base`` (the defaults when None), every field carried by name.
+
+    Unknown names are a TypeError naming them (a caller's mistake); a value that is not a number of
+    the right kind, or out of range, is a ScanError saying which and why (``ScanSettings`` validates).
+    """
+    unknown = [name for name in options or {} if name not in _SETTING_KINDS]
+    if unknown:
+        raise TypeError(f"unknown scan settings: {', '.join(unknown)}")
+    values = settings_to_options(base if base is not None else ScanSettings())
+    for name, value in (options or {}).items():
+        values[name] = _setting_value(name, value)
+    return ScanSettings(**values)  # type: ignore[arg-type]
+
+
+def settings_to_options(settings: ScanSettings) -> dict[str, object]:
+    """Every field of ``settings`` by name: what ``settings_from_options`` takes back unchanged."""
+    return {name: getattr(settings, name) for name in SETTING_NAMES}
+
+
+def _setting_value(name: str, value: object) -> float | int | None:
+    kind, optional = _SETTING_KINDS[name]
+    if value is None and optional:
+        return None
+    whole = kind is int
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        raise ScanError(
+            f"the {name} setting must be {'a whole number' if whole else 'a number'}, not {value!r}"
+        )
+    return value  # as given (a whole number of seconds stays one): the messages quote it
 
 
 @dataclass(frozen=True, slots=True)

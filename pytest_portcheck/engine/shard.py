@@ -24,7 +24,6 @@ import select
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -37,6 +36,8 @@ from pytest_portcheck.engine.model import (
     ScanSettings,
     ScanStats,
     Target,
+    settings_from_options,
+    settings_to_options,
 )
 from pytest_portcheck.ports import Protocol
 
@@ -68,7 +69,7 @@ def scan(
 
     ``stats``, when given, is filled in as the scan goes (probes sent, self-connects, back-offs).
     """
-    settings = settings or ScanSettings()
+    settings = settings or settings_from_options()
     stats = stats if stats is not None else ScanStats()
     # UDP retries are paced per address against ICMP rate limits, and remote addresses get adaptive
     # timing (congestion control on drops): one process must see every probe to such an address.
@@ -134,15 +135,8 @@ class _Worker:
 
     def send_targets(self) -> None:
         assert self.process.stdin is not None
-        header = {
-            "timeout": self._settings.timeout,
-            "retries": self._settings.retries,
-            "window": self._settings.window,
-            "max_rate": self._settings.max_rate,
-            "min_rate": self._settings.min_rate,
-        }
         # One line per run of targets that share an address: "ADDRESS<TAB>PORT,PORT,...".
-        lines = [json.dumps(header)]
+        lines = [encode_settings(self._settings)]
         for address, group in itertools.groupby(self.shard, key=lambda t: t.address):
             lines.append(f"{address}\t{','.join(str(t.port) for t in group)}")
         try:
@@ -164,29 +158,13 @@ class _Worker:
         *lines, self.buffer = self.buffer.split(b"\n")
         results = []
         for line in lines:
-            fields = line.decode().split("\t")
-            if fields[0] == "#stats":
-                sent, self_connects, backoffs, window, paced, limited = (int(v) for v in fields[1:7])
-                self.stats = ScanStats(sent, self_connects, backoffs, window, paced, limited)
-                for entry in json.loads(fields[7]) if len(fields) > 7 else []:
-                    self.stats.note(AddressQuality(**entry))
+            text = line.decode()
+            if text.startswith(_STATS_TAG):
+                self.stats = decode_stats(text)
                 continue
-            index = int(fields[0])
-            target = self.shard[index]
+            index = int(text.split("\t", 1)[0])
             self.decided[index] = True
-            latency = float(fields[3]) if fields[3] else None
-            results.append(
-                ProbeResult(
-                    target.host,
-                    target.address,
-                    target.proto,
-                    target.port,
-                    PortState(fields[1]),
-                    fields[2],
-                    latency,
-                    int(fields[4]),
-                )
-            )
+            results.append(decode_result(text, self.shard[index]))
         return results, False
 
     def undecided(self) -> list[ProbeResult]:
@@ -225,7 +203,9 @@ class _ShardedScan:
         min_rate = settings.min_rate
         if min_rate is not None and max_rate is not None:
             min_rate = min(min_rate, max_rate)
-        self._settings = replace(settings, window=window, processes=1, max_rate=max_rate, min_rate=min_rate)
+        self._settings = settings_from_options(
+            {"window": window, "processes": 1, "max_rate": max_rate, "min_rate": min_rate}, base=settings
+        )
         self._stats = stats
 
     def run(self) -> Iterator[ProbeResult]:
@@ -288,15 +268,7 @@ def worker_entry(parent: int) -> None:
 
 def _worker_main(parent: int) -> int:
     """Scan the targets given on stdin; write one line per result on stdout as they are decided."""
-    header = json.loads(sys.stdin.readline())
-    settings = ScanSettings(
-        timeout=header["timeout"],
-        retries=header["retries"],
-        window=header["window"],
-        processes=1,
-        max_rate=header.get("max_rate"),
-        min_rate=header.get("min_rate"),
-    )
+    settings = decode_settings(sys.stdin.readline())
     targets: list[Target] = []
     for line in sys.stdin:
         address, ports = line.rstrip("\n").split("\t")
@@ -308,8 +280,7 @@ def _worker_main(parent: int) -> int:
     batch: list[str] = []
     last_flush = time.monotonic()
     for result in scanner.scan(targets):
-        latency = "" if result.latency_ms is None else repr(result.latency_ms)
-        batch.append(f"{result.host}\t{result.state.value}\t{result.reason}\t{latency}\t{result.attempts}\n")
+        batch.append(encode_result(result))
         if len(batch) >= 512 or time.monotonic() - last_flush > 0.02:
             if os.getppid() != parent:  # orphaned where PR_SET_PDEATHSIG is missing: stop probing
                 return 130
@@ -317,12 +288,72 @@ def _worker_main(parent: int) -> int:
             out.flush()
             batch.clear()
             last_flush = time.monotonic()
-    stats = scanner.stats
-    batch.append(
-        f"#stats\t{stats.probes_sent}\t{stats.self_connects}\t{stats.resource_backoffs}\t"
-        f"{stats.smallest_window}\t{stats.paced_probes}\t{stats.rate_limited}\t"
-        f"{json.dumps([dataclasses.asdict(q) for q in stats.addresses.values()])}\n"
-    )
+    batch.append(encode_stats(scanner.stats))
     out.write("".join(batch).encode())
     out.flush()
     return 0
+
+
+# --- the messages between the parent and a worker: every value by name or by one codec pair ---
+
+_STATS_TAG = "#stats\t"
+_STATS_COUNTERS = (
+    "probes_sent",
+    "self_connects",
+    "resource_backoffs",
+    "smallest_window",
+    "paced_probes",
+    "rate_limited",
+)
+"""The ``ScanStats`` counters a worker reports (``processes`` is the parent's to count)."""
+
+
+def encode_settings(settings: ScanSettings) -> str:
+    """The first line a worker reads: every setting by name (JSON)."""
+    return json.dumps(settings_to_options(settings))
+
+
+def decode_settings(line: str) -> ScanSettings:
+    """A worker's settings; it is one process whatever the parent's scan uses."""
+    return settings_from_options({**json.loads(line), "processes": 1})
+
+
+def encode_result(result: ProbeResult) -> str:
+    """One decided target: ``INDEX<TAB>STATE<TAB>REASON<TAB>LATENCY<TAB>ATTEMPTS``; in a worker the
+    result's host is the target's index in its shard, so duplicate targets stay apart."""
+    latency = "" if result.latency_ms is None else repr(result.latency_ms)
+    return f"{result.host}\t{result.state.value}\t{result.reason}\t{latency}\t{result.attempts}\n"
+
+
+def decode_result(line: str, target: Target) -> ProbeResult:
+    """The result ``encode_result`` wrote for ``target`` (its index is the line's first field)."""
+    _index, state, reason, latency, attempts = line.rstrip("\n").split("\t")
+    return ProbeResult(
+        host=target.host,
+        address=target.address,
+        proto=target.proto,
+        port=target.port,
+        state=PortState(state),
+        reason=reason,
+        latency_ms=float(latency) if latency else None,
+        attempts=int(attempts),
+    )
+
+
+def encode_stats(stats: ScanStats) -> str:
+    """A worker's last line: its counters and per-address quality, by name (JSON)."""
+    message = {
+        "counters": {name: getattr(stats, name) for name in _STATS_COUNTERS},
+        "addresses": [dataclasses.asdict(quality) for quality in stats.addresses.values()],
+    }
+    return _STATS_TAG + json.dumps(message) + "\n"
+
+
+def decode_stats(line: str) -> ScanStats:
+    message = json.loads(line[len(_STATS_TAG) :])
+    stats = ScanStats()
+    for name in _STATS_COUNTERS:
+        setattr(stats, name, int(message["counters"][name]))
+    for entry in message["addresses"]:
+        stats.note(AddressQuality(**entry))
+    return stats
