@@ -118,7 +118,10 @@ class CheckItem(pytest.Item):
 
         run = self.config.stash[RUN_KEY]
         shared = run.results()
-        self.silent = shared.silent_of(self.host)
+        if run.judging is not None:
+            self.silent = run.judging.union(self.path).silent_of(self.host)
+        else:
+            self.silent = shared.silent_of(self.host)
         self.judgement = self.judge(run, shared)
         services = shared.report.services
         keyed = [(r.address, port_key(r.address, r.proto, r.port)) for r in self.judgement.found if r.address]

@@ -92,11 +92,17 @@ def silent_addresses(results: Iterable[ProbeResult]) -> frozenset[str]:
     """The one definition of "nothing answered": addresses on which every port probed (by any host,
     expectation or range) stayed silent (filtered or open|filtered). Such an address may be wrong or
     down, and its silence would satisfy closed: and only_open: — so it is warned about, or an error."""
-    states: dict[str, set[PortState]] = {}
-    for result in results:
-        if result.address is not None:
-            states.setdefault(result.address, set()).add(result.state)
-    return frozenset(address for address, seen in states.items() if seen <= _SILENT)
+    return silent_among((result.address, result.state) for result in results)
+
+
+def silent_among(states: Iterable[tuple[str | None, PortState]]) -> frozenset[str]:
+    """``silent_addresses`` over (address, state) pairs, for readers that hold states without
+    results (a shard report's usual state of an address stands for many ports)."""
+    seen: dict[str, set[PortState]] = {}
+    for address, state in states:
+        if address is not None:
+            seen.setdefault(address, set()).add(state)
+    return frozenset(address for address, found in seen.items() if found <= _SILENT)
 
 
 def silent_of(resolution: Resolution | None, silent: Collection[str]) -> tuple[str, ...]:
@@ -123,7 +129,7 @@ def silence_message(where: str, silent: Sequence[str]) -> str:
     return f"{where}: no port answered on {', '.join(silent)} — is the address right?"
 
 
-def _silence_error(where: str, silent: Sequence[str]) -> Judgement:
+def silence_error(where: str, silent: Sequence[str]) -> Judgement:
     return Judgement(Verdict.ERROR, f"{silence_message(where, silent)} (--portcheck-strict)", ())
 
 
@@ -181,7 +187,7 @@ def judge(
         lines = [f"{where}: cannot check {r.address} — {r.reason}" for r in errors]
         return Judgement(Verdict.ERROR, "\n".join(lines), tuple(found))
     if silent and strict:
-        return _silence_error(where, silent)
+        return silence_error(where, silent)
     wanted = _SATISFIES[expectation.expect]
     if expectation.silence_counts_as_closed:
         wanted = wanted | {PortState.OPEN_FILTERED}
@@ -320,7 +326,7 @@ def judge_range(
     if errors:
         return Judgement(Verdict.ERROR, "\n".join(errors), tuple(unexpected))
     if silent and strict:
-        return _silence_error(where, silent)
+        return silence_error(where, silent)
     if lines:
         return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
     if strict and quality:

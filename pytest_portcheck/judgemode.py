@@ -76,7 +76,9 @@ class JudgeMode:
         key = inventory_path.resolve()
         if key not in self._unions:
             plan = plan_inventory(self.run.load(inventory_path))
-            self._unions[key] = ReportUnion(self.reports(), plan, allow_other_inventory=self.allow_other)
+            self._unions[key] = ReportUnion(
+                self.reports(), plan, allow_other_inventory=self.allow_other, strict=self.run.strict
+            )
         return self._unions[key]
 
     def placeholder(self) -> Any:

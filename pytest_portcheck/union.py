@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution
 from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule
-from pytest_portcheck.judge import Judgement, Verdict, judge
+from pytest_portcheck.judge import Judgement, Verdict, judge, silence_error, silent_among, silent_of
 from pytest_portcheck.plan import ShardSplit, WorkPlan
 from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.results import ResultKey
@@ -54,9 +54,17 @@ class ReportUnion:
     """Reports judged together against one inventory plan."""
 
     def __init__(
-        self, reports: Sequence[LoadedReport], plan: WorkPlan, *, allow_other_inventory: bool = False
+        self,
+        reports: Sequence[LoadedReport],
+        plan: WorkPlan,
+        *,
+        allow_other_inventory: bool = False,
+        strict: bool = False,
     ) -> None:
         self.plan = plan
+        self.strict = strict
+        """``--portcheck-strict``: a host on which nothing answered is an error, as in a scan."""
+        self._silent: dict[str | None, frozenset[str]] = {}
         self.problems: list[str] = []
         self.refused: list[str] = []
         self.groups: list[ShardGroup] = []
@@ -136,6 +144,29 @@ class ReportUnion:
         if not seen:
             return None
         return Resolution(host, tuple(addresses), None if addresses else error)
+
+    def silent_addresses(self, vantage: str | None) -> frozenset[str]:
+        """Addresses on which nothing answered in the reports of ``vantage`` (``judge.silent_among``:
+        the rule a scanning run applies), each shard's usual state standing for its ports."""
+        if vantage not in self._silent:
+            self._silent[vantage] = silent_among(self._states(vantage))
+        return self._silent[vantage]
+
+    def _states(self, vantage: str | None) -> Iterator[tuple[str | None, PortState]]:
+        for report in self.reports_of(vantage):
+            for summary in report.usual.values():
+                if summary.count != 0:
+                    yield summary.address, summary.state
+            for result in report.listed.values():
+                yield result.address, result.state
+
+    def silent_of(self, host: HostSpec) -> tuple[str, ...]:
+        """The host's addresses on which nothing answered, from any vantage: the summary warns of them."""
+        found: dict[str, None] = {}
+        for vantage in self.vantages:
+            resolution = self.resolution(vantage, host.address)
+            found.update(dict.fromkeys(silent_of(resolution, self.silent_addresses(vantage))))
+        return tuple(found)
 
     def resolution_differences(self) -> list[str]:
         """Hosts that resolved differently in different reports of one vantage."""
@@ -231,8 +262,15 @@ class ReportUnion:
         judgements = []
         for vantage in vantages:
             view = UnitView(self, vantage, host.address)
+            resolution = self.resolution(vantage, host.address)
             found = judge(
-                host, expectation, self.resolution(vantage, host.address), view, services=self.services
+                host,
+                expectation,
+                resolution,
+                view,
+                services=self.services,
+                silent=silent_of(resolution, self.silent_addresses(vantage)),
+                strict=self.strict,
             )
             judgements.append((vantage, found))
         return combine(judgements)
@@ -260,6 +298,9 @@ class ReportUnion:
         if resolution is None or resolution.error is not None:
             why = resolution.error if resolution is not None else "no report names the host"
             return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
+        nothing_answered = silent_of(resolution, self.silent_addresses(vantage))
+        if nothing_answered and self.strict:
+            return silence_error(where, nothing_answered)
         ports = self._port_set(rule)
         groups = [g for g in self.groups if g.vantage == vantage and g.plan.host(host.address) is not None]
         errors: list[str] = []

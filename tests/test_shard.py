@@ -341,3 +341,34 @@ def test_report_of_another_version_is_refused_by_v1_readers(tmp_path: Path) -> N
     done = portcheck("diff", "s.json", "s.json", cwd=tmp_path)
     assert done.returncode == 2 and "a shard report (version 2)" in done.stderr
     assert REPO.is_dir()
+
+
+def test_judge_warns_of_a_silent_host_and_strict_makes_errors(
+    pytester: pytest.Pytester, silent_port: int
+) -> None:
+    # A judge that passed closed: on an address where nothing answered, without the warning a
+    # scanning run gives, would hide a wrong address or a host that is down.
+    pytester.makefile(
+        ".yml",
+        inventory=(
+            "defaults:\n  timeout: 0.2\n  retries: 0\nhosts:\n"
+            f"  quiet:\n    address: 127.0.0.1\n    closed: [{silent_port}]\n"
+            f'    only_open: []\n    range: "{silent_port}-{silent_port}"\n'
+        ),
+    )
+    scan_shards(pytester.path, 2)
+    args = ["--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", "-p", "no:cacheprovider"]
+    relaxed = pytester.runpytest_subprocess(*args)
+    relaxed.assert_outcomes(passed=2)
+    relaxed.stdout.fnmatch_lines(
+        ["WARNING: inventory.yml::quiet: no port answered on 127.0.0.1 — is the address right?*"]
+    )
+    strict = pytester.runpytest_subprocess(*args, "--portcheck-strict")
+    strict.assert_outcomes(errors=2)
+    strict.stdout.fnmatch_lines(
+        [
+            f"*quiet (127.0.0.1) tcp/{silent_port}: no port answered on 127.0.0.1 — is the address right? "
+            "(--portcheck-strict)",
+            f"*quiet tcp/{silent_port}: no port answered on 127.0.0.1 — is the address right? (--portcheck-strict)",
+        ]
+    )
