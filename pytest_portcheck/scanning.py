@@ -162,12 +162,12 @@ def scan_inventory(
     stats = ScanStats()
     results: list[ProbeResult] = []
     total = sum(len(targets) for targets in groups.values())
-    for timing, targets in groups.items():
-        for result in scan(targets, timing_settings(timing, window), stats):
-            results.append(result)
-            if progress is not None:  # (done, total) after every result: the caller paces redraws
-                progress(len(results), total)
-    results = _confirm_silent_opens(pairs, addresses, results, stats)
+    base = None if window is None else settings_from_options({"window": window})
+    for result in scan_by_timing(groups, stats, base):
+        results.append(result)
+        if progress is not None:  # (done, total) after every result: the caller paces redraws
+            progress(len(results), total)
+    results = confirm_silent_opens(pairs, addresses, results, stats)
     base = timing_settings(next(iter(groups))) if len(groups) == 1 else settings_from_options()
     by_key = index_results(results)
     probe_pairs = pairs + [pair for host, _ in ranges for pair in range_pairs(host)] if all_banners else pairs
@@ -183,14 +183,14 @@ def _targets_by_timing(
     pairs: Sequence[tuple[HostSpec, Expectation]],
     ranges: Sequence[tuple[HostSpec, RangeRule]],
     addresses: Mapping[str, tuple[str, ...]],
-) -> dict[_Timing, list[Target]]:
+) -> dict[Timing, list[Target]]:
     """Each (address, protocol, port) once, under the timing of the host that asked for it (the most
     patient one where hosts share it): one engine run per distinct timing."""
-    settings_of: dict[ResultKey, _Timing] = {}
+    settings_of: dict[ResultKey, Timing] = {}
     owner: dict[ResultKey, str] = {}
 
     def want(host: HostSpec, ports: Iterable[tuple[Protocol, int]]) -> None:
-        setting = (host.timeout, host.retries, host.max_rate, host.min_rate)
+        setting = host_timing(host)
         for address in addresses[host.address]:
             for proto, port in ports:
                 key = port_key(address, proto, port)
@@ -199,13 +199,13 @@ def _targets_by_timing(
                     settings_of[key] = setting
                     owner[key] = host.address
                 elif known != setting:  # the most patient setting wins for a shared port
-                    settings_of[key] = _most_patient(known, setting)
+                    settings_of[key] = most_patient(known, setting)
 
     for host, expectation in pairs:
         want(host, [(expectation.proto, expectation.port)])
     for host, rule in ranges:
         want(host, [(rule.proto, port) for port in rule.ports])
-    groups: dict[_Timing, list[Target]] = {}
+    groups: dict[Timing, list[Target]] = {}
     for key, setting in settings_of.items():
         address, proto, port = key
         groups.setdefault(setting, []).append(Target(owner[key], address, proto, port))
@@ -237,20 +237,33 @@ def _open_in_ranges(
     return found[:_MAX_UNEXPECTED_PROBES]
 
 
-_Timing = tuple[float, int, float | None, float | None]
-"""timeout, retries, max_rate, min_rate"""
+Timing = tuple[float, int, float | None, float | None]
+"""An inventory host's timing: timeout, retries, max_rate, min_rate."""
 
 
-def timing_settings(timing: _Timing, window: int | None = None) -> ScanSettings:
-    """The engine settings for one inventory timing (and an optional window): built here only."""
+def host_timing(host: HostSpec) -> Timing:
+    return (host.timeout, host.retries, host.max_rate, host.min_rate)
+
+
+def timing_settings(timing: Timing, base: ScanSettings | None = None) -> ScanSettings:
+    """The engine settings for one inventory timing, over ``base`` (window, processes): built here only."""
     from pytest_portcheck.engine.model import settings_from_options
 
     timeout, retries, max_rate, min_rate = timing
     options = {"timeout": timeout, "retries": retries, "max_rate": max_rate, "min_rate": min_rate}
-    return settings_from_options(options if window is None else {**options, "window": window})
+    return settings_from_options(options, base=base)
 
 
-def _most_patient(one: _Timing, other: _Timing) -> _Timing:
+def scan_by_timing(
+    groups: Mapping[Timing, Sequence[Target]], stats: ScanStats, base: ScanSettings | None = None
+) -> Iterator[ProbeResult]:
+    """One engine run per distinct timing (an unsharded inventory scan and a shard scan alike),
+    each result as it comes: a caller cut short by Ctrl-C keeps what it already has."""
+    for timing, targets in groups.items():
+        yield from scan(targets, timing_settings(timing, base), stats)
+
+
+def most_patient(one: Timing, other: Timing) -> Timing:
     """For a port two hosts share: the longer wait, more retries, and the gentler rates."""
 
     def lower(a: float | None, b: float | None) -> float | None:
@@ -262,7 +275,7 @@ def _most_patient(one: _Timing, other: _Timing) -> _Timing:
 _CONFIRM_RETRIES = 3
 
 
-def _confirm_silent_opens(
+def confirm_silent_opens(
     pairs: Sequence[tuple[HostSpec, Expectation]],
     addresses: Mapping[str, tuple[str, ...]],
     results: list[ProbeResult],

@@ -130,6 +130,8 @@ def _head(report: ShardScanReport) -> dict[str, Any]:
             "timeout_s": report.settings.timeout,
             "retries": report.settings.retries,
             "window": report.settings.window,
+            "max_rate": report.settings.max_rate,
+            "min_rate": report.settings.min_rate,
         },
         "shard": {
             "digest": report.shard.digest,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_portcheck.engine import (
@@ -20,12 +20,18 @@ from pytest_portcheck.engine import (
     ScanStats,
     Target,
     resolve_hosts,
-    scan,
 )
 from pytest_portcheck.engine.model import settings_from_options
-from pytest_portcheck.inventory import Inventory
+from pytest_portcheck.inventory import Expect, Expectation, HostSpec, Inventory
 from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
 from pytest_portcheck.results import ResultKey
+from pytest_portcheck.scanning import (
+    Timing,
+    confirm_silent_opens,
+    most_patient,
+    scan_by_timing,
+    timing_settings,
+)
 from pytest_portcheck.services import ServiceInfo
 from pytest_portcheck.shardreport import ShardInfo, ShardScanReport, summarise
 
@@ -40,15 +46,47 @@ class ShareRequest:
 
 
 def share_targets(
-    plan: WorkPlan, split: ShardSplit, index: int, addresses: dict[str, tuple[str, ...]]
-) -> dict[tuple[float, int], list[Target]]:
-    """The share's targets, grouped by the (timeout, retries) of their host."""
-    groups: dict[tuple[float, int], list[Target]] = {}
+    plan: WorkPlan,
+    split: ShardSplit,
+    index: int,
+    addresses: Mapping[str, tuple[str, ...]],
+    timings: Mapping[str, Timing],
+) -> dict[Timing, list[Target]]:
+    """The share's targets, grouped by the timing of their address (``address_timings``)."""
+    groups: dict[Timing, list[Target]] = {}
     for unit in split.units(index):
         host, proto, port = plan.unit(unit)
-        group = groups.setdefault((host.timeout, host.retries), [])
+        group = groups.setdefault(timings[host.address], [])
         group.extend(Target(host.address, address, proto, port) for address in addresses[host.address])
     return groups
+
+
+def address_timings(inventory: Inventory, plan: WorkPlan) -> dict[str, Timing]:
+    """Per address: the plan's timeout and retries (in its digest) and the gentlest rates any host
+    on that address asks for, as an unsharded scan applies them to a port hosts share."""
+    timings: dict[str, Timing] = {}
+    for host in inventory.hosts:
+        work = plan.host(host.address)
+        if work is None:
+            continue
+        mine = (work.timeout, work.retries, host.max_rate, host.min_rate)
+        known = timings.get(host.address)
+        timings[host.address] = mine if known is None else most_patient(known, mine)
+    return timings
+
+
+def share_open_expectations(
+    inventory: Inventory, plan: WorkPlan, split: ShardSplit, index: int
+) -> list[tuple[HostSpec, Expectation]]:
+    """The ``open`` entries whose unit is in share ``index``: the ones its confirmation probes serve."""
+    mine = []
+    for host, expectation in inventory.expectations():
+        if expectation.expect is not Expect.OPEN:
+            continue
+        unit = plan.unit_index(host.address, expectation.proto, expectation.port)
+        if unit is not None and split.shard_of(unit) == index:
+            mine.append((host, expectation))
+    return mine
 
 
 def scan_share(
@@ -59,7 +97,9 @@ def scan_share(
     on_result: Callable[[ProbeResult], None] | None = None,
     interrupted: Callable[[], bool] | None = None,
 ) -> ShardScanReport:
-    """Scan share ``request.index`` of ``request.count``; Ctrl-C ends it with a report marked interrupted."""
+    """Scan share ``request.index`` of ``request.count`` as an unsharded run scans an inventory (its
+    hosts' timings and rates, confirmation of silent ``open`` ports); Ctrl-C ends it with a report
+    marked interrupted."""
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     clock = time.monotonic()
     plan = plan_inventory(inventory)
@@ -70,16 +110,18 @@ def scan_share(
     results: list[ProbeResult] = []
     stopped = False
     base = settings_from_options({"window": request.window, "processes": request.processes})
+    groups = share_targets(plan, split, request.index, addresses, address_timings(inventory, plan))
     try:
-        for (timeout, retries), targets in share_targets(plan, split, request.index, addresses).items():
-            settings = settings_from_options({"timeout": timeout, "retries": retries}, base=base)
-            base = settings
-            for result in scan(targets, settings, stats):
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
+        for result in scan_by_timing(groups, stats, base):
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        pairs = share_open_expectations(inventory, plan, split, request.index)
+        results = confirm_silent_opens(pairs, addresses, results, stats)
     except KeyboardInterrupt:
         stopped = True
+    if len(groups) == 1:
+        base = timing_settings(next(iter(groups)), base)
     services = {} if stopped else probe_declared_services(inventory, addresses, results)
     return ShardScanReport(
         ShardInfo(plan.digest, request.index, request.count, request.vantage),

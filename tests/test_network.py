@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -258,3 +259,50 @@ def test_an_open_port_that_met_silence_is_confirmed_before_it_fails(
     found = {r["port"]: r for r in json.loads((pytester.path / "r.json").read_text())["results"]}
     assert found[22]["state"] == "open" and found[22]["attempts"] > 1
     assert found[80]["attempts"] == 1
+
+
+def shard_scan(link: Link, folder: Path, inventory: str) -> tuple[dict[str, Any], float]:
+    """``portcheck scan --inventory --shard 1/1`` from the scanner namespace: the report and the time."""
+    (folder / "inventory.yml").write_text(inventory)
+    started = time.monotonic()
+    completed = link.scanner.portcheck(
+        "scan", "--inventory", str(folder / "inventory.yml"), "--shard", "1/1",
+        "--json", str(folder / "shard.json"), timeout=150,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads((folder / "shard.json").read_text()), elapsed
+
+
+def shard_results(report: dict[str, Any]) -> dict[int, tuple[str, int]]:
+    """port -> (state, attempts), from a shard report's usual states and exceptions."""
+    found: dict[int, tuple[str, int]] = {}
+    for _host, _address, _proto, _state, _reason, _count, listed in report["addresses"]:
+        for port, state, _why, _latency, attempts in listed:
+            found[port] = (state, attempts)
+    return found
+
+
+def test_a_shard_scan_confirms_an_open_port_that_met_silence(link: Link, tmp_path: Path) -> None:
+    # As test_an_open_port_that_met_silence_is_confirmed_before_it_fails, through a shard scan: it
+    # once lacked the confirmation probes, and a lost SYN failed an open: entry.
+    link.firewall("-A", "INPUT", "-p", "tcp", "--dport", "22", "--syn", "-m", "limit", "--limit", "1/hour",
+                  "--limit-burst", "1", "-j", "DROP")  # fmt: skip
+    report, _elapsed = shard_scan(
+        link, tmp_path, f"hosts:\n  db:\n    address: {ADDRESS}\n    timeout: 0.5\n    retries: 0\n"
+        "    open: [22, 80]\n    closed: [23, 24, 25]\n",
+    )  # fmt: skip
+    # Closed is the usual state, so the report lists both open ports with their attempts.
+    found = shard_results(report)
+    assert found[22][0] == "open" and found[22][1] > 1, report["addresses"]
+    assert found[80] == ("open", 1), report["addresses"]
+
+
+def test_a_shard_scan_keeps_the_hosts_max_rate(link: Link, tmp_path: Path) -> None:
+    # 400 probes at 200/s cannot take less than ~2 s; the shard scan once ignored max_rate.
+    report, elapsed = shard_scan(
+        link, tmp_path, f"hosts:\n  db:\n    address: {ADDRESS}\n    max_rate: 200\n    only_open: [22, 80]\n"
+        '    range: "1-400"\n',
+    )  # fmt: skip
+    assert elapsed >= 1.5
+    assert report["settings"]["max_rate"] == 200
