@@ -24,12 +24,12 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, ScanSettings, ScanStats, Target
 from pytest_portcheck.engine.payloads import udp_payload
 from pytest_portcheck.engine.timing import CATCH_UP, Destination, Pace
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.record import record
 
 # errno values that mean "we could not make the attempt": back off and try again.
 RESOURCE_ERRNOS = frozenset(
@@ -193,7 +193,7 @@ class _Poller:
             self._selector.close()
 
 
-@dataclass(slots=True, eq=False)
+@record(frozen=False, eq=False)
 class _Probe:
     target: Target
     sockaddr: tuple[object, ...]

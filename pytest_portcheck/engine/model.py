@@ -1,15 +1,16 @@
 """The engine's data: port states, reasons, targets, results and settings.
 
 Frozen values only; every module of the engine and both front ends speak in these types.
-Must not import pytest, yaml or anything outside the engine but ``ports``.
+Must not import pytest, yaml, dataclasses (``record`` makes the value classes: see why there) or
+anything outside the engine but ``ports`` and ``record``.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
 from pytest_portcheck.ports import Protocol, service_name
+from pytest_portcheck.record import field, record
 
 
 class PortState(str, enum.Enum):
@@ -53,7 +54,7 @@ class ScanError(Exception):
     """A scan that cannot run as asked (bad target, too large a block); the message names the fix."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Resolution:
     """What one target, as the user wrote it, resolved to: addresses in resolver order, or an error."""
 
@@ -62,7 +63,7 @@ class Resolution:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Target:
     """One (address, protocol, port) to probe, remembering the host it came from."""
 
@@ -72,7 +73,7 @@ class Target:
     port: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProbeResult:
     host: str
     address: str | None
@@ -94,7 +95,7 @@ MIN_TIMEOUT = 0.001
 MAX_TIMEOUT = 3600.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScanSettings:
     timeout: float = 1.0
     """Seconds each connect attempt may take before it counts as no-response."""
@@ -132,7 +133,7 @@ class ScanSettings:
             )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AddressQuality:
     """How one address answered the scan: what the adaptive timing did there and what stayed unknown."""
 
@@ -167,7 +168,7 @@ class AddressQuality:
         )
 
 
-@dataclass
+@record(frozen=False)
 class ScanStats:
     """How hard the engine worked for honest answers; front ends may show it."""
 

@@ -11,22 +11,18 @@ path: nothing in the working directory, ``PYTHONPATH`` or the user's site-packag
 the scanner (a planted ``pytest_portcheck/engine/shard.py`` there could report every port closed).
 A worker dies with its parent (``PR_SET_PDEATHSIG`` on Linux, and a check of its parent's pid while
 scanning), so no probe is sent for a scan nobody waits for.
-Must not import pytest, yaml or anything outside the engine but ``ports``.
+Must not import pytest, yaml, dataclasses, typing or anything outside the engine but ``ports`` and
+``record``; json, subprocess and pathlib only for a sharded scan.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import json
 import os
 import select
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import IO
 
 from pytest_portcheck.engine.connect import ConnectScanner, is_local_address
 from pytest_portcheck.engine.model import (
@@ -39,6 +35,11 @@ from pytest_portcheck.engine.model import (
     Target,
 )
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.record import as_dict, replace
+
+TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
+if TYPE_CHECKING:
+    from typing import IO
 
 # Below this many targets the start-up of a worker (~40 ms) costs more than a second core saves.
 SHARD_MIN_TARGETS = 8192
@@ -107,6 +108,8 @@ worker_entry(int(sys.argv[2]))
 
 def worker_command() -> list[str]:
     """The command line of a scan worker (its last argument is the parent's pid)."""
+    from pathlib import Path  # only sharded scans pay for it
+
     package_root = str(Path(__file__).resolve().parents[2])
     return [sys.executable, "-I", "-c", _BOOTSTRAP, package_root, str(os.getpid())]
 
@@ -133,6 +136,8 @@ class _Worker:
         self._settings = settings
 
     def send_targets(self) -> None:
+        import json  # json, too, only for sharded scans
+
         assert self.process.stdin is not None
         header = {
             "timeout": self._settings.timeout,
@@ -154,6 +159,8 @@ class _Worker:
 
     def read(self) -> tuple[list[ProbeResult], bool]:
         """Results that arrived so far, and whether the worker's output has ended."""
+        import json
+
         try:
             chunk = os.read(self.stdout_fd, 1 << 16)
         except BlockingIOError:
@@ -288,6 +295,8 @@ def worker_entry(parent: int) -> None:
 
 def _worker_main(parent: int) -> int:
     """Scan the targets given on stdin; write one line per result on stdout as they are decided."""
+    import json
+
     header = json.loads(sys.stdin.readline())
     settings = ScanSettings(
         timeout=header["timeout"],
@@ -321,7 +330,7 @@ def _worker_main(parent: int) -> int:
     batch.append(
         f"#stats\t{stats.probes_sent}\t{stats.self_connects}\t{stats.resource_backoffs}\t"
         f"{stats.smallest_window}\t{stats.paced_probes}\t{stats.rate_limited}\t"
-        f"{json.dumps([dataclasses.asdict(q) for q in stats.addresses.values()])}\n"
+        f"{json.dumps([as_dict(q) for q in stats.addresses.values()])}\n"
     )
     out.write("".join(batch).encode())
     out.flush()
