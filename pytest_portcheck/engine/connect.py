@@ -7,14 +7,14 @@ retried or reported as errors, never as a state of the target. Probes to remote 
 turn in the address's pace and time out after its measured round trip (``timing.py``); ``_ScanState``
 holds everything the loop juggles, for TCP and UDP alike. Imports the engine's model, payloads and
 timing only.
-Must not import pytest, yaml or anything outside the engine but ``ports``.
+Must not import pytest, yaml, dataclasses or anything outside the engine but ``ports`` and ``record``;
+ipaddress only for IPv6 addresses.
 """
 
 from __future__ import annotations
 
 import errno
 import heapq
-import ipaddress
 import os
 import resource
 import select
@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, ScanSettings, ScanStats, Target
 from pytest_portcheck.engine.payloads import udp_payload
+from pytest_portcheck.engine.resolve import plain_ipv4
 from pytest_portcheck.engine.timing import CATCH_UP, Destination, Pace
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import record
@@ -92,6 +93,8 @@ _ANSWERING_STATES = frozenset({"01", "03", "08"})
 
 def _proc_forms(address: str, port: int) -> set[str]:
     """How /proc/net/tcp{,6} writes ``address:port`` (32-bit words in host order; IPv4 also as mapped)."""
+    import ipaddress  # only for the rare look at /proc after a reset
+
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     forms = set()
     if ip.version == 4:
@@ -122,11 +125,11 @@ def connected_peer_port(local: tuple[str, int]) -> int | None:
 
 def is_local_address(address: str) -> bool:
     """True when ``address`` belongs to this host (so a probe of it could meet one of our own sockets)."""
-    try:
-        if ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:
-            return True
-    except ValueError:
+    loopback = _loopback(address)
+    if loopback is None:
         return False
+    if loopback:
+        return True
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -307,11 +310,24 @@ class _ScanState:
         return self.parked.pop(dest, [])
 
 
-def _is_loopback(address: str) -> bool:
+def _loopback(address: str) -> bool | None:
+    """Whether ``address`` is a loopback address; None when it is not an address at all."""
+    bare = address.split("%", 1)[0]
+    packed = plain_ipv4(bare)
+    if packed is not None:
+        return packed[0] == 127
+    if ":" not in bare:
+        return None
+    import ipaddress  # IPv6 addresses only
+
     try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+        return ipaddress.ip_address(bare).is_loopback
     except ValueError:
-        return False
+        return None
+
+
+def _is_loopback(address: str) -> bool:
+    return _loopback(address) is True
 
 
 def _sockaddr(address: str, port: int) -> tuple[int, tuple[object, ...]]:
