@@ -40,11 +40,12 @@ from pytest_portcheck.results import (
     write_report,
 )
 from pytest_portcheck.scanning import ScanPlan, collect_scan, plan_scan, probe_open
-from pytest_portcheck.services import ServiceInfo
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
     from typing import Any, TextIO
+
+    from pytest_portcheck.services import ServiceInfo
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

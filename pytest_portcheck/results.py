@@ -27,12 +27,13 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import as_dict, field, record, record_fields
-from pytest_portcheck.services import ServiceInfo, TlsInfo
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, TextIO
+
+    from pytest_portcheck.services import ServiceInfo, TlsInfo
 
 REPORT_VERSION = 1
 """The version of the JSON report this module writes (``reportschema`` checks documents against it)."""
@@ -80,6 +81,8 @@ def service_to_dict(info: ServiceInfo) -> dict[str, Any]:
 
 
 def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
+    from pytest_portcheck.services import ServiceInfo  # only reports with probe results need it
+
     tls = data.get("tls")
     return ServiceInfo(
         service=str(data["service"]),
@@ -94,6 +97,8 @@ def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
 
 
 def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:
+    from pytest_portcheck.services import TlsInfo
+
     # Known fields only: a report from a newer (or hostile) writer may carry more.
     return TlsInfo(**{name: data[name] for name in record_fields(TlsInfo) if name in data})
 

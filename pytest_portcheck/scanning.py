@@ -30,12 +30,12 @@ from pytest_portcheck.engine import (
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import field, record, replace
 from pytest_portcheck.results import ResultKey, ScanReport, index_results, port_key, sort_results
-from pytest_portcheck.services import ServiceInfo, tls_rank
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:  # inventory needs yaml, probes need asyncio and ssl: imported where a run needs them
     from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, ServiceRequirement
     from pytest_portcheck.probes import ProbeRequest
+    from pytest_portcheck.services import ServiceInfo
 
 
 def _now() -> str:
@@ -353,6 +353,8 @@ class _Asks:
         """The strictest TLS ``min_version`` asked for: the probe tries a handshake capped below it."""
 
     def add(self, wanted: ServiceRequirement | None, name: str | None) -> None:
+        from pytest_portcheck.services import tls_rank
+
         if wanted is None:
             self.banner_names.add(name)
             return
@@ -413,6 +415,8 @@ def _one_answer(named: Sequence[tuple[ProbeRequest, ServiceInfo]]) -> ServiceInf
     """The answer for a port probed under one or more names. If the names got different answers
     (name-based virtual hosts), no single answer is true for all: say so rather than pick one. The
     answer counts as verified only if every name that asked for verification got it verified."""
+    from pytest_portcheck.services import ServiceInfo
+
     first = named[0][1]
     if len(named) == 1:
         return first
