@@ -209,8 +209,8 @@ def loopback_tcp(runs: int) -> None:
 
 
 def report(label: str, times: list[float], counts: dict[str, int]) -> None:
-    runs = ", ".join(f"{t:.2f}" for t in times)
-    print(f"{label:<18} median {statistics.median(times):6.2f} s  runs {runs}  states {counts}")
+    runs = ", ".join(f"{1000 * t:.0f}" for t in times)
+    print(f"{label:<18} median {1000 * statistics.median(times):7.1f} ms  runs (ms) {runs}  states {counts}")
 
 
 def rate_limited_link() -> None:
