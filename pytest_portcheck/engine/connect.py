@@ -86,6 +86,66 @@ def listening_ports() -> set[int] | None:
     return ports if found else None
 
 
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_DUMP_REQUEST = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_TCP_LISTEN = 10
+
+
+def _diag_request(family: int, port: int, seq: int) -> bytes:
+    """A sock_diag dump request for the TCP sockets listening on ``port`` (inet_diag_req_v2)."""
+    header = struct.pack("=LHHLL", 72, _SOCK_DIAG_BY_FAMILY, _NLM_DUMP_REQUEST, seq, 0)
+    request = struct.pack("=BBBBL", family, socket.IPPROTO_TCP, 0, 0, 1 << _TCP_LISTEN)
+    # inet_diag_sockid: source port (the filter), destination port, addresses, interface; no cookie.
+    sockid = struct.pack("!HH", port, 0) + bytes(36) + struct.pack("=LL", 0xFFFFFFFF, 0xFFFFFFFF)
+    return header + request + sockid
+
+
+def has_listener(port: int) -> bool | None:
+    """Whether a TCP socket listens on ``port`` in this network namespace, asked of the kernel's
+    sock_diag netlink interface; None where it cannot tell (not Linux, netlink refused).
+
+    Reading /proc/net/tcp walks the whole connection hash table: ~4.5 ms a file on a machine with
+    262,144 buckets, whatever few sockets there are, while a dump of the listening sockets of one
+    port takes some 50 us. Replies are checked here too (state and port), not left to the filter.
+    """
+    try:
+        diag = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
+    except (AttributeError, OSError):
+        return None
+    with diag:
+        try:
+            diag.settimeout(1.0)
+            for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
+                diag.sendto(_diag_request(family, port, seq), (0, 0))
+                found = _listening_replies(diag, port)
+                if found is not False:
+                    return found
+        except OSError:
+            return None
+    return False
+
+
+def _listening_replies(diag: socket.socket, port: int) -> bool | None:
+    """Read one dump's replies: True when one is a listener on ``port``, None on a netlink error."""
+    found = False
+    while True:
+        data = diag.recv(65536)
+        offset = 0
+        while offset + 16 <= len(data):
+            length, kind = struct.unpack_from("=LH", data, offset)
+            if kind == _NLMSG_DONE:
+                return found
+            if kind == _NLMSG_ERROR or length < 16:
+                return None
+            if kind == _SOCK_DIAG_BY_FAMILY and length >= 24:  # inet_diag_msg: family, state, ..., sport
+                state = data[offset + 17]
+                (sport,) = struct.unpack_from("!H", data, offset + 20)
+                found = found or (state == _TCP_LISTEN and sport == port)
+            offset += (length + 3) & ~3
+
+
 # Socket states of the accepting end of a connection (or of a simultaneous open) in /proc/net/tcp:
 # ESTABLISHED, SYN_RECV, CLOSE_WAIT. Not SYN_SENT: another probe of ours merely aiming at a port.
 _ANSWERING_STATES = frozenset({"01", "03", "08"})
@@ -711,6 +771,9 @@ class ConnectScanner:
         return other_end is not None and other_end != target.port
 
     def _has_listener(self, port: int) -> bool:
+        listening = has_listener(port)  # the kernel's answer for this one port, in microseconds
+        if listening is not None:
+            return listening
         # /proc/net/tcp lists every socket of the namespace: reading it for each open port of a scan
         # with many listeners costs seconds, so a recent reading vouches for ports it lists, and a port
         # it does not list gets a fresh reading.
