@@ -207,6 +207,7 @@ _BUILTIN_SERVICES: dict[PortKey, str] = {
 }
 
 _SERVICES_FILE = "/etc/services"
+_PROTOCOL_NAMES = {proto.value: proto for proto in Protocol}
 
 
 @lru_cache(maxsize=1)
@@ -224,11 +225,13 @@ def _service_table() -> dict[PortKey, str]:
         if len(fields) < 2 or "/" not in fields[1]:
             continue
         number, _, proto_text = fields[1].partition("/")
+        proto = _PROTOCOL_NAMES.get(proto_text.lower())  # not Protocol(...): an enum call a line adds up
+        if proto is None:
+            continue
         try:
-            key = (Protocol(proto_text.lower()), int(number))
+            table[(proto, int(number))] = fields[0]
         except ValueError:
             continue
-        table[key] = fields[0]
     return table
 
 
