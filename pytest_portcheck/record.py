@@ -4,12 +4,13 @@ Why not ``dataclasses``: importing it pulls in ``inspect`` (and ``ast``, ``dis``
 10 ms, and each decorated class costs another millisecond or so; ``portcheck scan`` of a few ports
 has about 35 ms in all to match nmap. ``record`` reads the same class declarations (annotated fields,
 defaults, ``field(default_factory=...)``, ``__post_init__``) and makes a new class with
-``__slots__``, an ``__init__`` (generated once per class, setting each slot through its descriptor:
-faster than a frozen dataclass's ``object.__setattr__``, which matters for the one ``ProbeResult``
-per port), ``__eq__``/``__hash__`` over the fields in order, ``__repr__``, ``__match_args__`` and
-``__reduce__`` (copy and pickle). Frozen classes (the default) refuse assignment and deletion.
-Type checkers see ``record`` as a dataclass transform, so fields, defaults and frozenness are checked
-as for a dataclass; ``replace``, ``record_fields`` and ``as_dict`` stand in for the module's functions.
+``__slots__``, an ``__init__`` (generated once per class; a frozen one sets each slot through its
+descriptor, faster than a frozen dataclass's ``object.__setattr__``: that matters for the one
+``ProbeResult`` per port), ``__eq__``/``__hash__`` over the fields in order, ``__repr__``,
+``__match_args__`` and ``__reduce__`` (copy and pickle). Frozen classes (the default) refuse
+assignment and deletion. Type checkers see ``record`` as a dataclass transform, so fields, defaults
+and frozenness are checked as for a dataclass; ``replace``, ``record_fields`` and ``as_dict`` stand
+in for the module's functions.
 
 Not supported (refused with TypeError where it would silently go wrong): ``ClassVar``/``InitVar``
 fields, inheritance between records, zero-argument ``super()`` in a record's methods.
@@ -64,7 +65,7 @@ def _declared_fields(cls: type) -> list[tuple[str, object]]:
     return fields
 
 
-def _init_source(cls: type, fields: list[tuple[str, object]]) -> tuple[str, dict[str, object]]:
+def _init_source(cls: type, fields: list[tuple[str, object]], frozen: bool) -> tuple[str, dict[str, object]]:
     """The source of a function that returns ``__init__``, and the names its closure needs."""
     params, lines = [], []
     names: dict[str, object] = {"_NO_DEFAULT": _NO_DEFAULT}
@@ -78,9 +79,11 @@ def _init_source(cls: type, fields: list[tuple[str, object]]) -> tuple[str, dict
             params.append(f"{name}=_default_{name}")
         else:
             params.append(name)
-        # A slot's descriptor sets the value even where __setattr__ refuses, and faster.
-        names[f"_set_{name}"] = cls.__dict__[name].__set__
-        lines.append(f"_set_{name}(self, {name})")
+        if frozen:  # a slot's descriptor sets the value where __setattr__ refuses, faster than object's
+            names[f"_set_{name}"] = cls.__dict__[name].__set__
+            lines.append(f"_set_{name}(self, {name})")
+        else:  # a plain attribute store is faster still where __setattr__ is object's
+            lines.append(f"self.{name} = {name}")
     if hasattr(cls, "__post_init__"):
         lines.append("self.__post_init__()")
     body = "".join(f"  {line}\n" for line in lines) or "  pass\n"
@@ -144,7 +147,7 @@ def _build(cls: C, frozen: bool, eq: bool) -> C:
     namespace["__slots__"] = names
     namespace["__record_fields__"] = names
     built = type(cls)(cls.__name__, cls.__bases__, namespace)
-    source, closure = _init_source(built, fields)
+    source, closure = _init_source(built, fields, frozen)
     scope: dict[str, Any] = {}
     exec(source, scope)  # the generated __init__: fast, with the class's own signature
     init = scope["_closure"](**closure)
