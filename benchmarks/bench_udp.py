@@ -1,6 +1,10 @@
 """Benchmark of UDP scanning against nmap -sU, side by side, with both tools' state counts.
 
-    python benchmarks/bench_udp.py [--runs 3] [--skip-netns]
+    python benchmarks/bench_udp.py [--runs 3] [--skip-netns] [--python PYTHON]
+
+portcheck is measured as users run it: this checkout is built into a wheel, installed (no
+dependencies: a scan needs none) into a fresh virtual environment of the chosen interpreter in a
+temporary directory, and that environment's ``portcheck`` console script is run.
 
 1. Loopback: `portcheck scan 127.0.0.1 --udp -p 1-1024` vs `nmap -sU -p 1-1024 -n -Pn 127.0.0.1`, with
    UDP responders on a few ports started by this script. Needs root for nmap -sU.
@@ -24,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -31,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PORTCHECK = [sys.executable, "-m", "pytest_portcheck"]
+PORTCHECK: list[str] = []  # the installed console script, set by install_wheel()
 RESPONDER_PORTS = (53, 123, 500, 1000)
 
 
@@ -39,6 +44,28 @@ RESPONDER_PORTS = (53, 123, 500, 1000)
 # machine), and then recompiles the package at every start: ~30 ms, most of a loopback UDP scan.
 # Users normally have the cache, so it is allowed here and filled by a first, unmeasured run.
 ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
+def install_wheel(python: str, folder: Path) -> list[str]:
+    """Build this checkout's wheel, install it into a new venv of ``python`` under ``folder``, and
+    return the command of its ``portcheck`` script."""
+
+    def run(*command: str) -> None:
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder / "dist"), str(REPO))
+    wheels = sorted((folder / "dist").glob("pytest_portcheck-*.whl"))
+    venv = folder / "venv"
+    run(python, "-m", "venv", str(venv))
+    run(
+        str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheels[-1])
+    )
+    version = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    print(f"portcheck: {wheels[-1].name} installed in a fresh venv of Python {version} ({python})")
+    return [str(venv / "bin" / "portcheck")]
 
 
 def timed(command: list[str]) -> tuple[float, str]:
@@ -182,8 +209,8 @@ def loopback_tcp(runs: int) -> None:
 
 
 def report(label: str, times: list[float], counts: dict[str, int]) -> None:
-    runs = ", ".join(f"{t:.2f}" for t in times)
-    print(f"{label:<18} median {statistics.median(times):6.2f} s  runs {runs}  states {counts}")
+    runs = ", ".join(f"{1000 * t:.0f}" for t in times)
+    print(f"{label:<18} median {1000 * statistics.median(times):7.1f} ms  runs (ms) {runs}  states {counts}")
 
 
 def rate_limited_link() -> None:
@@ -225,11 +252,14 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-netns", action="store_true")
+    parser.add_argument("--python", default=sys.executable, help="interpreter to install portcheck for")
     args = parser.parse_args()
-    loopback(args.runs)
-    loopback_tcp(args.runs)
-    if not args.skip_netns:
-        rate_limited_link()
+    with tempfile.TemporaryDirectory(prefix="bench-udp-") as folder:
+        PORTCHECK[:] = install_wheel(args.python, Path(folder))
+        loopback(args.runs)
+        loopback_tcp(args.runs)
+        if not args.skip_netns:
+            rate_limited_link()
 
 
 if __name__ == "__main__":

@@ -3,18 +3,18 @@
 Exit status (``exitstatus``): 0 the scan completed and every port got an answer; 1 a runtime failure,
 or some ports could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage;
 130 Ctrl-C.
-Never imports pytest.
+Never imports pytest. A plain scan imports only what it needs (no dataclasses, typing, pathlib, shutil,
+json without ``--json``, asyncio or yaml: tests/test_cli_imports.py): on a few ports the command's
+start-up is most of its time, and nmap starts in ~30 ms.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import WriteError, check_writable, write_text_atomically
@@ -42,7 +42,14 @@ from pytest_portcheck.results import (
     write_report,
 )
 from pytest_portcheck.scanning import ScanPlan, collect_scan, plan_scan, probe_open
-from pytest_portcheck.services import ServiceInfo
+
+TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from pytest_portcheck.services import ServiceInfo
+
+COMMANDS = ("scan", "snapshot", "diff", "report")
 
 
 def _rate(text: str) -> float:
@@ -98,8 +105,54 @@ def _states(text: str) -> frozenset[PortState]:
         raise argparse.ArgumentTypeError(f"{text!r}: list states from {choices}, or 'all'") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns`` without importing shutil (with bz2, lzma and fnmatch):
+    ``COLUMNS`` when it is a positive number, else the terminal's width, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout; the width found as argparse finds it, but without shutil."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
+    ) -> None:
+        width = _terminal_columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and its subcommands' parsers) that lays its help out with ``_Formatter``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is not an option), if it is one of ours."""
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command's parser. With ``command``, only that subcommand gets its options: the others keep
+    their name and help line, all the top-level help and errors show, and a scan is spared building
+    some fifty options it does not use (argparse makes a formatter for every option it adds)."""
+
+    def full(name: str) -> bool:
+        return command is None or command == name
+
+    parser = _Parser(
         prog="portcheck",
         description="Fast concurrent TCP connect scanner, and the command-line side of pytest-portcheck.",
     )
@@ -111,6 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scan TCP ports with non-blocking connects and report open, closed, filtered "
         "and error states with the reason for each.",
     )
+    if full("scan"):
+        _add_scan_command_options(scan_parser)
+    _add_snapshot_and_diff(commands, full)
+    report_parser = commands.add_parser(
+        "report",
+        help="turn a JSON report or nmap XML into a self-contained HTML page",
+        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
+        "nmap XML file.",
+    )
+    if full("report"):
+        report_parser.add_argument("report", metavar="REPORT")
+        report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
+    return parser
+
+
+def _add_scan_command_options(scan_parser: argparse.ArgumentParser) -> None:
     _add_scan_options(scan_parser, targets="*")
     scan_parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
     _add_share_options(scan_parser)
@@ -126,39 +195,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress", choices=("auto", "always", "never"), default="auto",
         help="progress bar on stderr (default: only when stderr is a terminal)",
     )  # fmt: skip
-    _add_snapshot_and_diff(commands)
-    report_parser = commands.add_parser(
-        "report",
-        help="turn a JSON report or nmap XML into a self-contained HTML page",
-        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
-        "nmap XML file.",
-    )
-    report_parser.add_argument("report", metavar="REPORT")
-    report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
-    return parser
 
 
-def _add_snapshot_and_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_snapshot_and_diff(
+    commands: argparse._SubParsersAction[_Parser], full: Callable[[str], bool]
+) -> None:
     snapshot_parser = commands.add_parser(
         "snapshot",
         help="scan, then write an inventory of what is open now",
         description="Scan and write a valid inventory: the open ports under only_open (with the "
         "services found when --banner probes them), the scanned range as its range.",
     )
-    _add_scan_options(snapshot_parser, targets="*")
-    snapshot_parser.add_argument(
-        "-o", "--output", default="-", metavar="FILE", help="inventory to write (default stdout)"
-    )
-    snapshot_parser.add_argument(
-        "--from", dest="source", metavar="REPORT",
-        help="no scan: the inventory of a portcheck JSON report or an nmap XML file (-oX)",
-    )  # fmt: skip
+    if full("snapshot"):
+        _add_scan_options(snapshot_parser, targets="*")
+        snapshot_parser.add_argument(
+            "-o", "--output", default="-", metavar="FILE", help="inventory to write (default stdout)"
+        )
+        snapshot_parser.add_argument(
+            "--from", dest="source", metavar="REPORT",
+            help="no scan: the inventory of a portcheck JSON report or an nmap XML file (-oX)",
+        )  # fmt: skip
     diff_parser = commands.add_parser(
         "diff",
         help="compare two reports (JSON or nmap XML)",
         description="Compare two reports: JSON (from 'portcheck scan --json' or --portcheck-report) or "
         "nmap XML (nmap -oX, portcheck scan -oX). Exit 0 when equal, 1 when different, 2 on error.",
     )
+    if not full("diff"):
+        return
     diff_parser.add_argument("old", metavar="OLD")
     diff_parser.add_argument("new", metavar="NEW")
     diff_parser.add_argument("--json", action="store_true", help="print the differences as JSON")
@@ -470,6 +534,8 @@ def _run_diff(args: argparse.Namespace) -> int:
 
     difference = compare_reports(old, new)
     if args.json:
+        import json
+
         document = {**difference.to_dict(), "interrupted_reports": partial}
         sys.stdout.write(json.dumps(document, indent=1) + "\n")
     else:
@@ -502,8 +568,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     args.argv = argv
     previous = signal.getsignal(signal.SIGTERM)
@@ -537,6 +603,8 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         if args.command == "diff":
             return _run_diff(args)
         if args.command == "report":
+            from pathlib import Path
+
             from pytest_portcheck.htmlreport import write_html
             from pytest_portcheck.judgedreport import read_judged_report
 

@@ -1,7 +1,8 @@
 """Port specifications and service names.
 
 Holds the one parser every front end uses for port specs (``"22,80,1000-2000/tcp"``), its error type,
-and the service-name lookup. Standard library only; nothing here touches the network.
+and the service-name lookup. Standard library only (not pathlib: every start of the command pays for
+what this imports); nothing here touches the network.
 Must not import anything of the package.
 """
 
@@ -11,7 +12,6 @@ import enum
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from pathlib import Path
 
 MIN_PORT = 1
 MAX_PORT = 65535
@@ -206,7 +206,8 @@ _BUILTIN_SERVICES: dict[PortKey, str] = {
     }.items()
 }
 
-_SERVICES_FILE = Path("/etc/services")
+_SERVICES_FILE = "/etc/services"
+_PROTOCOL_NAMES = {proto.value: proto for proto in Protocol}
 
 
 @lru_cache(maxsize=1)
@@ -215,7 +216,8 @@ def _service_table() -> dict[PortKey, str]:
     # 1.5 s for the full TCP range on the development machine.
     table = dict(_BUILTIN_SERVICES)
     try:
-        lines = _SERVICES_FILE.read_text(encoding="utf-8", errors="replace").splitlines()
+        with open(_SERVICES_FILE, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
     except OSError:
         return table
     for line in lines:
@@ -223,11 +225,13 @@ def _service_table() -> dict[PortKey, str]:
         if len(fields) < 2 or "/" not in fields[1]:
             continue
         number, _, proto_text = fields[1].partition("/")
+        proto = _PROTOCOL_NAMES.get(proto_text.lower())  # not Protocol(...): an enum call a line adds up
+        if proto is None:
+            continue
         try:
-            key = (Protocol(proto_text.lower()), int(number))
+            table[(proto, int(number))] = fields[0]
         except ValueError:
             continue
-        table[key] = fields[0]
     return table
 
 

@@ -4,7 +4,8 @@ A report file can come from anywhere (an old run, another tool, a hostile user),
 diff``, ``portcheck report`` and the xdist shared results check its shape here first: every problem
 becomes a ``ReportProblem`` naming the field (``results[3].port``) and what is wrong, never a
 traceback. ``parse_report_json`` also refuses ``Infinity``/``NaN`` and numbers too large for a float,
-and nesting too deep for the decoder. Imports only the standard library and the engine's enums.
+and nesting too deep for the decoder. Imports only the standard library, the engine's enums and the
+version ``results`` writes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_portcheck.engine.model import PortState
+from pytest_portcheck.results import REPORT_VERSION
 
-REPORT_VERSION = 1
 _STATES = frozenset(state.value for state in PortState)
 _PROTOCOLS = frozenset({"tcp", "udp"})
 

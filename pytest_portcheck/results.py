@@ -2,22 +2,19 @@
 
 Both front ends write reports through here, so ``portcheck scan --json`` and ``pytest
 --portcheck-report`` produce the same document.
-Holds no scanning (``scanning``) and no diffing (``diff``). Must not import pytest, yaml or the probes.
+Holds no scanning (``scanning``) and no diffing (``diff``). Must not import pytest, yaml or the probes;
+json, ``atomicfile`` and ``reportschema`` only where a report is written or read (``portcheck scan``
+without ``--json`` needs none of them).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, TextIO
 
 from pytest_portcheck import __version__
-from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import (
     AddressQuality,
     PortState,
@@ -29,8 +26,17 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.engine.model import settings_from_options, settings_to_options
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.reportschema import REPORT_VERSION, ReportProblem, parse_report_json, validate_report
-from pytest_portcheck.services import ServiceInfo, TlsInfo
+from pytest_portcheck.record import as_dict, field, record, record_fields
+
+TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, TextIO
+
+    from pytest_portcheck.services import ServiceInfo, TlsInfo
+
+REPORT_VERSION = 1
+"""The version of the JSON report this module writes (``reportschema`` checks documents against it)."""
 
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED, PortState.ERROR)
 
@@ -71,10 +77,12 @@ def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult
 
 
 def service_to_dict(info: ServiceInfo) -> dict[str, Any]:
-    return asdict(info)
+    return as_dict(info)
 
 
 def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
+    from pytest_portcheck.services import ServiceInfo  # only reports with probe results need it
+
     tls = data.get("tls")
     return ServiceInfo(
         service=str(data["service"]),
@@ -89,8 +97,10 @@ def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
 
 
 def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:
+    from pytest_portcheck.services import TlsInfo
+
     # Known fields only: a report from a newer (or hostile) writer may carry more.
-    return TlsInfo(**{known.name: data[known.name] for known in fields(TlsInfo) if known.name in data})
+    return TlsInfo(**{name: data[name] for name in record_fields(TlsInfo) if name in data})
 
 
 def result_to_dict(
@@ -117,7 +127,11 @@ def _result_fields(result: ProbeResult) -> dict[str, Any]:
     }
 
 
-_quote = lru_cache(maxsize=4096)(json.dumps)
+@lru_cache(maxsize=4096)
+def _quote(text: str) -> str:
+    import json  # only reports pay for it
+
+    return json.dumps(text)
 
 
 def _result_json(result: ProbeResult) -> str:
@@ -131,7 +145,7 @@ def _result_json(result: ProbeResult) -> str:
     )
 
 
-@dataclass(frozen=True)
+@record
 class ScanReport:
     resolutions: Sequence[Resolution]
     results: Sequence[ProbeResult]
@@ -182,6 +196,8 @@ def dump_report(report: ScanReport, stream: TextIO, extra: Mapping[str, Any] | N
     dump of 65,535 results takes about 2 s in the pure-Python one), keeps memory flat, and keeps
     diffs of two reports line by line.
     """
+    import json
+
     head = json.dumps(report.to_dict(extra, results=False), indent=1)
     stream.write(head[:-2] + ',\n "results": [')
     separator = "\n  "
@@ -205,6 +221,8 @@ def write_report(report: ScanReport, destination: str | Path, extra: Mapping[str
         dump_report(report, sys.stdout, extra)
         sys.stdout.flush()
         return
+    from pytest_portcheck.atomicfile import write_atomically  # only when writing a file
+
     write_atomically(destination, lambda stream: dump_report(report, stream, extra))
 
 
@@ -306,6 +324,8 @@ def settings_from_report(document: Mapping[str, Any]) -> ScanSettings:
 
 def report_from_dict(document: Any) -> ScanReport:
     """The report a JSON document holds; ReportError (naming the field) unless it is a valid one."""
+    from pytest_portcheck.reportschema import ReportProblem, validate_report  # only to read reports
+
     try:
         validate_report(document)
     except ReportProblem as exc:
@@ -335,6 +355,10 @@ def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
 
 def read_report_document(path: str | Path) -> dict[str, Any]:
     """The JSON document of a report file, checked to be a valid report (ReportError otherwise)."""
+    from pathlib import Path
+
+    from pytest_portcheck.reportschema import ReportProblem, parse_report_json, validate_report
+
     try:
         document = parse_report_json(Path(path).read_text(encoding="utf-8"))
         validate_report(document)

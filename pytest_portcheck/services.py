@@ -3,13 +3,14 @@
 Data only (no sockets, no asyncio), so reports and inventories can use it without the probes' cost.
 A scanned service is untrusted input: ``neutralise`` is applied to everything a peer sent before it is
 stored or shown.
-Must not import pytest, asyncio, ssl or the probes.
+Must not import pytest, asyncio, ssl, dataclasses or the probes.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from pytest_portcheck.record import record
 
 HTTP_APIS = ("elasticsearch", "etcd", "docker", "kubernetes", "prometheus", "couchdb")
 """Services that are HTTP underneath: ``service: http`` (or ``https`` over TLS) accepts them too."""
@@ -30,7 +31,7 @@ def tls_rank(version: str) -> int:
     return TLS_VERSIONS.index(version) if version in TLS_VERSIONS else -1
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TlsInfo:
     version: str
     cipher: str
@@ -48,7 +49,7 @@ class TlsInfo:
     """Why the certificate could not be read (a malformed field): the handshake itself succeeded."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ServiceInfo:
     service: str
     """What answered: one of SERVICES, or ``unknown``."""

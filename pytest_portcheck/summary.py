@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_portcheck.record import replace
 from pytest_portcheck.session import WAIVER_WARNING_DAYS, ItemRecord, PortcheckRun
 
 if TYPE_CHECKING:
@@ -252,7 +253,7 @@ def _judged_report(run: PortcheckRun, interrupted: bool = False) -> JudgedReport
 
     report = run.shared_report() or ScanReport([], [], settings_from_options(), "", 0.0)
     if interrupted:  # whatever was scanned or judged so far, and saying that it is not all
-        report = dataclasses.replace(report, interrupted=True)
+        report = replace(report, interrupted=True)
     expectations = [
         ExpectationVerdict(
             host=record.host,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import textwrap
@@ -26,7 +27,12 @@ from pytest_portcheck.engine import (
     resolve_one,
     scan,
 )
-from pytest_portcheck.engine.connect import ephemeral_port_range, is_local_address, listening_ports
+from pytest_portcheck.engine.connect import (
+    ephemeral_port_range,
+    has_listener,
+    is_local_address,
+    listening_ports,
+)
 from pytest_portcheck.engine.model import (
     SETTING_NAMES,
     AddressQuality,
@@ -106,6 +112,43 @@ def test_self_connect_trap_gives_no_false_opens(listen: ListenerFactory) -> None
         assert not [r for r in results.values() if r.state is PortState.ERROR]
         reprobed += stats.self_connects
     print(f"self-connects re-probed over 3 scans: {reprobed}")
+
+
+def test_netlink_listener_check_agrees_with_proc(listen: ListenerFactory) -> None:
+    # has_listener asks sock_diag for one port where /proc/net/tcp costs milliseconds to read; both
+    # must tell a listener from a port where only a connection (or nothing) is.
+    listener = listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    established = client.getsockname()[1]
+    nothing = unused_port()
+    proc = listening_ports()
+    if has_listener(port) is None or proc is None:
+        pytest.skip("no sock_diag netlink or no /proc here")
+    for candidate in (port, established, nothing):
+        assert has_listener(candidate) == (candidate in proc), candidate
+    assert has_listener(port) is True
+    assert has_listener(established) is False
+    client.close()
+    if ipv6_available():
+        six = listen(host="::1").getsockname()[1]
+        assert has_listener(six) is True
+
+
+def test_without_netlink_the_listener_check_reads_proc(
+    listen: ListenerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where sock_diag is refused (not Linux, a sandbox), /proc/net/tcp still vouches for a listener
+    # in the ephemeral range, and a port without one still does not come back open.
+    from pytest_portcheck.engine import connect
+
+    monkeypatch.setattr(connect, "has_listener", lambda port: None)
+    port = listen().getsockname()[1]
+    assert port in ephemeral_port_range()
+    closed = unused_port()
+    results = scan_ports("127.0.0.1", f"{port},{closed}")
+    assert results[port].state is PortState.OPEN
+    assert results[closed].state is PortState.CLOSED
 
 
 def test_is_local_address() -> None:

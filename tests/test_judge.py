@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution
 from pytest_portcheck.inventory import (
     Expect,
@@ -24,6 +22,7 @@ from pytest_portcheck.judge import (
     silent_of,
 )
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.record import replace
 from pytest_portcheck.services import ServiceInfo, TlsInfo
 
 CERTIFICATE = TlsInfo(

@@ -1,15 +1,16 @@
 """The engine's data: port states, reasons, targets, results and settings.
 
 Frozen values only; every module of the engine and both front ends speak in these types.
-Must not import pytest, yaml or anything outside the engine but ``ports``.
+Must not import pytest, yaml, dataclasses (``record`` makes the value classes: see why there) or
+anything outside the engine but ``ports`` and ``record``.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
 from pytest_portcheck.ports import Protocol, service_name
+from pytest_portcheck.record import field, record
 
 TYPE_CHECKING = False  # no typing at run time: the command's start-up imports this module
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class RatesCrossed(ScanError):
         super().__init__(f"the minimum rate ({minimum:g}/s) is above the maximum rate ({maximum:g}/s)")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Resolution:
     """What one target, as the user wrote it, resolved to: addresses in resolver order, or an error."""
 
@@ -75,7 +76,7 @@ class Resolution:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Target:
     """One (address, protocol, port) to probe, remembering the host it came from."""
 
@@ -85,7 +86,7 @@ class Target:
     port: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProbeResult:
     host: str
     address: str | None
@@ -107,7 +108,7 @@ MIN_TIMEOUT = 0.001
 MAX_TIMEOUT = 3600.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScanSettings:
     timeout: float = 1.0
     """Seconds each connect attempt may take before it counts as no-response."""
@@ -191,7 +192,7 @@ def _setting_value(name: str, value: object) -> float | int | None:
     return value  # as given (a whole number of seconds stays one): the messages quote it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AddressQuality:
     """How one address answered the scan: what the adaptive timing did there and what stayed unknown."""
 
@@ -226,7 +227,7 @@ class AddressQuality:
         )
 
 
-@dataclass
+@record(frozen=False)
 class ScanStats:
     """How hard the engine worked for honest answers; front ends may show it."""
 

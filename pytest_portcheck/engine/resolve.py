@@ -3,18 +3,22 @@
 Hostnames are resolved once each, all A and AAAA addresses, in a small thread pool since the system
 resolver only offers a blocking call. A name that does not resolve becomes error results, never a
 verdict about its ports.
-Must not import pytest, yaml or anything outside the engine but ``ports``.
+Must not import pytest, yaml or anything outside the engine but ``ports``; ipaddress only for IPv6
+and blocks.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 from collections.abc import Iterable, Sequence
 
 from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, Resolution, ScanError, Target
 from pytest_portcheck.ports import Protocol
+
+TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
+if TYPE_CHECKING:
+    import ipaddress
 
 MAX_ADDRESSES_PER_TARGET = 65536
 _NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE)
@@ -33,8 +37,21 @@ class TargetTooLarge(ScanError):
         super().__init__(f"target {target!r} has {addresses:,} addresses, more than {limit:,}: split it")
 
 
+def plain_ipv4(text: str) -> bytes | None:
+    """The four bytes of ``text`` if it is an IPv4 address written as ``ipaddress`` writes it back
+    (four decimal numbers, no leading zeros), else None. The common target and every address the
+    resolver returns, read without importing ipaddress (~1.5 ms at start-up)."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET, text)
+    except (OSError, ValueError):
+        return None
+    return packed if socket.inet_ntop(socket.AF_INET, packed) == text else None
+
+
 def address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """An address as people write it: IPv4-mapped IPv6 keeps its dotted quad (``::ffff:127.1.2.3``)."""
+    import ipaddress  # loaded already: the caller made ``address``
+
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return f"::ffff:{address.ipv4_mapped}"
     return str(address)
@@ -43,6 +60,12 @@ def address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
 def _literal_addresses(text: str, allow_large: bool) -> tuple[str, ...] | None:
     """Addresses of an IP literal or CIDR block, or None when ``text`` is a hostname."""
     candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if plain_ipv4(candidate) is not None:
+        return (candidate,)
+    if ":" not in candidate and "/" not in candidate:
+        return None  # not IPv6, not a block, not an IPv4 address ipaddress would read: a hostname
+    import ipaddress  # IPv6 literals and blocks
+
     try:
         return (address_text(ipaddress.ip_address(candidate)),)
     except ValueError:
@@ -62,13 +85,8 @@ def _refuse_numeric_shorthand(text: str) -> None:
     """The system resolver reads 010.0.0.1 as 8.0.0.1 (octal), 0x7f.1 and 2130706433 as 127.0.0.1:
     a numeric target that is not a plain dotted quad would be scanned somewhere it does not say."""
     address = text.split("/", 1)[0]
-    if not _NUMERIC_HOST.fullmatch(address):
+    if not _NUMERIC_HOST.fullmatch(address) or plain_ipv4(address) is not None:
         return
-    try:
-        ipaddress.IPv4Address(address)
-        return
-    except ValueError:
-        pass
     try:
         meant = f" (the resolver would read it as {socket.inet_ntoa(socket.inet_aton(address))})"
     except OSError:

@@ -11,21 +11,18 @@ path: nothing in the working directory, ``PYTHONPATH`` or the user's site-packag
 the scanner (a planted ``pytest_portcheck/engine/shard.py`` there could report every port closed).
 A worker dies with its parent (``PR_SET_PDEATHSIG`` on Linux, and a check of its parent's pid while
 scanning), so no probe is sent for a scan nobody waits for.
-Must not import pytest, yaml or anything outside the engine but ``ports``.
+Must not import pytest, yaml, dataclasses, typing or anything outside the engine but ``ports`` and
+``record``; json, subprocess and pathlib only for a sharded scan.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import json
 import os
 import select
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import IO
 
 from pytest_portcheck.engine.connect import ConnectScanner, is_local_address
 from pytest_portcheck.engine.model import (
@@ -40,6 +37,11 @@ from pytest_portcheck.engine.model import (
     settings_to_options,
 )
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.record import as_dict
+
+TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
+if TYPE_CHECKING:
+    from typing import IO
 
 # Below this many targets the start-up of a worker (~40 ms) costs more than a second core saves.
 SHARD_MIN_TARGETS = 8192
@@ -108,6 +110,8 @@ worker_entry(int(sys.argv[2]))
 
 def worker_command() -> list[str]:
     """The command line of a scan worker (its last argument is the parent's pid)."""
+    from pathlib import Path  # only sharded scans pay for it
+
     package_root = str(Path(__file__).resolve().parents[2])
     return [sys.executable, "-I", "-c", _BOOTSTRAP, package_root, str(os.getpid())]
 
@@ -310,11 +314,15 @@ _STATS_COUNTERS = (
 
 def encode_settings(settings: ScanSettings) -> str:
     """The first line a worker reads: every setting by name (JSON)."""
+    import json  # only sharded scans pay for it
+
     return json.dumps(settings_to_options(settings))
 
 
 def decode_settings(line: str) -> ScanSettings:
     """A worker's settings; it is one process whatever the parent's scan uses."""
+    import json
+
     return settings_from_options({**json.loads(line), "processes": 1})
 
 
@@ -342,14 +350,18 @@ def decode_result(line: str, target: Target) -> ProbeResult:
 
 def encode_stats(stats: ScanStats) -> str:
     """A worker's last line: its counters and per-address quality, by name (JSON)."""
+    import json
+
     message = {
         "counters": {name: getattr(stats, name) for name in _STATS_COUNTERS},
-        "addresses": [dataclasses.asdict(quality) for quality in stats.addresses.values()],
+        "addresses": [as_dict(quality) for quality in stats.addresses.values()],
     }
     return _STATS_TAG + json.dumps(message) + "\n"
 
 
 def decode_stats(line: str) -> ScanStats:
+    import json
+
     message = json.loads(line[len(_STATS_TAG) :])
     stats = ScanStats()
     for name in _STATS_COUNTERS:

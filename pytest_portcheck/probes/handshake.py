@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import replace
 
 from pytest_portcheck.probes import catalogue, http, tls
 from pytest_portcheck.probes.connection import LocalFailure, Port, read
+from pytest_portcheck.record import replace
 from pytest_portcheck.services import ServiceInfo, TlsInfo, neutralise
 
 INNER_BANNER_WAIT = 0.3
