@@ -264,12 +264,14 @@ def scan_by_timing(
 
 
 def most_patient(one: Timing, other: Timing) -> Timing:
-    """For a port two hosts share: the longer wait, more retries, and the gentler rates."""
-
-    def lower(a: float | None, b: float | None) -> float | None:
-        return b if a is None else a if b is None else min(a, b)
-
-    return (max(one[0], other[0]), max(one[1], other[1]), lower(one[2], other[2]), lower(one[3], other[3]))
+    """For a port two hosts share: the longer wait, more retries, and the gentler rates — the lower
+    cap (no cap is the harshest), and the lower floor (no floor is the gentlest), never above the cap."""
+    caps = [rate for rate in (one[2], other[2]) if rate is not None]
+    cap = min(caps) if caps else None
+    floor = None if one[3] is None or other[3] is None else min(one[3], other[3])
+    if floor is not None and cap is not None:
+        floor = min(floor, cap)
+    return (max(one[0], other[0]), max(one[1], other[1]), cap, floor)
 
 
 _CONFIRM_RETRIES = 3

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Namespace
+from conftest import REPO, Namespace, unused_port
 
 from pytest_portcheck.inventory import parse_inventory
 from pytest_portcheck.plan import ShardSplit, plan_inventory
@@ -372,3 +372,34 @@ def test_judge_warns_of_a_silent_host_and_strict_makes_errors(
             f"*quiet tcp/{silent_port}: no port answered on 127.0.0.1 — is the address right? (--portcheck-strict)",
         ]
     )
+
+
+def test_hosts_sharing_an_address_combine_to_the_gentler_rates() -> None:
+    from pytest_portcheck.scanning import most_patient
+
+    # No cap is the harshest cap, no floor the gentlest floor; a floor never exceeds the cap.
+    assert most_patient((1.0, 1, None, 50.0), (2.0, 0, 10.0, None)) == (2.0, 1, 10.0, None)
+    assert most_patient((1.0, 1, 100.0, 50.0), (1.0, 1, 10.0, 20.0)) == (1.0, 1, 10.0, 10.0)
+    assert most_patient((1.0, 1, None, None), (1.0, 1, None, 5.0)) == (1.0, 1, None, None)
+
+
+def test_a_shard_scan_of_hosts_with_crossed_rates_on_one_address(pytester: pytest.Pytester) -> None:
+    # One host asks for a floor, another on the same address for a cap below it: the shard scan
+    # once combined them into min 50 > max 10 and stopped with a command-line error.
+    closed = [str(unused_port()) for _ in range(2)]
+    pytester.makefile(
+        ".yml",
+        inventory=(
+            f"hosts:\n  a:\n    address: 127.0.0.1\n    min_rate: 50\n    closed: [{closed[0]}]\n"
+            f"  b:\n    address: 127.0.0.1\n    max_rate: 10\n    closed: [{closed[0]}, {closed[1]}]\n"
+        ),
+    )
+    scan_shards(pytester.path, 1)
+    judged = pytester.runpytest_subprocess(
+        "--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", "-p", "no:cacheprovider"
+    )
+    judged.assert_outcomes(passed=3)
+    # Unsharded, the port both declare was scanned under the combined timing: the same mistake made
+    # both its items errors.
+    whole = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-p", "no:cacheprovider")
+    whole.assert_outcomes(passed=3)
