@@ -394,7 +394,9 @@ def _parse(reader: _Reader, text: str, path: Path) -> Inventory:
         raise InventoryError(path, 0, f"invalid YAML: {exc}") from None
     if root is None:
         raise InventoryError(path, 0, "the inventory is empty: declare at least one host under 'hosts:'")
+    noted = len(reader.problems)
     top = reader.mapping(root, "the inventory", _TOP_KEYS)
+    misspelt_top = len(reader.problems) > noted  # e.g. 'host:': "no hosts" would repeat it
     if "version" in top:
         _key, value_node = top["version"]
         version = reader.scalar(value_node)
@@ -410,9 +412,9 @@ def _parse(reader: _Reader, text: str, path: Path) -> Inventory:
         timeout, retries = reader.attempt(timing, _timing, reader, defaults, timeout, retries, "defaults")
         rates = reader.attempt(rates, _rates, reader, defaults, rates, "defaults")
     if "hosts" not in top:
-        raise InventoryError(
-            path, root.start_mark.line + 1, "no 'hosts:' section: declare the hosts to check"
-        )
+        if not misspelt_top:  # noted, not raised: a problem in defaults above is reported too
+            reader.note(root, "no 'hosts:' section: declare the hosts to check")
+        return Inventory(path, ())
     hosts_node = top["hosts"][1]
     if isinstance(hosts_node, yaml.ScalarNode) and reader.scalar(hosts_node) is None:
         raise reader.error(hosts_node, "'hosts:' is empty: declare at least one host")

@@ -422,6 +422,10 @@ def test_every_problem_of_one_host_is_reported_at_once_in_file_order(tmp_path: P
         ('hosts:\n  "a[1]":\n    open: [1]\n', [2]),
         # Two problems on one line keep the order they were found in.
         ('hosts:\n  web:\n    open: ["x", 0]\n', [3, 3]),
+        # A problem in defaults and a missing hosts: section are two problems, not cause and effect...
+        ("defaults:\n  timeout: -1\n", [1, 2]),
+        # ...but a misspelt 'hosts:' is one.
+        ("host:\n  web:\n    open: [22]\n", [1]),
     ],
 )
 def test_a_problem_is_reported_once_not_with_its_consequences(
