@@ -771,9 +771,10 @@ class ConnectScanner:
         return other_end is not None and other_end != target.port
 
     def _has_listener(self, port: int) -> bool:
-        listening = has_listener(port)  # the kernel's answer for this one port, in microseconds
-        if listening is not None:
-            return listening
+        if has_listener(port):  # the kernel's answer for this one port, in microseconds
+            return True
+        # No listener by netlink, or no answer: rare (a self-connect, a simultaneous open), so /proc is
+        # read to confirm it — a sandbox whose sock_diag dumps nothing cannot turn real opens into errors.
         # /proc/net/tcp lists every socket of the namespace: reading it for each open port of a scan
         # with many listeners costs seconds, so a recent reading vouches for ports it lists, and a port
         # it does not list gets a fresh reading.
