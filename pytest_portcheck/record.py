@@ -13,7 +13,9 @@ and frozenness are checked as for a dataclass; ``replace``, ``record_fields`` an
 in for the module's functions.
 
 Not supported (refused with TypeError where it would silently go wrong): ``ClassVar``/``InitVar``
-fields, inheritance between records, zero-argument ``super()`` in a record's methods.
+fields, inheritance between records, zero-argument ``super()`` in a record's methods, a list, dict or
+set as a plain default. Copies and unpickling go through ``__init__``, so ``__post_init__`` runs again
+for them: keep it to checks.
 Imports only ``operator`` (loaded at start-up anyway); must not import dataclasses, typing or inspect.
 """
 
@@ -59,6 +61,8 @@ def _declared_fields(cls: type) -> list[tuple[str, object]]:
         if "ClassVar" in str(annotation) or "InitVar" in str(annotation):
             raise TypeError(f"{cls.__qualname__}.{name}: ClassVar and InitVar fields are not supported")
         default = cls.__dict__.get(name, _NO_DEFAULT)
+        if isinstance(default, (list, dict, set)):  # one object shared by every instance
+            raise TypeError(f"{cls.__qualname__}.{name}: a mutable default; use field(default_factory=...)")
         if default is _NO_DEFAULT and fields and fields[-1][1] is not _NO_DEFAULT:
             raise TypeError(f"{cls.__qualname__}: field {name!r} without a default follows a default")
         fields.append((name, default))
@@ -145,6 +149,7 @@ def _build(cls: C, frozen: bool, eq: bool) -> C:
         if code is not None and "__class__" in code.co_freevars:
             raise TypeError(f"{cls.__qualname__}: zero-argument super() cannot work in a record")
     namespace["__slots__"] = names
+    namespace["__qualname__"] = cls.__qualname__  # nested classes keep their path (repr, pickle)
     namespace["__record_fields__"] = names
     built = type(cls)(cls.__name__, cls.__bases__, namespace)
     source, closure = _init_source(built, fields, frozen)
@@ -182,7 +187,8 @@ def replace(value: T, /, **changes: object) -> T:
 
 
 def as_dict(value: object) -> dict[str, Any]:
-    """The fields of a record as a dict, records inside it as dicts too (as ``dataclasses.asdict``)."""
+    """The fields of a record as a dict, records held directly in a field as dicts too; unlike
+    ``dataclasses.asdict``, lists and dicts are neither copied nor entered."""
     return {
         name: as_dict(item) if hasattr(item, "__record_fields__") else item
         for name in record_fields(value)

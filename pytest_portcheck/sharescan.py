@@ -120,15 +120,15 @@ def scan_share(
         results = confirm_silent_opens(pairs, addresses, results, stats)
     except KeyboardInterrupt:
         stopped = True
-    if len(groups) == 1:
-        base = timing_settings(next(iter(groups)), base)
+    # The report records the one timing the share used, or the base where hosts differ.
+    recorded = timing_settings(next(iter(groups)), base) if len(groups) == 1 else base
     services = {} if stopped else probe_declared_services(inventory, addresses, results)
     return ShardScanReport(
         ShardInfo(plan.digest, request.index, request.count, request.vantage),
         plan,
         resolutions,
         summarise(results),
-        base,
+        recorded,
         started,
         time.monotonic() - clock,
         stopped,

@@ -556,3 +556,12 @@ def test_local_nat_redirect_in_the_ephemeral_range_is_open(netns: Namespace) -> 
     finally:
         server.kill()
         server.wait()
+
+
+def test_the_engines_errors_survive_a_copy_and_a_pickle() -> None:
+    import copy
+    import pickle
+
+    for error in (RatesCrossed(50.0, 10.0), TargetTooLarge("127.0.0.0/8", 16_777_216, 65_536)):
+        for again in (copy.copy(error), pickle.loads(pickle.dumps(error))):
+            assert type(again) is type(error) and str(again) == str(error)

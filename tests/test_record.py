@@ -184,3 +184,23 @@ def test_records_agree_with_the_tuple_of_their_fields(x: int, y: int, label: str
     assert hash(point) == hash((x, y, label))
     assert replace(point, x=other) == Point(other, y, label)
     assert eval(repr(point)) == point  # a repr of ints and strings
+
+
+class Outer:
+    @record
+    class Inner:
+        value: int
+
+
+def test_nested_records_keep_their_qualified_name() -> None:
+    inner = Outer.Inner(3)
+    assert repr(inner) == "Outer.Inner(value=3)"
+    assert pickle.loads(pickle.dumps(inner)) == inner
+
+
+def test_a_mutable_plain_default_is_refused() -> None:
+    with pytest.raises(TypeError, match="mutable default"):
+
+        @record
+        class Shared:
+            items: list[int] = []  # noqa: RUF012 - the mistake under test

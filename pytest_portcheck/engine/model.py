@@ -66,6 +66,9 @@ class RatesCrossed(ScanError):
         self.maximum = maximum
         super().__init__(f"the minimum rate ({minimum:g}/s) is above the maximum rate ({maximum:g}/s)")
 
+    def __reduce__(self) -> tuple[type[RatesCrossed], tuple[float, float]]:
+        return type(self), (self.minimum, self.maximum)  # copies and pickles rebuild it from the facts
+
 
 @record
 class Resolution:

@@ -36,6 +36,9 @@ class TargetTooLarge(ScanError):
         self.limit = limit
         super().__init__(f"target {target!r} has {addresses:,} addresses, more than {limit:,}: split it")
 
+    def __reduce__(self) -> tuple[type[TargetTooLarge], tuple[str, int, int]]:
+        return type(self), (self.target, self.addresses, self.limit)  # copies and pickles keep the facts
+
 
 def plain_ipv4(text: str) -> bytes | None:
     """The four bytes of ``text`` if it is an IPv4 address written as ``ipaddress`` writes it back
