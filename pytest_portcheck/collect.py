@@ -12,7 +12,7 @@ Must not import the engine, YAML or the report writers at import time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from pytest_portcheck.session import (
 if TYPE_CHECKING:
     from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, Waiver
     from pytest_portcheck.judge import Judgement
+    from pytest_portcheck.results import ResultKey
     from pytest_portcheck.services import ServiceInfo
 
 
@@ -118,12 +119,13 @@ class CheckItem(pytest.Item):
 
         run = self.config.stash[RUN_KEY]
         shared = run.results()
+        services: Mapping[ResultKey, ServiceInfo]
         if run.judging is not None:
-            self.silent = run.judging.union(self.path).silent_of(self.host)
+            union = run.judging.union(self.path)
+            self.silent, services = union.silent_of(self.host), union.services
         else:
-            self.silent = shared.silent_of(self.host)
+            self.silent, services = shared.silent_of(self.host), shared.report.services
         self.judgement = self.judge(run, shared)
-        services = shared.report.services
         keyed = [(r.address, port_key(r.address, r.proto, r.port)) for r in self.judgement.found if r.address]
         probed = [(address, services[key]) for address, key in keyed if key in services]
         self._record(self.judgement, probed)

@@ -9,12 +9,13 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Namespace, unused_port
+from conftest import REPO, Behaviour, Namespace, greeting, unused_port
 
 from pytest_portcheck.inventory import parse_inventory
 from pytest_portcheck.plan import ShardSplit, plan_inventory
@@ -403,3 +404,23 @@ def test_a_shard_scan_of_hosts_with_crossed_rates_on_one_address(pytester: pytes
     # both its items errors.
     whole = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-p", "no:cacheprovider")
     whole.assert_outcomes(passed=3)
+
+
+def test_a_judged_item_carries_what_answered_in_its_junit_properties(
+    pytester: pytest.Pytester, peer: Callable[[Behaviour], int]
+) -> None:
+    # The shard's protocol probe found ssh; the judge's items once reported it in no JUnit property.
+    port = peer(greeting(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"))
+    pytester.makefile(
+        ".yml", inventory=f"hosts:\n  box:\n    address: 127.0.0.1\n    open:\n      - {{port: {port}, service: ssh}}\n"
+    )
+    scan_shards(pytester.path, 2)
+    junit = pytester.path / "junit.xml"
+    judged = pytester.runpytest_subprocess(
+        "--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", f"--junitxml={junit}",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
+    judged.assert_outcomes(passed=1)
+    properties = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
+    assert properties["portcheck.service"] == "127.0.0.1 ssh"
+    assert str(properties["portcheck.product"]).startswith("OpenSSH 9.2p1")
