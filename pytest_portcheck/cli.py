@@ -154,15 +154,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="portcheck",
-        description="Fast concurrent TCP connect scanner, and the command-line side of pytest-portcheck.",
+        description="Fast concurrent TCP connect and UDP scanner, and the command-line side of "
+        "pytest-portcheck.",
     )
     parser.add_argument("--version", action="version", version=f"portcheck {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     scan_parser = commands.add_parser(
         "scan",
-        help="scan TCP ports of hosts, addresses or CIDR blocks",
-        description="Scan TCP ports with non-blocking connects and report open, closed, filtered "
-        "and error states with the reason for each.",
+        help="scan TCP (or, with --udp, UDP) ports of hosts, addresses or CIDR blocks",
+        description="Scan TCP ports with non-blocking connects (UDP ports with --udp) and report open, "
+        "closed, filtered (open|filtered for UDP) and error states with the reason for each.",
     )
     if full("scan"):
         _add_scan_command_options(scan_parser)
