@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import filelock
 import pytest
@@ -140,6 +141,16 @@ def ipv6_available() -> bool:
     except OSError:
         return False
     return True
+
+
+def portcheck(
+    *arguments: str, cwd: Path = REPO, timeout: float = 120, **options: Any
+) -> subprocess.CompletedProcess[str]:
+    """The ``portcheck`` command as a user runs it (``python -m pytest_portcheck``), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_portcheck", *arguments],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd, **options,
+    )  # fmt: skip
 
 
 class Namespace:

@@ -12,17 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ListenerFactory, unused_port
-
-
-def portcheck(*arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_portcheck", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
+from conftest import REPO, ListenerFactory, portcheck, unused_port
 
 
 def test_scan_prints_addresses_open_ports_and_summary(listen: ListenerFactory) -> None:

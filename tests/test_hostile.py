@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pytest
-from conftest import REPO, ListenerFactory, unused_port
+from conftest import REPO, ListenerFactory, portcheck, unused_port
 
 import pytest_portcheck
 from pytest_portcheck.atomicfile import WriteError, check_writable, write_atomically
@@ -35,13 +35,6 @@ from pytest_portcheck.ports import Protocol
 from pytest_portcheck.results import ReportError, ScanReport, read_report, write_report
 
 pytest_plugins = ["pytester"]
-
-
-def portcheck(*arguments: str, cwd: Path = REPO, **options: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_portcheck", *arguments],
-        capture_output=True, text=True, timeout=120, cwd=cwd, **options,
-    )  # fmt: skip
 
 
 def small_report(results: int = 3, interrupted: bool = False) -> ScanReport:

@@ -7,12 +7,11 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ListenerFactory, skip_or_fail
+from conftest import ListenerFactory, portcheck, skip_or_fail
 
 from pytest_portcheck.diff import compare_reports
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
@@ -22,13 +21,6 @@ from pytest_portcheck.results import ReportError, ScanReport
 from pytest_portcheck.services import ServiceInfo
 
 pytest_plugins = ["pytester"]
-
-
-def portcheck(*arguments: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_portcheck", *arguments],
-        capture_output=True, text=True, timeout=120, cwd=cwd,
-    )  # fmt: skip
 
 
 def need(program: str) -> str:

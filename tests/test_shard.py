@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Behaviour, Namespace, greeting, unused_port
+from conftest import REPO, Behaviour, Namespace, greeting, portcheck, unused_port
 
 from pytest_portcheck.inventory import parse_inventory
 from pytest_portcheck.plan import ShardSplit, plan_inventory
@@ -24,16 +24,6 @@ from pytest_portcheck.shardreport import load_report
 
 pytest_plugins = ["pytester"]
 FLEET = [f"127.77.{i // 200}.{i % 200 + 1}" for i in range(12)]
-
-
-def portcheck(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_portcheck", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from conftest import (
@@ -21,6 +20,7 @@ from conftest import (
     Namespace,
     ipv6_available,
     joined_namespaces,
+    portcheck,
     unused_port,
 )
 
@@ -330,22 +330,12 @@ def test_only_open_over_udp_treats_silence_as_closed_does(
     )
 
 
-def portcheck_command(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_portcheck", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
-
-
 def test_snapshot_of_a_udp_scan_declares_udp(
     pytester: pytest.Pytester, udp_server: Callable[..., int]
 ) -> None:
     answering, silent, refused = udp_server(echo), udp_server(never), unused_port()
     spec = ",".join(str(port) for port in sorted({answering, silent, refused}))
-    done = portcheck_command(
+    done = portcheck(
         "snapshot", "127.0.0.1", "--udp", "-p", spec, "-t", "0.3", "--retries", "0", cwd=REPO
     )
     assert done.returncode == 0, done.stderr
@@ -365,7 +355,7 @@ def test_snapshot_of_a_mixed_scan_round_trips(
     udp_ports = sorted({answering, silent, newcomer})
     spec = ",".join([str(tcp_open), str(tcp_closed), *(f"{port}/udp" for port in udp_ports)])
     snapshot = pytester.path / "inventory.yml"
-    done = portcheck_command(
+    done = portcheck(
         "snapshot", "127.0.0.1", "-p", spec, "-t", "0.3", "--retries", "0", "-o", str(snapshot), cwd=REPO
     )
     assert done.returncode == 0, done.stderr

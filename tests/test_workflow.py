@@ -5,26 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, Behaviour, ListenerFactory, greeting, skip_or_fail, unused_port
+from conftest import Behaviour, ListenerFactory, greeting, portcheck, skip_or_fail, unused_port
 
 pytest_plugins = ["pytester"]
-
-
-def portcheck(*arguments: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_portcheck", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 Greeter = Callable[[bytes], int]
