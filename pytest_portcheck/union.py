@@ -65,6 +65,7 @@ class ReportUnion:
         self.strict = strict
         """``--portcheck-strict``: a host on which nothing answered is an error, as in a scan."""
         self._silent: dict[str | None, frozenset[str]] = {}
+        self._resolutions: dict[tuple[str | None, str], Resolution | None] = {}
         self.problems: list[str] = []
         self.refused: list[str] = []
         self.groups: list[ShardGroup] = []
@@ -130,7 +131,14 @@ class ReportUnion:
         yield from self.listed_only.get(vantage, [])
 
     def resolution(self, vantage: str | None, host: str) -> Resolution | None:
-        """The union of the addresses every report of ``vantage`` resolved ``host`` to."""
+        """The union of the addresses every report of ``vantage`` resolved ``host`` to (once per pair:
+        each item of the host asks for it, for its verdict and its silence)."""
+        key = (vantage, host)
+        if key not in self._resolutions:
+            self._resolutions[key] = self._resolve(vantage, host)
+        return self._resolutions[key]
+
+    def _resolve(self, vantage: str | None, host: str) -> Resolution | None:
         addresses: dict[str, None] = {}
         error = None
         seen = False
