@@ -39,6 +39,7 @@ class JudgeMode:
         self._reports: list[LoadedReport] | None = None
         self._failure: str | None = None
         self._unions: dict[Path, ReportUnion] = {}
+        self._by_given: dict[Path, ReportUnion] = {}
 
     def paths(self) -> list[str]:
         found: list[str] = []
@@ -70,6 +71,9 @@ class JudgeMode:
         return PortcheckError(message)
 
     def union(self, inventory_path: Path) -> ReportUnion:
+        known = self._by_given.get(inventory_path)  # every item asks: no path resolution each time
+        if known is not None:
+            return known
         from pytest_portcheck.plan import plan_inventory
         from pytest_portcheck.union import ReportUnion
 
@@ -79,6 +83,7 @@ class JudgeMode:
             self._unions[key] = ReportUnion(
                 self.reports(), plan, allow_other_inventory=self.allow_other, strict=self.run.strict
             )
+        self._by_given[inventory_path] = self._unions[key]
         return self._unions[key]
 
     def placeholder(self) -> Any:
