@@ -162,8 +162,8 @@ def scan_inventory(
     stats = ScanStats()
     results: list[ProbeResult] = []
     total = sum(len(targets) for targets in groups.values())
-    base = None if window is None else settings_from_options({"window": window})
-    for result in scan_by_timing(groups, stats, base):
+    scan_base = None if window is None else settings_from_options({"window": window})
+    for result in scan_by_timing(groups, stats, scan_base):
         results.append(result)
         if progress is not None:  # (done, total) after every result: the caller paces redraws
             progress(len(results), total)
