@@ -284,6 +284,6 @@ def test_the_writers_import_no_front_end_scanner_or_probe() -> None:
               "pytest_portcheck.session", "pytest_portcheck.cli", "pytest_portcheck.scanning",
               "pytest_portcheck.judge", "pytest_portcheck.probes", "pytest_portcheck.engine.connect",
               "pytest_portcheck.engine.shard")  # fmt: skip
-    for name in ("findings.py", "sarif.py"):
+    for name in ("findings.py", "sarif.py", "metrics.py"):
         bad = [module for module in imported(PACKAGE / name) for ban in banned if module == ban or module.startswith(ban + ".")]
         assert not bad, f"{name} imports {bad}"
