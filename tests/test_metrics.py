@@ -202,3 +202,11 @@ def test_the_file_is_replaced_whole_or_not_at_all_and_keeps_its_mode(tmp_path: P
         write_metrics(destination, duplicate)
     assert destination.read_text() == before
     assert os.listdir(tmp_path) == ["portcheck.prom"]
+
+
+def test_enum_members_where_the_protocol_says_str_write_as_their_values() -> None:
+    from pytest_portcheck.inventory import Expect
+
+    plain = port("web", 22, "open", "passed", "open")
+    typed = replace(plain, expected=Expect.OPEN, verdict=Verdict.PASSED)
+    assert metrics([typed], timestamp=1.0) == metrics([plain], timestamp=1.0)

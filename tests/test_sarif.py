@@ -287,3 +287,15 @@ def test_the_writers_import_no_front_end_scanner_or_probe() -> None:
     for name in ("findings.py", "sarif.py", "metrics.py"):
         bad = [module for module in imported(PACKAGE / name) for ban in banned if module == ban or module.startswith(ban + ".")]
         assert not bad, f"{name} imports {bad}"
+
+
+def test_enum_members_where_the_protocol_says_str_write_as_their_values() -> None:
+    """The plugin's records may hand over ``Verdict``, ``Expect`` and ``PortState`` members (str enums)."""
+    from pytest_portcheck.engine import PortState
+    from pytest_portcheck.inventory import Expect
+    from pytest_portcheck.judge import Verdict
+
+    plain = port("web", 5432, "closed", "failed", "open", message="m")
+    typed = replace(plain, expected=Expect.CLOSED, verdict=Verdict.FAILED,
+                    found=(Found("10.0.0.1", 5432, PortState.OPEN),))  # fmt: skip
+    assert sarif([typed]) == sarif([plain])
