@@ -328,6 +328,19 @@ def _select(outcomes: Iterable[Outcome], limit: int) -> _Selection:
     return _Selection([(entry[8], entry[9]) for entry in chosen], total, waived)
 
 
+def _left_out_note(found: int, written: int, left_out: Mapping[FindingKind, int]) -> dict[str, Any]:
+    counts = ", ".join(f"{count:,} {rule_id(kind)}" for kind, count in left_out.items() if count)
+    return {
+        "level": "warning",
+        "message": {
+            "text": f"{found - written:,} of {found:,} findings left out ({counts}): a run holds "
+            f"at most {written:,} results; the most severe were kept. The JSON report and the "
+            "test output hold them all."
+        },
+        "descriptor": {"id": "portcheck/results-left-out"},
+    }
+
+
 def _run_head(
     selection: _Selection,
     locator: _Locator,
@@ -352,18 +365,7 @@ def _run_head(
     if when is not None:
         invocation["startTimeUtc"] = when
     if written < found:
-        counts = ", ".join(f"{count:,} {rule_id(kind)}" for kind, count in left_out.items() if count)
-        invocation["toolExecutionNotifications"] = [
-            {
-                "level": "warning",
-                "message": {
-                    "text": f"{found - written:,} of {found:,} findings left out ({counts}): a run holds "
-                    f"at most {written:,} results; the most severe were kept. The JSON report and the "
-                    "test output hold them all."
-                },
-                "descriptor": {"id": "portcheck/results-left-out"},
-            }
-        ]
+        invocation["toolExecutionNotifications"] = [_left_out_note(found, written, left_out)]
     head: dict[str, Any] = {
         "tool": {
             "driver": {
