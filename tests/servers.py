@@ -102,7 +102,11 @@ class NginxPorts:
     https_expiring: int
 
 
-def make_certificate(folder: Path, name: str, days: int) -> tuple[Path, Path]:
+def make_certificate(
+    folder: Path, name: str, days: int, dns_names: Sequence[str] = ()
+) -> tuple[Path, Path]:
+    """A self-signed certificate (CN=``name``); ``dns_names`` go in its subjectAltName, so that a
+    client trusting it (SSL_CERT_FILE) verifies it under those names and no other."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -111,7 +115,7 @@ def make_certificate(folder: Path, name: str, days: int) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
@@ -119,8 +123,11 @@ def make_certificate(folder: Path, name: str, days: int) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=days, hours=1))
-        .sign(key, hashes.SHA256())
     )
+    if dns_names:
+        names = x509.SubjectAlternativeName([x509.DNSName(dns) for dns in dns_names])
+        builder = builder.add_extension(names, critical=False)
+    certificate = builder.sign(key, hashes.SHA256())
     cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(

@@ -195,3 +195,35 @@ def test_min_version_item_fails_when_older_versions_are_accepted(
     result = pytester.runpytest("--portcheck", "inventory.yml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*also accepts TLSv1.1, below the minimum TLSv1.2*"])
+
+
+def test_each_name_on_one_port_is_judged_on_its_own_verification(
+    pytester: pytest.Pytester, peer: Callable[[Behaviour], int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One TLS server, trusted here, whose certificate names localhost only. An inventory that names it
+    # by address must fail verify: true (IP address mismatch); another that names it localhost must
+    # pass, although both entries meet on 127.0.0.1 and are merged into one probe plan.
+    certificate = servers.make_certificate(tmp_path, "localhost", 90, dns_names=["localhost"])
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    port = peer(peers.tls_server(certificate, peers.COUCHDB))
+    pytester.makefile(
+        ".yml",
+        by_address=f"hosts:\n  bare:\n    address: 127.0.0.1\n    open:\n"
+        f"      - {{port: {port}, service: https, tls: {{verify: true}}}}\n",
+        by_name=f"hosts:\n  named:\n    address: localhost\n    open:\n"
+        f"      - {{port: {port}, service: https, tls: {{verify: true}}}}\n",
+    )
+    for order, xdist in ((["by_address.yml", "by_name.yml"], False), (["by_name.yml", "by_address.yml"], True)):
+        flags = [*(f"--portcheck={name}" for name in order), "-v", "-rf"]
+        # under xdist the per-name answers also travel between workers, in the shared report
+        result = pytester.runpytest_subprocess(*flags, "-n", "2") if xdist else pytester.runpytest(*flags)
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines_random(
+            [
+                f"*PASSED*by_name.yml::named::tcp/{port}::open*"
+                if xdist
+                else f"by_name.yml::named::tcp/{port}::open PASSED*",
+                f"FAILED by_address.yml::bare::tcp/{port}::open - *",
+                f"bare (127.0.0.1) tcp/{port}: TLS verification failed: certificate verification failed: *IP*",
+            ]
+        )
