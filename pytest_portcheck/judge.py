@@ -258,7 +258,8 @@ def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
         problems += _tls_problems(wanted.tls, info.tls)
     name = info.product or info.service
     if wanted.auth == "required" and info.auth == "none":
-        problems.append(f"{name} answers without authentication (auth: required)")
+        how = f": {info.auth_note}" if info.auth_note else ""  # e.g. the anonymous user it acts as
+        problems.append(f"{name} answers without authentication{how} (auth: required)")
     if wanted.auth == "none" and info.auth == "required":
         problems.append(f"{name} requires authentication (auth: none was declared)")
     return problems

@@ -38,8 +38,9 @@ def _tls_record(data: bytes) -> ServiceInfo | None:
 
 
 TLS_PORTS = frozenset({443, 465, 636, 853, 993, 995, 2376, 5986, 6443, 8443, 9443})
-TLS = ProtocolProbe("tls", _tls_record, TLS_PORTS, lambda _: b"", rarity=1, rank=20)
-"""The ClientHello: ``request`` is a placeholder, the driver hands the handshake to ``ssl``."""
+TLS = ProtocolProbe("tls", _tls_record, TLS_PORTS, lambda _: b"", rarity=1, rank=20, refine=http.API_CHECKS)
+"""The ClientHello: ``request`` is a placeholder, the driver hands the handshake to ``ssl``; an HTTP
+API found inside gets its further questions through TLS."""
 
 SPEAKERS: tuple[ProtocolProbe, ...] = (
     TLS, http.VERSION, http.ROOT, keyvalue.REDIS, postgresql.PROBE, keyvalue.MEMCACHED, mongodb.PROBE,
