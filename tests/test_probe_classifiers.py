@@ -45,7 +45,19 @@ HTTP_ANSWERS = st.builds(
     st.sampled_from([b"", b"X-elastic-product: Elasticsearch\r\n", b"Api-Version: 1.43\r\n", b"Server: Docker\r\n"]),
     st.binary(max_size=200) | _JSON.map(lambda document: json.dumps(document).encode()),
 )  # fmt: skip
-ANSWERS = st.binary(max_size=600) | HTTP_ANSWERS
+
+
+def _memcached_response(opcode: int, status: int, value: bytes, key: int = 0, extras: int = 0) -> bytes:
+    return (bytes([0x81, opcode]) + key.to_bytes(2, "big") + bytes([extras, 0]) + status.to_bytes(2, "big")
+            + len(value).to_bytes(4, "big") + bytes(12) + value)  # fmt: skip
+
+
+MEMCACHED_BINARY = st.lists(
+    st.builds(_memcached_response, st.sampled_from([0x0A, 0x0B, 0x20]), st.sampled_from([0, 0x20, 0x81]),
+              st.binary(max_size=40), st.integers(0, 65535), st.integers(0, 255)),
+    max_size=3,
+).map(b"".join) | st.builds(lambda head, tail: b"\x81" + head + tail, st.binary(max_size=30), st.binary(max_size=30))  # fmt: skip
+ANSWERS = st.binary(max_size=600) | HTTP_ANSWERS | MEMCACHED_BINARY
 
 
 def _clean(info: ServiceInfo) -> bool:
@@ -65,8 +77,14 @@ def test_no_classifier_raises_or_leaks_control_characters(data: bytes) -> None:
         assert _clean(info), (probe.name, info)
 
 
-@given(ANSWERS, st.sampled_from(["elasticsearch", "etcd", "kubernetes", "docker"]), st.sampled_from([None, "none"]))
-def test_no_further_question_raises_or_leaks_control_characters(data: bytes, service: str, auth: str | None) -> None:
+@given(
+    ANSWERS,
+    st.sampled_from(["elasticsearch", "etcd", "kubernetes", "docker"]),
+    st.sampled_from([None, "none"]),
+)
+def test_no_further_question_raises_or_leaks_control_characters(
+    data: bytes, service: str, auth: str | None
+) -> None:
     for probe in EVERY_PROBE:
         for step in probe.refine:
             step.complete(data)
@@ -124,6 +142,38 @@ def test_redis_info_and_auth() -> None:
     )
 
 
+def test_memcached_with_authentication() -> None:
+    # -Y authfile: the text protocol wants credentials before any command
+    locked = keyvalue.classify_memcached(b"CLIENT_ERROR unauthenticated\r\n")
+    assert locked is not None and (locked.service, locked.auth, locked.exposed) == (
+        "memcached",
+        "required",
+        False,
+    )
+    assert keyvalue.classify_memcached(b"CLIENT_ERROR bad command line format\r\n") is None
+    # -S (SASL): binary only; VERSION answers, NOOP is refused until authenticated
+    sasl = _memcached_response(0x0B, 0, b"1.6.18") + _memcached_response(0x0A, 0x20, b"Auth failure.")
+    assert keyvalue.binary_complete(sasl) and not keyvalue.binary_complete(sasl[:-3])
+    found = keyvalue.classify_memcached_binary(sasl)
+    assert found is not None and (found.version, found.auth) == ("1.6.18", "required")
+    assert found.evidence == "binary protocol: VERSION 1.6.18, NOOP Auth failure."
+    open_binary = keyvalue.classify_memcached_binary(
+        _memcached_response(0x0B, 0, b"1.6.18") + _memcached_response(0x0A, 0, b"")
+    )
+    assert open_binary is not None and open_binary.auth == "none" and open_binary.exposed
+    cut = keyvalue.classify_memcached_binary(_memcached_response(0x0B, 0, b"1.6.18"))
+    assert cut is not None and cut.auth is None  # the NOOP's answer never came: cannot tell
+    unknown = keyvalue.classify_memcached_binary(
+        _memcached_response(0x0B, 0, b"1.6.18") + _memcached_response(0x0A, 0x81, b"Unknown command")
+    )
+    assert unknown is not None and unknown.auth is None
+    lying = _memcached_response(0x0B, 0, b"1.6.18")[:8] + (10**6).to_bytes(4, "big") + bytes(12) + b"1.6"
+    assert keyvalue.classify_memcached_binary(lying) is None and not keyvalue.binary_complete(lying)
+    # an auth-file memcached answers binary bytes in text
+    assert keyvalue.classify_memcached_binary(b"CLIENT_ERROR unauthenticated\r\n") == locked
+    assert keyvalue.MEMCACHED_BINARY in catalogue.first_moves(41000, "memcached")
+
+
 def test_http_apis_by_their_own_marks() -> None:
     es = http.classify_root(
         b'HTTP/1.1 200 OK\r\nX-elastic-product: Elasticsearch\r\n\r\n{"version": {"number": "8.11.1"}, '
@@ -155,7 +205,9 @@ def _http(status: str, body: bytes, *headers: str) -> bytes:
 ES = "X-elastic-product: Elasticsearch"
 ES_FORBIDDEN = _http("403 Forbidden", b'{"error":{"type":"security_exception","reason":"action '
                      b'[cluster:monitor/main] is unauthorized for user [_anonymous]"},"status":403}', ES)  # fmt: skip
-ES_ANONYMOUS = _http("200 OK", b'{"username":"_anonymous","roles":["reader"],"authentication_type":"anonymous"}', ES)
+ES_ANONYMOUS = _http(
+    "200 OK", b'{"username":"_anonymous","roles":["reader"],"authentication_type":"anonymous"}', ES
+)
 ES_MISSING_CREDENTIALS = _http("401 Unauthorized", b'{"error":{"type":"security_exception"},"status":401}', ES,
                                'WWW-Authenticate: Basic realm="security"')  # fmt: skip
 

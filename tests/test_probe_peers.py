@@ -71,7 +71,9 @@ def test_peers_named_on_unusual_ports(
 ) -> None:
     info = identify(peer(behaviour))
     assert (info.service, info.product, info.version, info.auth) == (service, product, version, auth), info
-    assert info.exposed == (auth == "none" and service in ("mongodb", "docker", "elasticsearch", "kubernetes"))
+    assert info.exposed == (
+        auth == "none" and service in ("mongodb", "docker", "elasticsearch", "kubernetes")
+    )
     assert ("EXPOSED" in info.describe()) == info.exposed
 
 
@@ -269,7 +271,10 @@ def test_min_version_item_fails_when_older_versions_are_accepted(
 
 
 def test_each_name_on_one_port_is_judged_on_its_own_verification(
-    pytester: pytest.Pytester, peer: Callable[[Behaviour], int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    peer: Callable[[Behaviour], int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # One TLS server, trusted here, whose certificate names localhost only. An inventory that names it
     # by address must fail verify: true (IP address mismatch); another that names it localhost must
@@ -284,7 +289,10 @@ def test_each_name_on_one_port_is_judged_on_its_own_verification(
         by_name=f"hosts:\n  named:\n    address: localhost\n    open:\n"
         f"      - {{port: {port}, service: https, tls: {{verify: true}}}}\n",
     )
-    for order, xdist in ((["by_address.yml", "by_name.yml"], False), (["by_name.yml", "by_address.yml"], True)):
+    for order, xdist in (
+        (["by_address.yml", "by_name.yml"], False),
+        (["by_name.yml", "by_address.yml"], True),
+    ):
         flags = [*(f"--portcheck={name}" for name in order), "-v", "-rf"]
         # under xdist the per-name answers also travel between workers, in the shared report
         result = pytester.runpytest_subprocess(*flags, "-n", "2") if xdist else pytester.runpytest(*flags)

@@ -44,7 +44,7 @@ API found inside gets its further questions through TLS."""
 
 SPEAKERS: tuple[ProtocolProbe, ...] = (
     TLS, http.VERSION, http.ROOT, keyvalue.REDIS, postgresql.PROBE, keyvalue.MEMCACHED, mongodb.PROBE,
-    ldap.PROBE, mqtt.PROBE, amqp.PROBE, dns.PROBE, smb.PROBE, rdp.PROBE,
+    ldap.PROBE, mqtt.PROBE, amqp.PROBE, dns.PROBE, smb.PROBE, rdp.PROBE, keyvalue.MEMCACHED_BINARY,
 )  # fmt: skip
 """Protocols where the client speaks first: each gets its own connection once a port stays silent."""
 
@@ -54,7 +54,8 @@ more bytes): sent alongside the HTTP nudge when a port stays silent, since the n
 
 _FOR_SERVICE: dict[str, tuple[ProtocolProbe, ...]] = {
     "https": (TLS,), "tls": (TLS,), "http": (http.VERSION, http.ROOT), "redis": (keyvalue.REDIS,),
-    "memcached": (keyvalue.MEMCACHED,), "postgresql": (postgresql.PROBE,), "mongodb": (mongodb.PROBE,),
+    "memcached": (keyvalue.MEMCACHED, keyvalue.MEMCACHED_BINARY), "postgresql": (postgresql.PROBE,),
+    "mongodb": (mongodb.PROBE,),
     "ldap": (ldap.PROBE,), "mqtt": (mqtt.PROBE,), "amqp": (amqp.PROBE,), "dns": (dns.PROBE,),
     "smb": (smb.PROBE,), "rdp": (rdp.PROBE,),
     **{api: (http.VERSION, http.ROOT) for api in HTTP_APIS},
