@@ -279,6 +279,8 @@ def kubernetes(anonymous: str) -> Behaviour:
         **{path: (200, {"Content-Type": "text/plain"}, b"ok") for path in ("/healthz", "/livez", "/readyz")},
     }
     if anonymous == "open":
+        paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/readyz", "/version"]
+        public["/"] = (200, JSON, _json({"paths": paths}))
         public["/api"] = (200, JSON, _json({"kind": "APIVersions", "versions": ["v1"],
                                             "serverAddressByClientCIDRs": []}))  # fmt: skip
         public["/apis"] = (200, JSON, _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))

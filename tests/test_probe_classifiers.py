@@ -305,6 +305,16 @@ def test_kubernetes_public_paths_prove_nothing(
     assert ("EXPOSED" in info.describe()) == (auth == "none")
 
 
+def test_kubernetes_root_where_discovery_is_open() -> None:
+    # inside TLS the probe asks GET /: an API open to anonymous discovery lists its paths there
+    root = http.classify_root(_http("200 OK", b'{"paths": ["/api", "/api/v1", "/apis", "/version"]}'))
+    assert root is not None and (root.service, root.auth) == ("kubernetes", None)
+    assert http.classify_root(_http("200 OK", b'{"paths": ["/docs"]}')) == ServiceInfo(
+        "http", "HTTP/1.1 200 OK"
+    )
+    assert set(http.KUBERNETES_DISCOVERY) <= set(http.ROOT.refine)
+
+
 def test_refinements_apply_only_to_their_own_service() -> None:
     es = ServiceInfo("elasticsearch", "HTTP/1.1 403 Forbidden")
     kubernetes = ServiceInfo("kubernetes", "HTTP/1.1 200 OK")

@@ -96,6 +96,10 @@ def _api_from_root(status: int, fields: dict[str, str], body: bytes, line: str) 
         return ServiceInfo("elasticsearch", line, "Elasticsearch", number, auth=auth, auth_note=note)
     if document.get("couchdb") == "Welcome":
         return ServiceInfo("couchdb", line, "CouchDB", _text(document.get("version")))
+    paths = document.get("paths")
+    if status == 200 and isinstance(paths, list) and "/api" in paths and "/version" in paths:
+        # kube-apiserver's root, served only where discovery is open: its discovery paths decide
+        return ServiceInfo("kubernetes", line, "Kubernetes", auth_note="GET / lists the API's paths")
     if b"# HELP " in body[:2048] or (b"/metrics" in body and b"xporter" in body):
         title = re.search(rb"<title>([^<]{1,60})</title>", body)
         return ServiceInfo("prometheus", line, neutralise(title.group(1), 60) if title else "exporter")
@@ -259,7 +263,8 @@ API_CHECKS = (ELASTICSEARCH_IDENTITY, ETCD_RANGE, *KUBERNETES_DISCOVERY)
 HTTP_PORTS = frozenset({80, 8000, 8008, 8080, 8081, 8888, 9090, 9100, 9200, 5984, 2375, 2379, 8500})
 ROOT = ProtocolProbe(
     "http", classify_root, HTTP_PORTS, request("/"), response_complete, rarity=1, rank=30,
-    rank_of=lambda info: 30 if _plain_on_tls(info) else 15, refine=(ELASTICSEARCH_IDENTITY,),
+    rank_of=lambda info: 30 if _plain_on_tls(info) else 15,
+    refine=(ELASTICSEARCH_IDENTITY, *KUBERNETES_DISCOVERY),
 )  # fmt: skip
 VERSION = ProtocolProbe(
     "http-version", classify_version, frozenset({2375, 2379, 6443, 8001}), request("/version"),
