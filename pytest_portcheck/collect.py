@@ -127,7 +127,12 @@ class CheckItem(pytest.Item):
             self.silent, services = shared.silent_of(self.host), shared.report.services
         self.judgement = self.judge(run, shared)
         keyed = [(r.address, port_key(r.address, r.proto, r.port)) for r in self.judgement.found if r.address]
-        probed = [(address, services[key]) for address, key in keyed if key in services]
+        # What the probe made under this host's name found, where names met on the port
+        probed = [
+            (address, services[key].as_asked_by(self.host.address))
+            for address, key in keyed
+            if key in services
+        ]
         self._record(self.judgement, probed)
         if self.judgement.verdict is Verdict.ERROR:
             raise PortcheckError(self.judgement.message)

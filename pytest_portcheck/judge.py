@@ -193,7 +193,7 @@ def judge(
         wanted = wanted | {PortState.OPEN_FILTERED}
     wrong = [r for r in found if r.state not in wanted]
     if not wrong and expectation.service is not None:
-        return _judge_service(where, expectation.service, found, services or {})
+        return _judge_service(where, expectation.service, found, services or {}, host.address)
     shaky = unresolved_silence(found, quality or {}) if strict and expectation.expect is Expect.CLOSED else []
     if not wrong and shaky:
         return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality or {}), tuple(found))
@@ -221,12 +221,15 @@ def _judge_service(
     wanted: ServiceRequirement,
     found: Sequence[ProbeResult],
     services: Mapping[ResultKey, ServiceInfo],
+    asked_as: str | None = None,
 ) -> Judgement:
     problems: list[str] = []
     errors: list[str] = []
     for result in found:
         on = f" on {result.address}" if len(found) > 1 else ""
         info = services.get((result.address or "", result.proto, result.port))
+        if info is not None and asked_as is not None:  # the probe made under this host's name
+            info = info.as_asked_by(asked_as)
         if info is None or info.local_failure:
             why = info.error if info is not None else "the port was not probed"
             errors.append(f"{where}: cannot check the service{on} — {why}")
@@ -255,7 +258,8 @@ def service_problems(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
         problems += _tls_problems(wanted.tls, info.tls)
     name = info.product or info.service
     if wanted.auth == "required" and info.auth == "none":
-        problems.append(f"{name} answers without authentication (auth: required)")
+        how = f": {info.auth_note}" if info.auth_note else ""  # e.g. the anonymous user it acts as
+        problems.append(f"{name} answers without authentication{how} (auth: required)")
     if wanted.auth == "none" and info.auth == "required":
         problems.append(f"{name} requires authentication (auth: none was declared)")
     return problems

@@ -153,11 +153,13 @@ _TLS = _object(
     },
     {"below_minimum": _optional_text, "certificate_error": _optional_text},
 )  # fmt: skip
+_NAME_ANSWER = _object({"verified": _boolean}, {"name": _optional_text, "error": _optional_text})
 _PROBE = _object(
     {"service": _text},
     {
         "evidence": _text, "product": _optional_text, "version": _optional_text, "tls": _nullable(_TLS),
         "auth": _optional_text, "error": _optional_text, "local_failure": _boolean,
+        "auth_note": _optional_text, "names": _list_of(_NAME_ANSWER),
     },
 )  # fmt: skip
 _RESULT = _object(

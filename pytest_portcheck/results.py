@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, TextIO
 
-    from pytest_portcheck.services import ServiceInfo, TlsInfo
+    from pytest_portcheck.services import NameAnswer, ServiceInfo, TlsInfo
 
 REPORT_VERSION = 1
 """The version of the JSON report this module writes (``reportschema`` checks documents against it)."""
@@ -77,7 +77,12 @@ def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult
 
 
 def service_to_dict(info: ServiceInfo) -> dict[str, Any]:
-    return as_dict(info)
+    document = as_dict(info)
+    if info.names:  # the per-name verifications where several names met on the port
+        document["names"] = [as_dict(answer) for answer in info.names]
+    else:
+        del document["names"]
+    return document
 
 
 def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
@@ -93,7 +98,15 @@ def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
         auth=data.get("auth"),
         error=data.get("error"),
         local_failure=bool(data.get("local_failure", False)),
+        auth_note=data.get("auth_note"),
+        names=tuple(_name_from_dict(answer) for answer in data.get("names") or ()),
     )
+
+
+def _name_from_dict(data: Mapping[str, Any]) -> NameAnswer:
+    from pytest_portcheck.services import NameAnswer
+
+    return NameAnswer(data.get("name"), bool(data["verified"]), data.get("error"))
 
 
 def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:

@@ -332,10 +332,12 @@ def probe_declared_ports(
     """One answer per open (address, port) that every requirement on it can be judged against.
 
     Requirements from different hosts or inventories may meet on one port: they are merged, never
-    overwritten, so the outcome does not depend on their order. Verification runs when any of them
-    asks for it; where it fails, an unverified handshake still reads the certificate for the others.
+    overwritten, so the outcome does not depend on their order. Each name gets its own probe, verified
+    when any requirement under that name asks; where it fails, an unverified handshake still reads
+    the certificate for the others. Each requirement is judged on its own name's verification.
     """
     from pytest_portcheck.probes import probe_services  # asyncio and ssl: only when a probe runs
+    from pytest_portcheck.services import probe_name
 
     asks: dict[ResultKey, _Asks] = {}
     flagged = [(True, pair) for pair in unexpected] + [(all_banners, pair) for pair in pairs]
@@ -343,7 +345,7 @@ def probe_declared_ports(
         wanted = expectation.service
         if (wanted is None and not always) or expectation.proto is not Protocol.TCP:
             continue  # the probes speak TCP: a UDP port's answer is the scan's
-        name = None if _is_address(host.address) else host.address
+        name = probe_name(host.address)
         for address in addresses[host.address]:
             key = port_key(address, expectation.proto, expectation.port)
             result = by_key.get(key)
@@ -431,9 +433,11 @@ def _with_unverified_details(
 
 def _one_answer(named: Sequence[tuple[ProbeRequest, ServiceInfo]]) -> ServiceInfo:
     """The answer for a port probed under one or more names. If the names got different answers
-    (name-based virtual hosts), no single answer is true for all: say so rather than pick one. The
-    answer counts as verified only if every name that asked for verification got it verified."""
-    from pytest_portcheck.services import ServiceInfo
+    (name-based virtual hosts), no single answer is true for all: say so rather than pick one.
+    Otherwise each name's own verification is kept (``names``: a requirement is judged on the probe
+    made for it, never on another name's), and the answer as a whole counts as verified only if
+    every name that asked for verification got it verified."""
+    from pytest_portcheck.services import NameAnswer, ServiceInfo
 
     first = named[0][1]
     if len(named) == 1:
@@ -449,25 +453,19 @@ def _one_answer(named: Sequence[tuple[ProbeRequest, ServiceInfo]]) -> ServiceInf
     checked = [(request, info) for request, info in named if request.verify_tls]
     if first.tls is None or not checked:
         return first
+    names = tuple(
+        NameAnswer(request.server_name, info.tls is not None and info.tls.verified, info.error)
+        for request, info in named
+    )
     failed = [(request, info) for request, info in checked if info.tls is None or not info.tls.verified]
     if not failed:
-        return replace(first, tls=replace(first.tls, verified=True), error=None)
+        return replace(first, tls=replace(first.tls, verified=True), error=None, names=names)
     request, info = failed[0]
     why = f"as {request.server_name}: {info.error}" if request.server_name else info.error
-    return replace(first, tls=replace(first.tls, verified=False), error=why)
+    return replace(first, tls=replace(first.tls, verified=False), error=why, names=names)
 
 
 def _essence(info: ServiceInfo) -> tuple[object, ...]:
     # What a name changes (SNI): the service and the certificate. Whether it verified is per name.
     tls = None if info.tls is None else replace(info.tls, verified=False)
     return (info.service, info.product, info.version, info.auth, tls)
-
-
-def _is_address(text: str) -> bool:
-    import ipaddress  # only inventory runs get here
-
-    try:
-        ipaddress.ip_network(text.strip("[]"), strict=False)
-    except ValueError:
-        return False
-    return True

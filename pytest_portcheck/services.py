@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from pytest_portcheck.record import record
+from pytest_portcheck.record import record, replace
 
 HTTP_APIS = ("elasticsearch", "etcd", "docker", "kubernetes", "prometheus", "couchdb")
 """Services that are HTTP underneath: ``service: http`` (or ``https`` over TLS) accepts them too."""
@@ -50,6 +50,18 @@ class TlsInfo:
 
 
 @record
+class NameAnswer:
+    """What the probe made under one name found, where several names met on one port: the port's
+    answer is the same for each (else it is an error), but whether its certificate verified is not."""
+
+    name: str | None
+    """The name asked for (SNI, HTTP Host); None for the address itself."""
+    verified: bool
+    """The handshake under this name verified chain and name (only when an entry under it asked)."""
+    error: str | None = None
+
+
+@record
 class ServiceInfo:
     service: str
     """What answered: one of SERVICES, or ``unknown``."""
@@ -64,11 +76,28 @@ class ServiceInfo:
     """Why the probe could not finish (timeout, reset, TLS failure...), neutralised."""
     local_failure: bool = False
     """The probe failed on this side (no descriptor left, a bug): an error, never evidence of drift."""
+    auth_note: str | None = None
+    """What ``auth`` rests on where that needs saying, neutralised: the identity an anonymous request
+    is given (Elasticsearch's anonymous user), or why the answer cannot tell (a 403 from Docker's
+    authorization plugin; Kubernetes' ``system:anonymous`` limited to public paths)."""
+    names: tuple[NameAnswer, ...] = ()
+    """Where entries under several names met on this port: each name's own verification. ``tls`` and
+    ``error`` above are then the strictest reading (verified only if every name that asked got it)."""
 
     @property
     def exposed(self) -> bool:
         """Answers without authentication where that hands out data or control."""
         return self.auth == "none" and self.service in EXPOSED_WITHOUT_AUTH
+
+    def as_asked_by(self, address: str) -> ServiceInfo:
+        """The answer as the probe made for an inventory host written ``address`` found it: its own
+        verification where several names met on the port (see ``probe_name``)."""
+        name = probe_name(address)
+        for answer in self.names:
+            if answer.name == name:
+                tls = None if self.tls is None else replace(self.tls, verified=answer.verified)
+                return replace(self, tls=tls, error=answer.error, names=())
+        return self
 
     def answers_as(self, wanted: str) -> bool:
         """Whether this counts as the declared service: ``http`` accepts the HTTP APIs, ``https``
@@ -98,6 +127,8 @@ class ServiceInfo:
             parts.append("EXPOSED: no authentication")
         elif self.auth:
             parts.append(_AUTH_WORDS.get(self.auth, f"auth {self.auth}"))
+        if self.auth_note:
+            parts.append(f"({self.auth_note})")
         if self.tls:
             parts.append(f"{self.tls.version}, certificate expires in {self.tls.days_left} days")
         if self.evidence:
@@ -105,6 +136,18 @@ class ServiceInfo:
         if self.error:
             parts.append(f"[{self.error}]")
         return " ".join(parts)
+
+
+def probe_name(address: str) -> str | None:
+    """The name a probe asks for (TLS SNI and verification, the HTTP Host) for an inventory host
+    written ``address``: None for an IP address or network, which is probed as itself."""
+    import ipaddress  # only inventory runs get here
+
+    try:
+        ipaddress.ip_network(address.strip("[]"), strict=False)
+    except ValueError:
+        return address
+    return None
 
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")

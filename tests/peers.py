@@ -13,7 +13,7 @@ import socket
 import ssl
 import struct
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from conftest import Behaviour
@@ -41,14 +41,15 @@ def read_exactly(connection: socket.socket, size: int) -> bytes:
     return data
 
 
-def http_api(routes: Mapping[str, Route], default: Route | None = None) -> Behaviour:
-    """An HTTP/1.1 server: ``routes`` maps a path to (status, headers, body); 404 JSON elsewhere."""
+def http_api(routes: Mapping[str, Route], default: Route | Callable[[str], Route] | None = None) -> Behaviour:
+    """An HTTP/1.1 server: ``routes`` maps a path to (status, headers, body); elsewhere ``default``
+    (or what it makes of the path), else 404 JSON."""
     missing = default or (404, {"Content-Type": "application/json"}, b'{"message":"page not found"}')
 
     def behaviour(connection: socket.socket) -> None:
         request = read_until(connection, b"\r\n\r\n")
         path = request.split(b" ", 2)[1].decode(errors="replace") if request.count(b" ") >= 2 else "/"
-        status, headers, body = routes.get(path, missing)
+        status, headers, body = routes.get(path) or (missing(path) if callable(missing) else missing)
         lines = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         lines += [f"Content-Length: {len(body)}", "Connection: close"]
@@ -75,16 +76,65 @@ ELASTIC_ROOT = {
     "name": "node-1", "cluster_name": "docker-cluster", "version": {"number": "8.11.1", "build_flavor": "default"},
     "tagline": "You Know, for Search",
 }  # fmt: skip
-ELASTICSEARCH_OPEN = http_api(
-    {"/": (200, {**JSON, "X-elastic-product": "Elasticsearch"}, _json(ELASTIC_ROOT))}
-)
-ELASTICSEARCH_LOCKED = http_api(
-    {},
-    (401, {**JSON, "WWW-Authenticate": 'Basic realm="security" charset="UTF-8"', "X-elastic-product": "Elasticsearch"},
-     _json({"error": {"type": "security_exception", "reason": "missing authentication credentials"}, "status": 401})),
+ELASTIC = {**JSON, "X-elastic-product": "Elasticsearch"}
+ELASTIC_IDENTITY = "/_security/_authenticate"
+
+
+def _elastic_error(status: int, kind: str, reason: str) -> Route:
+    headers = (
+        {**ELASTIC, "WWW-Authenticate": 'Basic realm="security" charset="UTF-8"'}
+        if status == 401
+        else ELASTIC
+    )
+    cause = {"type": kind, "reason": reason}
+    return status, headers, _json({"error": {"root_cause": [cause], **cause}, "status": status})
+
+
+ELASTICSEARCH_OPEN = http_api(  # xpack.security.enabled: false
+    {"/": (200, ELASTIC, _json(ELASTIC_ROOT)),
+     ELASTIC_IDENTITY: _elastic_error(500, "exception", "Security must be explicitly enabled when using a "
+                                      "[basic] license. Enable security by setting [xpack.security.enabled] "
+                                      "to [true] in the elasticsearch.yml file and restart the node.")},
 )  # fmt: skip
-KUBERNETES_STATUS = _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                           "message": "Unauthorized", "reason": "Unauthorized", "code": 401})  # fmt: skip
+ELASTICSEARCH_LOCKED = http_api(
+    {}, _elastic_error(401, "security_exception", "missing authentication credentials for REST request [/]")
+)
+ELASTICSEARCH_ANONYMOUS_READER = http_api(
+    # xpack.security.authc.anonymous: {username: _anonymous, roles: reader}: the role may read an
+    # index, not cluster:monitor/main, so GET / is refused (403) while /_search hands out documents.
+    {"/": _elastic_error(403, "security_exception", "action [cluster:monitor/main] is unauthorized for "
+                         "user [_anonymous] with effective roles [reader], this action is granted by the "
+                         "cluster privileges [monitor,manage,all]"),
+     ELASTIC_IDENTITY: (200, ELASTIC, _json(
+         {"username": "_anonymous", "roles": ["reader"], "full_name": None, "email": None,
+          "metadata": {"_reserved": True}, "enabled": True,
+          "authentication_realm": {"name": "__anonymous", "type": "__anonymous"},
+          "lookup_realm": {"name": "__anonymous", "type": "__anonymous"}, "authentication_type": "anonymous"})),
+     "/_search": (200, ELASTIC, _json({"hits": {"total": {"value": 1}, "hits": [{"_source": {"ssn": "x"}}]}}))},
+)  # fmt: skip
+ELASTICSEARCH_BEHIND_PROXY = http_api(
+    # GET / refused with 403, the identity endpoint blocked by a proxy (nginx's 403 page): untold
+    {"/": _elastic_error(403, "security_exception", "action [cluster:monitor/main] is unauthorized"),
+     ELASTIC_IDENTITY: (403, {"Content-Type": "text/html", "Server": "nginx"}, b"<html>403 Forbidden</html>")},
+)  # fmt: skip
+DOCKER_HEADERS = {**JSON, "Api-Version": "1.43", "Server": "Docker/24.0.7 (linux)"}
+DOCKER_AUTHZ = http_api(
+    # an authorization plugin (--authorization-plugin) refusing an unauthenticated client's request
+    {}, (403, DOCKER_HEADERS, _json({"message": "authorization denied by plugin opa-docker-authz: request "
+                                                "rejected by administrative policy"})),
+)  # fmt: skip
+DOCKER_LOGIN = http_api(
+    {}, (401, {**DOCKER_HEADERS, "WWW-Authenticate": 'Basic realm="docker"'}, _json({"message": "unauthorized"}))
+)  # fmt: skip
+
+
+def kubernetes_status(code: int, message: str) -> bytes:
+    reason = {401: "Unauthorized", 403: "Forbidden"}[code]
+    return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                  "message": message, "reason": reason, "details": {}, "code": code})  # fmt: skip
+
+
+KUBERNETES_STATUS = kubernetes_status(401, "Unauthorized")
 KUBERNETES_VERSION = _json({"major": "1", "minor": "28", "gitVersion": "v1.28.4", "platform": "linux/amd64"})
 COUCHDB = http_api({"/": (200, {**JSON, "Server": "CouchDB/3.3.3 (Erlang OTP/24)"}, _json(
     {"couchdb": "Welcome", "version": "3.3.3", "vendor": {"name": "The Apache Software Foundation"}}))})  # fmt: skip
@@ -217,10 +267,32 @@ def tls_server(
     return behaviour
 
 
-def kubernetes(anonymous: bool) -> Behaviour:
-    if anonymous:
-        return http_api({"/version": (200, JSON, KUBERNETES_VERSION)}, (403, JSON, KUBERNETES_STATUS))
-    return http_api({}, (401, JSON, KUBERNETES_STATUS))
+def kubernetes(anonymous: str) -> Behaviour:
+    """A kube-apiserver as an anonymous request finds it. ``default``: anonymous auth on, RBAC's
+    defaults (system:public-info-viewer: /version, /healthz, /livez, /readyz for everyone; discovery
+    only for system:authenticated). ``off``: --anonymous-auth=false. ``open``: discovery bound to
+    system:unauthenticated (or kubectl proxy, AlwaysAllow): /api and /apis answer."""
+    if anonymous == "off":
+        return http_api({}, (401, JSON, KUBERNETES_STATUS))
+    public: dict[str, Route] = {
+        "/version": (200, JSON, KUBERNETES_VERSION),
+        **{path: (200, {"Content-Type": "text/plain"}, b"ok") for path in ("/healthz", "/livez", "/readyz")},
+    }
+    if anonymous == "open":
+        paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/readyz", "/version"]
+        public["/"] = (200, JSON, _json({"paths": paths}))
+        public["/api"] = (200, JSON, _json({"kind": "APIVersions", "versions": ["v1"],
+                                            "serverAddressByClientCIDRs": []}))  # fmt: skip
+        public["/apis"] = (200, JSON, _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+
+    def refusal(path: str) -> Route:
+        return (
+            403,
+            JSON,
+            kubernetes_status(403, f'forbidden: User "system:anonymous" cannot get path "{path}"'),
+        )
+
+    return http_api(public, refusal)
 
 
 def _der(tag: int, content: bytes) -> bytes:

@@ -48,11 +48,20 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, second
 
 
 @contextmanager
-def running(command: Sequence[str], port: int, folder: Path, user: str | None = None) -> Iterator[int]:
+def running(
+    command: Sequence[str],
+    port: int,
+    folder: Path,
+    user: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[int]:
     log = folder / "server.log"
     with log.open("wb") as output:
         prefix = ["runuser", "-u", user, "--"] if user else []
-        process = subprocess.Popen([*prefix, *command], stdout=output, stderr=subprocess.STDOUT, cwd=folder)
+        process = subprocess.Popen(
+            [*prefix, *command], stdout=output, stderr=subprocess.STDOUT, cwd=folder,
+            env=None if env is None else {**os.environ, **env},
+        )  # fmt: skip
     try:
         wait_for_port(port, process, log)
         yield port
@@ -102,7 +111,9 @@ class NginxPorts:
     https_expiring: int
 
 
-def make_certificate(folder: Path, name: str, days: int) -> tuple[Path, Path]:
+def make_certificate(folder: Path, name: str, days: int, dns_names: Sequence[str] = ()) -> tuple[Path, Path]:
+    """A self-signed certificate (CN=``name``); ``dns_names`` go in its subjectAltName, so that a
+    client trusting it (SSL_CERT_FILE) verifies it under those names and no other."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -111,7 +122,7 @@ def make_certificate(folder: Path, name: str, days: int) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
@@ -119,8 +130,11 @@ def make_certificate(folder: Path, name: str, days: int) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=days, hours=1))
-        .sign(key, hashes.SHA256())
     )
+    if dns_names:
+        names = x509.SubjectAlternativeName([x509.DNSName(dns) for dns in dns_names])
+        builder = builder.add_extension(names, critical=False)
+    certificate = builder.sign(key, hashes.SHA256())
     cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
@@ -226,13 +240,23 @@ def mariadb() -> Iterator[int]:
 
 
 @contextmanager
-def memcached() -> Iterator[int]:
+def memcached(auth: str | None = None) -> Iterator[int]:
+    """memcached; ``auth="ascii"``: ``-Y authfile`` (the text protocol asks for a user and password
+    first), ``auth="sasl"``: ``-S`` (binary protocol only, SASL; Cyrus SASL reads its configuration
+    from SASL_CONF_PATH)."""
     program = require("memcached", "memcached")
     with workdir() as folder:
         port = unused_port()
-        with running(
-            [program, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "root"], port, folder
-        ) as ready:
+        command = [program, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "root"]
+        env = None
+        if auth == "ascii":
+            (folder / "authfile").write_text("portcheck:unused-in-tests\n")
+            command += ["-Y", str(folder / "authfile")]
+        elif auth == "sasl":
+            (folder / "memcached.conf").write_text(f"mech_list: plain\nsasldb_path: {folder / 'sasldb2'}\n")
+            command += ["-S"]
+            env = {"SASL_CONF_PATH": str(folder)}
+        with running(command, port, folder, env=env) as ready:
             yield ready
 
 

@@ -40,8 +40,16 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
         (peers.mongodb(requires_auth=False), "mongodb", "MongoDB", "7.0.14", "none"),
         (peers.mongodb(requires_auth=True), "mongodb", "MongoDB", "7.0.14", "required"),
         (peers.DOCKER, "docker", "Docker Engine - Community", "24.0.7", "none"),
+        (peers.DOCKER_LOGIN, "docker", "Docker Engine", None, "required"),
+        (peers.DOCKER_AUTHZ, "docker", "Docker Engine", None, None),  # a plugin's 403 proves nothing
         (peers.ELASTICSEARCH_OPEN, "elasticsearch", "Elasticsearch", "8.11.1", "none"),
         (peers.ELASTICSEARCH_LOCKED, "elasticsearch", "Elasticsearch", None, "required"),
+        # 403 on GET /, yet anonymous requests read documents: its identity endpoint says so
+        (peers.ELASTICSEARCH_ANONYMOUS_READER, "elasticsearch", "Elasticsearch", None, "none"),
+        (peers.ELASTICSEARCH_BEHIND_PROXY, "elasticsearch", "Elasticsearch", None, None),
+        (peers.kubernetes("default"), "kubernetes", "Kubernetes", "v1.28.4", None),  # public /version only
+        (peers.kubernetes("off"), "kubernetes", "Kubernetes", None, "required"),
+        (peers.kubernetes("open"), "kubernetes", "Kubernetes", "v1.28.4", "none"),
         (peers.COUCHDB, "couchdb", "CouchDB", "3.3.3", None),
         (peers.EXPORTER, "prometheus", "Node Exporter", None, None),
         (peers.rabbitmq, "amqp", "RabbitMQ", "3.12.10", None),
@@ -49,8 +57,9 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
         (peers.rdp, "rdp", None, None, None),
         (peers.vnc, "vnc", "RFB", "3.8", None),
     ],
-    ids=["mongodb", "mongodb-auth", "docker", "elasticsearch", "elasticsearch-auth", "couchdb", "exporter",
-         "rabbitmq", "smb", "rdp", "vnc"],
+    ids=["mongodb", "mongodb-auth", "docker", "docker-401", "docker-authz", "elasticsearch", "elasticsearch-auth",
+         "elasticsearch-anonymous", "elasticsearch-proxy", "kubernetes", "kubernetes-locked", "kubernetes-open",
+         "couchdb", "exporter", "rabbitmq", "smb", "rdp", "vnc"],
 )  # fmt: skip
 def test_peers_named_on_unusual_ports(
     peer: Callable[[Behaviour], int],
@@ -62,21 +71,85 @@ def test_peers_named_on_unusual_ports(
 ) -> None:
     info = identify(peer(behaviour))
     assert (info.service, info.product, info.version, info.auth) == (service, product, version, auth), info
-    assert info.exposed == (auth == "none" and service in ("mongodb", "docker", "elasticsearch"))
+    assert info.exposed == (
+        auth == "none" and service in ("mongodb", "docker", "elasticsearch", "kubernetes")
+    )
+    assert ("EXPOSED" in info.describe()) == info.exposed
+
+
+def test_auth_notes_say_what_the_verdict_rests_on(peer: Callable[[Behaviour], int]) -> None:
+    reader = identify(peer(peers.ELASTICSEARCH_ANONYMOUS_READER))
+    assert reader.describe().startswith(
+        'elasticsearch (Elasticsearch) EXPOSED: no authentication (anonymous requests act as user "_anonymous")'
+    )
+    default = identify(peer(peers.kubernetes("default")))
+    assert default.auth_note is not None and "system:anonymous" in default.auth_note, default
+    assert "--anonymous-auth=false" in default.auth_note
+    authz = identify(peer(peers.DOCKER_AUTHZ))
+    assert authz.auth_note == (
+        "403 from an authorization plugin: authorization denied by plugin opa-docker-authz: request rejected "
+        "by administrative policy"
+    )
+
+
+def test_auth_requirements_on_http_apis_through_the_plugin(
+    pytester: pytest.Pytester, peer: Callable[[Behaviour], int]
+) -> None:
+    reader, kubernetes, authz = (
+        peer(peers.ELASTICSEARCH_ANONYMOUS_READER), peer(peers.kubernetes("default")), peer(peers.DOCKER_AUTHZ)
+    )  # fmt: skip
+    locked = peer(peers.kubernetes("off"))
+    pytester.makefile(
+        ".yml",
+        inventory=f"""
+        hosts:
+          box:
+            address: 127.0.0.1
+            open:
+              - {{port: {reader}, service: elasticsearch, auth: required}}
+              - {{port: {kubernetes}, service: kubernetes, auth: required}}
+              - {{port: {authz}, service: docker, auth: none}}
+              - {{port: {locked}, service: kubernetes, auth: required}}
+          cluster:
+            address: localhost
+            open: [{{port: {kubernetes}, service: kubernetes}}]
+        """,
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-v", "-rfE")
+    result.assert_outcomes(passed=2, failed=1, errors=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"*box (127.0.0.1) tcp/{reader}: Elasticsearch answers without authentication: anonymous requests "
+            'act as user "_anonymous" (auth: required)',
+            f"*box (127.0.0.1) tcp/{kubernetes}: cannot tell whether kubernetes requires authentication: "
+            "*system:anonymous*",
+            f"*box (127.0.0.1) tcp/{authz}: cannot tell whether docker requires authentication: *403 from an "
+            "authorization plugin*",
+            f"*inventory.yml::box::tcp/{locked}::open PASSED*",
+            f"*inventory.yml::cluster::tcp/{kubernetes}::open PASSED*",
+        ]
+    )
+    shown = [line for line in result.stdout.lines if f"tcp/{kubernetes}" in line]
+    assert shown and not [line for line in shown if "EXPOSED" in line]  # a public /version exposes nothing
 
 
 def test_kubernetes_over_tls(
     peer: Callable[[Behaviour], int], certificates: dict[str, tuple[Path, Path]]
 ) -> None:
-    anonymous = identify(peer(peers.tls_server(certificates["good"], peers.kubernetes(anonymous=True))))
-    assert (anonymous.service, anonymous.version, anonymous.auth) == ("kubernetes", None, "required"), (
-        anonymous
-    )
+    # GET / inside TLS: the default cluster refuses / to system:anonymous (403 Status), and /api too:
+    # anonymous requests reach public paths only, which proves neither "required" nor "none".
+    anonymous = identify(peer(peers.tls_server(certificates["good"], peers.kubernetes("default"))))
+    assert (anonymous.service, anonymous.version, anonymous.auth) == ("kubernetes", None, None), anonymous
+    assert anonymous.auth_note is not None and "system:anonymous" in anonymous.auth_note
     assert anonymous.tls is not None and anonymous.tls.subject == "CN=good"
-    # GET / inside TLS: a cluster that lets anonymous users in still refuses / (403 Status)
-    locked = identify(peer(peers.tls_server(certificates["good"], peers.kubernetes(anonymous=False))))
+    locked = identify(peer(peers.tls_server(certificates["good"], peers.kubernetes("off"))))
     assert (locked.service, locked.auth) == ("kubernetes", "required")
     assert locked.answers_as("https") and locked.answers_as("tls") and not locked.answers_as("http")
+    # the discovery question is asked through TLS as well
+    exposed = identify(peer(peers.tls_server(certificates["good"], peers.kubernetes("open"))))
+    assert (exposed.service, exposed.auth, exposed.exposed) == ("kubernetes", "none", True), exposed
+    reader = identify(peer(peers.tls_server(certificates["good"], peers.ELASTICSEARCH_ANONYMOUS_READER)))
+    assert (reader.service, reader.auth) == ("elasticsearch", "none"), reader
 
 
 def test_month_13_certificate_stays_on_its_port(
@@ -195,3 +268,41 @@ def test_min_version_item_fails_when_older_versions_are_accepted(
     result = pytester.runpytest("--portcheck", "inventory.yml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*also accepts TLSv1.1, below the minimum TLSv1.2*"])
+
+
+def test_each_name_on_one_port_is_judged_on_its_own_verification(
+    pytester: pytest.Pytester,
+    peer: Callable[[Behaviour], int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One TLS server, trusted here, whose certificate names localhost only. An inventory that names it
+    # by address must fail verify: true (IP address mismatch); another that names it localhost must
+    # pass, although both entries meet on 127.0.0.1 and are merged into one probe plan.
+    certificate = servers.make_certificate(tmp_path, "localhost", 90, dns_names=["localhost"])
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    port = peer(peers.tls_server(certificate, peers.COUCHDB))
+    pytester.makefile(
+        ".yml",
+        by_address=f"hosts:\n  bare:\n    address: 127.0.0.1\n    open:\n"
+        f"      - {{port: {port}, service: https, tls: {{verify: true}}}}\n",
+        by_name=f"hosts:\n  named:\n    address: localhost\n    open:\n"
+        f"      - {{port: {port}, service: https, tls: {{verify: true}}}}\n",
+    )
+    for order, xdist in (
+        (["by_address.yml", "by_name.yml"], False),
+        (["by_name.yml", "by_address.yml"], True),
+    ):
+        flags = [*(f"--portcheck={name}" for name in order), "-v", "-rf"]
+        # under xdist the per-name answers also travel between workers, in the shared report
+        result = pytester.runpytest_subprocess(*flags, "-n", "2") if xdist else pytester.runpytest(*flags)
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines_random(
+            [
+                f"*PASSED*by_name.yml::named::tcp/{port}::open*"
+                if xdist
+                else f"by_name.yml::named::tcp/{port}::open PASSED*",
+                f"FAILED by_address.yml::bare::tcp/{port}::open - *",
+                f"bare (127.0.0.1) tcp/{port}: TLS verification failed: certificate verification failed: *IP*",
+            ]
+        )

@@ -132,10 +132,57 @@ def test_redis_with_and_without_auth(redis_open_port: int, redis_auth_port: int)
     assert locked.evidence.startswith("-NOAUTH")
 
 
+@pytest.fixture(scope="session")
+def memcached_auth_ports() -> Iterator[dict[str, int]]:
+    with servers.memcached(auth="ascii") as ascii_auth, servers.memcached(auth="sasl") as sasl:
+        yield {"ascii": ascii_auth, "sasl": sasl}
+
+
 def test_memcached(memcached_port: int) -> None:
     info = probe(memcached_port, "memcached")
     assert (info.service, info.version) == ("memcached", "1.6.18") or info.service == "memcached"
     assert info.evidence.startswith("VERSION ")
+
+
+@pytest.mark.parametrize("kind", ["ascii", "sasl"])
+def test_memcached_with_authentication(memcached_auth_ports: dict[str, int], kind: str) -> None:
+    # -Y: "CLIENT_ERROR unauthenticated" to version; -S: the text protocol is off, the binary one
+    # answers its version and refuses a NOOP with "Auth failure."
+    for expect in ("memcached", None):
+        info = probe(memcached_auth_ports[kind], expect)
+        assert (info.service, info.auth, info.exposed) == ("memcached", "required", False), info
+
+
+def test_memcached_auth_through_the_plugin(
+    pytester: pytest.Pytester, memcached_auth_ports: dict[str, int], memcached_port: int
+) -> None:
+    locked, sasl = memcached_auth_ports["ascii"], memcached_auth_ports["sasl"]
+    pytester.makefile(
+        ".yml",
+        inventory=f"""
+        hosts:
+          cache:
+            address: 127.0.0.1
+            open:
+              - {{port: {locked}, service: memcached, auth: required}}
+              - {{port: {sasl}, service: memcached, auth: required}}
+              - {{port: {memcached_port}, service: memcached, auth: required}}
+          careless:
+            address: localhost
+            open:
+              - {{port: {locked}, service: memcached, auth: none}}
+        """,
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-v", "-rf")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"*inventory.yml::cache::tcp/{locked}::open PASSED*",
+            f"*inventory.yml::cache::tcp/{sasl}::open PASSED*",
+            f"*tcp/{memcached_port}: memcached answers without authentication (auth: required)",
+            f"*careless (127.0.0.1) tcp/{locked}: memcached requires authentication (auth: none was declared)",
+        ]
+    )
 
 
 @pytest.fixture(scope="session")

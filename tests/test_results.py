@@ -10,16 +10,18 @@ from hypothesis import strategies as st
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.record import replace
 from pytest_portcheck.results import (
     ScanReport,
     _result_fields,
     _result_json,
     dump_report,
+    port_key,
     report_from_dict,
     result_key,
     stats_from_quality,
 )
-from pytest_portcheck.services import ServiceInfo, TlsInfo
+from pytest_portcheck.services import NameAnswer, ServiceInfo, TlsInfo
 
 results = st.builds(
     ProbeResult,
@@ -71,6 +73,30 @@ def test_report_reads_back_with_services() -> None:
     assert (back.settings.timeout, back.settings.retries, back.settings.window) == (0.5, 2, 100)
     # The in-memory document the HTML page is built from is the written one, without a JSON text between.
     assert report.to_dict({"expectations": []}) == document
+
+
+def test_per_name_verifications_and_auth_notes_read_back() -> None:
+    # xdist workers and judge mode read the probes' answers from the report: what a name's own probe
+    # found, and why auth is what it is, must survive the trip.
+    tls = TlsInfo("TLSv1.3", "c", "CN=web", "CN=web", "2027-01-01T00:00:00+00:00", 35, False)
+    names = (NameAnswer(None, False, "certificate verification failed: IP address mismatch"),
+             NameAnswer("web.test", True))  # fmt: skip
+    merged = ServiceInfo("elasticsearch", "HTTP/1.1 200 OK", tls=tls, auth="none",
+                         auth_note='anonymous requests act as user "_anonymous"', names=names)  # fmt: skip
+    plain = ServiceInfo("ssh", "SSH-2.0-x")
+    found = [ProbeResult("web", "127.0.0.1", Protocol.TCP, port, PortState.OPEN, "syn-ack", 0.2, 1)
+             for port in (22, 443)]  # fmt: skip
+    https, ssh = port_key("127.0.0.1", Protocol.TCP, 443), port_key("127.0.0.1", Protocol.TCP, 22)
+    report = ScanReport([Resolution("web", ("127.0.0.1",))], found, ScanSettings(), "", 0.0,
+                        services={https: merged, ssh: plain})  # fmt: skip
+    stream = io.StringIO()
+    dump_report(report, stream)
+    document = json.loads(stream.getvalue())
+    assert "names" not in document["results"][0]["probe"]  # only where names met on the port
+    back = report_from_dict(document).services
+    assert back == {https: merged, ssh: plain}
+    assert back[https].as_asked_by("web.test").tls == replace(tls, verified=True)
+    assert back[https].as_asked_by("127.0.0.1").error == names[0].error
 
 
 def test_scan_quality_reads_back_and_older_reports_have_none() -> None:

@@ -38,12 +38,13 @@ def _tls_record(data: bytes) -> ServiceInfo | None:
 
 
 TLS_PORTS = frozenset({443, 465, 636, 853, 993, 995, 2376, 5986, 6443, 8443, 9443})
-TLS = ProtocolProbe("tls", _tls_record, TLS_PORTS, lambda _: b"", rarity=1, rank=20)
-"""The ClientHello: ``request`` is a placeholder, the driver hands the handshake to ``ssl``."""
+TLS = ProtocolProbe("tls", _tls_record, TLS_PORTS, lambda _: b"", rarity=1, rank=20, refine=http.API_CHECKS)
+"""The ClientHello: ``request`` is a placeholder, the driver hands the handshake to ``ssl``; an HTTP
+API found inside gets its further questions through TLS."""
 
 SPEAKERS: tuple[ProtocolProbe, ...] = (
     TLS, http.VERSION, http.ROOT, keyvalue.REDIS, postgresql.PROBE, keyvalue.MEMCACHED, mongodb.PROBE,
-    ldap.PROBE, mqtt.PROBE, amqp.PROBE, dns.PROBE, smb.PROBE, rdp.PROBE,
+    ldap.PROBE, mqtt.PROBE, amqp.PROBE, dns.PROBE, smb.PROBE, rdp.PROBE, keyvalue.MEMCACHED_BINARY,
 )  # fmt: skip
 """Protocols where the client speaks first: each gets its own connection once a port stays silent."""
 
@@ -53,7 +54,8 @@ more bytes): sent alongside the HTTP nudge when a port stays silent, since the n
 
 _FOR_SERVICE: dict[str, tuple[ProtocolProbe, ...]] = {
     "https": (TLS,), "tls": (TLS,), "http": (http.VERSION, http.ROOT), "redis": (keyvalue.REDIS,),
-    "memcached": (keyvalue.MEMCACHED,), "postgresql": (postgresql.PROBE,), "mongodb": (mongodb.PROBE,),
+    "memcached": (keyvalue.MEMCACHED, keyvalue.MEMCACHED_BINARY), "postgresql": (postgresql.PROBE,),
+    "mongodb": (mongodb.PROBE,),
     "ldap": (ldap.PROBE,), "mqtt": (mqtt.PROBE,), "amqp": (amqp.PROBE,), "dns": (dns.PROBE,),
     "smb": (smb.PROBE,), "rdp": (rdp.PROBE,),
     **{api: (http.VERSION, http.ROOT) for api in HTTP_APIS},

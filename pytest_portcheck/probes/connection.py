@@ -93,10 +93,16 @@ class Port:
                 pause = min(pause * 2, 0.5)
 
     async def exchange(
-        self, payload: bytes | None, complete: Callable[[bytes], bool], wait: float
+        self,
+        payload: bytes | None,
+        complete: Callable[[bytes], bool],
+        wait: float,
+        context: ssl.SSLContext | None = None,
     ) -> Exchange:
+        """One request and its answer on a connection of its own (through TLS with ``context``)."""
         async with self.gate:
-            reader, writer = await self.connect()
+            server_name = self.request.server_name if context is not None else None
+            reader, writer = await self.connect(context, server_name)
             try:
                 if payload:
                     writer.write(payload)

@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from pytest_portcheck.probes import catalogue, handshake, http
+from pytest_portcheck.probes import catalogue, handshake, http, tls
 from pytest_portcheck.probes.connection import MAX_READ, Exchange, LocalFailure, Port, ProbeRequest, read
 from pytest_portcheck.probes.spec import ProtocolProbe
 from pytest_portcheck.probes.ssh import first_line
@@ -139,14 +139,19 @@ def _fallback(found: dict[ProtocolProbe, ServiceInfo | None]) -> ServiceInfo | N
 
 
 async def _refined(port: Port, probe: ProtocolProbe, info: ServiceInfo) -> ServiceInfo:
-    step = probe.refine
-    if step is None or not step.applies(info) or port.remaining() <= 0:
-        return info
-    try:
-        answer = await port.exchange(step.request(port.host), http.response_complete, port.remaining())
-    except (OSError, LocalFailure, asyncio.TimeoutError):
-        return info
-    return step.update(info, answer.data)
+    """The answer after the probe's further questions, each where it applies to the answer so far,
+    through TLS where the answer came through it. A question that cannot be asked (time is up, the
+    connection fails) leaves the answer as it is: an unasked question proves nothing."""
+    context = tls.client_context(False) if info.tls is not None else None
+    for step in probe.refine:
+        if not step.applies(info) or port.remaining() <= 0:
+            continue
+        try:
+            answer = await port.exchange(step.request(port.host), step.complete, port.remaining(), context)
+        except (OSError, LocalFailure, asyncio.TimeoutError):  # ssl.SSLError is an OSError
+            return info
+        info = step.update(info, answer.data)
+    return info
 
 
 async def _one(port: Port, probe: ProtocolProbe, wait: float) -> ServiceInfo | None:
@@ -168,6 +173,7 @@ async def _one(port: Port, probe: ProtocolProbe, wait: float) -> ServiceInfo | N
 # --- every port -----------------------------------------------------------------------------------
 
 _CONNECTIONS_PER_PORT = len(catalogue.SPEAKERS) + 2  # the greeting wait, every speaker, a refinement
+# (refinements are asked one after another: one connection at a time)
 
 
 async def _guarded(request: ProbeRequest, ports: asyncio.Semaphore, connections: asyncio.Semaphore,

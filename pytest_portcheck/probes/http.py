@@ -3,18 +3,26 @@ Prometheus exporters and CouchDB.
 
 Two probes: ``GET /`` (the Server header; Elasticsearch, CouchDB and exporters name themselves in the
 body) and ``GET /version`` (etcd, Docker and Kubernetes answer it with JSON naming product and version).
-Both are reads of public metadata, never a login. An answer of 401 with the API's own marks means the
-API wants authentication; 200 means anyone who reaches the port may use it.
+Both are reads of public metadata, never a login.
+
+Authentication is told only where an answer proves it, else ``auth`` stays None ("cannot tell"): 401
+with the API's own marks is "required" (no identity without credentials); a request without
+credentials that gets data or an identity is "none". A 403 proves neither: the request was given an
+identity (an anonymous user) that may not do *this*, and may well do something else. So an API that
+answers 403, or whose answering path is public by design, gets a further question (``Refinement``):
+Elasticsearch its identity endpoint, Kubernetes its discovery paths, etcd a count-only range read.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pytest_portcheck.probes.spec import ProtocolProbe, Refinement
 from pytest_portcheck.probes.ssh import first_line
+from pytest_portcheck.record import replace
 from pytest_portcheck.services import ServiceInfo, neutralise
 
 _HEADER = re.compile(rb"^([A-Za-z0-9-]+):[ \t]*(.*?)\r?$", re.MULTILINE)
@@ -22,7 +30,7 @@ _STATUS = re.compile(rb"^HTTP/\d(?:\.\d)? (\d{3})")
 _PRODUCT_VERSION = re.compile(r"^([A-Za-z][\w.-]*?)(?:/([\w.-]+))?(?:\s|$)")
 
 
-def request(path: str) -> Any:
+def request(path: str) -> Callable[[str], bytes]:
     def build(host: str) -> bytes:
         return (
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: portcheck\r\nAccept: */*\r\n"
@@ -80,10 +88,18 @@ def _api_from_root(status: int, fields: dict[str, str], body: bytes, line: str) 
     ):
         version = document.get("version", {})
         number = _text(version.get("number")) if isinstance(version, dict) else None
-        auth = "required" if status in (401, 403) else "none" if status == 200 else None
-        return ServiceInfo("elasticsearch", line, "Elasticsearch", number, auth=auth)
+        # A 200 served an anonymous request. A 401 or 403 may come from an anonymous user that lacks
+        # the privilege for GET / (with ``authz_exception: false`` it is told 401): the identity
+        # endpoint decides those.
+        auth = "none" if status == 200 else None
+        note = _ES_REFUSED.format(status) if status in (401, 403) else None
+        return ServiceInfo("elasticsearch", line, "Elasticsearch", number, auth=auth, auth_note=note)
     if document.get("couchdb") == "Welcome":
         return ServiceInfo("couchdb", line, "CouchDB", _text(document.get("version")))
+    paths = document.get("paths")
+    if status == 200 and isinstance(paths, list) and "/api" in paths and "/version" in paths:
+        # kube-apiserver's root, served only where discovery is open: its discovery paths decide
+        return ServiceInfo("kubernetes", line, "Kubernetes", auth_note="GET / lists the API's paths")
     if b"# HELP " in body[:2048] or (b"/metrics" in body and b"xporter" in body):
         title = re.search(rb"<title>([^<]{1,60})</title>", body)
         return ServiceInfo("prometheus", line, neutralise(title.group(1), 60) if title else "exporter")
@@ -115,15 +131,94 @@ def classify_version(data: bytes) -> ServiceInfo | None:
     platform = document.get("Platform")
     if "ApiVersion" in document or "api-version" in fields or "docker" in fields.get("server", "").lower():
         name = platform.get("Name") if isinstance(platform, dict) else None
-        auth = "none" if status == 200 else "required" if status in (401, 403) else None
-        return ServiceInfo(
-            "docker", line, _text(name) or "Docker Engine", _text(document.get("Version")), auth=auth
+        # Docker Engine has no login of its own: a 403 is an authorization plugin's refusal of this
+        # request, which says nothing of what else an unauthenticated client may do.
+        auth = "none" if status == 200 else "required" if status == 401 else None
+        note = (
+            f"403 from an authorization plugin: {_message(document) or 'refused'}" if status == 403 else None
         )
-    if "gitVersion" in document and "major" in document:
-        return ServiceInfo("kubernetes", line, "Kubernetes", _text(document.get("gitVersion")), auth="none")
-    if document.get("kind") == "Status" and document.get("apiVersion") == "v1" and status in (401, 403):
+        return ServiceInfo(
+            "docker", line, _text(name) or "Docker Engine", _text(document.get("Version")), auth=auth,
+            auth_note=note,
+        )  # fmt: skip
+    if "gitVersion" in document and "major" in document:  # public by design: the discovery paths decide
+        version = _text(document.get("gitVersion"))
+        return ServiceInfo("kubernetes", line, "Kubernetes", version, auth_note="/version answers anyone")
+    if _kubernetes_status(document) and status == 401:
         return ServiceInfo("kubernetes", line, "Kubernetes", auth="required")
+    if _kubernetes_status(document) and status == 403:
+        return ServiceInfo("kubernetes", line, "Kubernetes", auth_note=_kubernetes_refusal(document))
     return None
+
+
+def _message(document: dict[str, Any], limit: int = 120) -> str | None:
+    message = document.get("message")
+    return neutralise(message, limit) if isinstance(message, str) and message else None
+
+
+_ES_REFUSED = "GET / refused with {}, and the identity endpoint did not say who anonymous requests are"
+
+
+def elasticsearch_identity(info: ServiceInfo, data: bytes) -> ServiceInfo:
+    """``GET /_security/_authenticate`` without credentials (it needs no privilege): who Elasticsearch
+    takes us for. 200 names the identity every anonymous request gets (the anonymous user is on:
+    "none", whatever it may read); 401 means no identity without credentials: "required". Anything
+    else (security off, where GET / answered 200; a proxy's refusal) leaves GET /'s reading."""
+    parsed = parse(data)
+    if parsed is None:
+        return info
+    status, _, body = parsed
+    user = _json(body).get("username") if status == 200 else None
+    if isinstance(user, str):
+        note = f'anonymous requests act as user "{neutralise(user, 60)}"'
+        return replace(info, auth="none", auth_note=note)
+    if status == 401 and info.auth != "none":  # never over a 200 that already served us
+        return replace(info, auth="required", auth_note=None)
+    return info
+
+
+def _kubernetes_status(document: dict[str, Any]) -> bool:
+    return document.get("kind") == "Status" and document.get("apiVersion") == "v1"
+
+
+_ANONYMOUS = 'User "system:anonymous"'
+
+
+def _kubernetes_refusal(document: dict[str, Any]) -> str:
+    message = _message(document) or "forbidden"
+    if _ANONYMOUS not in message:
+        return f"403: {message}"
+    # Anonymous requests are authenticated (as system:anonymous) and then authorised per path: a
+    # refusal here shows this path is closed to them, not that every other one is.
+    return (
+        "anonymous requests are accepted as system:anonymous but refused beyond public paths such as "
+        "/version: whether they reach any resource cannot be told (--anonymous-auth=false answers 401)"
+    )
+
+
+def kubernetes_discovery(path: str, kind: str) -> Refinement:
+    """``GET /api`` (or ``/apis``) without credentials, on a Kubernetes API whose answer so far was a
+    public path or a 403: 401 is "required", the discovery document ("APIVersions", "APIGroupList") is
+    "none" (anonymous requests read the API), a 403 Status leaves it untold."""
+
+    def update(info: ServiceInfo, data: bytes) -> ServiceInfo:
+        parsed = parse(data)
+        if parsed is None:
+            return info
+        status, _, body = parsed
+        document = _json(body)
+        if status == 401 and _kubernetes_status(document):
+            return replace(info, auth="required", auth_note=None)
+        if status == 200 and document.get("kind") == kind:
+            return replace(info, auth="none", auth_note=f"anonymous requests may read {path}")
+        if status == 403 and _kubernetes_status(document):
+            return replace(info, auth_note=_kubernetes_refusal(document))
+        return info
+
+    return Refinement(
+        request(path), update, lambda info: info.service == "kubernetes" and info.auth is None,
+        response_complete,
+    )  # fmt: skip
 
 
 def etcd_auth(info: ServiceInfo, data: bytes) -> ServiceInfo:
@@ -133,9 +228,10 @@ def etcd_auth(info: ServiceInfo, data: bytes) -> ServiceInfo:
         return info
     status, _, body = parsed
     document = _json(body)
-    refused = status in (401, 403) or "user name is empty" in str(document.get("error", ""))
+    # Without a token etcd says who is missing; a bare 403 (a proxy's) proves nothing either way.
+    refused = status == 401 or "user name is empty" in str(document.get("error", ""))
     auth = "required" if refused else "none" if status == 200 and "header" in document else info.auth
-    return ServiceInfo(info.service, info.evidence, info.product, info.version, info.tls, auth, info.error)
+    return replace(info, auth=auth)
 
 
 def etcd_range_request(host: str) -> bytes:
@@ -150,15 +246,28 @@ def _plain_on_tls(info: ServiceInfo) -> bool:
     return info.evidence.split(" ", 2)[1:2] == ["400"]
 
 
+ELASTICSEARCH_IDENTITY = Refinement(
+    request("/_security/_authenticate"), elasticsearch_identity, lambda info: info.service == "elasticsearch",
+    response_complete,
+)  # fmt: skip
+ETCD_RANGE = Refinement(etcd_range_request, etcd_auth, lambda info: info.service == "etcd", response_complete)
+KUBERNETES_DISCOVERY = (
+    kubernetes_discovery("/api", "APIVersions"),
+    kubernetes_discovery("/apis", "APIGroupList"),
+)
+API_CHECKS = (ELASTICSEARCH_IDENTITY, ETCD_RANGE, *KUBERNETES_DISCOVERY)
+"""Every HTTP API's further questions: what runs inside TLS may be any of them."""
+
 # Ranks: /version (10) names an API at once unless it got a 400, then it waits for TLS (20), as does
 # / on a 400; any other answer to / waits only for /version, which may name an API behind it.
 HTTP_PORTS = frozenset({80, 8000, 8008, 8080, 8081, 8888, 9090, 9100, 9200, 5984, 2375, 2379, 8500})
 ROOT = ProtocolProbe(
     "http", classify_root, HTTP_PORTS, request("/"), response_complete, rarity=1, rank=30,
     rank_of=lambda info: 30 if _plain_on_tls(info) else 15,
+    refine=(ELASTICSEARCH_IDENTITY, *KUBERNETES_DISCOVERY),
 )  # fmt: skip
 VERSION = ProtocolProbe(
     "http-version", classify_version, frozenset({2375, 2379, 6443, 8001}), request("/version"),
     response_complete, rarity=3, rank=10, rank_of=lambda info: 25 if _plain_on_tls(info) else 0,
-    refine=Refinement(etcd_range_request, etcd_auth, lambda info: info.service == "etcd"),
+    refine=(ETCD_RANGE, *KUBERNETES_DISCOVERY),
 )  # fmt: skip

@@ -39,12 +39,18 @@ class ProtocolProbe:
     rank_of: Callable[[ServiceInfo], int] | None = None
     """The rank of a match when it depends on the answer (an HTTP 400 defers to TLS: that is what
     servers answer a plain request on a TLS port); ``rank`` otherwise."""
-    refine: Refinement | None = None
-    """A second, separate exchange once identified (e.g. an authentication check), or None."""
+    refine: tuple[Refinement, ...] = ()
+    """Further exchanges once identified (an authentication check), in order: each on its own
+    connection (inside TLS when the answer came through it), each where it ``applies`` to the answer
+    so far. Over the ``tls`` probe: those of the protocols that run inside TLS."""
 
 
 @dataclass(frozen=True, slots=True)
 class Refinement:
+    """One more question to an identified service: a separate request, and a pure update of the
+    answer from what came back (any bytes, or none: the answer then stays as it was)."""
+
     request: Callable[[str], bytes]
     update: Callable[[ServiceInfo, bytes], ServiceInfo]
     applies: Callable[[ServiceInfo], bool] = field(default=lambda info: True)
+    complete: Callable[[bytes], bool] = line_complete
