@@ -10,6 +10,7 @@ Must not import pytest, the plugin, the engine or the probes.
 from __future__ import annotations
 
 from pytest_portcheck.sources.compose import read_compose
+from pytest_portcheck.sources.kubernetes import read_kubernetes
 from pytest_portcheck.sources.model import (
     Exposure,
     Note,
@@ -29,4 +30,5 @@ __all__ = [
     "SourceKind",
     "SourceReading",
     "read_compose",
+    "read_kubernetes",
 ]
