@@ -20,6 +20,7 @@ from pytest_portcheck.sources.model import (
     SourceKind,
     SourceReading,
 )
+from pytest_portcheck.sources.terraform import read_terraform
 
 __all__ = [
     "Exposure",
@@ -31,4 +32,5 @@ __all__ = [
     "SourceReading",
     "read_compose",
     "read_kubernetes",
+    "read_terraform",
 ]
