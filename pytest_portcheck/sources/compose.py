@@ -43,6 +43,7 @@ from pytest_portcheck.sources.yamlnodes import (
     is_sexagesimal,
     line_of,
     mapping,
+    paused_gc,
 )
 
 _LONG_KEYS = frozenset(("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"))
@@ -100,8 +101,9 @@ def read_compose(
     env = _environment(names[0], env_file, environment or {}, findings)
     services: dict[str, _Service] = {}
     declared_services = False
-    for name in names:
-        declared_services |= _read_file(name, env, services, findings)
+    with paused_gc():
+        for name in names:
+            declared_services |= _read_file(name, env, services, findings)
     if not findings.problems:
         if not declared_services:
             findings.problem(names[0], 0, "declares no services: a Compose file needs a 'services:' mapping")

@@ -38,6 +38,7 @@ from pytest_portcheck.sources.yamlnodes import (
     is_null,
     line_of,
     mapping,
+    paused_gc,
     plain_int,
     yaml11_bool,
 )
@@ -107,9 +108,9 @@ def read_kubernetes(
         raise SourceError("<kubernetes>", 0, "no manifest given: name at least one file")
     findings = Findings()
     nodes: tuple[str | None, ...] = tuple(node_addresses) or (None,)
-    for name in names:
-        context = _Context(name, nodes, addresses or {}, namespace, findings)
-        _read_file(context)
+    with paused_gc():
+        for name in names:
+            _read_file(_Context(name, nodes, addresses or {}, namespace, findings))
     return findings.reading(SourceKind.KUBERNETES, names)
 
 

@@ -10,6 +10,8 @@ Imports only the standard library, PyYAML and this package's model.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 from collections.abc import Iterator
 
@@ -37,6 +39,24 @@ class NodeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
             plain = isinstance(implicit, tuple) and bool(implicit[0])
             return _MERGE_TAG if plain and value == "<<" else _STR_TAG
         return _SEQ_TAG if kind is SequenceNode else _MAP_TAG
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while a file is composed and walked.
+
+    Composing allocates three tracked objects a YAML node (the node, its two marks) and keeps the
+    tree alive while it is read, none of it in a cycle: the collector, triggered by the allocations,
+    would walk the growing tree (and everything else alive in the process) again and again. Measured
+    on a 5,000-service Compose file: 3.3 s with it, 1.0 s without. Reference counting still frees
+    everything; the collector is switched back on (if it was on) however the reading ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class YamlProblem(Exception):
