@@ -91,7 +91,8 @@ def read_compose(
 ) -> SourceReading:
     """The host ports a Compose project publishes, as ``docker compose -f A -f B config`` sees them.
 
-    ``profiles`` are the enabled profiles (``*`` enables all); ``environment`` is laid over the
+    ``profiles`` are the enabled profiles (``*`` enables all; none given: ``COMPOSE_PROFILES``, comma-separated,
+    from the variables); ``environment`` is laid over the
     ``.env`` file (``env_file`` replaces the one next to the first file). Raises ``SourceError``
     with every problem of every file."""
     names = [os.fspath(path) for path in paths]
@@ -108,7 +109,11 @@ def read_compose(
         if not declared_services:
             findings.problem(names[0], 0, "declares no services: a Compose file needs a 'services:' mapping")
         else:
-            _declare(services, frozenset(profiles), names, findings)
+            # As Compose does: the profiles asked for, else COMPOSE_PROFILES from .env or the environment.
+            enabled = frozenset(profiles) or frozenset(
+                name.strip() for name in env.get("COMPOSE_PROFILES", "").split(",") if name.strip()
+            )
+            _declare(services, enabled, names, findings)
     return findings.reading(SourceKind.COMPOSE, names)
 
 
