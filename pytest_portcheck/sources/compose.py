@@ -91,9 +91,9 @@ def read_compose(
 ) -> SourceReading:
     """The host ports a Compose project publishes, as ``docker compose -f A -f B config`` sees them.
 
-    ``profiles`` are the enabled profiles (``*`` enables all; none given: ``COMPOSE_PROFILES``, comma-separated,
-    from the variables); ``environment`` is laid over the
-    ``.env`` file (``env_file`` replaces the one next to the first file). Raises ``SourceError``
+    ``profiles`` are the enabled profiles (``*`` enables all; none given: ``COMPOSE_PROFILES``,
+    comma-separated, from the variables); ``environment`` is laid over the ``.env`` file
+    (``env_file`` replaces the one next to the first file). Raises ``SourceError``
     with every problem of every file."""
     names = [os.fspath(path) for path in paths]
     if not names:

@@ -59,6 +59,8 @@ _READ_KINDS = ("Service", "Ingress", *_POD_SPEC_PATHS)
 _NODE_PORT_RANGE = "30000-32767"
 
 Entries = dict[str, tuple[ScalarNode, Node]]
+_ServicePort = tuple[int, int, Protocol | None, int, int | None]
+"""(line, index in spec.ports, protocol or None for SCTP, port, nodePort or None)"""
 
 
 class _Invalid(Exception):
@@ -206,32 +208,30 @@ def _read_service(obj: _Object, context: _Context) -> None:
             line_of(spec["type"][1]),
             f"unknown Service type {service_type!r}: use ClusterIP, NodePort, LoadBalancer or ExternalName",
         )
-    external_ips = [_scalar(item, "an external IP") for item in _list(spec, "externalIPs")]
-    for _, index, protocol, port, _ in ports:
-        for address_node, address in external_ips:
-            _expose(
-                context,
-                obj,
-                protocol,
-                port,
-                address,
-                None,
-                line_of(address_node),
-                f"spec.ports[{index}] port {port} on externalIPs {address}",
-            )
+    external_ips = _external_ips(obj, spec, ports, context)
     if service_type == "ClusterIP":
         if not external_ips:
             _note(context, line, obj, f"{obj.title} is a ClusterIP Service: not exposed outside the cluster")
         return
     if service_type == "LoadBalancer":
         _load_balancer(obj, spec, ports, context)
-        allocate = (
-            yaml11_bool(spec["allocateLoadBalancerNodePorts"][1])
-            if "allocateLoadBalancerNodePorts" in spec
-            else True
-        )
-        if allocate is False:
+        allocate = spec.get("allocateLoadBalancerNodePorts")
+        if allocate is not None and yaml11_bool(allocate[1]) is False:
             return
+    _node_ports(obj, ports, context)
+
+
+def _external_ips(obj: _Object, spec: Entries, ports: list[_ServicePort], context: _Context) -> int:
+    """Every port of the Service on each of its ``externalIPs`` (whatever its type); how many IPs."""
+    external_ips = [_scalar(item, "an external IP") for item in _list(spec, "externalIPs")]
+    for _, index, protocol, port, _ in ports:
+        for address_node, address in external_ips:
+            entry = f"spec.ports[{index}] port {port} on externalIPs {address}"
+            _expose(context, obj, protocol, port, address, None, line_of(address_node), entry)
+    return len(external_ips)
+
+
+def _node_ports(obj: _Object, ports: list[_ServicePort], context: _Context) -> None:
     for port_line, index, protocol, _, node_port in ports:
         if node_port is None:
             _note(
@@ -243,24 +243,14 @@ def _read_service(obj: _Object, context: _Context) -> None:
             )
             continue
         for node in context.node_addresses:
-            _expose(
-                context,
-                obj,
-                protocol,
-                node_port,
-                node,
-                None,
-                port_line,
-                f"spec.ports[{index}] nodePort {node_port}",
-            )
+            entry = f"spec.ports[{index}] nodePort {node_port}"
+            _expose(context, obj, protocol, node_port, node, None, port_line, entry)
 
 
-def _service_ports(
-    spec: Entries, obj: _Object, context: _Context
-) -> list[tuple[int, int, Protocol | None, int, int | None]]:
+def _service_ports(spec: Entries, obj: _Object, context: _Context) -> list[_ServicePort]:
     """(line, index, protocol or None for SCTP, port, nodePort) of each good entry of ``spec.ports``;
     each bad one is a problem of its own, so that one reading reports them all."""
-    found: list[tuple[int, int, Protocol | None, int, int | None]] = []
+    found: list[_ServicePort] = []
     for index, item in enumerate(_list(spec, "ports")):
         try:
             entries = _entries(item, f"{obj.title} spec.ports[{index}] must be a mapping with 'port'")
@@ -275,7 +265,7 @@ def _service_ports(
 def _load_balancer(
     obj: _Object,
     spec: Entries,
-    ports: list[tuple[int, int, Protocol | None, int, int | None]],
+    ports: list[_ServicePort],
     context: _Context,
 ) -> None:
     addresses = _status_addresses(obj)
