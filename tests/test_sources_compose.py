@@ -286,11 +286,12 @@ def test_a_missing_file_and_a_file_without_services_are_errors(tmp_path: Path) -
 def test_a_variable_with_no_value_and_no_default(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "services:\n  web:\n    image: x\n    ports:\n      - '8080:80'\n      - '${WEB_PORT}:80'\n      - '${DB_PORT:?set DB_PORT}:5432'\n",
+        "services:\n  web:\n    image: x\n    ports:\n      - '8080:80'\n      - '${WEB_PORT}:80'\n      - '${DB_PORT:?set DB_PORT}:5432'\n      - '1-2:1-3'\n",
     )
     with pytest.raises(SourceError) as raised:
         read_compose([path])
-    assert [problem.line for problem in raised.value.problems] == [6, 7]  # both, at once
+    # all at once: the variables, and the ranges found when the ports are declared
+    assert [problem.line for problem in raised.value.problems] == [6, 7, 8]
     assert_problem(raised.value, path, 6, "WEB_PORT", "no value and no default", "${WEB_PORT:-VALUE}")
     assert_problem(raised.value, path, 7, "DB_PORT is not set (set DB_PORT)", "set it in the .env file")
     assert docker_compose_config(tmp_path, [path]).returncode != 0  # 1.29.2 stops at the :? one

@@ -105,15 +105,15 @@ def read_compose(
     with paused_gc():
         for name in names:
             declared_services |= _read_file(name, env, services, findings)
-    if not findings.problems:
-        if not declared_services:
+    if not declared_services:
+        if not findings.problems:  # a file that did not parse is the problem, not its missing services
             findings.problem(names[0], 0, "declares no services: a Compose file needs a 'services:' mapping")
-        else:
-            # As Compose does: the profiles asked for, else COMPOSE_PROFILES from .env or the environment.
-            enabled = frozenset(profiles) or frozenset(
-                name.strip() for name in env.get("COMPOSE_PROFILES", "").split(",") if name.strip()
-            )
-            _declare(services, enabled, names, findings)
+    else:
+        # As Compose does: the profiles asked for, else COMPOSE_PROFILES from .env or the environment.
+        enabled = frozenset(profiles) or frozenset(
+            name.strip() for name in env.get("COMPOSE_PROFILES", "").split(",") if name.strip()
+        )
+        _declare(services, enabled, names, findings)
     return findings.reading(SourceKind.COMPOSE, names)
 
 
