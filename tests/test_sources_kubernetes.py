@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -30,7 +31,6 @@ def objects(path: Path) -> Iterator[dict[str, object]]:
 
 
 def validate(path: Path) -> int:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
     count = 0
     for obj in objects(path):
         kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
@@ -51,7 +51,6 @@ def test_each_fixture_is_a_valid_manifest_and_is_read(path: Path) -> None:
 
 def test_the_schema_check_catches_a_wrong_manifest(tmp_path: Path) -> None:
     """The validation step is a real check: a port written as text is refused by the schemas."""
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  ports: [{port: '80'}]\n")
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -228,3 +227,26 @@ spec: {}
     assert "unknown Service type 'Nodeport': use ClusterIP, NodePort, LoadBalancer or ExternalName" in text
     assert "hostNetwork must be true or false" in text
     assert f"{path}:28: 'metadata' is missing" in text
+
+
+def test_a_host_port_on_every_address_of_the_node(tmp_path: Path) -> None:
+    """hostIP 0.0.0.0 or :: is every address of the node, as no hostIP is: the node addresses named."""
+    path = write(tmp_path, """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+    - name: c
+      image: i
+      ports:
+        - {containerPort: 80, hostPort: 8080, hostIP: "::"}
+        - {containerPort: 81, hostPort: 8081, hostIP: 0.0.0.0}
+        - {containerPort: 82, hostPort: 8082, hostIP: 10.0.0.11}
+""")  # fmt: skip
+    validate(path)
+    reading = read_kubernetes([path], node_addresses=NODES)
+    assert {(e.spec, e.address) for e in reading.exposures} == {
+        *{(spec, node) for spec in ("8080/tcp", "8081/tcp") for node in NODES},
+        ("8082/tcp", "10.0.0.11"),
+    }

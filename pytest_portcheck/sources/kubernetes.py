@@ -405,7 +405,7 @@ def _container_port(obj: _Object, context: _Context, item: Node, label: str, hos
         return
     host_ip = _scalar(entries["hostIP"][1], "an IP")[1] if "hostIP" in entries else None
     bound: tuple[str | None, ...] = (
-        (host_ip,) if host_ip not in (None, "", "0.0.0.0") else context.node_addresses
+        (host_ip,) if host_ip not in (None, "", "0.0.0.0", "::") else context.node_addresses
     )
     for address in bound:
         _expose(context, obj, protocol, port, address, None, line_of(item), entry)
