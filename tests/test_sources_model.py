@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pytest_portcheck.sources as sources
 from pytest_portcheck.ports import Protocol, parse_port_spec
+from pytest_portcheck.sources.compose import _short_syntax
 from pytest_portcheck.sources.interpolation import InterpolationProblem, interpolate, parse_env_file
 from pytest_portcheck.sources.locatedjson import LineIndex, LocatedObject, load_located
 from pytest_portcheck.sources.model import Exposure, Origin, Reach, SourceError, reach_of_bind, reach_of_peer
@@ -151,3 +154,42 @@ def test_the_garbage_collector_is_restored_however_a_reading_ends() -> None:
         assert not gc.isenabled()  # it was off: it stays off
     finally:
         gc.enable()
+
+
+@given(st.text(max_size=40))
+def test_an_escaped_text_interpolates_to_itself(text: str) -> None:
+    assert interpolate(text.replace("$", "$$"), {}) == text
+
+
+ports = st.integers(min_value=1, max_value=65535)
+
+
+@given(
+    host_ip=st.sampled_from([None, "127.0.0.1", "0.0.0.0", "::1", "::", "2001:db8::7"]),
+    published=st.one_of(st.none(), st.tuples(ports, st.integers(0, 5))),
+    target=st.tuples(ports, st.integers(0, 5)),
+    protocol=st.sampled_from(["tcp", "udp", None]),
+)
+def test_the_short_port_syntax_round_trips(
+    host_ip: str | None, published: tuple[int, int] | None, target: tuple[int, int], protocol: str | None
+) -> None:
+    def span(pair: tuple[int, int]) -> tuple[int, int]:
+        return pair[0], min(pair[0] + pair[1], 65535)
+
+    def written(pair: tuple[int, int]) -> str:
+        low, high = span(pair)
+        return str(low) if low == high else f"{low}-{high}"
+
+    text = written(target)
+    if published is not None or host_ip is not None:
+        text = f"{written(published) if published else ''}:{text}"
+    if host_ip is not None:
+        text = f"[{host_ip}]:{text}" if ":" in host_ip else f"{host_ip}:{text}"
+    if protocol is not None:
+        text += f"/{protocol}"
+    assert _short_syntax(text) == (
+        host_ip,
+        span(published) if published else None,
+        span(target),
+        protocol or "tcp",
+    )
