@@ -64,6 +64,8 @@ def test_an_exposure_speaks_the_inventory_port_syntax() -> None:
     assert str(origin) == 'c.yml:3: service web ports[0] "3000-3002:3000-3002"'
     with pytest.raises(AttributeError):
         exposure.first = 1  # type: ignore[misc]
+    with pytest.raises(ValueError, match="1-0 is not a range of ports"):
+        Exposure(Protocol.TCP, 1, 0, None, Reach.EVERYONE, None, origin)
 
 
 def test_reach() -> None:

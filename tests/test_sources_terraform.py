@@ -186,3 +186,14 @@ def test_every_bad_rule_is_reported_at_once_with_its_line(tmp_path: Path) -> Non
         assert f"{path}:{problem.line}: {problem.message}" in str(raised.value)
     # the good rule between the bad ones is not what failed
     assert len({problem.line for problem in problems}) == 4
+
+
+def test_a_tcp_rule_for_port_0_only_is_an_error_not_an_empty_range(tmp_path: Path) -> None:
+    path = write(tmp_path, plan_of(resource("aws_security_group_rule", "zero", type="ingress", protocol="tcp",
+                                            from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"])))  # fmt: skip
+    with pytest.raises(SourceError) as raised:
+        read_terraform(path)
+    assert str(raised.value) == (
+        f"{path}:6: aws_security_group_rule.zero: rule: port 0 is no port: give from_port and to_port, "
+        'or protocol "-1" for every port'
+    )

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_portcheck.ports import Protocol
+from pytest_portcheck.ports import MAX_PORT, MIN_PORT, Protocol
 
 
 class SourceKind(str, enum.Enum):
@@ -74,6 +74,11 @@ class Exposure:
     one_of: bool = False
     """True when a single port of first-last, chosen when the container starts, is open (Compose's
     ``"8000-8010:80"``) rather than each of them."""
+
+    def __post_init__(self) -> None:
+        # A reader bug must not become an empty or a wrong range that a check would silently pass.
+        if not MIN_PORT <= self.first <= self.last <= MAX_PORT:
+            raise ValueError(f"{self.origin}: {self.first}-{self.last} is not a range of ports")
 
     @property
     def ports(self) -> range:

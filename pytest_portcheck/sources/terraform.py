@@ -258,6 +258,10 @@ def _aws_ports(rule: dict[str, Any], label: str) -> tuple[int, int]:
         )
     if not 0 <= low <= high <= MAX_PORT:
         raise _Invalid(f"{label}: ports {low}-{high} are not a range of ports: from_port <= to_port, 0-65535")
+    if high < MIN_PORT:
+        raise _Invalid(
+            f'{label}: port 0 is no port: give from_port and to_port, or protocol "-1" for every port'
+        )
     return max(low, MIN_PORT), high  # port 0 is no port: "0-65535" means all of them
 
 
