@@ -261,6 +261,39 @@ def test_an_open_port_that_met_silence_is_confirmed_before_it_fails(
     assert found[80]["attempts"] == 1
 
 
+LOCAL_LISTENER = textwrap.dedent(
+    """
+    import socket, sys, time
+    s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+    print("ready", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_a_local_open_port_whose_listener_met_silence_is_confirmed(netns: Namespace, pytester: pytest.Pytester) -> None:
+    # As above, on a local address: the first SYN is dropped, so the scan's only attempt meets
+    # silence with a socket listening behind it (listen-no-accept). That silence is looked at again
+    # like any other before open: fails; the confirmation's answer is open.
+    netns.run("iptables", "-A", "INPUT", "-p", "tcp", "--dport", "2222", "--syn", "-m", "limit", "--limit", "1/hour",
+              "--limit-burst", "1", "-j", "DROP")  # fmt: skip
+    server = netns.popen(sys.executable, "-c", LOCAL_LISTENER, "2222")
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        pytester.makefile(
+            ".yml", inventory="hosts:\n  box:\n    address: 127.0.0.1\n    timeout: 0.5\n    retries: 0\n"
+            "    open: [2222]\n",
+        )  # fmt: skip
+        command = ["ip", "netns", "exec", netns.name, sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+        result = pytester.run(*command, "--portcheck", "inventory.yml", "--portcheck-report", "r.json", timeout=150)
+    finally:
+        server.kill()
+        server.wait()
+    result.assert_outcomes(passed=1)
+    [found] = json.loads((pytester.path / "r.json").read_text())["results"]
+    assert found["state"] == "open" and found["attempts"] > 1
+
+
 def shard_scan(link: Link, folder: Path, inventory: str) -> tuple[dict[str, Any], float]:
     """``portcheck scan --inventory --shard 1/1`` from the scanner namespace: the report and the time."""
     (folder / "inventory.yml").write_text(inventory)

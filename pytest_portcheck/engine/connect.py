@@ -5,8 +5,9 @@ kernel's readiness events say when it is decided, and ``SO_ERROR`` says how. Att
 are retried; our own failures (no descriptors, no ephemeral ports, a socket that met itself) are
 retried or reported as errors, never as a state of the target. Probes to remote addresses wait their
 turn in the address's pace and time out after its measured round trip (``timing.py``); ``_ScanState``
-holds everything the loop juggles, for TCP and UDP alike. Imports the engine's model, payloads and
-timing only.
+holds everything the loop juggles, for TCP and UDP alike. On local addresses the kernel's socket
+table (sock_diag netlink, /proc/net/tcp) tells our own sockets and listeners that do not answer
+apart. Imports the engine's model, payloads and timing only.
 Must not import pytest, yaml, dataclasses or anything outside the engine but ``ports`` and ``record``;
 ipaddress only for IPv6 addresses.
 """
@@ -21,6 +22,7 @@ import select
 import selectors
 import socket
 import struct
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -68,22 +70,68 @@ def ephemeral_port_range() -> range:
         return range(1024, 65536)
 
 
+@record
+class Listening:
+    """A listening TCP socket of this network namespace: its family, the address it is bound to
+    (packed, 4 or 16 bytes; all zeros for a wildcard), its port, and for IPv6 whether it refuses IPv4."""
+
+    family: int
+    address: bytes
+    port: int
+    v6only: bool = False
+
+    def serves(self, address: str) -> bool:
+        """Whether a connection to ``address`` (on this socket's port) reaches this socket: its own
+        address, or any address of its family for a wildcard (IPv4 too for a dual-stack ``::``)."""
+        family, packed = _packed(address)
+        if self.family == socket.AF_INET:
+            return family == socket.AF_INET and self.address in (packed, _ANY4)
+        if family == socket.AF_INET6:
+            return self.address in (packed, _ANY6)
+        return self.address == _V4_MAPPED + packed or (self.address == _ANY6 and not self.v6only)
+
+
+_ANY4, _ANY6, _V4_MAPPED = bytes(4), bytes(16), bytes(10) + b"\xff\xff"
+
+
+def _packed(address: str) -> tuple[int, bytes]:
+    """The family and packed form of an address literal; an IPv4-mapped IPv6 one reads as IPv4 (the
+    kernel takes a connection to it through the IPv4 stack)."""
+    bare = address.split("%", 1)[0]
+    if ":" not in bare:
+        return socket.AF_INET, socket.inet_aton(bare)
+    packed = socket.inet_pton(socket.AF_INET6, bare)
+    if packed.startswith(_V4_MAPPED):
+        return socket.AF_INET, packed[12:]
+    return socket.AF_INET6, packed
+
+
 def listening_ports() -> set[int] | None:
     """TCP ports with a listening socket in this network namespace, or None where /proc cannot tell."""
-    ports: set[int] = set()
-    found = False
-    for name in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+    found = proc_listening_sockets()
+    return None if found is None else {listening.port for listening in found}
+
+
+def proc_listening_sockets() -> list[Listening] | None:
+    """The listening TCP sockets of this network namespace by /proc/net/tcp{,6}, or None where /proc
+    cannot tell. /proc does not say whether an IPv6 socket refuses IPv4: each counts as dual-stack."""
+    found: list[Listening] | None = None
+    for name, family in (("/proc/self/net/tcp", socket.AF_INET), ("/proc/self/net/tcp6", socket.AF_INET6)):
         try:
             with open(name, encoding="ascii") as handle:
                 lines = handle.readlines()[1:]
         except OSError:
             continue
-        found = True
+        found = found or []
         for line in lines:
             fields = line.split(None, 4)
             if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports if found else None
+                address, port = fields[1].rsplit(":", 1)
+                # 32-bit words, each printed as the number its bytes make in this machine's order.
+                words = (int(address[i : i + 8], 16) for i in range(0, len(address), 8))
+                packed = b"".join(word.to_bytes(4, sys.byteorder) for word in words)
+                found.append(Listening(family, packed, int(port, 16)))
+    return found
 
 
 _NETLINK_SOCK_DIAG = 4
@@ -91,10 +139,13 @@ _SOCK_DIAG_BY_FAMILY = 20
 _NLM_DUMP_REQUEST = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _TCP_LISTEN = 10
+_DIAG_MESSAGE = 16 + 72  # netlink header, then inet_diag_msg; its attributes follow
+_INET_DIAG_SKV6ONLY = 11
 
 
 def _diag_request(family: int, port: int, seq: int) -> bytes:
-    """A sock_diag dump request for the TCP sockets listening on ``port`` (inet_diag_req_v2)."""
+    """A sock_diag dump request for the TCP sockets listening on ``port``, or on any port for 0
+    (inet_diag_req_v2)."""
     header = struct.pack("=LHHLL", 72, _SOCK_DIAG_BY_FAMILY, _NLM_DUMP_REQUEST, seq, 0)
     request = struct.pack("=BBBBL", family, socket.IPPROTO_TCP, 0, 0, 1 << _TCP_LISTEN)
     # inet_diag_sockid: source port (the filter), destination port, addresses, interface; no cookie.
@@ -110,26 +161,42 @@ def has_listener(port: int) -> bool | None:
     262,144 buckets, whatever few sockets there are, while a dump of the listening sockets of one
     port takes some 50 us. Replies are checked here too (state and port), not left to the filter.
     """
+    found = _ask_sock_diag(port, first=True)
+    return None if found is None else bool(found)
+
+
+def listening_sockets(port: int = 0) -> list[Listening] | None:
+    """The TCP sockets listening on ``port`` (on any port for 0) in this network namespace, with
+    their addresses, by sock_diag; None where it cannot tell."""
+    return _ask_sock_diag(port, first=False)
+
+
+def _ask_sock_diag(port: int, *, first: bool) -> list[Listening] | None:
+    """IPv4's listeners, then IPv6's (unless ``first`` and IPv4 had one); None on any failure."""
     try:
         diag = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
     except (AttributeError, OSError):
         return None
+    found: list[Listening] = []
     with diag:
         try:
             diag.settimeout(1.0)
             for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
                 diag.sendto(_diag_request(family, port, seq), (0, 0))
-                found = _listening_replies(diag, port)
-                if found is not False:
-                    return found
+                replies = _listening_replies(diag, port)
+                if replies is None:
+                    return None
+                found += replies
+                if found and first:
+                    break
         except OSError:
             return None
-    return False
+    return found
 
 
-def _listening_replies(diag: socket.socket, port: int) -> bool | None:
-    """Read one dump's replies: True when one is a listener on ``port``, None on a netlink error."""
-    found = False
+def _listening_replies(diag: socket.socket, port: int) -> list[Listening] | None:
+    """Read one dump's replies: the listeners on ``port`` (any for 0), None on a netlink error."""
+    found: list[Listening] = []
     while True:
         data = diag.recv(65536)
         offset = 0
@@ -139,11 +206,33 @@ def _listening_replies(diag: socket.socket, port: int) -> bool | None:
                 return found
             if kind == _NLMSG_ERROR or length < 16:
                 return None
-            if kind == _SOCK_DIAG_BY_FAMILY and length >= 24:  # inet_diag_msg: family, state, ..., sport
-                state = data[offset + 17]
+            if kind == _SOCK_DIAG_BY_FAMILY and length >= _DIAG_MESSAGE:  # inet_diag_msg: family, state, ...
+                family, state = data[offset + 16], data[offset + 17]
                 (sport,) = struct.unpack_from("!H", data, offset + 20)
-                found = found or (state == _TCP_LISTEN and sport == port)
+                if state == _TCP_LISTEN and (sport == port or not port):
+                    bound = data[offset + 24 : offset + 40]
+                    if family == socket.AF_INET:
+                        found.append(Listening(family, bound[:4], sport))
+                    else:
+                        extra = _attributes(data, offset + _DIAG_MESSAGE, offset + length)
+                        only = extra.get(_INET_DIAG_SKV6ONLY, b"")  # absent: taken as dual-stack
+                        found.append(Listening(family, bound, sport, bool(only and only[0])))
             offset += (length + 3) & ~3
+
+
+def _attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
+    """Netlink attributes from ``start`` to ``end``: their payloads by type (flags masked off)."""
+    found: dict[int, bytes] = {}
+    while start + 4 <= end:
+        length, kind = struct.unpack_from("=HH", data, start)
+        if length < 4:
+            break
+        found[kind & _NLA_TYPE_MASK] = data[start + 4 : start + length]
+        start += (length + 3) & ~3
+    return found
+
+
+_NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 
 
 # Socket states of the accepting end of a connection (or of a simultaneous open) in /proc/net/tcp:
@@ -412,6 +501,8 @@ class ConnectScanner:
         self._destinations: dict[str, Destination] = {}
         self._listeners: set[int] | None = None
         self._listeners_read_at = 0.0
+        self._sockets: dict[int, list[Listening]] = {}
+        self._sockets_read_at: float | None = None
 
     def scan(self, targets: Iterable[Target]) -> Iterator[ProbeResult]:
         max_window, saved_limit = fit_window(self.settings.window)
@@ -533,7 +624,33 @@ class ConnectScanner:
         dest = probe.dest
         if dest.adaptive and dest.drops and not dest.silence_is_real():
             dest.unresolved += 1
-        return self._result(probe, PortState.FILTERED, Reason.NO_RESPONSE, latency)
+        return self._result(probe, PortState.FILTERED, self._silence_reason(probe), latency)
+
+    def _silence_reason(self, probe: _Probe) -> str:
+        """no-response, unless a socket of this host listens behind the silence: a local address
+        whose listener does not complete handshakes (its accept queue is full, the service is stuck,
+        or a rule of this host drops the SYNs) is still exposed, and says so."""
+        target = probe.target
+        local = not probe.dest.adaptive  # loopback or one of this host's addresses
+        if target.proto is Protocol.TCP and local and self._listens(target.address, target.port):
+            return Reason.LISTEN_NO_ACCEPT
+        return Reason.NO_RESPONSE
+
+    def _listens(self, address: str, port: int) -> bool:
+        """Whether a listening socket of this namespace serves ``address``:``port``.
+
+        All listeners are read at once (one sock_diag dump; /proc where netlink is refused or dumps
+        nothing, as a sandbox may) and the reading serves every silent port for a second: a
+        firewalled local address can leave thousands of ports silent.
+        """
+        now = self._clock()
+        if self._sockets_read_at is None or now - self._sockets_read_at >= _LISTENERS_FRESH_FOR:
+            found = listening_sockets() or proc_listening_sockets() or []
+            self._sockets = {}
+            for listening in found:
+                self._sockets.setdefault(listening.port, []).append(listening)
+            self._sockets_read_at = now
+        return any(listening.serves(address) for listening in self._sockets.get(port, ()))
 
     def _settle_parked(self, state: _ScanState) -> Iterator[ProbeResult]:
         """Everything else is done: silent ports of addresses that dropped nothing are filtered; those
@@ -689,6 +806,8 @@ class ConnectScanner:
     ) -> ProbeResult | None:
         """An errno that is neither an answer nor a refusal: filtered, our own shortage, or an error."""
         reason = _FILTERED_REASONS.get(err)
+        if reason == Reason.NO_RESPONSE:  # the kernel itself gave up waiting (ETIMEDOUT)
+            reason = self._silence_reason(probe)
         if reason is not None:
             return self._result(probe, PortState.FILTERED, reason, latency)
         name = errno.errorcode.get(err, str(err))
