@@ -261,6 +261,22 @@ def test_an_open_port_that_met_silence_is_confirmed_before_it_fails(
     assert found[80]["attempts"] == 1
 
 
+def test_a_host_that_drops_everything_passes_closed_with_a_warning(link: Link, pytester: pytest.Pytester) -> None:
+    # Plain silence (a DROP rule, no socket behind it) still satisfies closed:, with the warning that
+    # nothing answered; --portcheck-strict makes it an error. (tests/test_plugin.py's silent port is a
+    # stuck listener, which fails closed: since it is exposure.)
+    link.firewall("-A", "INPUT", "-p", "tcp", "-j", "DROP")
+    pytester.makefile(
+        ".yml", inventory=f"defaults:\n  timeout: 0.2\n  retries: 0\nhosts:\n  quiet:\n    address: {ADDRESS}\n"
+        "    closed: [4000]\n",
+    )  # fmt: skip
+    relaxed = run_pytest(link, pytester, "--portcheck", "inventory.yml")
+    relaxed.assert_outcomes(passed=1)
+    relaxed.stdout.fnmatch_lines([f"WARNING: inventory.yml::quiet: no port answered on {ADDRESS} — is the address right?*"])
+    strict = run_pytest(link, pytester, "--portcheck", "inventory.yml", "--portcheck-strict")
+    strict.assert_outcomes(errors=1)
+
+
 LOCAL_LISTENER = textwrap.dedent(
     """
     import socket, sys, time
