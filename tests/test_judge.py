@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from conftest import unused_port
+from conftest import portcheck, unused_port
 
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution
 from pytest_portcheck.inventory import (
@@ -277,16 +277,23 @@ hosts:
 
 
 @pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("judging", [False, True], ids=["scan", "judge-reports"])
 def test_a_stuck_listener_fails_closed_filtered_and_only_open_through_the_plugin(
-    pytester: pytest.Pytester, silent_port: int, strict: bool
+    pytester: pytest.Pytester, silent_port: int, strict: bool, judging: bool
 ) -> None:
     # The false pass of the issue: a 0.0.0.0 listener whose queue is full met only silence, and
     # closed: passed, even with --portcheck-strict. The address answered elsewhere (a refused port),
-    # so no "nothing answered" rule stands in for the verdict.
+    # so no "nothing answered" rule stands in for the verdict. Judged from a shard report, the same.
     unused = unused_port()
     pytester.makefile(".yml", inventory=STUCK_INVENTORY.format(port=silent_port, unused=unused))
     flags = ["--portcheck-strict"] if strict else []
-    result = pytester.runpytest(
+    if judging:
+        shard = portcheck("scan", "--inventory", "inventory.yml", "--shard", "1/1", "--json", "shard.json",
+                          cwd=pytester.path)  # fmt: skip
+        assert shard.returncode == 0, shard.stdout + shard.stderr
+        flags += ["--portcheck-results", "shard.json", "-p", "no:cacheprovider"]
+    run = pytester.runpytest_subprocess if judging else pytester.runpytest
+    result = run(
         "--portcheck", "inventory.yml", "--portcheck-markdown", "summary.md", "--portcheck-html", "page.html",
         "--portcheck-report", "report.json", *flags,
     )  # fmt: skip
@@ -305,25 +312,39 @@ def test_a_stuck_listener_fails_closed_filtered_and_only_open_through_the_plugin
     assert f"tcp/{silent_port}: expected closed, found FILTERED — listen-no-accept" in markdown
     page = (pytester.path / "page.html").read_text()
     data = json.loads(re.search(r'id="portcheck-data"[^>]*>(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
-    assert '"reason": "listen-no-accept"' in json.dumps(data)  # the port's details
+    assert "listen-no-accept" in json.dumps(data)  # the verdicts' messages name it
+    if judging:
+        return  # the judge of reports writes no scan results of its own
+    assert '"reason": "listen-no-accept"' in json.dumps(data)  # and the port's details
     report = json.loads((pytester.path / "report.json").read_text())
     assert {(r["port"], r["state"], r["reason"]) for r in report["results"]} >= {
         (silent_port, "filtered", "listen-no-accept")
     }
 
 
-def test_a_stuck_listener_alone_on_its_address_is_never_a_pass(pytester: pytest.Pytester, silent_port: int) -> None:
+@pytest.mark.parametrize("judging", [False, True], ids=["scan", "judge-reports"])
+def test_a_stuck_listener_alone_on_its_address_is_never_a_pass(
+    pytester: pytest.Pytester, silent_port: int, judging: bool
+) -> None:
     # Nothing else answered on the address: without --portcheck-strict the items fail on the listener
-    # (and the summary warns); with it, they are the "nothing answered" errors.
+    # (and the summary warns); with it, they are the "nothing answered" errors. From a shard report,
+    # where the listener's port is all the range holds on its address, the same.
     pytester.makefile(
         ".yml",
         inventory=f"defaults:\n  timeout: 0.2\n  retries: 0\nhosts:\n  quiet:\n    address: 127.0.0.1\n"
         f"    closed: [{silent_port}]\n  rest:\n    address: 127.0.0.1\n    only_open: []\n"
         f'    range: "{silent_port}"\n',  # a port declared closed: is not judged again by the range
     )
-    relaxed = pytester.runpytest("--portcheck", "inventory.yml")
+    flags: list[str] = []
+    if judging:
+        shard = portcheck("scan", "--inventory", "inventory.yml", "--shard", "1/1", "--json", "shard.json",
+                          cwd=pytester.path)  # fmt: skip
+        assert shard.returncode == 0, shard.stdout + shard.stderr
+        flags += ["--portcheck-results", "shard.json", "-p", "no:cacheprovider"]
+    run = pytester.runpytest_subprocess if judging else pytester.runpytest
+    relaxed = run("--portcheck", "inventory.yml", *flags)
     relaxed.assert_outcomes(failed=2)
     relaxed.stdout.fnmatch_lines(
         ["WARNING: inventory.yml::quiet: no port answered on 127.0.0.1 — is the address right?*"]
     )
-    pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-strict").assert_outcomes(errors=2)
+    run("--portcheck", "inventory.yml", "--portcheck-strict", *flags).assert_outcomes(errors=2)
