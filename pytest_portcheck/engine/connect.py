@@ -5,9 +5,10 @@ kernel's readiness events say when it is decided, and ``SO_ERROR`` says how. Att
 are retried; our own failures (no descriptors, no ephemeral ports, a socket that met itself) are
 retried or reported as errors, never as a state of the target. Probes to remote addresses wait their
 turn in the address's pace and time out after its measured round trip (``timing.py``); ``_ScanState``
-holds everything the loop juggles, for TCP and UDP alike. On local addresses the kernel's socket
-table (sock_diag netlink, /proc/net/tcp) tells our own sockets and listeners that do not answer
-apart. Imports the engine's model, payloads and timing only.
+holds everything the loop juggles, for TCP and UDP alike. On local addresses the kernel's tables tell
+our own sockets, listeners that do not answer and NAT'd connections apart: the listening sockets
+(sock_diag netlink, /proc/net/tcp) and connection tracking (ctnetlink). Imports the engine's model,
+payloads and timing only.
 Must not import pytest, yaml, dataclasses or anything outside the engine but ``ports`` and ``record``;
 ipaddress only for IPv6 addresses.
 """
@@ -233,6 +234,86 @@ def _attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
 
 
 _NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
+_NLA_NESTED = 0x8000
+_NETLINK_NETFILTER = 12
+_CT_GET, _CT_NEW = (1 << 8) | 1, 1 << 8  # NFNL_SUBSYS_CTNETLINK: IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW
+_CTA_TUPLE_ORIG, _CTA_TUPLE_REPLY = 1, 2
+_CTA_TUPLE_IP, _CTA_TUPLE_PROTO = 1, 2
+_CTA_PROTO_NUM, _CTA_PROTO_SRC_PORT, _CTA_PROTO_DST_PORT = 1, 2, 3
+# CTA_IP_V4_SRC and CTA_IP_V6_SRC by family; the DST attribute is the next number.
+_CTA_IP_SRC: dict[int, int] = {socket.AF_INET: 1, socket.AF_INET6: 3}
+
+
+def _attribute(kind: int, payload: bytes) -> bytes:
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + bytes(-length % 4)
+
+
+def _ct_tuple(family: int, source: tuple[bytes, int], destination: tuple[bytes, int]) -> bytes:
+    """A conntrack tuple (CTA_TUPLE_IP and CTA_TUPLE_PROTO) of a TCP connection."""
+    src = _CTA_IP_SRC[family]
+    addresses = _attribute(src, source[0]) + _attribute(src + 1, destination[0])
+    ports = (
+        _attribute(_CTA_PROTO_NUM, bytes([socket.IPPROTO_TCP]))
+        + _attribute(_CTA_PROTO_SRC_PORT, struct.pack("!H", source[1]))
+        + _attribute(_CTA_PROTO_DST_PORT, struct.pack("!H", destination[1]))
+    )
+    return _attribute(_CTA_TUPLE_IP | _NLA_NESTED, addresses) + _attribute(
+        _CTA_TUPLE_PROTO | _NLA_NESTED, ports
+    )
+
+
+def _ct_endpoints(family: int, tuple_: bytes) -> tuple[tuple[bytes, int], tuple[bytes, int]] | None:
+    """(source, destination) as (packed address, port) from a conntrack tuple; None if incomplete."""
+    parts = _attributes(tuple_, 0, len(tuple_))
+    addresses = _attributes(parts.get(_CTA_TUPLE_IP, b""), 0, len(parts.get(_CTA_TUPLE_IP, b"")))
+    ports = _attributes(parts.get(_CTA_TUPLE_PROTO, b""), 0, len(parts.get(_CTA_TUPLE_PROTO, b"")))
+    src = _CTA_IP_SRC[family]
+    try:
+        (sport,) = struct.unpack("!H", ports[_CTA_PROTO_SRC_PORT])
+        (dport,) = struct.unpack("!H", ports[_CTA_PROTO_DST_PORT])
+        return (addresses[src], sport), (addresses[src + 1], dport)
+    except (KeyError, struct.error):
+        return None
+
+
+def translated_destination(local: tuple[str, int], remote: tuple[str, int]) -> tuple[str, int] | None:
+    """Where the TCP connection from ``local`` to ``remote`` (address, port) really leads, by the
+    kernel's connection tracking: the (address, port) its replies come from when a NAT rule changed
+    its destination; None when nothing changed it, or conntrack cannot tell (no entry: nothing was
+    translated; not Linux; no CAP_NET_ADMIN to ask).
+
+    One exact lookup of the connection's original tuple (ctnetlink IPCTNL_MSG_CT_GET). An entry
+    found by its reply direction (the other end of a simultaneous open) is not ours: None.
+    """
+    try:
+        family, source = _packed(local[0])
+        other, destination = _packed(remote[0])
+        diag = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_NETFILTER)
+    except (AttributeError, OSError, ValueError):
+        return None
+    if other != family:
+        return None
+    ours = ((source, local[1]), (destination, remote[1]))
+    body = struct.pack("=BBH", family, 0, 0) + _attribute(
+        _CTA_TUPLE_ORIG | _NLA_NESTED, _ct_tuple(family, *ours)
+    )
+    with diag:
+        try:
+            diag.settimeout(1.0)
+            header = struct.pack("=LHHLL", 16 + len(body), _CT_GET, 1, 1, 0)  # NLM_F_REQUEST
+            diag.sendto(header + body, (0, 0))
+            data = diag.recv(65536)
+        except OSError:
+            return None
+    if len(data) < 20 or struct.unpack_from("=LH", data)[1] != _CT_NEW:
+        return None  # NLMSG_ERROR: no such connection (ENOENT), or not allowed to ask (EPERM)
+    entry = _attributes(data, 20, min(len(data), struct.unpack_from("=L", data)[0]))
+    original = _ct_endpoints(family, entry.get(_CTA_TUPLE_ORIG, b""))
+    reply = _ct_endpoints(family, entry.get(_CTA_TUPLE_REPLY, b""))
+    if original != ours or reply is None or reply[0] == ours[1]:
+        return None
+    return socket.inet_ntop(family, reply[0][0]), reply[0][1]
 
 
 # Socket states of the accepting end of a connection (or of a simultaneous open) in /proc/net/tcp:
@@ -873,21 +954,28 @@ class ConnectScanner:
         connects to (a self-connect), or two probes may reach each other's local ports at once (a
         simultaneous open, possibly across our scanning processes). Neither has a listener behind it.
         A local NAT redirect to a listener elsewhere is genuine: the other end of the connection is
-        then a socket on another port, which the kernel's socket table shows.
+        then a socket on another port, which the kernel's socket table shows. So is a DNAT to
+        another namespace (a container's published port): the other end is in no table of ours, but
+        conntrack says the connection was sent to an address that is not this host's.
         """
         target = probe.target
         if target.port not in self._ephemeral or not self._is_local(target.address):
             return True
         try:
             ours = sock.getsockname()
-            if sock.getpeername()[:2] == ours[:2]:
+            peer = sock.getpeername()
+            if peer[:2] == ours[:2]:
                 return False
         except OSError:
             return False  # reset between the event and now: nothing we can vouch for
         if self._has_listener(target.port):
             return True
-        other_end = connected_peer_port((str(ours[0]), int(ours[1])))
-        return other_end is not None and other_end != target.port
+        local = (str(ours[0]), int(ours[1]))
+        other_end = connected_peer_port(local)
+        if other_end is not None:
+            return other_end != target.port
+        moved = translated_destination(local, (str(peer[0]), int(peer[1])))
+        return moved is not None and not _is_loopback(moved[0]) and not self._is_local(moved[0])
 
     def _has_listener(self, port: int) -> bool:
         if has_listener(port):  # the kernel's answer for this one port, in microseconds
