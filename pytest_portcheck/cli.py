@@ -22,6 +22,7 @@ from pytest_portcheck.engine import (
     DEFAULT_WINDOW,
     PortState,
     ProbeResult,
+    Reason,
     ScanError,
     ScanSettings,
     ScanStats,
@@ -358,7 +359,7 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     progress = ProgressBar(err, len(plan.targets), show_progress)
 
     def shown(result: ProbeResult) -> None:
-        if result.state in args.show:
+        if result.state in args.show or result.reason == Reason.LISTEN_NO_ACCEPT:  # exposure: always listed
             progress.clear()
             out.write(_result_line(result) + "\n")
             out.flush()

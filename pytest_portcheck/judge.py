@@ -88,6 +88,21 @@ def _strict_silence_message(
     return "\n".join(lines)
 
 
+def silent_listener(result: ProbeResult) -> bool:
+    """Silence with a socket of the scanned host listening behind it (the engine's listen-no-accept,
+    on local addresses): the port is exposed although it does not answer now, so neither ``closed:``
+    nor ``filtered:`` nor an ``only_open`` range accepts it."""
+    return result.reason == Reason.LISTEN_NO_ACCEPT
+
+
+def listening_message(host: str, where: str, ports: Sequence[int]) -> str:
+    """What an ``only_open`` range says of its ``silent_listener`` ports (``where``: its label)."""
+    return (
+        f"{host}: {len(ports)} port(s) in {where} where a socket listens but did not complete the "
+        f"handshake (listen-no-accept): {format_ports(ports)} — exposed even though they do not answer now"
+    )
+
+
 def silent_addresses(results: Iterable[ProbeResult]) -> frozenset[str]:
     """The one definition of "nothing answered": addresses on which every port probed (by any host,
     expectation or range) stayed silent (filtered or open|filtered). Such an address may be wrong or
@@ -147,9 +162,9 @@ def _label(host: HostSpec, resolution: Resolution | None) -> str:
 
 def describe(result: ProbeResult, timeout: float | None = None) -> str:
     """``OPEN — syn-ack in 0.2 ms (postgresql)``: what was found, for a person."""
-    if result.reason == "no-response":
+    if result.reason in (Reason.NO_RESPONSE, Reason.LISTEN_NO_ACCEPT):
         wait = f" ({timeout:g} s timeout)" if timeout else ""
-        how = f"no-response after {result.attempts} attempt(s){wait}"
+        how = f"{result.reason} after {result.attempts} attempt(s){wait}"
     elif result.latency_ms is not None:
         how = f"{result.reason} in {result.latency_ms:.1f} ms"
     else:
@@ -191,7 +206,7 @@ def judge(
     wanted = _SATISFIES[expectation.expect]
     if expectation.silence_counts_as_closed:
         wanted = wanted | {PortState.OPEN_FILTERED}
-    wrong = [r for r in found if r.state not in wanted]
+    wrong = [r for r in found if r.state not in wanted or silent_listener(r)]
     if not wrong and expectation.service is not None:
         return _judge_service(where, expectation.service, found, services or {}, host.address)
     shaky = unresolved_silence(found, quality or {}) if strict and expectation.expect is Expect.CLOSED else []
@@ -205,6 +220,8 @@ def judge(
         line = f"{where}: expected {expectation.expect.value}, found {describe(result, host.timeout)}{on}"
         if expectation.expect is Expect.FILTERED and result.state is PortState.CLOSED:
             line += " — the port is reachable through the firewall"
+        if silent_listener(result) and expectation.expect is not Expect.OPEN:
+            line += " — a socket listens there: the port is exposed even though it does not answer now"
         if result.state is PortState.OPEN_FILTERED and expectation.expect is Expect.CLOSED:
             line += (
                 " — no reply and no ICMP error: a silent service or a drop, silence proves nothing; "
@@ -355,6 +372,7 @@ def _range_on_address(
     """One address of an ``only_open`` range: (failure lines, error lines, the results that fail it)."""
     opened: list[str] = []
     quiet: list[int] = []
+    listening: list[int] = []
     failed: dict[str, int] = {}
     unexpected: list[ProbeResult] = []
     for port in rule.ports:
@@ -370,6 +388,9 @@ def _range_on_address(
         elif result.state is PortState.OPEN_FILTERED and not rule.silence_counts_as_closed:
             unexpected.append(result)
             quiet.append(port)
+        elif silent_listener(result):
+            unexpected.append(result)
+            listening.append(port)
     errors = [f"{where}: cannot check {count} port(s) of {address} — {why}" for why, count in failed.items()]
     lines = []
     if opened:
@@ -382,6 +403,8 @@ def _range_on_address(
             f"(open|filtered): {format_ports(quiet)} — a silent service or a drop, silence proves "
             "nothing; declare them filtered:, or set silence_counts_as_closed: true on the host"
         )
+    if listening:
+        lines.append(listening_message(host.name, f"{rule.label}{on}", listening))
     return lines, errors, unexpected
 
 

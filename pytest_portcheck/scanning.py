@@ -297,7 +297,11 @@ def confirm_silent_opens(
         for address in addresses.get(host.address, ()):
             key = port_key(address, expectation.proto, expectation.port)
             found = by_key.get(key)
-            if found is not None and found.state is PortState.FILTERED and found.reason == Reason.NO_RESPONSE:
+            if (
+                found is not None
+                and found.state is PortState.FILTERED
+                and found.reason in (Reason.NO_RESPONSE, Reason.LISTEN_NO_ACCEPT)  # silence, either way
+            ):
                 wanted.setdefault(
                     key, (host, Target(found.host, address, expectation.proto, expectation.port))
                 )

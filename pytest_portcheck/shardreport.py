@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
-from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
+from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution, ScanSettings
 from pytest_portcheck.plan import WorkPlan
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.reportschema import (
@@ -88,7 +88,8 @@ def summarise(results: Iterable[ProbeResult]) -> list[AddressSummary]:
         (state, reason), count = common.most_common(1)[0]
         # Open and error ports are never folded away: each is listed with its reason. The usual state
         # is then "error", so a port the list misses could only ever read as an error, never a pass.
-        if state in (PortState.OPEN, PortState.ERROR):
+        # Nor are silent ports with a socket listening behind them: exposure, like an open port.
+        if state in (PortState.OPEN, PortState.ERROR) or reason == Reason.LISTEN_NO_ACCEPT:
             state, reason, count = PortState.ERROR, "every port is listed", 0
         exceptions = tuple(
             sorted((r for r in members if (r.state, r.reason) != (state, reason)), key=lambda r: r.port)

@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution
 from pytest_portcheck.inventory import Expect, Expectation, HostSpec, RangeRule
-from pytest_portcheck.judge import Judgement, Verdict, judge, silence_error, silent_among, silent_of
+from pytest_portcheck.judge import (
+    Judgement,
+    Verdict,
+    judge,
+    listening_message,
+    silence_error,
+    silent_among,
+    silent_listener,
+    silent_of,
+)
 from pytest_portcheck.plan import ShardSplit, WorkPlan
 from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.results import ResultKey
@@ -326,6 +335,7 @@ class ReportUnion:
                 if not rule.silence_counts_as_closed:
                     quiet += self._usually_silent(group, host.address, address, rule)
         unexpected = [r for r in results if r.state is PortState.OPEN and r.port not in allowed]
+        unexpected += [r for r in results if silent_listener(r) and r.port not in allowed]
         errors += [
             f"{where}: cannot check {r.address}:{r.port} — {r.reason}"
             for r in results
@@ -349,6 +359,9 @@ class ReportUnion:
                 f"(open|filtered): {format_ports(quiet)} — silence proves nothing; declare them filtered:, "
                 "or set silence_counts_as_closed: true on the host"
             )
+        listening = [r.port for r in unexpected if silent_listener(r)]
+        if listening:
+            lines.append(listening_message(host.name, rule.label, listening))
         if lines:
             return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
         return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
-from conftest import REPO, ListenerFactory, Namespace, ipv6_available, unused_port
+from conftest import REPO, ListenerFactory, Namespace, ipv6_available, portcheck, skip_or_fail, unused_port
 
 from pytest_portcheck.engine import (
     PortState,
@@ -28,10 +31,13 @@ from pytest_portcheck.engine import (
     scan,
 )
 from pytest_portcheck.engine.connect import (
+    Listening,
     ephemeral_port_range,
     has_listener,
     is_local_address,
     listening_ports,
+    listening_sockets,
+    proc_listening_sockets,
 )
 from pytest_portcheck.engine.model import (
     SETTING_NAMES,
@@ -87,11 +93,81 @@ def test_ipv6_loopback(listen: ListenerFactory) -> None:
     assert scan_ports("[::1]", str(port))[port].state is PortState.OPEN
 
 
-def test_full_accept_queue_times_out_as_filtered(silent_port: int) -> None:
-    result = scan_ports("127.0.0.1", str(silent_port), ScanSettings(timeout=0.3, retries=1))[silent_port]
+def test_full_accept_queue_is_filtered_with_the_listeners_own_reason(silent_port: int) -> None:
+    # A stuck service (nobody accepts, the queue is full) drops SYNs like a firewall, but its socket
+    # is bound: the reason says so, and the judge counts it as exposure (issue 18, part 9).
+    settings = ScanSettings(timeout=0.3, retries=1)
+    result = scan_ports("127.0.0.1", str(silent_port), settings)[silent_port]
     assert result.state is PortState.FILTERED
-    assert result.reason == Reason.NO_RESPONSE
-    assert result.attempts == 2  # no-response is retried once by default
+    assert result.reason == Reason.LISTEN_NO_ACCEPT == "listen-no-accept"
+    assert result.attempts == 2  # silence is retried once by default, whatever is behind it
+    # The listener is bound to 0.0.0.0: every local IPv4 address is served by it.
+    assert scan_ports("127.0.0.2", str(silent_port), settings)[silent_port].reason == Reason.LISTEN_NO_ACCEPT
+    if ipv6_available():  # but not ::1, where nothing listens (the kernel refuses at once)
+        assert scan_ports("::1", str(silent_port), settings)[silent_port].state is PortState.CLOSED
+
+
+def test_a_stuck_listener_shows_in_every_format(silent_port: int, tmp_path: Path) -> None:
+    # What `portcheck scan` prints, writes as JSON and as nmap XML (valid against nmap's DTD, which
+    # takes any reason text), and reads back.
+    xml, report = tmp_path / "scan.xml", tmp_path / "scan.json"
+    scanned = portcheck(
+        "scan", "127.0.0.1", "-p", str(silent_port), "-t", "0.2", "--retries", "0",
+        "-oX", str(xml), "--json", str(report),
+    )  # fmt: skip
+    assert scanned.returncode == 0, scanned.stderr
+    # Listed although only open ports are by default: a socket listens there, the port is exposed.
+    [line] = [line for line in scanned.stdout.splitlines() if f"tcp/{silent_port}" in line]
+    assert line.split()[2] == "filtered" and line.split()[4] == "listen-no-accept", line
+    [found] = json.loads(report.read_text())["results"]
+    assert (found["state"], found["reason"]) == ("filtered", "listen-no-accept")
+    [state] = ET.parse(xml).getroot().iter("state")
+    assert (state.get("state"), state.get("reason")) == ("filtered", "listen-no-accept")
+    assert portcheck("diff", str(xml), str(report)).returncode == 0  # read back: the same answer
+    xmllint, dtd = shutil.which("xmllint"), Path("/usr/share/nmap/nmap.dtd")
+    if xmllint is None or not dtd.exists():
+        skip_or_fail("xmllint or nmap.dtd is missing: apt-get install nmap libxml2-utils", "PORTCHECK_REQUIRE_SERVERS")
+    assert xmllint is not None
+    checked = subprocess.run([xmllint, "--noout", "--dtdvalid", str(dtd), str(xml)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_a_listener_serves_its_own_address_and_its_familys_wildcard() -> None:
+    four, six = socket.AF_INET, socket.AF_INET6
+    anywhere4, anywhere6 = Listening(four, bytes(4), 9), Listening(six, bytes(16), 9)
+    assert anywhere4.serves("127.0.0.1") and anywhere4.serves("10.1.2.3")
+    assert not anywhere4.serves("::1")
+    assert anywhere6.serves("::1") and anywhere6.serves("fe80::1%lo")
+    assert anywhere6.serves("127.0.0.1")  # a dual-stack :: takes IPv4 too...
+    assert not Listening(six, bytes(16), 9, v6only=True).serves("127.0.0.1")  # ...unless IPv6-only
+    one = Listening(four, socket.inet_aton("127.0.0.5"), 9)
+    assert one.serves("127.0.0.5") and not one.serves("127.0.0.6") and not one.serves("::1")
+    mapped = Listening(six, socket.inet_pton(six, "::ffff:127.0.0.5"), 9)
+    assert mapped.serves("127.0.0.5") and not mapped.serves("127.0.0.6")
+    assert anywhere4.serves("::ffff:127.0.0.1")  # an IPv4-mapped target reaches the IPv4 stack
+    loop6 = Listening(six, socket.inet_pton(six, "::1"), 9)
+    assert loop6.serves("::1") and not loop6.serves("::2") and not loop6.serves("127.0.0.1")
+
+
+def test_the_kernel_lists_listeners_with_their_addresses(listen: ListenerFactory) -> None:
+    # sock_diag and /proc/net/tcp agree on the listening sockets of a port, with their addresses.
+    specific = listen(host="127.0.0.5")
+    port = specific.getsockname()[1]
+    netlink, proc = listening_sockets(port), proc_listening_sockets()
+    if netlink is None or proc is None:
+        pytest.skip("no sock_diag netlink or no /proc here")
+    expected = Listening(socket.AF_INET, socket.inet_aton("127.0.0.5"), port)
+    assert netlink == [expected]
+    assert [entry for entry in proc if entry.port == port] == [expected]
+    assert port in {entry.port for entry in listening_sockets() or []}  # every port when none is named
+    if ipv6_available():
+        six = socket.socket(socket.AF_INET6)
+        six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        six.bind(("::", 0))
+        six.listen(1)
+        with six:
+            port6 = six.getsockname()[1]
+            assert listening_sockets(port6) == [Listening(socket.AF_INET6, bytes(16), port6, v6only=True)]
 
 
 def test_self_connect_trap_gives_no_false_opens(listen: ListenerFactory) -> None:
@@ -395,7 +471,8 @@ def test_window_fits_under_the_soft_limit() -> None:
 FIREWALL_SCRIPT = textwrap.dedent(
     """
     import socket, subprocess, sys, time
-    # Listeners inside the namespace: 7000 open, 7001-7006 guarded by rules, 7010 unused.
+    # Listeners inside the namespace: 7000 open, 7001-7005 guarded by rules, 7006 dropped with
+    # nothing behind it, 7010 unused.
     listeners = []
     for port in (7000, 7001, 7002, 7003, 7004, 7005):
         for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
@@ -413,6 +490,7 @@ FIREWALL_RULES = [
     ["-A", "INPUT", "-p", "tcp", "--dport", "7003", "-j", "REJECT", "--reject-with", "icmp-host-unreachable"],
     ["-A", "INPUT", "-p", "tcp", "--dport", "7004", "-j", "REJECT", "--reject-with", "icmp-net-unreachable"],
     ["-A", "INPUT", "-p", "tcp", "--dport", "7005", "-j", "DROP"],
+    ["-A", "INPUT", "-p", "tcp", "--dport", "7006", "-j", "DROP"],  # nothing listens behind this one
 ]
 
 
@@ -437,7 +515,7 @@ def test_firewall_rules_give_filtered_with_reasons(netns: Namespace) -> None:
     server = firewall_namespace(netns)
     try:
         completed = netns.portcheck(
-            "scan", "127.0.0.1", "::1", "-p", "7000-7005,7010", "-t", "0.4", "--retries", "1", "--json", "-"
+            "scan", "127.0.0.1", "::1", "-p", "7000-7006,7010", "-t", "0.4", "--retries", "1", "--json", "-"
         )
     finally:
         server.kill()
@@ -447,16 +525,60 @@ def test_firewall_rules_give_filtered_with_reasons(netns: Namespace) -> None:
     found = {(r["address"], r["port"]): (r["state"], r["reason"], r["attempts"]) for r in report["results"]}
     for address in ("127.0.0.1", "::1"):
         assert found[(address, 7000)][:2] == ("open", "syn-ack")
-        assert found[(address, 7001)] == ("filtered", "no-response", 2)
+        # A local address: the engine sees the socket the rule hides, and says so.
+        assert found[(address, 7001)] == ("filtered", "listen-no-accept", 2)
         assert found[(address, 7002)][:2] == ("closed", "conn-refused")
-        assert found[(address, 7005)] == ("filtered", "no-response", 2)
+        assert found[(address, 7005)] == ("filtered", "listen-no-accept", 2)
+        assert found[(address, 7006)] == ("filtered", "no-response", 2)
         assert found[(address, 7010)][:2] == ("closed", "conn-refused")
     assert found[("127.0.0.1", 7003)][:2] == ("filtered", "host-unreach")
     assert found[("127.0.0.1", 7004)][:2] == ("filtered", "net-unreach")
     # Linux does not abort a connect to ::1 on an ICMPv6 error: it times out, still filtered.
     assert found[("::1", 7003)][0] == "filtered"
     assert found[("::1", 7004)][0] == "filtered"
-    assert report["summary"] == {"open": 2, "closed": 4, "filtered": 8, "open|filtered": 0, "error": 0}
+    assert report["summary"] == {"open": 2, "closed": 4, "filtered": 10, "open|filtered": 0, "error": 0}
+
+
+STUCK_LISTENERS = textwrap.dedent(
+    """
+    import socket, sys, time
+    # 7100: a stuck listener on 127.0.0.5 only; 7101: an IPv6-only ::; 7102: a dual-stack ::.
+    held = []
+    for port, family, host, v6only in ((7100, socket.AF_INET, "127.0.0.5", None),
+                                       (7101, socket.AF_INET6, "::", 1), (7102, socket.AF_INET6, "::", 0)):
+        s = socket.socket(family)
+        if v6only is not None:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+        s.bind((host, port)); s.listen(0); held.append(s)
+    sys.stdout.write("ready\\n"); sys.stdout.flush()
+    time.sleep(600)
+    """
+)
+
+
+def test_silence_is_a_listeners_only_on_the_addresses_it_serves(netns: Namespace) -> None:
+    # Every port is dropped; which silent port has a socket listening behind it depends on the
+    # address the socket is bound to: its own, or every address of its family (and IPv4 too for a
+    # dual-stack ::).
+    for tool in ("iptables", "ip6tables"):
+        netns.run(tool, "-A", "INPUT", "-p", "tcp", "--dport", "7100:7102", "-j", "DROP")
+    server = netns.popen(sys.executable, "-c", STUCK_LISTENERS)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+        completed = netns.portcheck(
+            "scan", "127.0.0.5", "127.0.0.6", "::1", "-p", "7100-7102", "-t", "0.2", "--retries", "0", "--json", "-"
+        )
+    finally:
+        server.kill()
+        server.wait()
+    assert completed.returncode == 0, completed.stderr
+    found = {(r["address"], r["port"]): (r["state"], r["reason"]) for r in json.loads(completed.stdout)["results"]}
+    listening, silent = ("filtered", "listen-no-accept"), ("filtered", "no-response")
+    assert found == {
+        ("127.0.0.5", 7100): listening, ("127.0.0.6", 7100): silent, ("::1", 7100): silent,
+        ("127.0.0.5", 7101): silent, ("127.0.0.6", 7101): silent, ("::1", 7101): listening,
+        ("127.0.0.5", 7102): listening, ("127.0.0.6", 7102): listening, ("::1", 7102): listening,
+    }
 
 
 def test_hostname_with_two_addresses_probes_both(netns: Namespace) -> None:

@@ -1,8 +1,15 @@
-"""The judge's pure functions: verdicts from results, without sockets."""
+"""The judge's pure functions: verdicts from results, without sockets; and, through the plugin, a
+verdict the engine's evidence must reach whole (a stuck listener)."""
 
 from __future__ import annotations
 
-from pytest_portcheck.engine import PortState, ProbeResult, Resolution
+import json
+import re
+
+import pytest
+from conftest import portcheck, unused_port
+
+from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution
 from pytest_portcheck.inventory import (
     Expect,
     Expectation,
@@ -205,3 +212,139 @@ def test_a_service_requirement_fails_on_another_service() -> None:
     wanted = ServiceRequirement("ssh")
     assert service_problems(wanted, ServiceInfo("ssh", "SSH-2.0-OpenSSH_9.2p1")) == []
     assert service_problems(wanted, ServiceInfo("http", "HTTP/1.1 200 OK"))
+
+
+# --- a socket listens, but the handshake does not complete (issue 18, part 9) ------------------
+
+
+def stuck(address: str, port: int) -> ProbeResult:
+    return ProbeResult(address, address, Protocol.TCP, port, PortState.FILTERED, Reason.LISTEN_NO_ACCEPT, 600.0, 2)
+
+
+def test_a_listener_that_does_not_answer_is_exposure_for_closed_and_filtered() -> None:
+    resolution = Resolution("127.0.0.1", ("127.0.0.1",))
+    found = {("127.0.0.1", Protocol.TCP, 22): stuck("127.0.0.1", 22)}
+    for expect in (Expect.CLOSED, Expect.FILTERED, Expect.OPEN):
+        expectation = Expectation("box", Protocol.TCP, 22, expect, 4)
+        host = HostSpec("box", "127.0.0.1", 1.0, 1, (expectation,), 2)
+        judgement = judge(host, expectation, resolution, found)
+        assert judgement.verdict is Verdict.FAILED, expect
+        assert "found FILTERED — listen-no-accept after 2 attempt(s)" in judgement.message
+        if expect is not Expect.OPEN:
+            assert "a socket listens there: the port is exposed even though it does not answer now" in (
+                judgement.message
+            )
+    # Plain silence still satisfies closed: and filtered:, as before.
+    silent = {("127.0.0.1", Protocol.TCP, 22): replace(stuck("127.0.0.1", 22), reason=Reason.NO_RESPONSE)}
+    for expect in (Expect.CLOSED, Expect.FILTERED):
+        expectation = Expectation("box", Protocol.TCP, 22, expect, 4)
+        host = HostSpec("box", "127.0.0.1", 1.0, 1, (expectation,), 2)
+        assert judge(host, expectation, resolution, silent).verdict is Verdict.PASSED
+
+
+def test_only_open_range_fails_on_a_listener_that_does_not_answer() -> None:
+    rule = RangeRule("box", Protocol.TCP, (20, 21, 23), "tcp/20-23", 3)
+    host = HostSpec("box", "127.0.0.1", 1.0, 1, (), 2, rule)
+    resolution = Resolution("127.0.0.1", ("127.0.0.1",))
+    found = {(r.address or "", r.proto, r.port): r for r in [
+        result("127.0.0.1", 20, PortState.CLOSED), stuck("127.0.0.1", 21), result("127.0.0.1", 23, PortState.FILTERED),
+    ]}  # fmt: skip
+    judgement = judge_range(host, rule, resolution, found)
+    assert judgement.verdict is Verdict.FAILED
+    assert judgement.message == (
+        "box: 1 port(s) in tcp/20-23 where a socket listens but did not complete the handshake "
+        "(listen-no-accept): 21 — exposed even though they do not answer now"
+    )
+    assert judgement.found == (found[("127.0.0.1", Protocol.TCP, 21)],)
+
+
+STUCK_INVENTORY = """\
+defaults:
+  timeout: 0.2
+  retries: 0
+hosts:
+  stuck:
+    address: 127.0.0.1
+    closed: [{port}, {unused}]
+  guarded:
+    address: 127.0.0.1
+    filtered: [{port}]
+  rest:
+    address: 127.0.0.1
+    only_open: []
+    range: "{unused},{port}"
+"""
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("judging", [False, True], ids=["scan", "judge-reports"])
+def test_a_stuck_listener_fails_closed_filtered_and_only_open_through_the_plugin(
+    pytester: pytest.Pytester, silent_port: int, strict: bool, judging: bool
+) -> None:
+    # The false pass of the issue: a 0.0.0.0 listener whose queue is full met only silence, and
+    # closed: passed, even with --portcheck-strict. The address answered elsewhere (a refused port),
+    # so no "nothing answered" rule stands in for the verdict. Judged from a shard report, the same.
+    unused = unused_port()
+    pytester.makefile(".yml", inventory=STUCK_INVENTORY.format(port=silent_port, unused=unused))
+    flags = ["--portcheck-strict"] if strict else []
+    if judging:
+        shard = portcheck("scan", "--inventory", "inventory.yml", "--shard", "1/1", "--json", "shard.json",
+                          cwd=pytester.path)  # fmt: skip
+        assert shard.returncode == 0, shard.stdout + shard.stderr
+        flags += ["--portcheck-results", "shard.json", "-p", "no:cacheprovider"]
+    run = pytester.runpytest_subprocess if judging else pytester.runpytest
+    result = run(
+        "--portcheck", "inventory.yml", "--portcheck-markdown", "summary.md", "--portcheck-html", "page.html",
+        "--portcheck-report", "report.json", *flags,
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            f"*stuck (127.0.0.1) tcp/{silent_port}: expected closed, found FILTERED — listen-no-accept after 1 "
+            "attempt(s)* — a socket listens there: the port is exposed even though it does not answer now",
+            f"*guarded (127.0.0.1) tcp/{silent_port}: expected filtered, found FILTERED — listen-no-accept*",
+            "*rest: 1 port(s) in tcp/* where a socket listens but did not complete the "
+            f"handshake (listen-no-accept): {silent_port} — exposed even though they do not answer now",
+        ],
+        consecutive=False,
+    )
+    markdown = (pytester.path / "summary.md").read_text()
+    assert f"tcp/{silent_port}: expected closed, found FILTERED — listen-no-accept" in markdown
+    page = (pytester.path / "page.html").read_text()
+    data = json.loads(re.search(r'id="portcheck-data"[^>]*>(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
+    assert "listen-no-accept" in json.dumps(data)  # the verdicts' messages name it
+    if judging:
+        return  # the judge of reports writes no scan results of its own
+    assert '"reason": "listen-no-accept"' in json.dumps(data)  # and the port's details
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert {(r["port"], r["state"], r["reason"]) for r in report["results"]} >= {
+        (silent_port, "filtered", "listen-no-accept")
+    }
+
+
+@pytest.mark.parametrize("judging", [False, True], ids=["scan", "judge-reports"])
+def test_a_stuck_listener_alone_on_its_address_is_never_a_pass(
+    pytester: pytest.Pytester, silent_port: int, judging: bool
+) -> None:
+    # Nothing else answered on the address: without --portcheck-strict the items fail on the listener
+    # (and the summary warns); with it, they are the "nothing answered" errors. From a shard report,
+    # where the listener's port is all the range holds on its address, the same.
+    pytester.makefile(
+        ".yml",
+        inventory=f"defaults:\n  timeout: 0.2\n  retries: 0\nhosts:\n  quiet:\n    address: 127.0.0.1\n"
+        f"    closed: [{silent_port}]\n  rest:\n    address: 127.0.0.1\n    only_open: []\n"
+        f'    range: "{silent_port}"\n',  # a port declared closed: is not judged again by the range
+    )
+    flags: list[str] = []
+    if judging:
+        shard = portcheck("scan", "--inventory", "inventory.yml", "--shard", "1/1", "--json", "shard.json",
+                          cwd=pytester.path)  # fmt: skip
+        assert shard.returncode == 0, shard.stdout + shard.stderr
+        flags += ["--portcheck-results", "shard.json", "-p", "no:cacheprovider"]
+    run = pytester.runpytest_subprocess if judging else pytester.runpytest
+    relaxed = run("--portcheck", "inventory.yml", *flags)
+    relaxed.assert_outcomes(failed=2)
+    relaxed.stdout.fnmatch_lines(
+        ["WARNING: inventory.yml::quiet: no port answered on 127.0.0.1 — is the address right?*"]
+    )
+    run("--portcheck", "inventory.yml", "--portcheck-strict", *flags).assert_outcomes(errors=2)

@@ -5,8 +5,10 @@ kernel's readiness events say when it is decided, and ``SO_ERROR`` says how. Att
 are retried; our own failures (no descriptors, no ephemeral ports, a socket that met itself) are
 retried or reported as errors, never as a state of the target. Probes to remote addresses wait their
 turn in the address's pace and time out after its measured round trip (``timing.py``); ``_ScanState``
-holds everything the loop juggles, for TCP and UDP alike. Imports the engine's model, payloads and
-timing only.
+holds everything the loop juggles, for TCP and UDP alike. On local addresses the kernel's tables tell
+our own sockets, listeners that do not answer and NAT'd connections apart: the listening sockets
+(sock_diag netlink, /proc/net/tcp) and connection tracking (ctnetlink). Imports the engine's model,
+payloads and timing only.
 Must not import pytest, yaml, dataclasses or anything outside the engine but ``ports`` and ``record``;
 ipaddress only for IPv6 addresses.
 """
@@ -21,6 +23,7 @@ import select
 import selectors
 import socket
 import struct
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -68,22 +71,68 @@ def ephemeral_port_range() -> range:
         return range(1024, 65536)
 
 
+@record
+class Listening:
+    """A listening TCP socket of this network namespace: its family, the address it is bound to
+    (packed, 4 or 16 bytes; all zeros for a wildcard), its port, and for IPv6 whether it refuses IPv4."""
+
+    family: int
+    address: bytes
+    port: int
+    v6only: bool = False
+
+    def serves(self, address: str) -> bool:
+        """Whether a connection to ``address`` (on this socket's port) reaches this socket: its own
+        address, or any address of its family for a wildcard (IPv4 too for a dual-stack ``::``)."""
+        family, packed = _packed(address)
+        if self.family == socket.AF_INET:
+            return family == socket.AF_INET and self.address in (packed, _ANY4)
+        if family == socket.AF_INET6:
+            return self.address in (packed, _ANY6)
+        return self.address == _V4_MAPPED + packed or (self.address == _ANY6 and not self.v6only)
+
+
+_ANY4, _ANY6, _V4_MAPPED = bytes(4), bytes(16), bytes(10) + b"\xff\xff"
+
+
+def _packed(address: str) -> tuple[int, bytes]:
+    """The family and packed form of an address literal; an IPv4-mapped IPv6 one reads as IPv4 (the
+    kernel takes a connection to it through the IPv4 stack)."""
+    bare = address.split("%", 1)[0]
+    if ":" not in bare:
+        return socket.AF_INET, socket.inet_aton(bare)
+    packed = socket.inet_pton(socket.AF_INET6, bare)
+    if packed.startswith(_V4_MAPPED):
+        return socket.AF_INET, packed[12:]
+    return socket.AF_INET6, packed
+
+
 def listening_ports() -> set[int] | None:
     """TCP ports with a listening socket in this network namespace, or None where /proc cannot tell."""
-    ports: set[int] = set()
-    found = False
-    for name in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+    found = proc_listening_sockets()
+    return None if found is None else {listening.port for listening in found}
+
+
+def proc_listening_sockets() -> list[Listening] | None:
+    """The listening TCP sockets of this network namespace by /proc/net/tcp{,6}, or None where /proc
+    cannot tell. /proc does not say whether an IPv6 socket refuses IPv4: each counts as dual-stack."""
+    found: list[Listening] | None = None
+    for name, family in (("/proc/self/net/tcp", socket.AF_INET), ("/proc/self/net/tcp6", socket.AF_INET6)):
         try:
             with open(name, encoding="ascii") as handle:
                 lines = handle.readlines()[1:]
         except OSError:
             continue
-        found = True
+        found = found or []
         for line in lines:
             fields = line.split(None, 4)
             if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports if found else None
+                address, port = fields[1].rsplit(":", 1)
+                # 32-bit words, each printed as the number its bytes make in this machine's order.
+                words = (int(address[i : i + 8], 16) for i in range(0, len(address), 8))
+                packed = b"".join(word.to_bytes(4, sys.byteorder) for word in words)
+                found.append(Listening(family, packed, int(port, 16)))
+    return found
 
 
 _NETLINK_SOCK_DIAG = 4
@@ -91,10 +140,13 @@ _SOCK_DIAG_BY_FAMILY = 20
 _NLM_DUMP_REQUEST = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _TCP_LISTEN = 10
+_DIAG_MESSAGE = 16 + 72  # netlink header, then inet_diag_msg; its attributes follow
+_INET_DIAG_SKV6ONLY = 11
 
 
 def _diag_request(family: int, port: int, seq: int) -> bytes:
-    """A sock_diag dump request for the TCP sockets listening on ``port`` (inet_diag_req_v2)."""
+    """A sock_diag dump request for the TCP sockets listening on ``port``, or on any port for 0
+    (inet_diag_req_v2)."""
     header = struct.pack("=LHHLL", 72, _SOCK_DIAG_BY_FAMILY, _NLM_DUMP_REQUEST, seq, 0)
     request = struct.pack("=BBBBL", family, socket.IPPROTO_TCP, 0, 0, 1 << _TCP_LISTEN)
     # inet_diag_sockid: source port (the filter), destination port, addresses, interface; no cookie.
@@ -110,26 +162,42 @@ def has_listener(port: int) -> bool | None:
     262,144 buckets, whatever few sockets there are, while a dump of the listening sockets of one
     port takes some 50 us. Replies are checked here too (state and port), not left to the filter.
     """
+    found = _ask_sock_diag(port, first=True)
+    return None if found is None else bool(found)
+
+
+def listening_sockets(port: int = 0) -> list[Listening] | None:
+    """The TCP sockets listening on ``port`` (on any port for 0) in this network namespace, with
+    their addresses, by sock_diag; None where it cannot tell."""
+    return _ask_sock_diag(port, first=False)
+
+
+def _ask_sock_diag(port: int, *, first: bool) -> list[Listening] | None:
+    """IPv4's listeners, then IPv6's (unless ``first`` and IPv4 had one); None on any failure."""
     try:
         diag = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
     except (AttributeError, OSError):
         return None
+    found: list[Listening] = []
     with diag:
         try:
             diag.settimeout(1.0)
             for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
                 diag.sendto(_diag_request(family, port, seq), (0, 0))
-                found = _listening_replies(diag, port)
-                if found is not False:
-                    return found
+                replies = _listening_replies(diag, port)
+                if replies is None:
+                    return None
+                found += replies
+                if found and first:
+                    break
         except OSError:
             return None
-    return False
+    return found
 
 
-def _listening_replies(diag: socket.socket, port: int) -> bool | None:
-    """Read one dump's replies: True when one is a listener on ``port``, None on a netlink error."""
-    found = False
+def _listening_replies(diag: socket.socket, port: int) -> list[Listening] | None:
+    """Read one dump's replies: the listeners on ``port`` (any for 0), None on a netlink error."""
+    found: list[Listening] = []
     while True:
         data = diag.recv(65536)
         offset = 0
@@ -139,11 +207,113 @@ def _listening_replies(diag: socket.socket, port: int) -> bool | None:
                 return found
             if kind == _NLMSG_ERROR or length < 16:
                 return None
-            if kind == _SOCK_DIAG_BY_FAMILY and length >= 24:  # inet_diag_msg: family, state, ..., sport
-                state = data[offset + 17]
+            if kind == _SOCK_DIAG_BY_FAMILY and length >= _DIAG_MESSAGE:  # inet_diag_msg: family, state, ...
+                family, state = data[offset + 16], data[offset + 17]
                 (sport,) = struct.unpack_from("!H", data, offset + 20)
-                found = found or (state == _TCP_LISTEN and sport == port)
+                if state == _TCP_LISTEN and (sport == port or not port):
+                    bound = data[offset + 24 : offset + 40]
+                    if family == socket.AF_INET:
+                        found.append(Listening(family, bound[:4], sport))
+                    else:
+                        extra = _attributes(data, offset + _DIAG_MESSAGE, offset + length)
+                        only = extra.get(_INET_DIAG_SKV6ONLY, b"")  # absent: taken as dual-stack
+                        found.append(Listening(family, bound, sport, bool(only and only[0])))
             offset += (length + 3) & ~3
+
+
+def _attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
+    """Netlink attributes from ``start`` to ``end``: their payloads by type (flags masked off)."""
+    found: dict[int, bytes] = {}
+    while start + 4 <= end:
+        length, kind = struct.unpack_from("=HH", data, start)
+        if length < 4:
+            break
+        found[kind & _NLA_TYPE_MASK] = data[start + 4 : start + length]
+        start += (length + 3) & ~3
+    return found
+
+
+_NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
+_NLA_NESTED = 0x8000
+_NETLINK_NETFILTER = 12
+_CT_GET, _CT_NEW = (1 << 8) | 1, 1 << 8  # NFNL_SUBSYS_CTNETLINK: IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW
+_CTA_TUPLE_ORIG, _CTA_TUPLE_REPLY = 1, 2
+_CTA_TUPLE_IP, _CTA_TUPLE_PROTO = 1, 2
+_CTA_PROTO_NUM, _CTA_PROTO_SRC_PORT, _CTA_PROTO_DST_PORT = 1, 2, 3
+# CTA_IP_V4_SRC and CTA_IP_V6_SRC by family; the DST attribute is the next number.
+_CTA_IP_SRC: dict[int, int] = {socket.AF_INET: 1, socket.AF_INET6: 3}
+
+
+def _attribute(kind: int, payload: bytes) -> bytes:
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + bytes(-length % 4)
+
+
+def _ct_tuple(family: int, source: tuple[bytes, int], destination: tuple[bytes, int]) -> bytes:
+    """A conntrack tuple (CTA_TUPLE_IP and CTA_TUPLE_PROTO) of a TCP connection."""
+    src = _CTA_IP_SRC[family]
+    addresses = _attribute(src, source[0]) + _attribute(src + 1, destination[0])
+    ports = (
+        _attribute(_CTA_PROTO_NUM, bytes([socket.IPPROTO_TCP]))
+        + _attribute(_CTA_PROTO_SRC_PORT, struct.pack("!H", source[1]))
+        + _attribute(_CTA_PROTO_DST_PORT, struct.pack("!H", destination[1]))
+    )
+    return _attribute(_CTA_TUPLE_IP | _NLA_NESTED, addresses) + _attribute(
+        _CTA_TUPLE_PROTO | _NLA_NESTED, ports
+    )
+
+
+def _ct_endpoints(family: int, tuple_: bytes) -> tuple[tuple[bytes, int], tuple[bytes, int]] | None:
+    """(source, destination) as (packed address, port) from a conntrack tuple; None if incomplete."""
+    parts = _attributes(tuple_, 0, len(tuple_))
+    addresses = _attributes(parts.get(_CTA_TUPLE_IP, b""), 0, len(parts.get(_CTA_TUPLE_IP, b"")))
+    ports = _attributes(parts.get(_CTA_TUPLE_PROTO, b""), 0, len(parts.get(_CTA_TUPLE_PROTO, b"")))
+    src = _CTA_IP_SRC[family]
+    try:
+        (sport,) = struct.unpack("!H", ports[_CTA_PROTO_SRC_PORT])
+        (dport,) = struct.unpack("!H", ports[_CTA_PROTO_DST_PORT])
+        return (addresses[src], sport), (addresses[src + 1], dport)
+    except (KeyError, struct.error):
+        return None
+
+
+def translated_destination(local: tuple[str, int], remote: tuple[str, int]) -> tuple[str, int] | None:
+    """Where the TCP connection from ``local`` to ``remote`` (address, port) really leads, by the
+    kernel's connection tracking: the (address, port) its replies come from when a NAT rule changed
+    its destination; None when nothing changed it, or conntrack cannot tell (no entry: nothing was
+    translated; not Linux; no CAP_NET_ADMIN to ask).
+
+    One exact lookup of the connection's original tuple (ctnetlink IPCTNL_MSG_CT_GET). An entry
+    found by its reply direction (the other end of a simultaneous open) is not ours: None.
+    """
+    try:
+        family, source = _packed(local[0])
+        other, destination = _packed(remote[0])
+        diag = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_NETFILTER)
+    except (AttributeError, OSError, ValueError):
+        return None
+    if other != family:
+        return None
+    ours = ((source, local[1]), (destination, remote[1]))
+    body = struct.pack("=BBH", family, 0, 0) + _attribute(
+        _CTA_TUPLE_ORIG | _NLA_NESTED, _ct_tuple(family, *ours)
+    )
+    with diag:
+        try:
+            diag.settimeout(1.0)
+            header = struct.pack("=LHHLL", 16 + len(body), _CT_GET, 1, 1, 0)  # NLM_F_REQUEST
+            diag.sendto(header + body, (0, 0))
+            data = diag.recv(65536)
+        except OSError:
+            return None
+    if len(data) < 20 or struct.unpack_from("=LH", data)[1] != _CT_NEW:
+        return None  # NLMSG_ERROR: no such connection (ENOENT), or not allowed to ask (EPERM)
+    entry = _attributes(data, 20, min(len(data), struct.unpack_from("=L", data)[0]))
+    original = _ct_endpoints(family, entry.get(_CTA_TUPLE_ORIG, b""))
+    reply = _ct_endpoints(family, entry.get(_CTA_TUPLE_REPLY, b""))
+    if original != ours or reply is None or reply[0] == ours[1]:
+        return None
+    return socket.inet_ntop(family, reply[0][0]), reply[0][1]
 
 
 # Socket states of the accepting end of a connection (or of a simultaneous open) in /proc/net/tcp:
@@ -412,6 +582,8 @@ class ConnectScanner:
         self._destinations: dict[str, Destination] = {}
         self._listeners: set[int] | None = None
         self._listeners_read_at = 0.0
+        self._sockets: dict[int, list[Listening]] = {}
+        self._sockets_read_at: float | None = None
 
     def scan(self, targets: Iterable[Target]) -> Iterator[ProbeResult]:
         max_window, saved_limit = fit_window(self.settings.window)
@@ -533,7 +705,33 @@ class ConnectScanner:
         dest = probe.dest
         if dest.adaptive and dest.drops and not dest.silence_is_real():
             dest.unresolved += 1
-        return self._result(probe, PortState.FILTERED, Reason.NO_RESPONSE, latency)
+        return self._result(probe, PortState.FILTERED, self._silence_reason(probe), latency)
+
+    def _silence_reason(self, probe: _Probe) -> str:
+        """no-response, unless a socket of this host listens behind the silence: a local address
+        whose listener does not complete handshakes (its accept queue is full, the service is stuck,
+        or a rule of this host drops the SYNs) is still exposed, and says so."""
+        target = probe.target
+        local = not probe.dest.adaptive  # loopback or one of this host's addresses
+        if target.proto is Protocol.TCP and local and self._listens(target.address, target.port):
+            return Reason.LISTEN_NO_ACCEPT
+        return Reason.NO_RESPONSE
+
+    def _listens(self, address: str, port: int) -> bool:
+        """Whether a listening socket of this namespace serves ``address``:``port``.
+
+        All listeners are read at once (one sock_diag dump; /proc where netlink is refused or dumps
+        nothing, as a sandbox may) and the reading serves every silent port for a second: a
+        firewalled local address can leave thousands of ports silent.
+        """
+        now = self._clock()
+        if self._sockets_read_at is None or now - self._sockets_read_at >= _LISTENERS_FRESH_FOR:
+            found = listening_sockets() or proc_listening_sockets() or []
+            self._sockets = {}
+            for listening in found:
+                self._sockets.setdefault(listening.port, []).append(listening)
+            self._sockets_read_at = now
+        return any(listening.serves(address) for listening in self._sockets.get(port, ()))
 
     def _settle_parked(self, state: _ScanState) -> Iterator[ProbeResult]:
         """Everything else is done: silent ports of addresses that dropped nothing are filtered; those
@@ -689,6 +887,8 @@ class ConnectScanner:
     ) -> ProbeResult | None:
         """An errno that is neither an answer nor a refusal: filtered, our own shortage, or an error."""
         reason = _FILTERED_REASONS.get(err)
+        if reason == Reason.NO_RESPONSE:  # the kernel itself gave up waiting (ETIMEDOUT)
+            reason = self._silence_reason(probe)
         if reason is not None:
             return self._result(probe, PortState.FILTERED, reason, latency)
         name = errno.errorcode.get(err, str(err))
@@ -754,21 +954,28 @@ class ConnectScanner:
         connects to (a self-connect), or two probes may reach each other's local ports at once (a
         simultaneous open, possibly across our scanning processes). Neither has a listener behind it.
         A local NAT redirect to a listener elsewhere is genuine: the other end of the connection is
-        then a socket on another port, which the kernel's socket table shows.
+        then a socket on another port, which the kernel's socket table shows. So is a DNAT to
+        another namespace (a container's published port): the other end is in no table of ours, but
+        conntrack says the connection was sent to an address that is not this host's.
         """
         target = probe.target
         if target.port not in self._ephemeral or not self._is_local(target.address):
             return True
         try:
             ours = sock.getsockname()
-            if sock.getpeername()[:2] == ours[:2]:
+            peer = sock.getpeername()
+            if peer[:2] == ours[:2]:
                 return False
         except OSError:
             return False  # reset between the event and now: nothing we can vouch for
         if self._has_listener(target.port):
             return True
-        other_end = connected_peer_port((str(ours[0]), int(ours[1])))
-        return other_end is not None and other_end != target.port
+        local = (str(ours[0]), int(ours[1]))
+        other_end = connected_peer_port(local)
+        if other_end is not None:
+            return other_end != target.port
+        moved = translated_destination(local, (str(peer[0]), int(peer[1])))
+        return moved is not None and not _is_loopback(moved[0]) and not self._is_local(moved[0])
 
     def _has_listener(self, port: int) -> bool:
         if has_listener(port):  # the kernel's answer for this one port, in microseconds

@@ -41,6 +41,7 @@ class Reason:
     NET_UNREACH = "net-unreach"
     ADMIN_PROHIBITED = "admin-prohibited"
     LOCAL_FIREWALL = "local-firewall"
+    LISTEN_NO_ACCEPT = "listen-no-accept"
 
     @staticmethod
     def dns_error(message: str) -> str:
