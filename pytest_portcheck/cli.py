@@ -350,6 +350,7 @@ def _check_output(path: str | None) -> None:
 
 def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_output(args.json)
+    _check_output(args.xml)
     ports = _ports(args)
     settings = _settings(args)
     plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
@@ -385,15 +386,31 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     _write_services(report, out)
     errors = _write_summary(plan, report, out)
-    if args.json:
-        write_report(report, args.json)
-    if args.xml:
-        from pytest_portcheck.nmapxml import write_nmap_xml
-
-        write_nmap_xml(report, args.xml)
+    if not _write_reports(report, args, err):
+        return EXIT_USAGE
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if errors else EXIT_OK
+
+
+def _write_reports(report: ScanReport, args: argparse.Namespace, err: TextIO) -> bool:
+    """Write each report file asked for; one that fails does not keep the next from being written.
+    False (after saying why on ``err``) when any could not be written."""
+    writers: list[tuple[str, Callable[[ScanReport, str], None]]] = []
+    if args.json:
+        writers.append((args.json, write_report))
+    if args.xml:
+        from pytest_portcheck.nmapxml import write_nmap_xml
+
+        writers.append((args.xml, write_nmap_xml))
+    written = True
+    for destination, write in writers:
+        try:
+            write(report, destination)
+        except WriteError as exc:
+            err.write(f"portcheck: error: {exc}\n")
+            written = False
+    return written
 
 
 def _write_plan(plan: ScanPlan, settings: ScanSettings, out: TextIO) -> None:
