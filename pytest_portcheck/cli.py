@@ -1,8 +1,9 @@
 """The ``portcheck`` command: argument parsing and output only; the engine does the scanning.
 
 Exit status (``exitstatus``): 0 the scan completed and every port got an answer; 1 a runtime failure,
-or some ports could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage;
-130 Ctrl-C.
+or some ports could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage,
+or an output (a report file, standard output) that could not be written; 130 Ctrl-C. A reader that
+leaves early (``| head -1``) is not a failure: the command keeps working and keeps its status.
 Never imports pytest. A plain scan imports only what it needs (no dataclasses, typing, pathlib, shutil,
 json without ``--json``, asyncio or yaml: tests/test_cli_imports.py): on a few ports the command's
 start-up is most of its time, and nmap starts in ~30 ms.
@@ -585,7 +586,86 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+class _Output:
+    """A standard stream whose reader may leave, or whose device may fail.
+
+    ``portcheck scan … --json out.json | head -1`` closes the pipe after one line: the command keeps
+    working (out.json is still written whole), prints nothing more and keeps its exit status. Any
+    other failure (``> /dev/full``) is remembered as ``problem``: the command still finishes its work,
+    then exits 2 naming it. Either way later output is dropped and the descriptor is pointed at
+    /dev/null, so that the interpreter's own flush at exit cannot fail (and print a traceback) again.
+    """
+
+    def __init__(self, stream: TextIO | None, name: str) -> None:
+        self.stream = stream
+        self.name = name
+        self.problem: str | None = None
+        self.dropping = stream is None  # a descriptor closed before we started: nobody reads
+
+    def write(self, text: str) -> int:
+        if not self.dropping and self.stream is not None:
+            try:
+                self.stream.write(text)
+            except OSError as exc:
+                self._lost(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.dropping and self.stream is not None:
+            try:
+                self.stream.flush()
+            except OSError as exc:
+                self._lost(exc)
+
+    def isatty(self) -> bool:
+        return not self.dropping and self.stream is not None and self.stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, encoding...: the stream's own
+        return getattr(self.stream, name)
+
+    def _lost(self, exc: OSError) -> None:
+        self.dropping = True
+        if not isinstance(exc, BrokenPipeError):  # a reader that leaves has had what it wanted
+            self.problem = f"{self.name}: cannot write: {exc.strerror or exc}"
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.dup2(devnull, self.stream.fileno())  # type: ignore[union-attr]
+        except (OSError, ValueError, AttributeError):  # not a descriptor (a test's StringIO)
+            pass
+        finally:
+            os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command; every output of every subcommand goes through ``_Output`` streams."""
+    out, err = _Output(sys.stdout, "standard output"), _Output(sys.stderr, "standard error")
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        try:
+            status = _main(argv)
+        except SystemExit:  # argparse: --help, --version, usage errors
+            if not _flushed(out, err):
+                raise SystemExit(EXIT_USAGE) from None
+            raise
+        return status if _flushed(out, err) else EXIT_USAGE
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _flushed(out: _Output, err: _Output) -> bool:
+    """Flush both streams; False (saying why on ``err``) when standard output lost something."""
+    out.flush()
+    if out.problem is not None:
+        err.write(f"portcheck: error: {out.problem}\n")
+    err.flush()
+    return out.problem is None
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
@@ -631,7 +711,10 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
             return EXIT_OK
     except (PortSpecError, ScanError, ReportError, OutputPathError) as exc:
         parser.exit(EXIT_USAGE, f"portcheck: error: {_usage_problem(exc)}\n")
-    except (OSError, WriteError) as exc:
+    except WriteError as exc:  # an output that cannot be written: 2, never "different" or "ports in error"
+        sys.stderr.write(f"portcheck: error: {exc}\n")
+        return EXIT_USAGE
+    except OSError as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
