@@ -42,7 +42,7 @@ from pytest_portcheck.results import (
     read_report,
     write_report,
 )
-from pytest_portcheck.scanning import ScanPlan, collect_scan, plan_scan, probe_open
+from pytest_portcheck.scanning import ScanPlan, plan_scan, probe_open
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
@@ -216,6 +216,10 @@ def _add_snapshot_and_diff(
         snapshot_parser.add_argument(
             "--from", dest="source", metavar="REPORT",
             help="no scan: the inventory of a portcheck JSON report or an nmap XML file (-oX)",
+        )  # fmt: skip
+        snapshot_parser.add_argument(
+            "--allow-interrupted", action="store_true",
+            help="with --from: take a report of an interrupted scan (its range is only the ports it holds)",
         )  # fmt: skip
     diff_parser = commands.add_parser(
         "diff",
@@ -504,11 +508,20 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     from pytest_portcheck.inventory import snapshot_inventory  # PyYAML: only for this command
 
     _check_output(args.output)
-    # An interrupted snapshot writes nothing: a partial only_open list would be a wrong inventory.
     if args.source is not None:
         if args.targets:
             raise ReportError("snapshot --from takes no targets: the report says what was scanned")
         report = read_any_report(args.source)
+        if report.interrupted and not args.allow_interrupted:
+            raise ReportError(
+                f"{args.source}: an interrupted scan (partial report): the ports it never reached would "
+                "leave the baseline's range. Scan again, or pass --allow-interrupted"
+            )
+        if report.interrupted:
+            sys.stderr.write(
+                f"portcheck: WARNING: {args.source} is an interrupted scan: the inventory covers only "
+                "the ports it holds\n"
+            )
         services = dict(report.services)
         ports: list[tuple[Protocol, int]] = sorted(
             {(r.proto, r.port) for r in report.results if r.proto is Protocol.TCP}
@@ -516,8 +529,17 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     else:
         if not args.targets:
             raise ReportError("snapshot needs targets to scan, or --from REPORT")
+        if args.allow_interrupted:
+            raise ReportError("--allow-interrupted goes with --from REPORT")
         ports = _ports(args)
-        report = collect_scan(args.targets, ports, _settings(args))
+        settings = _settings(args)
+        plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
+        stats = ScanStats()
+        results, interrupted = plan.run(settings, stats)
+        if interrupted:  # a partial only_open list would be a wrong inventory: nothing is written
+            sys.stderr.write("portcheck: interrupted: no inventory written\n")
+            return EXIT_INTERRUPTED
+        report = plan.report(results, settings, stats, command=["portcheck", *args.argv])
         services = _probe_open(report.results, args) if args.banner else {}
     text = snapshot_inventory(report, services, ports, ["portcheck", *args.argv])
     if args.output == "-":

@@ -262,6 +262,28 @@ def test_xml_file_failing_while_written_exits_2_after_the_other_report(tmp_path:
     assert "Traceback" not in done.stderr
 
 
+def test_our_xml_keeps_the_target_as_given_for_a_baseline(tmp_path: Path) -> None:
+    # nmap's own files name no block (each address is a host of its own); ours keep the target.
+    results = [
+        ProbeResult("127.0.0.0/31", address, Protocol.TCP, 22, PortState.CLOSED, "conn-refused", 0.1, 1)
+        for address in ("127.0.0.0", "127.0.0.1")
+    ]
+    path = tmp_path / "scan.xml"
+    path.write_text(xml_of(report_with(results)))
+    assert read_nmap_xml(path).resolutions == [Resolution("127.0.0.0/31", ("127.0.0.0", "127.0.0.1"))]
+    inventory = portcheck("snapshot", "--from", str(path))
+    assert inventory.returncode == 0, inventory.stderr
+    assert '    address: "127.0.0.0/31"\n' in inventory.stdout and inventory.stdout.count("address:") == 1
+
+
+def test_snapshot_from_xml_of_an_interrupted_scan_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "partial.xml"
+    path.write_text(xml_of(report_with(firewalled(), interrupted=True)))
+    refused = portcheck("snapshot", "--from", str(path))
+    assert refused.returncode == 2 and "an interrupted scan (partial report)" in refused.stderr
+    assert "pass --allow-interrupted" in refused.stderr and refused.stdout == ""
+
+
 # --- hostile and broken input -------------------------------------------------------------------
 
 BILLION_LAUGHS = """<?xml version="1.0"?>
