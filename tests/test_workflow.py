@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import servers
 from conftest import (
     REPO,
     Behaviour,
@@ -586,6 +589,62 @@ def test_diff_reports_a_changed_service(tmp_path: Path, greeter: Greeter) -> Non
         f"~ service  127.0.0.1 127.0.0.1 tcp/{port}: ssh OpenSSH 9.2p1 -> ssh OpenSSH 9.6p1"
         in different.stdout
     )
+
+
+def scanned_as(tmp_path: Path, name: str, port: int, as_port: int) -> Path:
+    """The --banner report of a real server on ``port``, filed as if it answered on ``as_port``: one
+    port before and after a change a test cannot make to a running server in place."""
+    path = tmp_path / f"{name}.json"
+    done = portcheck("scan", "127.0.0.1", "-p", str(port), "--banner", "--json", str(path))
+    assert done.returncode == 0, done.stderr
+    document = json.loads(path.read_text())
+    for result in document["results"]:
+        result["port"] = as_port
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_diff_sees_a_swapped_certificate_and_an_older_tls_version(tmp_path: Path) -> None:
+    with servers.nginx() as ports:
+        port = ports.https
+        old = scanned_as(tmp_path, "old", port, port)
+        swapped = scanned_as(tmp_path, "swapped", ports.https_expiring, port)  # another certificate
+        downgraded = scanned_as(tmp_path, "downgraded", ports.https_tls12_only, port)  # TLSv1.2 at most
+        served = ssl.get_server_certificate(("127.0.0.1", port))
+    fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(served)).hexdigest()
+    [before] = json.loads(old.read_text())["results"]
+    [after] = json.loads(swapped.read_text())["results"]
+    assert before["probe"]["tls"]["fingerprint_sha256"] == fingerprint  # the leaf certificate's DER
+    other, expiry = after["probe"]["tls"]["fingerprint_sha256"], after["probe"]["tls"]["not_after"]
+    assert other != fingerprint
+    different = portcheck("diff", str(old), str(swapped))
+    assert different.returncode == 1, different.stderr
+    assert different.stdout.splitlines()[2:] == [
+        f"~ certificate 127.0.0.1 127.0.0.1 tcp/{port}: {fingerprint} -> {other}",
+        f"~ expiry   127.0.0.1 127.0.0.1 tcp/{port}: {before['probe']['tls']['not_after']} -> {expiry}",
+        "2 difference(s)",
+    ]
+    machine = json.loads(portcheck("diff", "--json", str(old), str(downgraded)).stdout)
+    assert [(c["kind"], c["old"], c["new"]) for c in machine["changes"]] == [("tls", "TLSv1.3", "TLSv1.2")]
+    assert portcheck("diff", str(old), str(old)).returncode == 0
+
+
+@pytest.mark.parametrize("server", ["mosquitto", "redis"])
+def test_diff_sees_authentication_turned_off(tmp_path: Path, server: str) -> None:
+    if server == "mosquitto":
+        locked, opened = servers.mosquitto(anonymous=False), servers.mosquitto(anonymous=True)
+    else:
+        locked, opened = servers.redis(password="secret"), servers.redis()
+    with locked as locked_port, opened as open_port:
+        old = scanned_as(tmp_path, "old", locked_port, locked_port)
+        new = scanned_as(tmp_path, "new", open_port, locked_port)
+    different = portcheck("diff", str(old), str(new))
+    assert different.returncode == 1, different.stderr
+    lines = different.stdout.splitlines()
+    assert f"~ auth     127.0.0.1 127.0.0.1 tcp/{locked_port}: required -> none" in lines
+    assert lines[-1] == "1 difference(s)"
+    if server == "redis":  # a locked Redis does not tell its version: known in the new report only
+        assert lines[-2].startswith("(1 probe fact(s) known in one report only")
 
 
 def test_html_page_of_a_full_range_firewalled_host(tmp_path: Path, browser: Any) -> None:
