@@ -1,8 +1,9 @@
 """The ``portcheck`` command: argument parsing and output only; the engine does the scanning.
 
 Exit status (``exitstatus``): 0 the scan completed and every port got an answer; 1 a runtime failure,
-or some ports could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage;
-130 Ctrl-C.
+or some ports could not be probed (``error`` results, e.g. a name that does not resolve); 2 bad usage,
+or an output (a report file, standard output) that could not be written; 130 Ctrl-C. A reader that
+leaves early (``| head -1``) is not a failure: the command keeps working and keeps its status.
 Never imports pytest. A plain scan imports only what it needs (no dataclasses, typing, pathlib, shutil,
 json without ``--json``, asyncio or yaml: tests/test_cli_imports.py): on a few ports the command's
 start-up is most of its time, and nmap starts in ~30 ms.
@@ -42,7 +43,7 @@ from pytest_portcheck.results import (
     read_report,
     write_report,
 )
-from pytest_portcheck.scanning import ScanPlan, collect_scan, plan_scan, probe_open
+from pytest_portcheck.scanning import ScanPlan, plan_scan, probe_open
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
@@ -217,6 +218,10 @@ def _add_snapshot_and_diff(
             "--from", dest="source", metavar="REPORT",
             help="no scan: the inventory of a portcheck JSON report or an nmap XML file (-oX)",
         )  # fmt: skip
+        snapshot_parser.add_argument(
+            "--allow-interrupted", action="store_true",
+            help="with --from: take a report of an interrupted scan (its range is only the ports it holds)",
+        )  # fmt: skip
     diff_parser = commands.add_parser(
         "diff",
         help="compare two reports (JSON or nmap XML)",
@@ -351,6 +356,7 @@ def _check_output(path: str | None) -> None:
 
 def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_output(args.json)
+    _check_output(args.xml)
     ports = _ports(args)
     settings = _settings(args)
     plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
@@ -386,15 +392,31 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     _write_services(report, out)
     errors = _write_summary(plan, report, out)
-    if args.json:
-        write_report(report, args.json)
-    if args.xml:
-        from pytest_portcheck.nmapxml import write_nmap_xml
-
-        write_nmap_xml(report, args.xml)
+    if not _write_reports(report, args, err):
+        return EXIT_USAGE
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if errors else EXIT_OK
+
+
+def _write_reports(report: ScanReport, args: argparse.Namespace, err: TextIO) -> bool:
+    """Write each report file asked for; one that fails does not keep the next from being written.
+    False (after saying why on ``err``) when any could not be written."""
+    writers: list[tuple[str, Callable[[ScanReport, str], None]]] = []
+    if args.json:
+        writers.append((args.json, write_report))
+    if args.xml:
+        from pytest_portcheck.nmapxml import write_nmap_xml
+
+        writers.append((args.xml, write_nmap_xml))
+    written = True
+    for destination, write in writers:
+        try:
+            write(report, destination)
+        except WriteError as exc:
+            err.write(f"portcheck: error: {exc}\n")
+            written = False
+    return written
 
 
 def _write_plan(plan: ScanPlan, settings: ScanSettings, out: TextIO) -> None:
@@ -487,11 +509,20 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     from pytest_portcheck.inventory import snapshot_inventory  # PyYAML: only for this command
 
     _check_output(args.output)
-    # An interrupted snapshot writes nothing: a partial only_open list would be a wrong inventory.
     if args.source is not None:
         if args.targets:
             raise ReportError("snapshot --from takes no targets: the report says what was scanned")
         report = read_any_report(args.source)
+        if report.interrupted and not args.allow_interrupted:
+            raise ReportError(
+                f"{args.source}: an interrupted scan (partial report): the ports it never reached would "
+                "leave the baseline's range. Scan again, or pass --allow-interrupted"
+            )
+        if report.interrupted:
+            sys.stderr.write(
+                f"portcheck: WARNING: {args.source} is an interrupted scan: the inventory covers only "
+                "the ports it holds\n"
+            )
         services = dict(report.services)
         ports: list[tuple[Protocol, int]] = sorted(
             {(r.proto, r.port) for r in report.results if r.proto is Protocol.TCP}
@@ -499,8 +530,17 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     else:
         if not args.targets:
             raise ReportError("snapshot needs targets to scan, or --from REPORT")
+        if args.allow_interrupted:
+            raise ReportError("--allow-interrupted goes with --from REPORT")
         ports = _ports(args)
-        report = collect_scan(args.targets, ports, _settings(args))
+        settings = _settings(args)
+        plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
+        stats = ScanStats()
+        results, interrupted = plan.run(settings, stats)
+        if interrupted:  # a partial only_open list would be a wrong inventory: nothing is written
+            sys.stderr.write("portcheck: interrupted: no inventory written\n")
+            return EXIT_INTERRUPTED
+        report = plan.report(results, settings, stats, command=["portcheck", *args.argv])
         services = _probe_open(report.results, args) if args.banner else {}
     text = snapshot_inventory(report, services, ports, ["portcheck", *args.argv])
     if args.output == "-":
@@ -569,7 +609,86 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+class _Output:
+    """A standard stream whose reader may leave, or whose device may fail.
+
+    ``portcheck scan … --json out.json | head -1`` closes the pipe after one line: the command keeps
+    working (out.json is still written whole), prints nothing more and keeps its exit status. Any
+    other failure (``> /dev/full``) is remembered as ``problem``: the command still finishes its work,
+    then exits 2 naming it. Either way later output is dropped and the descriptor is pointed at
+    /dev/null, so that the interpreter's own flush at exit cannot fail (and print a traceback) again.
+    """
+
+    def __init__(self, stream: TextIO | None, name: str) -> None:
+        self.stream = stream
+        self.name = name
+        self.problem: str | None = None
+        self.dropping = stream is None  # a descriptor closed before we started: nobody reads
+
+    def write(self, text: str) -> int:
+        if not self.dropping and self.stream is not None:
+            try:
+                self.stream.write(text)
+            except OSError as exc:
+                self._lost(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.dropping and self.stream is not None:
+            try:
+                self.stream.flush()
+            except OSError as exc:
+                self._lost(exc)
+
+    def isatty(self) -> bool:
+        return not self.dropping and self.stream is not None and self.stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, encoding...: the stream's own
+        return getattr(self.stream, name)
+
+    def _lost(self, exc: OSError) -> None:
+        self.dropping = True
+        if not isinstance(exc, BrokenPipeError):  # a reader that leaves has had what it wanted
+            self.problem = f"{self.name}: cannot write: {exc.strerror or exc}"
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.dup2(devnull, self.stream.fileno())  # type: ignore[union-attr]
+        except (OSError, ValueError, AttributeError):  # not a descriptor (a test's StringIO)
+            pass
+        finally:
+            os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command; every output of every subcommand goes through ``_Output`` streams."""
+    out, err = _Output(sys.stdout, "standard output"), _Output(sys.stderr, "standard error")
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        try:
+            status = _main(argv)
+        except SystemExit:  # argparse: --help, --version, usage errors
+            if not _flushed(out, err):
+                raise SystemExit(EXIT_USAGE) from None
+            raise
+        return status if _flushed(out, err) else EXIT_USAGE
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _flushed(out: _Output, err: _Output) -> bool:
+    """Flush both streams; False (saying why on ``err``) when standard output lost something."""
+    out.flush()
+    if out.problem is not None:
+        err.write(f"portcheck: error: {out.problem}\n")
+    err.flush()
+    return out.problem is None
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
@@ -615,7 +734,10 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
             return EXIT_OK
     except (PortSpecError, ScanError, ReportError, OutputPathError) as exc:
         parser.exit(EXIT_USAGE, f"portcheck: error: {_usage_problem(exc)}\n")
-    except (OSError, WriteError) as exc:
+    except WriteError as exc:  # an output that cannot be written: 2, never "different" or "ports in error"
+        sys.stderr.write(f"portcheck: error: {exc}\n")
+        return EXIT_USAGE
+    except OSError as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -9,8 +9,9 @@ and characters XML 1.0 cannot carry are written as ``\\xNN``.
 Reading accepts nmap's files and ours through expat with every entity declaration, external entity
 and DOCTYPE with content refused (nmap writes a bare ``<!DOCTYPE nmaprun>``, which passes), so an
 entity-expansion bomb or an external reference fails before it expands. Peer text read back is
-neutralised like a probe's. Needs the standard library, the engine's types and the report model only.
-Must not import pytest, yaml or the probes.
+neutralised like a probe's. A file is written as every report file is, through ``atomicfile`` (never a
+``.tmp`` name beside it that another user could plant as a symlink). Needs the standard library, the
+engine's types, the report model and ``atomicfile`` only. Must not import pytest, yaml or the probes.
 """
 
 from __future__ import annotations
@@ -195,22 +196,17 @@ def _port_element(result: ProbeResult, report: ScanReport) -> str:
 
 
 def write_nmap_xml(report: ScanReport, destination: str | Path) -> None:
-    """Write the nmap XML to a file (through a temporary beside it), or to standard output for ``-``."""
+    """Write the nmap XML to a file through ``atomicfile`` (WriteError naming the file when it
+    cannot be written; the previous file is then intact), or to standard output for ``-``."""
     import sys
 
     if str(destination) == "-":
         dump_nmap_xml(report, sys.stdout)
         sys.stdout.flush()
         return
-    path = Path(destination)
-    if path.exists() and not path.is_file():  # /dev/null, a FIFO: write through
-        with path.open("w", encoding="utf-8") as stream:
-            dump_nmap_xml(report, stream)
-        return
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as stream:
-        dump_nmap_xml(report, stream)
-    temporary.replace(path)
+    from pytest_portcheck.atomicfile import write_atomically
+
+    write_atomically(destination, lambda stream: dump_nmap_xml(report, stream))
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -151,7 +151,10 @@ _TLS = _object(
         "version": _text, "cipher": _text, "subject": _text, "issuer": _text, "not_after": _text,
         "days_left": _whole(-(10**6), 10**6), "verified": _boolean,
     },
-    {"below_minimum": _optional_text, "certificate_error": _optional_text},
+    {
+        "below_minimum": _optional_text, "certificate_error": _optional_text,
+        "fingerprint_sha256": _optional_text,
+    },
 )  # fmt: skip
 _NAME_ANSWER = _object({"verified": _boolean}, {"name": _optional_text, "error": _optional_text})
 _PROBE = _object(

@@ -47,6 +47,10 @@ class TlsInfo:
     there, ``refused``, or ``untested: why`` (the local OpenSSL cannot offer those versions)."""
     certificate_error: str | None = None
     """Why the certificate could not be read (a malformed field): the handshake itself succeeded."""
+    fingerprint_sha256: str | None = None
+    """SHA-256 of the leaf certificate's DER bytes, 64 lowercase hex digits (what ``openssl x509
+    -outform der | sha256sum`` prints): a swapped certificate shows here even with the same names and
+    dates. None where no certificate came, and in reports written before it was recorded."""
 
 
 @record

@@ -129,9 +129,11 @@ def test_unwritable_report_is_refused_before_scanning(listen: ListenerFactory) -
     assert "Summary" not in completed.stdout  # nothing was scanned
 
 
-def test_report_failing_while_written_is_a_runtime_failure(listen: ListenerFactory) -> None:
+def test_report_failing_while_written_exits_2_after_the_summary(listen: ListenerFactory) -> None:
+    # 2, as every output that cannot be written (issue #18): 1 would read as "ports in error" here
+    # and as "different" for diff.
     completed = portcheck("scan", "127.0.0.1", "-p", "22", "--json", "/dev/full")
-    assert completed.returncode == 1
+    assert completed.returncode == 2
     assert "Summary" in completed.stdout
     assert "/dev/full: cannot write: No space left on device" in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -199,3 +201,86 @@ def test_numeric_shorthand_targets_are_refused_before_anything_is_sent(target: s
     assert "is not a plain IPv4 address" in completed.stderr
     assert "write four decimal numbers without leading zeros" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+# --- outputs: a reader that leaves, a device that is full (issue #18) ----------------------------
+
+
+def quits_after_first_line(*arguments: str) -> tuple[subprocess.Popen[str], str]:
+    """``portcheck ARGS | head -1``: a real pipe whose reader closes it after one line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_portcheck", *arguments],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    process.stdout.close()
+    return process, first
+
+
+def test_a_reader_that_leaves_never_loses_the_report(tmp_path: Path) -> None:
+    # 4,000 result lines are far more than a pipe holds: the command meets the closed pipe for sure.
+    report = tmp_path / "out.json"
+    process, first = quits_after_first_line(
+        "scan", "127.0.0.1", "-p", "1-4000", "--show", "all", "--json", str(report)
+    )
+    stderr = process.stderr.read() if process.stderr else ""
+    assert process.wait(timeout=120) == 0, stderr
+    assert first.startswith("portcheck ")
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr and "Broken pipe" not in stderr
+    written = json.loads(report.read_text())
+    assert len(written["results"]) == 4000 and written["interrupted"] is False
+
+
+def test_diff_keeps_its_status_when_its_reader_leaves(tmp_path: Path) -> None:
+    from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
+    from pytest_portcheck.ports import Protocol
+    from pytest_portcheck.results import ScanReport, write_report
+
+    def report(state: PortState) -> ScanReport:
+        results = [ProbeResult("h", "127.0.0.1", Protocol.TCP, port, state, "x") for port in range(1, 4001)]
+        return ScanReport([Resolution("h", ("127.0.0.1",))], results, ScanSettings(), "", 0.0)
+
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    write_report(report(PortState.FILTERED), old)
+    write_report(report(PortState.OPEN), new)
+    process, first = quits_after_first_line("diff", str(old), str(new))
+    stderr = process.stderr.read() if process.stderr else ""
+    assert process.wait(timeout=120) == 1, stderr  # different, as when the whole text is read
+    assert first == f"--- {old}\n"
+    assert stderr == ""  # the reader had what it wanted: no error, no traceback
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["diff", "--json", "{report}", "{report}"],
+        ["diff", "{report}", "{report}"],
+        ["scan", "127.0.0.1", "-p", "1", "--json", "-"],
+        ["scan", "127.0.0.1", "-p", "1", "-oX", "-"],
+        ["snapshot", "--from", "{report}"],
+        ["snapshot", "127.0.0.1", "-p", "1"],
+    ],
+)
+def test_standard_output_that_cannot_be_written_exits_2(tmp_path: Path, command: list[str]) -> None:
+    report = tmp_path / "scan.json"
+    assert portcheck("scan", "127.0.0.1", "-p", "1", "--json", str(report)).returncode == 0
+    arguments = [argument.replace("{report}", str(report)) for argument in command]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_portcheck", *arguments],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, cwd=REPO,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "portcheck: error: standard output: cannot write: No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["report", "{report}", "-o"], ["snapshot", "--from", "{report}", "-o"]])
+def test_output_file_failing_while_written_exits_2(tmp_path: Path, command: list[str]) -> None:
+    report = tmp_path / "scan.json"
+    assert portcheck("scan", "127.0.0.1", "-p", "1", "--json", str(report)).returncode == 0
+    done = portcheck(*[argument.replace("{report}", str(report)) for argument in command], "/dev/full")
+    assert done.returncode == 2, done.stderr
+    assert "portcheck: error: /dev/full: cannot write: No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -16,7 +16,8 @@ from pytest_portcheck.inventory import (
     snapshot_inventory,
 )
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ScanReport
+from pytest_portcheck.results import ResultKey, ScanReport
+from pytest_portcheck.services import ServiceInfo
 
 VALID = """\
 version: 1
@@ -453,3 +454,116 @@ def test_every_broken_host_is_reported_at_once_with_its_line(tmp_path: Path) -> 
     assert lines[0].startswith(f"{path}:3: 'bad_name!'")
     assert lines[1].startswith(f"{path}:7: ") and "70000" in lines[1]
     assert lines[2].startswith(f"{path}:12: '10.0.0.256'")
+
+
+def snapshot_of(
+    tmp_path: Path, report: ScanReport, services: dict[ResultKey, ServiceInfo] | None = None
+) -> str:
+    """The snapshot of a report built as a value, checked to load back as an inventory."""
+    ports = sorted({(r.proto, r.port) for r in report.results})
+    text = snapshot_inventory(report, services or {}, ports, ["portcheck", "snapshot"])
+    load_inventory(write(tmp_path, text))
+    return text
+
+
+def found(host: str, address: str, *states: tuple[int, PortState]) -> list[ProbeResult]:
+    return [ProbeResult(host, address, Protocol.TCP, port, state, "x") for port, state in states]
+
+
+def scan_report(resolutions: list[Resolution], results: list[ProbeResult]) -> ScanReport:
+    return ScanReport(resolutions, results, ScanSettings(), "2026-11-27T00:00:00+00:00", 0.1)
+
+
+def test_snapshot_writes_a_name_as_given_when_its_addresses_agree(tmp_path: Path) -> None:
+    report = scan_report(
+        [Resolution("db.example", ("10.0.0.1", "fd00::1"))],
+        found("db.example", "10.0.0.1", (22, PortState.OPEN), (23, PortState.CLOSED))
+        + found("db.example", "fd00::1", (22, PortState.OPEN), (23, PortState.FILTERED)),
+    )
+    [host] = load_inventory(write(tmp_path, snapshot_of(tmp_path, report))).hosts
+    assert (host.name, host.address) == ("db.example", "db.example")
+    assert [(e.port, e.expect.value) for e in host.expectations] == [(22, "open")]
+    assert host.range_rule is not None and host.range_rule.ports == (23,)
+
+
+def test_snapshot_of_a_name_whose_addresses_differ_holds_each_and_what_they_share(tmp_path: Path) -> None:
+    report = scan_report(
+        [Resolution("db.example", ("10.0.0.1", "fd00::1"))],
+        found(
+            "db.example", "10.0.0.1", (22, PortState.OPEN), (5432, PortState.OPEN), (6379, PortState.CLOSED)
+        )
+        + found(
+            "db.example", "fd00::1", (22, PortState.OPEN), (5432, PortState.CLOSED), (6379, PortState.CLOSED)
+        ),
+    )
+    text = snapshot_of(tmp_path, report)
+    assert "# db.example: its addresses differ in what is open on 5432/tcp" in text
+    target, v4, v6 = load_inventory(write(tmp_path, text)).hosts
+    # The name: what every address showed (22 open, 6379 shut), without the port they differ on.
+    assert (target.name, target.address) == ("db.example", "db.example")
+    assert [(e.port, e.expect.value) for e in target.expectations] == [(22, "open")]
+    assert target.range_rule is not None and target.range_rule.ports == (6379,)
+    # Each known address: all it showed, over the whole range.
+    assert (v4.name, v4.address) == ("db.example-10.0.0.1", "10.0.0.1")
+    assert [(e.port, e.expect.value) for e in v4.expectations] == [(22, "open"), (5432, "open")]
+    assert v4.range_rule is not None and v4.range_rule.ports == (6379,)
+    assert (v6.name, v6.address) == ("db.example-fd00-1", "fd00::1")
+    assert [(e.port, e.expect.value) for e in v6.expectations] == [(22, "open")]
+    assert v6.range_rule is not None and v6.range_rule.ports == (5432, 6379)
+
+
+def test_snapshot_counts_a_service_that_differs_as_a_difference(tmp_path: Path) -> None:
+    report = scan_report(
+        [Resolution("web.example", ("10.0.0.1", "10.0.0.2"))],
+        found("web.example", "10.0.0.1", (22, PortState.OPEN), (6379, PortState.OPEN))
+        + found("web.example", "10.0.0.2", (22, PortState.OPEN), (6379, PortState.OPEN)),
+    )
+    services = {
+        ("10.0.0.1", Protocol.TCP, 22): ServiceInfo("ssh", "SSH-2.0-OpenSSH_9.2p1", "OpenSSH", "9.2p1"),
+        ("10.0.0.2", Protocol.TCP, 22): ServiceInfo("ssh", "SSH-2.0-OpenSSH_9.6p1", "OpenSSH", "9.6p1"),
+        ("10.0.0.1", Protocol.TCP, 6379): ServiceInfo("redis", "", auth="required"),
+        ("10.0.0.2", Protocol.TCP, 6379): ServiceInfo("redis", "", auth="none"),
+    }
+    text = snapshot_of(tmp_path, report, services)
+    target, first, second = load_inventory(write(tmp_path, text)).hosts
+    [ssh] = target.expectations  # the same service on both: declared on the name
+    assert ssh.port == 22 and ssh.service is not None and ssh.service.service == "ssh"
+    assert target.range_rule is not None and target.range_rule.ports == ()
+    assert "{port: 6379, service: redis, auth: required}" in text  # the password 10.0.0.1 asked for
+    assert [e.service.auth if e.service else None for e in first.expectations if e.port == 6379] == [
+        "required"
+    ]
+    assert [e.service.auth if e.service else None for e in second.expectations if e.port == 6379] == [None]
+
+
+def test_snapshot_of_a_block_finds_ports_a_plugin_report_filed_under_another_host(tmp_path: Path) -> None:
+    # A plugin report probes each (address, port) once and files it under the first host asking for it.
+    report = scan_report(
+        [Resolution("10.0.0.1", ("10.0.0.1",)), Resolution("10.0.0.0/31", ("10.0.0.0", "10.0.0.1"))],
+        found("10.0.0.1", "10.0.0.1", (22, PortState.OPEN))
+        + found("10.0.0.0/31", "10.0.0.0", (22, PortState.OPEN)),
+    )
+    single, block = load_inventory(write(tmp_path, snapshot_of(tmp_path, report))).hosts
+    assert (single.address, [e.port for e in single.expectations]) == ("10.0.0.1", [22])
+    assert (block.address, [e.port for e in block.expectations]) == ("10.0.0.0/31", [22])
+
+
+def test_snapshot_of_a_target_no_inventory_takes_writes_its_addresses(tmp_path: Path) -> None:
+    # A name read from someone's nmap XML, neutralised but not a host name; and a block over the limit.
+    addresses = tuple(
+        f"10.{second}.{third}.{fourth}" for second in (0, 1) for third in (0, 255) for fourth in (0, 9)
+    )
+    report = scan_report(
+        [Resolution("bad name!", ("10.9.9.9",)), Resolution("10.0.0.0/15", addresses)],
+        found("bad name!", "10.9.9.9", (22, PortState.OPEN))
+        + found("10.0.0.0/15", "10.1.255.9", (22, PortState.OPEN), (23, PortState.CLOSED)),
+    )
+    text = snapshot_of(tmp_path, report)
+    assert "# bad name! cannot be an inventory address" in text
+    assert "# 10.0.0.0/15: more addresses than one inventory host takes, one host per /16 block" in text
+    hosts = load_inventory(write(tmp_path, text)).hosts
+    assert [host.address for host in hosts[:1]] == ["10.9.9.9"]
+    # One /16 agrees (nothing open); in the other, 10.1.255.9 differs: the block and each address.
+    assert [host.address for host in hosts[1:3]] == ["10.0.0.0/16", "10.1.0.0/16"]
+    assert hosts[2].range_rule is not None and hosts[2].range_rule.ports == (23,)
+    assert [host.address for host in hosts[3:]] == [a for a in addresses if a.startswith("10.1.")]

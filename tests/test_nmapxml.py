@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -221,6 +222,66 @@ def test_scan_to_stdout_moves_the_human_output(listen: ListenerFactory) -> None:
     assert "Summary:" in done.stderr
     both = portcheck("scan", "127.0.0.1", "-p", str(port), "-oX", "-", "--json", "-")
     assert both.returncode == 2 and "cannot both use stdout" in both.stderr
+
+
+def test_xml_file_never_follows_a_symlink_planted_beside_it(tmp_path: Path, listen: ListenerFactory) -> None:
+    # A shared folder (sticky, world-writable, as /tmp) where another user planted FILE.tmp and FILE
+    # as symlinks to a file of root's: writing -oX FILE as root must touch neither target.
+    port = listen().getsockname()[1]
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    destination = shared / "scan.xml"
+    for planted in (shared / "scan.xml.tmp", destination):
+        planted.symlink_to(victim)
+        os.lchown(planted, 65534, 65534)  # nobody's links
+    done = portcheck("scan", "127.0.0.1", "-p", str(port), "-oX", str(destination))
+    assert done.returncode == 0, done.stderr
+    assert victim.read_text() == "precious\n"
+    assert not destination.is_symlink()
+    assert [p.get("portid") for p in ET.parse(destination).getroot().iter("port")] == [str(port)]
+    assert (shared / "scan.xml.tmp").is_symlink()  # left alone, never written through
+    assert sorted(p.name for p in shared.iterdir()) == ["scan.xml", "scan.xml.tmp"]  # no temporary left
+
+
+def test_unwritable_xml_file_is_refused_before_scanning(tmp_path: Path) -> None:
+    done = portcheck("scan", "127.0.0.1", "-p", "1", "-oX", str(tmp_path / "missing" / "scan.xml"))
+    assert done.returncode == 2, done.stdout
+    assert f"{tmp_path / 'missing' / 'scan.xml'}: cannot write: the directory" in done.stderr
+    assert "Summary" not in done.stdout and "Traceback" not in done.stderr  # nothing was scanned
+
+
+def test_xml_file_failing_while_written_exits_2_after_the_other_report(tmp_path: Path) -> None:
+    report = tmp_path / "scan.json"
+    done = portcheck("scan", "127.0.0.1", "-p", "1", "-oX", "/dev/full", "--json", str(report))
+    assert done.returncode == 2
+    assert "/dev/full: cannot write: No space left on device" in done.stderr
+    assert json.loads(report.read_text())["version"] == 1  # the JSON report is still written
+    assert "Traceback" not in done.stderr
+
+
+def test_our_xml_keeps_the_target_as_given_for_a_baseline(tmp_path: Path) -> None:
+    # nmap's own files name no block (each address is a host of its own); ours keep the target.
+    results = [
+        ProbeResult("127.0.0.0/31", address, Protocol.TCP, 22, PortState.CLOSED, "conn-refused", 0.1, 1)
+        for address in ("127.0.0.0", "127.0.0.1")
+    ]
+    path = tmp_path / "scan.xml"
+    path.write_text(xml_of(report_with(results)))
+    assert read_nmap_xml(path).resolutions == [Resolution("127.0.0.0/31", ("127.0.0.0", "127.0.0.1"))]
+    inventory = portcheck("snapshot", "--from", str(path))
+    assert inventory.returncode == 0, inventory.stderr
+    assert '    address: "127.0.0.0/31"\n' in inventory.stdout and inventory.stdout.count("address:") == 1
+
+
+def test_snapshot_from_xml_of_an_interrupted_scan_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "partial.xml"
+    path.write_text(xml_of(report_with(firewalled(), interrupted=True)))
+    refused = portcheck("snapshot", "--from", str(path))
+    assert refused.returncode == 2 and "an interrupted scan (partial report)" in refused.stderr
+    assert "pass --allow-interrupted" in refused.stderr and refused.stdout == ""
 
 
 # --- hostile and broken input -------------------------------------------------------------------

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Behaviour, ListenerFactory, greeting, portcheck, skip_or_fail, unused_port
+import servers
+from conftest import (
+    REPO,
+    Behaviour,
+    ListenerFactory,
+    Namespace,
+    greeting,
+    portcheck,
+    skip_or_fail,
+    unused_port,
+)
+
+from pytest_portcheck.ports import format_ports
 
 pytest_plugins = ["pytester"]
 
@@ -105,6 +124,189 @@ def test_snapshot_of_an_unresolvable_host_leaves_it_out() -> None:
     done = portcheck("snapshot", "x" * 70 + ".example", "127.0.0.1", "-p", "1")
     assert done.returncode == 1
     assert "left out" in done.stdout and "dns-error" in done.stderr
+
+
+def test_snapshot_of_a_block_holds_every_address_of_it(
+    pytester: pytest.Pytester, listen: ListenerFactory
+) -> None:
+    everywhere = listen(host="0.0.0.0").getsockname()[1]  # open on every 127.x address
+    newcomer = unused_port()
+    spec = format_ports({everywhere, newcomer})
+    snapshot = pytester.path / "inventory.yml"
+    done = portcheck("snapshot", "127.0.0.0/30", "-p", spec, "-o", str(snapshot))
+    assert done.returncode == 0, done.stderr
+    text = snapshot.read_text()
+    assert text.count("    address: ") == 1 and '    address: "127.0.0.0/30"\n' in text
+    pytester.runpytest("--portcheck", "inventory.yml").assert_outcomes(passed=2)
+    # A listener on the block's last address, which the baseline must hold too.
+    listen(host="127.0.0.3", port=newcomer)
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-rf")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([f"*1 unexpected open port(s) in tcp/{spec} on 127.0.0.3: {newcomer} (*"])
+
+
+def test_snapshot_of_a_block_whose_addresses_differ(
+    pytester: pytest.Pytester, listen: ListenerFactory
+) -> None:
+    mine = listen(host="127.0.0.1").getsockname()[1]  # open on 127.0.0.1 only
+    newcomer = unused_port()
+    spec = format_ports({mine, newcomer})
+    snapshot = pytester.path / "inventory.yml"
+    done = portcheck("snapshot", "127.0.0.0/30", "-p", spec, "-o", str(snapshot))
+    assert done.returncode == 0, done.stderr
+    text = snapshot.read_text()
+    # The block for what its addresses share (the range without the port they differ on), and each
+    # address with all it showed.
+    assert f'  "127.0.0.0_30":\n    address: "127.0.0.0/30"\n    range: "{newcomer}/tcp"\n' in text
+    ranged = ",".join(f"{piece}/tcp" for piece in spec.split(","))
+    for address in ("127.0.0.0", "127.0.0.1", "127.0.0.2", "127.0.0.3"):
+        assert f'  "127.0.0.0_30-{address}":\n    address: "{address}"\n    range: "{ranged}"' in text
+    # the block's range, 127.0.0.1's open port and its range, and the range of each other address
+    pytester.runpytest("--portcheck", "inventory.yml").assert_outcomes(passed=1 + 2 + 3)
+    listen(host="127.0.0.3", port=mine)  # open where it was shut
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-rf")
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines([f"FAILED inventory.yml::127.0.0.0_30-127.0.0.3::tcp/{spec}::only_open*"])
+    listen(host="127.0.0.2", port=newcomer)  # open where every address was shut: the block fails too
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-rf")
+    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines([f"FAILED inventory.yml::127.0.0.0_30::tcp/{newcomer}::only_open*"])
+
+
+def test_interrupted_snapshot_writes_nothing(tmp_path: Path, silent_port: int) -> None:
+    inventory = tmp_path / "inventory.yml"
+    process = interrupted_in_its_scan(
+        "snapshot", "127.0.0.0/26", "-p", str(silent_port), "-t", "30", "-o", str(inventory)
+    )
+    assert process.returncode == 130, process.stderr
+    assert "interrupted: no inventory written" in process.stderr and "Traceback" not in process.stderr
+    assert not inventory.exists()
+
+
+def test_snapshot_from_an_interrupted_report_is_refused_unless_allowed(
+    tmp_path: Path, silent_port: int
+) -> None:
+    report = tmp_path / "scan.json"
+    scanned = interrupted_in_its_scan(
+        "scan", "127.0.0.0/26", "-p", f"1,{silent_port}", "-t", "30", "--json", str(report)
+    )
+    assert scanned.returncode == 130 and json.loads(report.read_text())["interrupted"] is True
+    refused = portcheck("snapshot", "--from", str(report))
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert (
+        f"portcheck: error: {report}: an interrupted scan (partial report): the ports it never reached "
+        "would leave the baseline's range. Scan again, or pass --allow-interrupted"
+    ) in refused.stderr
+    allowed = portcheck("snapshot", "--from", str(report), "--allow-interrupted")
+    assert allowed.returncode == 0, allowed.stderr
+    assert f"portcheck: WARNING: {report} is an interrupted scan" in allowed.stderr
+    assert "only_open" in allowed.stdout
+    live = portcheck("snapshot", "127.0.0.1", "-p", "1", "--allow-interrupted")
+    assert live.returncode == 2 and "--allow-interrupted goes with --from REPORT" in live.stderr
+
+
+def interrupted_in_its_scan(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run the command and send it SIGTERM once its scan has sockets open (it is then in the scan)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_portcheck", *arguments],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not scanning(process.pid) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def scanning(pid: int) -> bool:
+    """Whether the process holds a socket: the scan's first probe is out (the command opens none before)."""
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return False
+    return any(link.startswith("socket:") for link in links)
+
+
+# --- snapshot of names: every address, new and dropped ones (namespaces) -------------------------
+
+SERVE = """
+import socket, sys, time
+listeners = []
+for spec in sys.argv[1:]:
+    host, port = spec.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port))); s.listen(16); listeners.append(s)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@contextlib.contextmanager
+def serving(netns: Namespace, *listeners: str) -> Iterator[None]:
+    """Listeners (``ADDRESS:PORT``) inside the namespace, for the time of the block."""
+    server = netns.popen(sys.executable, "-c", SERVE, *listeners)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        server.kill()
+        server.communicate()
+
+
+def judged_in(netns: Namespace, pytester: pytest.Pytester) -> pytest.RunResult:
+    command = ["ip", "netns", "exec", netns.name, sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    return pytester.run(*command, "--portcheck", "inventory.yml", "-rf", timeout=120)
+
+
+@pytest.mark.parametrize("option", ["--json", "-oX"])
+def test_snapshot_from_a_report_keeps_the_name_every_address_must_satisfy(
+    netns: Namespace, pytester: pytest.Pytester, option: str
+) -> None:
+    # The README's case: a name with an IPv4 and an IPv6 address; the database later bound to ::1.
+    netns.add_hosts("127.0.0.1 db.test\n::1 db.test\n")
+    report = pytester.path / "scan.report"
+    with serving(netns, "127.0.0.1:5432", "::1:5432"):
+        scanned = netns.portcheck("scan", "db.test", "-p", "5432,5433", option, str(report))
+        assert scanned.returncode == 0, scanned.stderr
+        made = portcheck("snapshot", "--from", str(report), "-o", str(pytester.path / "inventory.yml"))
+        assert made.returncode == 0, made.stderr
+        text = (pytester.path / "inventory.yml").read_text()
+        assert text.count("    address: ") == 1 and '    address: "db.test"\n' in text
+        judged_in(netns, pytester).assert_outcomes(passed=2)
+        with serving(netns, "::1:5433"):
+            result = judged_in(netns, pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["db.test: 1 unexpected open port(s) in tcp/5432-5433 on ::1: 5433 (*"])
+
+
+def test_snapshot_of_a_name_whose_addresses_differ_judges_new_and_dropped_addresses(
+    netns: Namespace, pytester: pytest.Pytester
+) -> None:
+    netns.add_hosts("127.0.0.1 db.test\n::1 db.test\n")
+    inventory = pytester.path / "inventory.yml"
+    with serving(netns, "127.0.0.1:5432"):  # IPv4 only
+        made = netns.portcheck("snapshot", "db.test", "-p", "5432,5433", "-o", str(inventory))
+        assert made.returncode == 0, made.stderr
+        text = inventory.read_text()
+        assert '  "db.test":\n    address: "db.test"\n    range: "5433/tcp"\n    only_open: []\n' in text
+        assert '    address: "127.0.0.1"\n    range: "5432-5433/tcp"\n    only_open:\n      - 5432' in text
+        assert '    address: "::1"\n    range: "5432-5433/tcp"\n    only_open: []\n' in text
+        # the name's range, 127.0.0.1's open port and range, ::1's range
+        judged_in(netns, pytester).assert_outcomes(passed=4)
+        # A new address of the name, with a port open that no known address has open.
+        (netns.etc / "hosts").write_text("127.0.0.1 db.test\n::1 db.test\n127.0.0.2 db.test\n")
+        with serving(netns, "127.0.0.2:5433"):
+            result = judged_in(netns, pytester)
+        result.assert_outcomes(passed=3, failed=1)
+        result.stdout.fnmatch_lines(["db.test: 1 unexpected open port(s) in tcp/5433 on 127.0.0.2: 5433 (*"])
+        # The name stops resolving to ::1, where the database now listens too: still judged there.
+        (netns.etc / "hosts").write_text("127.0.0.1 db.test\n")
+        with serving(netns, "::1:5432"):
+            result = judged_in(netns, pytester)
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["FAILED inventory.yml::db.test--1::tcp/5432-5433::only_open*"])
 
 
 # --- diff --------------------------------------------------------------------------------------
@@ -387,6 +589,62 @@ def test_diff_reports_a_changed_service(tmp_path: Path, greeter: Greeter) -> Non
         f"~ service  127.0.0.1 127.0.0.1 tcp/{port}: ssh OpenSSH 9.2p1 -> ssh OpenSSH 9.6p1"
         in different.stdout
     )
+
+
+def scanned_as(tmp_path: Path, name: str, port: int, as_port: int) -> Path:
+    """The --banner report of a real server on ``port``, filed as if it answered on ``as_port``: one
+    port before and after a change a test cannot make to a running server in place."""
+    path = tmp_path / f"{name}.json"
+    done = portcheck("scan", "127.0.0.1", "-p", str(port), "--banner", "--json", str(path))
+    assert done.returncode == 0, done.stderr
+    document = json.loads(path.read_text())
+    for result in document["results"]:
+        result["port"] = as_port
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_diff_sees_a_swapped_certificate_and_an_older_tls_version(tmp_path: Path) -> None:
+    with servers.nginx() as ports:
+        port = ports.https
+        old = scanned_as(tmp_path, "old", port, port)
+        swapped = scanned_as(tmp_path, "swapped", ports.https_expiring, port)  # another certificate
+        downgraded = scanned_as(tmp_path, "downgraded", ports.https_tls12_only, port)  # TLSv1.2 at most
+        served = ssl.get_server_certificate(("127.0.0.1", port))
+    fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(served)).hexdigest()
+    [before] = json.loads(old.read_text())["results"]
+    [after] = json.loads(swapped.read_text())["results"]
+    assert before["probe"]["tls"]["fingerprint_sha256"] == fingerprint  # the leaf certificate's DER
+    other, expiry = after["probe"]["tls"]["fingerprint_sha256"], after["probe"]["tls"]["not_after"]
+    assert other != fingerprint
+    different = portcheck("diff", str(old), str(swapped))
+    assert different.returncode == 1, different.stderr
+    assert different.stdout.splitlines()[2:] == [
+        f"~ certificate 127.0.0.1 127.0.0.1 tcp/{port}: {fingerprint} -> {other}",
+        f"~ expiry   127.0.0.1 127.0.0.1 tcp/{port}: {before['probe']['tls']['not_after']} -> {expiry}",
+        "2 difference(s)",
+    ]
+    machine = json.loads(portcheck("diff", "--json", str(old), str(downgraded)).stdout)
+    assert [(c["kind"], c["old"], c["new"]) for c in machine["changes"]] == [("tls", "TLSv1.3", "TLSv1.2")]
+    assert portcheck("diff", str(old), str(old)).returncode == 0
+
+
+@pytest.mark.parametrize("server", ["mosquitto", "redis"])
+def test_diff_sees_authentication_turned_off(tmp_path: Path, server: str) -> None:
+    if server == "mosquitto":
+        locked, opened = servers.mosquitto(anonymous=False), servers.mosquitto(anonymous=True)
+    else:
+        locked, opened = servers.redis(password="secret"), servers.redis()
+    with locked as locked_port, opened as open_port:
+        old = scanned_as(tmp_path, "old", locked_port, locked_port)
+        new = scanned_as(tmp_path, "new", open_port, locked_port)
+    different = portcheck("diff", str(old), str(new))
+    assert different.returncode == 1, different.stderr
+    lines = different.stdout.splitlines()
+    assert f"~ auth     127.0.0.1 127.0.0.1 tcp/{locked_port}: required -> none" in lines
+    assert lines[-1] == "1 difference(s)"
+    if server == "redis":  # a locked Redis does not tell its version: known in the new report only
+        assert lines[-2].startswith("(1 probe fact(s) known in one report only")
 
 
 def test_html_page_of_a_full_range_firewalled_host(tmp_path: Path, browser: Any) -> None:

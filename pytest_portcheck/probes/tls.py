@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import ssl
 import warnings
 
@@ -65,17 +66,22 @@ def _can_offer(name: str) -> bool:
 
 
 def tls_info(der: bytes | None, version: str, cipher: str, verified: bool) -> TlsInfo:
-    """What the handshake showed; the certificate's fields when ``cryptography`` can read them."""
+    """What the handshake showed; the certificate's fields when ``cryptography`` can read them, and
+    its fingerprint whenever one came (a certificate whose fields cannot be read still has bytes)."""
     if der is None:
         return TlsInfo(version, cipher, "", "", "", 0, verified)
+    fingerprint = hashlib.sha256(der).hexdigest()
     try:
         subject, issuer, expires = _certificate_fields(der)
     except Exception as exc:
         reason = neutralise(f"the certificate could not be read: {exc}", 160)
-        return TlsInfo(version, cipher, "", "", "", 0, verified, certificate_error=reason)
+        return TlsInfo(
+            version, cipher, "", "", "", 0, verified, certificate_error=reason, fingerprint_sha256=fingerprint
+        )
     days_left = (expires - datetime.datetime.now(datetime.timezone.utc)).days
+    expiry = expires.isoformat(timespec="seconds")
     return TlsInfo(
-        version, cipher, subject, issuer, expires.isoformat(timespec="seconds"), days_left, verified
+        version, cipher, subject, issuer, expiry, days_left, verified, fingerprint_sha256=fingerprint
     )
 
 
