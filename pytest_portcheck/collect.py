@@ -2,8 +2,9 @@
 
 ``InventoryFile`` → ``HostNode`` → ``PortNode``/``RangeNode`` → ``PortItem``/``RangeItem`` (the shape of
 pytest's YAML example). An item's setup reads the session's shared scan (``session``), judges it
-(``judge``) and hands the controller one ``ItemRecord``; failures are plain messages pointing at the
-YAML line, never tracebacks.
+(``judge``) and describes the result once, as an ``ItemOutcome`` that its test report carries to the
+controller; the item builds its own test reports (``make_report``), so an error or a failure is its
+plain message pointing at the YAML line, never a traceback, and costs no more than a pass.
 
 At import time only pytest and the standard library (the plugin imports this module in every run);
 nothing here scans or prints a summary.
@@ -12,18 +13,19 @@ Must not import the engine, YAML or the report writers at import time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from pytest_portcheck.session import (
-    PROPERTY_PREFIX,
-    RECORD_PROPERTY,
+    JUNIT_PROPERTY,
+    OUTCOME_ATTRIBUTE,
     RUN_KEY,
     InventoryResults,
-    ItemRecord,
+    ItemMessage,
     PortcheckError,
     PortcheckRun,
 )
@@ -31,6 +33,7 @@ from pytest_portcheck.session import (
 if TYPE_CHECKING:
     from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, Waiver
     from pytest_portcheck.judge import Judgement
+    from pytest_portcheck.judgedreport import ItemOutcome
     from pytest_portcheck.results import ResultKey
     from pytest_portcheck.services import ServiceInfo
 
@@ -104,6 +107,7 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.host = host
         self.judgement: Judgement | None = None
+        self.outcome: ItemOutcome | None = None
         self.silent: tuple[str, ...] = ()
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
@@ -128,40 +132,85 @@ class CheckItem(pytest.Item):
         self.judgement = self.judge(run, shared)
         keyed = [(r.address, port_key(r.address, r.proto, r.port)) for r in self.judgement.found if r.address]
         probed = [(address, services[key]) for address, key in keyed if key in services]
-        self._record(self.judgement, probed)
+        self.outcome = self._outcome(self.judgement, probed)
+        if self.outcome.notable:
+            # Compact JSON, not the facts spelled out in a dozen properties: most items pass and say
+            # nothing their test case's name does not (benchmarks/bench_plugin.py: JUnit file size).
+            text = json.dumps(self.outcome.to_dict(compact=True), ensure_ascii=False, separators=(",", ":"))
+            self.user_properties.append((JUNIT_PROPERTY, text))
         if self.judgement.verdict is Verdict.ERROR:
             raise PortcheckError(self.judgement.message)
 
     def runtest(self) -> None:
+        outcome = self.outcome
+        assert outcome is not None
+        if outcome.verdict == "waived":
+            assert outcome.waiver is not None
+            waiver = outcome.waiver
+            pytest.xfail(f"waived until {waiver.until}: {waiver.reason} — {outcome.message}")
+        if outcome.verdict == "failed":
+            raise PortDrift(outcome.message)
+
+    def _outcome(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> ItemOutcome:
         from pytest_portcheck.judge import Verdict, today
+        from pytest_portcheck.judgedreport import FoundService, FoundState, ItemOutcome, ItemWaiver
 
-        assert self.judgement is not None
-        if self.judgement.verdict is not Verdict.FAILED:
-            return
-        if self.waiver is not None and self.waiver.active(today()):
-            pytest.xfail(f"waived until {self.waiver.until}: {self.waiver.reason} — {self.judgement.message}")
-        raise PortDrift(self.judgement.message)
-
-    def _record(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> None:
         target, expected = self.describe()
-        record = ItemRecord(
-            self.host.name,
-            target,
-            expected,
-            judgement.verdict.value,
-            [
-                (r.address or "", r.state.value, r.reason, "" if r.latency_ms is None else str(r.latency_ms))
-                for r in judgement.found
-            ],
+        verdict = judgement.verdict.value
+        waiver = self.waiver
+        if (
+            judgement.verdict is Verdict.FAILED
+            and waiver is not None
+            and waiver.active(today())
+            and not self.config.getoption("runxfail", False)  # --runxfail: waived items fail
+        ):
+            verdict = Verdict.WAIVED.value
+        return ItemOutcome(
+            host=self.host.name,
+            target=target,
+            expected=expected,
+            verdict=verdict,
+            nodeid=self.nodeid,
+            line=(self.reportinfo()[1] or 0) + 1,
+            message=judgement.message,
+            found=tuple(
+                FoundState(r.address or "", r.state.value, r.reason, r.latency_ms) for r in judgement.found
+            ),
             # Peer-supplied text, already neutralised: no control characters reach the XML.
-            [f"{address} {info.describe()}" for address, info in services],
-            judgement.message,
-            None if self.waiver is None else self.waiver.until.isoformat(),
-            None if self.waiver is None else self.waiver.reason,
-            list(self.silent),
+            services=tuple(FoundService(address, info.describe()) for address, info in services),
+            waiver=None if waiver is None else ItemWaiver(waiver.until, waiver.reason),
+            silent=self.silent,
         )
-        self.user_properties.append((RECORD_PROPERTY, record.to_json()))
-        self.user_properties.extend(_junit_properties(record, services))
+
+    def make_report(self, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
+        """The test report of this item's setup or call, built here: its outcome attached, and an
+        error or failure as its plain message (``ItemMessage``). None (pytest builds it, traceback
+        and all) for a teardown, a setup that passed, and any exception that is not the item's own
+        verdict: a bug or an interruption keeps its traceback."""
+        when = call.when
+        error = None if call.excinfo is None else call.excinfo.value
+        if when not in ("setup", "call") or (when == "setup" and error is None):
+            return None
+        if error is not None and not isinstance(error, (PortDrift, PortcheckError, pytest.xfail.Exception)):
+            return None
+        longrepr = (
+            None if error is None else ItemMessage.for_report(self.config, self.location, when, str(error))
+        )
+        extra = {} if self.outcome is None else {OUTCOME_ATTRIBUTE: self.outcome.to_dict(compact=True)}
+        return pytest.TestReport(
+            self.nodeid,
+            self.location,
+            dict.fromkeys(self.keywords, 1),
+            "passed" if error is None else "failed",
+            cast(Any, longrepr),
+            "setup" if when == "setup" else "call",
+            [(f"Captured {key} {rwhen}", content) for rwhen, key, content in self._report_sections],
+            call.duration,
+            call.start,
+            call.stop,
+            user_properties=self.user_properties,
+            **extra,
+        )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         if isinstance(excinfo.value, (PortDrift, PortcheckError)):
@@ -231,38 +280,3 @@ class RangeItem(CheckItem):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.rule.line - 1, f"{self.host.name} {self.rule.label} only_open"
-
-
-def _junit_properties(
-    record: ItemRecord, services: Sequence[tuple[str, ServiceInfo]]
-) -> list[tuple[str, object]]:
-    """The record spelled out for the JUnit XML (output only: the controller reads ``RECORD_PROPERTY``)."""
-    props: list[tuple[str, object]] = [
-        (PROPERTY_PREFIX + "host", record.host),
-        (PROPERTY_PREFIX + "target", record.target),
-        (PROPERTY_PREFIX + "expected", record.expected),
-        (PROPERTY_PREFIX + "verdict", record.verdict),
-        (PROPERTY_PREFIX + "message", record.message),
-    ]
-    if record.silent:
-        props.append((PROPERTY_PREFIX + "silent", " ".join(record.silent)))
-    if record.waiver_until is not None:
-        props += [
-            (PROPERTY_PREFIX + "waiver_until", record.waiver_until),
-            (PROPERTY_PREFIX + "waiver_reason", record.waiver_reason),
-        ]
-    for address, state, reason, latency in record.found:
-        props += [
-            (PROPERTY_PREFIX + "address", address),
-            (PROPERTY_PREFIX + "state", state),
-            (PROPERTY_PREFIX + "reason", reason),
-            (PROPERTY_PREFIX + "latency_ms", float(latency) if latency else ""),
-        ]
-    for address, info in services:
-        props += [
-            (PROPERTY_PREFIX + "service", f"{address} {info.service}"),
-            (PROPERTY_PREFIX + "product", " ".join(filter(None, (info.product, info.version)))),
-            (PROPERTY_PREFIX + "banner", info.evidence),
-            (PROPERTY_PREFIX + "found_service", f"{address} {info.describe()}"),
-        ]
-    return props
