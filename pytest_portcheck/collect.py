@@ -130,8 +130,11 @@ class CheckItem(pytest.Item):
         else:
             self.silent, services = shared.silent_of(self.host), shared.report.services
         self.judgement = self.judge(run, shared)
-        keyed = [(r.address, port_key(r.address, r.proto, r.port)) for r in self.judgement.found if r.address]
-        probed = [(address, services[key]) for address, key in keyed if key in services]
+        probed = [
+            (r.address, services[key])
+            for r in (self.judgement.found if services else ())  # most scans probe no service
+            if r.address and (key := port_key(r.address, r.proto, r.port)) in services
+        ]
         self.outcome = self._outcome(self.judgement, probed)
         if self.outcome.notable:
             # Compact JSON, not the facts spelled out in a dozen properties: most items pass and say
@@ -171,7 +174,7 @@ class CheckItem(pytest.Item):
             expected=expected,
             verdict=verdict,
             nodeid=self.nodeid,
-            line=(self.reportinfo()[1] or 0) + 1,
+            line=(self.location[1] or 0) + 1,
             message=judgement.message,
             found=tuple(
                 FoundState(r.address or "", r.state.value, r.reason, r.latency_ms) for r in judgement.found
@@ -197,6 +200,7 @@ class CheckItem(pytest.Item):
             None if error is None else ItemMessage.for_report(self.config, self.location, when, str(error))
         )
         extra = {} if self.outcome is None else {OUTCOME_ATTRIBUTE: self.outcome.to_dict(compact=True)}
+        captured = self._report_sections
         return pytest.TestReport(
             self.nodeid,
             self.location,
@@ -204,7 +208,7 @@ class CheckItem(pytest.Item):
             "passed" if error is None else "failed",
             cast(Any, longrepr),
             "setup" if when == "setup" else "call",
-            [(f"Captured {key} {rwhen}", content) for rwhen, key, content in self._report_sections],
+            [(f"Captured {key} {rwhen}", content) for rwhen, key, content in captured] if captured else (),
             call.duration,
             call.start,
             call.stop,

@@ -180,7 +180,10 @@ class InventoryHooks:
     selected expectations to the session, and clean-up."""
 
     def __init__(self, run: PortcheckRun) -> None:
+        from pytest_portcheck.collect import CheckItem
+
         self.run = run
+        self.item_class = CheckItem
 
     @pytest.hookimpl
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> InventoryFile | None:
@@ -194,11 +197,9 @@ class InventoryHooks:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> pytest.TestReport | None:
-        from pytest_portcheck.collect import CheckItem
-
         # An inventory item builds its own reports: pytest would format a setup error's traceback
         # (0.1-0.2 s an item: it parses the source of every frame) only for the item to replace it.
-        return item.make_report(call) if isinstance(item, CheckItem) else None
+        return item.make_report(call) if isinstance(item, self.item_class) else None
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:
