@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -68,13 +69,17 @@ def environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run(command: list[str], folder: Path, want: str) -> float:
-    """Wall time of ``command``; stops the benchmark when its outcome is not ``want`` (e.g. '3200 failed')."""
+def run(command: list[str], folder: Path, want: str) -> tuple[float, float]:
+    """Wall and CPU time (user + system, with children) of ``command``; stops the benchmark when its
+    outcome is not ``want`` (e.g. '3200 failed')."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     completed = subprocess.run(
         command, cwd=folder, capture_output=True, text=True, check=False, env=environment()
     )
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     lines = completed.stdout.strip().splitlines()
     last = lines[-1] if lines else completed.stderr.strip()[-500:]
     counts = dict((word, int(n)) for n, word in re.findall(r"(\d+) (passed|failed|errors?)", last))
@@ -82,7 +87,7 @@ def run(command: list[str], folder: Path, want: str) -> float:
     wanted = {word: int(n) for n, word in (part.split() for part in want.split(","))}
     if counts != wanted:
         raise SystemExit(f"{' '.join(command)}: expected {want}, got: {last}\n{completed.stdout[-3000:]}")
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -122,19 +127,27 @@ def main() -> None:
             ),
         }  # fmt: skip
         times: dict[tuple[str, int], list[float]] = {}
+        cpus: dict[tuple[str, int], list[float]] = {}
         warm_up, outcome = pairs["scan"][1]
         run(warm_up, folder, outcome)  # untimed: bytecode caches written
         for _ in range(args.runs):
             for mode, sides in pairs.items():
                 for side, (command, want) in enumerate(sides):
-                    times.setdefault((mode, side), []).append(run(command, folder, want))
+                    elapsed, cpu = run(command, folder, want)
+                    times.setdefault((mode, side), []).append(elapsed)
+                    cpus.setdefault((mode, side), []).append(cpu)
     median = {key: statistics.median(values) for key, values in times.items()}
+    cpu_median = {key: statistics.median(values) for key, values in cpus.items()}
     print(f"{args.hosts} loopback addresses x {args.ports} ports ({items} items), median of {args.runs} "
           "run(s), --junitxml on")  # fmt: skip
     print(f"(a) scan  all drifting  {median['scan', 0]:7.2f} s   all passing {median['scan', 1]:7.2f} s   "
           f"ratio {median['scan', 0] / median['scan', 1]:.2f}  (goal <= 1.3)")  # fmt: skip
     print(f"(b) judge all errors    {median['judge', 0]:7.2f} s   all passing {median['judge', 1]:7.2f} s   "
           f"ratio {median['judge', 0] / median['judge', 1]:.2f}  (goal <= 1.5)")  # fmt: skip
+    for mode in ("scan", "judge"):
+        failing, passing = cpu_median[mode, 0], cpu_median[mode, 1]
+        print(f"    CPU time (user + system), {mode}: {failing:.2f} s vs {passing:.2f} s, "
+              f"ratio {failing / passing:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -108,6 +108,8 @@ class CheckItem(pytest.Item):
         self.host = host
         self.judgement: Judgement | None = None
         self.outcome: ItemOutcome | None = None
+        self.handed_over: dict[str, Any] | None = None
+        """The outcome's compact JSON form, as the item's report carries it to the controller."""
         self.silent: tuple[str, ...] = ()
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
@@ -136,10 +138,11 @@ class CheckItem(pytest.Item):
             if r.address and (key := port_key(r.address, r.proto, r.port)) in services
         ]
         self.outcome = self._outcome(self.judgement, probed)
+        self.handed_over = self.outcome.to_dict(compact=True)
         if self.outcome.notable:
             # Compact JSON, not the facts spelled out in a dozen properties: most items pass and say
             # nothing their test case's name does not (benchmarks/bench_plugin.py: JUnit file size).
-            text = json.dumps(self.outcome.to_dict(compact=True), ensure_ascii=False, separators=(",", ":"))
+            text = json.dumps(self.handed_over, ensure_ascii=False, separators=(",", ":"))
             self.user_properties.append((JUNIT_PROPERTY, text))
         if self.judgement.verdict is Verdict.ERROR:
             raise PortcheckError(self.judgement.message)
@@ -199,7 +202,7 @@ class CheckItem(pytest.Item):
         longrepr = (
             None if error is None else ItemMessage.for_report(self.config, self.location, when, str(error))
         )
-        extra = {} if self.outcome is None else {OUTCOME_ATTRIBUTE: self.outcome.to_dict(compact=True)}
+        extra = {} if self.handed_over is None else {OUTCOME_ATTRIBUTE: self.handed_over}
         captured = self._report_sections
         return pytest.TestReport(
             self.nodeid,

@@ -62,7 +62,7 @@ class ItemMessage:
     @classmethod
     def for_report(cls, config: pytest.Config, location: tuple[str, int | None, str], when: str, message: str
                    ) -> ItemMessage:  # fmt: skip
-        line_style = when == "call" and config.getoption("tbstyle", "auto") == "line"
+        line_style = when == "call" and getattr(config.option, "tbstyle", "auto") == "line"
         return cls(location[0], (location[1] or 0) + 1, message, crash_line_only=line_style)
 
     def toterminal(self, tw: Any) -> None:
