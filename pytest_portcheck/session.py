@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pytest_portcheck.results import ScanReport
 
 OUTCOME_ATTRIBUTE = "portcheck_outcome"
-"""The test report attribute that carries an item's ``ItemOutcome`` (its compact JSON form) to the
+"""The test report attribute that carries an item's ``ItemOutcome`` (its compact JSON text) to the
 controller: pytest keeps a report's extra attributes when xdist serialises it."""
 JUNIT_PROPERTY = "portcheck"
 """The one user property (in the JUnit XML) of an item with something to say beyond its name and
@@ -140,6 +140,10 @@ class PortcheckRun:
         self._results: InventoryResults | None = None
         self._failure: str | None = None
         self.records: dict[str, ItemOutcome] = {}
+        self.outcomes_here: dict[str, ItemOutcome] = {}
+        """Outcomes of the items this process ran, by node id, until the controller takes them: in a
+        run without workers it takes the item's own object rather than parsing its report's copy
+        (xdist workers' outcomes arrive as that copy, ``OUTCOME_ATTRIBUTE``)."""
         self.write_errors: list[str] = []
         self.previous_sigterm: Any = None
         self.strict: bool = bool(config.getoption("portcheck_strict"))

@@ -9,6 +9,7 @@ At import time only pytest and the standard library; must not import ``collect``
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -79,13 +80,15 @@ class ControllerHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from pytest_portcheck.judgedreport import ItemOutcome
 
-        data = report.__dict__.get(OUTCOME_ATTRIBUTE)
-        if data is None:
+        text = report.__dict__.get(OUTCOME_ATTRIBUTE)
+        if text is None:
             return  # another test's report, or the setup/teardown of an item (its call carries it)
-        try:
-            outcome = ItemOutcome.from_dict(data, report.nodeid)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return  # not an outcome of ours: some other plugin's attribute of that name
+        outcome = self.run.outcomes_here.pop(report.nodeid, None)
+        if outcome is None:  # from an xdist worker
+            try:
+                outcome = ItemOutcome.from_dict(json.loads(text), report.nodeid)
+            except (ValueError, TypeError, KeyError, AttributeError):
+                return  # not an outcome of ours: some other plugin's attribute of that name
         self.run.records[report.nodeid] = outcome
         if report.failed and isinstance(report.longrepr, str):
             # From an xdist worker, which sends the message as text: its inventory line back.
