@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pytest
 
@@ -36,10 +36,6 @@ if TYPE_CHECKING:
     from pytest_portcheck.judgedreport import ItemOutcome
     from pytest_portcheck.results import ResultKey
     from pytest_portcheck.services import ServiceInfo
-
-
-class PortDrift(AssertionError):
-    """What was found is not what the inventory declares."""
 
 
 class InventoryFile(pytest.File):
@@ -121,7 +117,6 @@ class CheckItem(pytest.Item):
         raise NotImplementedError
 
     def setup(self) -> None:
-        from pytest_portcheck.judge import Verdict
         from pytest_portcheck.results import port_key
 
         run = self.config.stash[RUN_KEY]
@@ -148,18 +143,11 @@ class CheckItem(pytest.Item):
             # The same compact JSON, not the facts spelled out in a dozen properties: most items pass
             # and say nothing their test case's name does not (bench_plugin.py: JUnit file size).
             self.user_properties.append((JUNIT_PROPERTY, self.handed_over))
-        if judgement.verdict is Verdict.ERROR:
-            raise PortcheckError(judgement.message)
+        # An error is reported by make_report, not raised: an exception drags its traceback, and the
+        # frames it holds, through pytest and the garbage collector (a third more time a failure).
 
     def runtest(self) -> None:
-        outcome = self.outcome
-        assert outcome is not None
-        if outcome.verdict == "waived":
-            assert outcome.waiver is not None
-            waiver = outcome.waiver
-            pytest.xfail(f"waived until {waiver.until}: {waiver.reason} — {outcome.message}")
-        if outcome.verdict == "failed":
-            raise PortDrift(outcome.message)
+        """Nothing left to do: setup judged, and make_report reports the verdict."""
 
     def _outcome(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> ItemOutcome:
         from pytest_portcheck.judge import Verdict, today
@@ -193,28 +181,41 @@ class CheckItem(pytest.Item):
         )
 
     def make_report(self, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
-        """The test report of this item's setup or call, built here: its outcome attached, and an
-        error or failure as its plain message (``ItemMessage``). None (pytest builds it, traceback
-        and all) for a teardown, a setup that passed, and any exception that is not the item's own
-        verdict: a bug or an interruption keeps its traceback."""
-        when = call.when
-        error = None if call.excinfo is None else call.excinfo.value
-        if when not in ("setup", "call") or (when == "setup" and error is None):
+        """The test report of this item's setup or call, built here from its outcome: an error is a
+        failed setup, drift a failed call, a waived drift an xfail, each with its plain message
+        (``ItemMessage``) and the outcome attached. None (pytest builds it) for a teardown, a setup
+        that passed, and an exception that is not a scan's failure: a bug, a skip or an interruption
+        keeps pytest's report, traceback and all."""
+        when, outcome = call.when, self.outcome
+        if call.excinfo is not None:  # the shared scan failed before a verdict: PortcheckError
+            if not isinstance(call.excinfo.value, PortcheckError) or when not in ("setup", "call"):
+                return None
+            return self._report(call, "failed", str(call.excinfo.value))
+        if outcome is None or when == "teardown" or (when == "setup" and outcome.verdict != "error"):
             return None
-        if error is not None and not isinstance(error, (PortDrift, PortcheckError, pytest.xfail.Exception)):
-            return None
-        longrepr = (
-            None if error is None else ItemMessage.for_report(self.config, self.location, when, str(error))
-        )
-        extra = {} if self.handed_over is None else {OUTCOME_ATTRIBUTE: self.handed_over}
+        if outcome.verdict == "passed":
+            return self._report(call, "passed")
+        if outcome.verdict == "waived":
+            assert outcome.waiver is not None
+            waiver = outcome.waiver
+            why = f"waived until {waiver.until}: {waiver.reason} — {outcome.message}"
+            return self._report(call, "skipped", outcome.message, wasxfail=why)
+        return self._report(call, "failed", outcome.message)
+
+    def _report(self, call: pytest.CallInfo[None], result: str, message: str = "", **extra: Any
+                ) -> pytest.TestReport:  # fmt: skip
+        when: Literal["setup", "call"] = "setup" if call.when == "setup" else "call"
+        longrepr = ItemMessage.for_report(self.config, self.location, when, message) if message else None
+        if self.handed_over is not None:
+            extra[OUTCOME_ATTRIBUTE] = self.handed_over
         captured = self._report_sections
         return pytest.TestReport(
             getattr(self, "id", self.nodeid),  # pytest 9's parsed node id: not parsed once more
             self.location,
             dict.fromkeys(self.keywords, 1),
-            "passed" if error is None else "failed",
+            cast(Any, result),
             cast(Any, longrepr),
-            "setup" if when == "setup" else "call",
+            when,
             [(f"Captured {key} {rwhen}", content) for rwhen, key, content in captured] if captured else (),
             call.duration,
             call.start,
@@ -224,7 +225,7 @@ class CheckItem(pytest.Item):
         )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
-        if isinstance(excinfo.value, (PortDrift, PortcheckError)):
+        if isinstance(excinfo.value, PortcheckError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
