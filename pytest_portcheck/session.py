@@ -123,7 +123,8 @@ class InventoryResults:
 
 
 class PortcheckError(Exception):
-    """The expectation could not be checked (DNS failure, local error): an error, never a pass."""
+    """Nothing could be checked (the shared scan failed, the reports could not be read): each item an
+    error with this message, never a pass. An item's own error verdict is reported, not raised."""
 
 
 class PortcheckRun:
