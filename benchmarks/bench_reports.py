@@ -26,11 +26,10 @@ from pathlib import Path
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.htmlreport import write_html
-from pytest_portcheck.judgedreport import read_judged_report
+from pytest_portcheck.judgedreport import FoundState, ItemOutcome, read_judged_report
 from pytest_portcheck.nmapxml import write_nmap_xml
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.results import ScanReport, write_report
-from pytest_portcheck.session import ItemRecord
 from pytest_portcheck.summary import markdown_summary
 
 OPEN_PORTS = (22, 80, 443)
@@ -59,12 +58,12 @@ class SyntheticRun:
         for result in report.results:
             target = f"tcp/{result.port}"
             drifted = result.state is PortState.OPEN
-            self.records[f"inventory.yml::{result.host}::{target}::closed"] = ItemRecord(
+            self.records[f"inventory.yml::{result.host}::{target}::closed"] = ItemOutcome(
                 result.host,
                 target,
                 "closed",
                 "failed" if drifted else "passed",
-                [(result.address or "", result.state.value, result.reason, "1.5")],
+                found=(FoundState(result.address or "", result.state.value, result.reason, 1.5),),
                 message=f"{result.host} {target}: expected closed, found OPEN" if drifted else "",
             )
 

@@ -2,8 +2,9 @@
 
 ``InventoryFile`` → ``HostNode`` → ``PortNode``/``RangeNode`` → ``PortItem``/``RangeItem`` (the shape of
 pytest's YAML example). An item's setup reads the session's shared scan (``session``), judges it
-(``judge``) and hands the controller one ``ItemRecord``; failures are plain messages pointing at the
-YAML line, never tracebacks.
+(``judge``) and describes the result once, as an ``ItemOutcome`` that its test report carries to the
+controller; the item builds its own test reports (``make_report``), so an error or a failure is its
+plain message pointing at the YAML line, never a traceback, and costs no more than a pass.
 
 At import time only pytest and the standard library (the plugin imports this module in every run);
 nothing here scans or prints a summary.
@@ -12,18 +13,19 @@ Must not import the engine, YAML or the report writers at import time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pytest
 
 from pytest_portcheck.session import (
-    PROPERTY_PREFIX,
-    RECORD_PROPERTY,
+    JUNIT_PROPERTY,
+    OUTCOME_ATTRIBUTE,
     RUN_KEY,
     InventoryResults,
-    ItemRecord,
+    ItemMessage,
     PortcheckError,
     PortcheckRun,
 )
@@ -31,12 +33,9 @@ from pytest_portcheck.session import (
 if TYPE_CHECKING:
     from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, Waiver
     from pytest_portcheck.judge import Judgement
+    from pytest_portcheck.judgedreport import ItemOutcome
     from pytest_portcheck.results import ResultKey
     from pytest_portcheck.services import ServiceInfo
-
-
-class PortDrift(AssertionError):
-    """What was found is not what the inventory declares."""
 
 
 class InventoryFile(pytest.File):
@@ -103,7 +102,11 @@ class CheckItem(pytest.Item):
     def __init__(self, *, host: HostSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.host = host
-        self.judgement: Judgement | None = None
+        self.outcome: ItemOutcome | None = None
+        self.handed_over: str | None = None
+        """The outcome's compact JSON text, as the item's report carries it to the controller: text,
+        not a dictionary, so that the 10,000 reports a run keeps are no 30,000 more objects for the
+        garbage collector to walk (it took twice a plain suite's time)."""
         self.silent: tuple[str, ...] = ()
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
@@ -114,7 +117,6 @@ class CheckItem(pytest.Item):
         raise NotImplementedError
 
     def setup(self) -> None:
-        from pytest_portcheck.judge import Verdict
         from pytest_portcheck.results import port_key
 
         run = self.config.stash[RUN_KEY]
@@ -125,51 +127,106 @@ class CheckItem(pytest.Item):
             self.silent, services = union.silent_of(self.host), union.services
         else:
             self.silent, services = shared.silent_of(self.host), shared.report.services
-        self.judgement = self.judge(run, shared)
-        keyed = [(r.address, port_key(r.address, r.proto, r.port)) for r in self.judgement.found if r.address]
+        judgement = self.judge(run, shared)
         # What the probe made under this host's name found, where names met on the port
         probed = [
-            (address, services[key].as_asked_by(self.host.address))
-            for address, key in keyed
-            if key in services
+            (r.address, services[key].as_asked_by(self.host.address))
+            for r in (judgement.found if services else ())  # most scans probe no service
+            if r.address and (key := port_key(r.address, r.proto, r.port)) in services
         ]
-        self._record(self.judgement, probed)
-        if self.judgement.verdict is Verdict.ERROR:
-            raise PortcheckError(self.judgement.message)
+        self.outcome = self._outcome(judgement, probed)
+        if not run.is_worker:
+            run.outcomes_here[self.nodeid] = self.outcome
+        self.handed_over = json.dumps(
+            self.outcome.to_dict(compact=True), ensure_ascii=False, separators=(",", ":")
+        )
+        if self.outcome.notable:
+            # The same compact JSON, not the facts spelled out in a dozen properties: most items pass
+            # and say nothing their test case's name does not (bench_plugin.py: JUnit file size).
+            self.user_properties.append((JUNIT_PROPERTY, self.handed_over))
+        # An error is reported by make_report, not raised: an exception drags its traceback, and the
+        # frames it holds, through pytest and the garbage collector (a third more time a failure).
 
     def runtest(self) -> None:
+        """Nothing left to do: setup judged, and make_report reports the verdict."""
+
+    def _outcome(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> ItemOutcome:
         from pytest_portcheck.judge import Verdict, today
+        from pytest_portcheck.judgedreport import FoundService, FoundState, ItemOutcome, ItemWaiver
 
-        assert self.judgement is not None
-        if self.judgement.verdict is not Verdict.FAILED:
-            return
-        if self.waiver is not None and self.waiver.active(today()):
-            pytest.xfail(f"waived until {self.waiver.until}: {self.waiver.reason} — {self.judgement.message}")
-        raise PortDrift(self.judgement.message)
-
-    def _record(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> None:
         target, expected = self.describe()
-        record = ItemRecord(
-            self.host.name,
-            target,
-            expected,
-            judgement.verdict.value,
-            [
-                (r.address or "", r.state.value, r.reason, "" if r.latency_ms is None else str(r.latency_ms))
-                for r in judgement.found
-            ],
+        verdict = judgement.verdict.value
+        waiver = self.waiver
+        if (
+            judgement.verdict is Verdict.FAILED
+            and waiver is not None
+            and waiver.active(today())
+            and not self.config.getoption("runxfail", False)  # --runxfail: waived items fail
+        ):
+            verdict = Verdict.WAIVED.value
+        return ItemOutcome(
+            host=self.host.name,
+            target=target,
+            expected=expected,
+            verdict=verdict,
+            nodeid=self.nodeid,
+            line=(self.location[1] or 0) + 1,
+            message=judgement.message,
+            found=tuple(
+                FoundState(r.address or "", r.state.value, r.reason, r.latency_ms) for r in judgement.found
+            ),
             # Peer-supplied text, already neutralised: no control characters reach the XML.
-            [f"{address} {info.describe()}" for address, info in services],
-            judgement.message,
-            None if self.waiver is None else self.waiver.until.isoformat(),
-            None if self.waiver is None else self.waiver.reason,
-            list(self.silent),
+            services=tuple(FoundService(address, info.describe()) for address, info in services),
+            waiver=None if waiver is None else ItemWaiver(waiver.until, waiver.reason),
+            silent=self.silent,
         )
-        self.user_properties.append((RECORD_PROPERTY, record.to_json()))
-        self.user_properties.extend(_junit_properties(record, services))
+
+    def make_report(self, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
+        """The test report of this item's setup or call, built here from its outcome: an error is a
+        failed setup, drift a failed call, a waived drift an xfail, each with its plain message
+        (``ItemMessage``) and the outcome attached. None (pytest builds it) for a teardown, a setup
+        that passed, and an exception that is not a scan's failure: a bug, a skip or an interruption
+        keeps pytest's report, traceback and all."""
+        when, outcome = call.when, self.outcome
+        if call.excinfo is not None:  # the shared scan failed before a verdict: PortcheckError
+            if not isinstance(call.excinfo.value, PortcheckError) or when not in ("setup", "call"):
+                return None
+            return self._report(call, "failed", str(call.excinfo.value))
+        if outcome is None or when == "teardown" or (when == "setup" and outcome.verdict != "error"):
+            return None
+        if outcome.verdict == "passed":
+            return self._report(call, "passed")
+        if outcome.verdict == "waived":
+            assert outcome.waiver is not None
+            waiver = outcome.waiver
+            why = f"waived until {waiver.until}: {waiver.reason} — {outcome.message}"
+            return self._report(call, "skipped", outcome.message, wasxfail=why)
+        return self._report(call, "failed", outcome.message)
+
+    def _report(self, call: pytest.CallInfo[None], result: str, message: str = "", **extra: Any
+                ) -> pytest.TestReport:  # fmt: skip
+        when: Literal["setup", "call"] = "setup" if call.when == "setup" else "call"
+        longrepr = ItemMessage.for_report(self.config, self.location, when, message) if message else None
+        if self.handed_over is not None:
+            extra[OUTCOME_ATTRIBUTE] = self.handed_over
+        captured = self._report_sections
+        return pytest.TestReport(
+            getattr(self, "id", self.nodeid),  # pytest 9's parsed node id: not parsed once more
+            self.location,
+            dict.fromkeys(self.keywords, 1),
+            cast(Any, result),
+            cast(Any, longrepr),
+            when,
+            [(f"Captured {key} {rwhen}", content) for rwhen, key, content in captured] if captured else (),
+            call.duration,
+            call.start,
+            call.stop,
+            user_properties=self.user_properties,
+            **extra,
+        )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
-        if isinstance(excinfo.value, (PortDrift, PortcheckError)):
+        if isinstance(excinfo.value, PortcheckError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
@@ -236,38 +293,3 @@ class RangeItem(CheckItem):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.rule.line - 1, f"{self.host.name} {self.rule.label} only_open"
-
-
-def _junit_properties(
-    record: ItemRecord, services: Sequence[tuple[str, ServiceInfo]]
-) -> list[tuple[str, object]]:
-    """The record spelled out for the JUnit XML (output only: the controller reads ``RECORD_PROPERTY``)."""
-    props: list[tuple[str, object]] = [
-        (PROPERTY_PREFIX + "host", record.host),
-        (PROPERTY_PREFIX + "target", record.target),
-        (PROPERTY_PREFIX + "expected", record.expected),
-        (PROPERTY_PREFIX + "verdict", record.verdict),
-        (PROPERTY_PREFIX + "message", record.message),
-    ]
-    if record.silent:
-        props.append((PROPERTY_PREFIX + "silent", " ".join(record.silent)))
-    if record.waiver_until is not None:
-        props += [
-            (PROPERTY_PREFIX + "waiver_until", record.waiver_until),
-            (PROPERTY_PREFIX + "waiver_reason", record.waiver_reason),
-        ]
-    for address, state, reason, latency in record.found:
-        props += [
-            (PROPERTY_PREFIX + "address", address),
-            (PROPERTY_PREFIX + "state", state),
-            (PROPERTY_PREFIX + "reason", reason),
-            (PROPERTY_PREFIX + "latency_ms", float(latency) if latency else ""),
-        ]
-    for address, info in services:
-        props += [
-            (PROPERTY_PREFIX + "service", f"{address} {info.service}"),
-            (PROPERTY_PREFIX + "product", " ".join(filter(None, (info.product, info.version)))),
-            (PROPERTY_PREFIX + "banner", info.evidence),
-            (PROPERTY_PREFIX + "found_service", f"{address} {info.describe()}"),
-        ]
-    return props

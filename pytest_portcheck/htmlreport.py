@@ -2,7 +2,7 @@
 
 A hosts x ports matrix coloured by verdict (or by state for a plain scan), filters by host and state,
 drift listed first, and each cell's details on click. The page is drawn from a ``JudgedReport`` (the
-scan's ``ScanReport`` and, for a plugin run, each expectation's verdict), never from a JSON round trip.
+scan's ``ScanReport`` and, for a plugin run, each item's ``ItemOutcome``), never from a JSON round trip.
 The data travels as JSON inside the page with ``<``, ``>`` and ``&`` escaped, and the script builds
 the page with ``textContent`` only, so nothing a scanned peer sent (banners) can become markup or
 script. A Content-Security-Policy forbids any load.
@@ -23,7 +23,7 @@ from pytest_portcheck.results import count_states, quality_notes, result_key, se
 
 if TYPE_CHECKING:
     from pytest_portcheck.engine import ProbeResult
-    from pytest_portcheck.judgedreport import ExpectationVerdict, JudgedReport
+    from pytest_portcheck.judgedreport import ItemOutcome, JudgedReport
     from pytest_portcheck.services import ServiceInfo
 
 __all__ = ["page_data", "render_html", "write_html"]
@@ -46,7 +46,7 @@ class _Cell:
 
     result: ProbeResult | None
     service: ServiceInfo | None = None
-    expectation: ExpectationVerdict | None = None
+    expectation: ItemOutcome | None = None
     state: str = "unknown"
     """The result's state as the page names it (read once: an enum's value is a slow lookup)."""
 
@@ -55,7 +55,7 @@ class _Cell:
         cls,
         result: ProbeResult | None,
         service: ServiceInfo | None,
-        expectation: ExpectationVerdict | None = None,
+        expectation: ItemOutcome | None = None,
     ) -> _Cell:
         return cls(result, service, expectation, "unknown" if result is None else result.state.value)
 
@@ -105,7 +105,7 @@ def page_data(judged: JudgedReport) -> dict[str, Any]:
 
 
 def _expectation_cells(
-    expectations: Sequence[ExpectationVerdict], by_row: Mapping[Row, Mapping[str, _Cell]]
+    expectations: Sequence[ItemOutcome], by_row: Mapping[Row, Mapping[str, _Cell]]
 ) -> tuple[dict[Row, dict[str, _Cell]], dict[Row, str]]:
     """Plugin reports: one cell per expectation and address, in inventory order."""
     # Results name the address they resolved; an inventory names hosts itself.
@@ -161,7 +161,7 @@ def _not_shown(cells: Iterable[_Cell], quiet: set[str]) -> str:
     return "Not shown: " + ", ".join(parts) if parts else ""
 
 
-def _row_names(expectations: Sequence[ExpectationVerdict]) -> dict[tuple[str, str], str]:
+def _row_names(expectations: Sequence[ItemOutcome]) -> dict[tuple[str, str], str]:
     """Row names per (inventory, host): a host name two inventories use gets its file, so that
     their verdicts stay two rows instead of one overwriting the other."""
     sources: dict[str, set[str]] = {}

@@ -177,8 +177,12 @@ _FOUND = _object(
 )
 _EXPECTATION = _object(
     {"host": _text, "target": _text, "expected": _text, "verdict": _text},
-    {"nodeid": _text, "message": _text, "found": _list_of(_FOUND), "services": _list_of(_text)},
-)
+    {
+        "nodeid": _text, "message": _text, "found": _list_of(_FOUND), "services": _list_of(_text),
+        "line": _whole(0), "waiver": _nullable(_object({"until": _text, "reason": _text})),
+        "silent": _list_of(_text),
+    },
+)  # fmt: skip
 _SETTINGS = _object(
     {},
     {

@@ -1,9 +1,9 @@
 """The session's shared results: the one inventory scan every item (and every xdist worker) reads.
 
 ``PortcheckRun`` scans once per session (under a ``FileLock`` across xdist workers, the pytest-mypy
-pattern) and shares the report; ``InventoryResults`` is that scan as tests see it; ``ItemRecord`` is
-what an item hands the controller (one JSON user property); ``XdistHooks`` hands workers the
-shared folder.
+pattern) and shares the report; ``InventoryResults`` is that scan as tests see it; what an item
+hands the controller is its ``judgedreport.ItemOutcome`` on its test report (``OUTCOME_ATTRIBUTE``);
+``XdistHooks`` hands workers the shared folder.
 
 Must not import ``collect`` (the items hand their expectations over as data) nor, at import time,
 anything but pytest and the standard library: the engine, YAML and filelock load when a run needs them.
@@ -11,13 +11,9 @@ anything but pytest and the standard library: the engine, YAML and filelock load
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import json
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,80 +22,55 @@ import pytest
 if TYPE_CHECKING:
     from pytest_portcheck.engine import PortState, ProbeResult
     from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, RangeRule
+    from pytest_portcheck.judgedreport import ItemOutcome
     from pytest_portcheck.judgemode import JudgeMode
     from pytest_portcheck.results import ScanReport
 
-PROPERTY_PREFIX = "portcheck."
-RECORD_PROPERTY = PROPERTY_PREFIX + "record"
-"""The one user property the controller reads: an ``ItemRecord`` as JSON."""
-WAIVER_WARNING_DAYS = 14
+OUTCOME_ATTRIBUTE = "portcheck_outcome"
+"""The test report attribute that carries an item's ``ItemOutcome`` (its compact JSON text) to the
+controller: pytest keeps a report's extra attributes when xdist serialises it."""
+JUNIT_PROPERTY = "portcheck"
+"""The one user property (in the JUnit XML) of an item with something to say beyond its name and
+status: the same compact JSON outcome, as text."""
 
 
-@dataclass(frozen=True)
-class ItemRecord:
-    """What the controller learns of one item from its report (works the same under xdist): handed
-    over as ONE JSON user property (``RECORD_PROPERTY``); the other ``portcheck.*`` properties are
-    for the JUnit XML only and are never read back."""
+class CrashLocation:
+    """Where an item's failure points (its inventory line) and its message: pytest takes the message
+    for the short summary and JUnit's ``message``, and prints ``str()`` as the crash line of
+    ``--tb=line``: the message alone, as every other style shows it (it names host and port)."""
 
-    host: str
-    target: str
-    expected: str
-    verdict: str
-    found: Sequence[tuple[str, str, str, str]] = ()
-    """(address, state, reason, latency_ms) per resolved address."""
-    services: Sequence[str] = ()
-    """``ADDRESS SERVICE-DESCRIPTION`` per address a protocol probe ran on (already neutralised)."""
-    message: str = ""
-    waiver_until: str | None = None
-    waiver_reason: str | None = None
-    silent: Sequence[str] = ()
-    """Addresses of the item's host on which nothing answered (``judge.silent_addresses``)."""
+    def __init__(self, path: str, lineno: int, message: str) -> None:
+        self.path = path
+        self.lineno = lineno
+        self.message = message
 
-    def waiver_note(self, day: datetime.date) -> str | None:
-        """How the waiver stands on ``day``, when it is expired or expires within 14 days."""
-        if self.waiver_until is None:
-            return None
-        left = (datetime.date.fromisoformat(self.waiver_until) - day).days
-        if left < 0:
-            return f"expired on {self.waiver_until} (no longer waiving): {self.waiver_reason}"
-        if left <= WAIVER_WARNING_DAYS:
-            return f"expires in {left} day(s), on {self.waiver_until}: {self.waiver_reason}"
-        return None
+    def __str__(self) -> str:
+        return self.message
 
-    def to_json(self) -> str:
-        # Fields by name, not dataclasses.asdict: its deep copy cost ~80 us an item, a tenth of a
-        # 10,000-item run's overhead over plain tests (benchmarks/bench_plugin.py).
-        return json.dumps({name: getattr(self, name) for name in _ITEM_RECORD_FIELDS})
+
+class ItemMessage:
+    """An item's error or failure as its test report holds it (``longrepr``): the plain message,
+    built directly, never through pytest's traceback formatting, which reads and parses the source
+    of every frame (a tenth of a second an item). Under ``--tb=line`` a failure prints its crash line
+    only, not the message twice. ``str()`` is the message: what xdist carries, and what JUnit's
+    ``<failure>``/``<error>`` hold."""
+
+    def __init__(self, path: str, lineno: int, message: str, *, crash_line_only: bool = False) -> None:
+        self.reprcrash = CrashLocation(path, lineno, message)
+        self.crash_line_only = crash_line_only
 
     @classmethod
-    def from_json(cls, text: object) -> ItemRecord | None:
-        """The record an item wrote, or None for anything that is not one (another plugin's property)."""
-        try:
-            data = json.loads(str(text))
-            return cls(
-                str(data["host"]),
-                str(data["target"]),
-                str(data["expected"]),
-                str(data["verdict"]),
-                [(str(a), str(s), str(r), str(lat)) for a, s, r, lat in data["found"]],
-                [str(line) for line in data["services"]],
-                str(data["message"]),
-                None if data["waiver_until"] is None else str(data["waiver_until"]),
-                None if data["waiver_reason"] is None else str(data["waiver_reason"]),
-                [str(address) for address in data["silent"]],
-            )
-        except (ValueError, TypeError, KeyError):
-            return None
+    def for_report(cls, config: pytest.Config, location: tuple[str, int | None, str], when: str, message: str
+                   ) -> ItemMessage:  # fmt: skip
+        line_style = when == "call" and getattr(config.option, "tbstyle", "auto") == "line"
+        return cls(location[0], (location[1] or 0) + 1, message, crash_line_only=line_style)
 
-    @classmethod
-    def from_properties(cls, properties: Sequence[tuple[str, object]]) -> ItemRecord | None:
-        for name, value in properties:
-            if name == RECORD_PROPERTY:
-                return cls.from_json(value)
-        return None
+    def toterminal(self, tw: Any) -> None:
+        if not self.crash_line_only:
+            tw.line(self.reprcrash.message)
 
-
-_ITEM_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ItemRecord))
+    def __str__(self) -> str:
+        return self.reprcrash.message
 
 
 class InventoryResults:
@@ -152,7 +123,8 @@ class InventoryResults:
 
 
 class PortcheckError(Exception):
-    """The expectation could not be checked (DNS failure, local error): an error, never a pass."""
+    """Nothing could be checked (the shared scan failed, the reports could not be read): each item an
+    error with this message, never a pass. An item's own error verdict is reported, not raised."""
 
 
 class PortcheckRun:
@@ -168,7 +140,11 @@ class PortcheckRun:
         self.ranges: list[tuple[HostSpec, RangeRule]] = []
         self._results: InventoryResults | None = None
         self._failure: str | None = None
-        self.records: dict[str, ItemRecord] = {}
+        self.records: dict[str, ItemOutcome] = {}
+        self.outcomes_here: dict[str, ItemOutcome] = {}
+        """Outcomes of the items this process ran, by node id, until the controller takes them: in a
+        run without workers it takes the item's own object rather than parsing its report's copy
+        (xdist workers' outcomes arrive as that copy, ``OUTCOME_ATTRIBUTE``)."""
         self.write_errors: list[str] = []
         self.previous_sigterm: Any = None
         self.strict: bool = bool(config.getoption("portcheck_strict"))

@@ -1,15 +1,15 @@
 """What the controller writes at the end: the terminal summary, the Markdown summary and the report files.
 
 ``ControllerHooks`` (registered on the controller or the single process only) gathers each item's
-``ItemRecord``, prints the exposure table and writes ``--portcheck-report`` (JSON),
-``--portcheck-html`` and ``--portcheck-markdown`` from the typed report and the records.
+``ItemOutcome`` from its test report, prints the exposure table and writes ``--portcheck-report``
+(JSON), ``--portcheck-html`` and ``--portcheck-markdown``: all from the typed report and the outcomes.
 
-At import time only pytest and the standard library; must not import ``collect`` (records are data).
+At import time only pytest and the standard library; must not import ``collect`` (outcomes are data).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_portcheck.record import replace
-from pytest_portcheck.session import WAIVER_WARNING_DAYS, ItemRecord, PortcheckRun
+from pytest_portcheck.session import OUTCOME_ATTRIBUTE, ItemMessage, PortcheckRun
 
 if TYPE_CHECKING:
-    from pytest_portcheck.judgedreport import JudgedReport
+    from pytest_portcheck.judgedreport import ItemOutcome, JudgedReport
     from pytest_portcheck.results import ScanReport
 
 MARKDOWN_LIST_LIMIT = 200
@@ -33,7 +33,7 @@ REPORT_OPTIONS = (
 )
 
 
-def _summary_rows(records: Mapping[str, ItemRecord]) -> list[tuple[str, str, str, str, int, int]]:
+def _summary_rows(records: Mapping[str, ItemOutcome]) -> list[tuple[str, str, str, str, int, int]]:
     from pytest_portcheck.judge import Verdict
 
     # One row per (inventory, host): two inventories' 'web' may be two machines.
@@ -44,9 +44,9 @@ def _summary_rows(records: Mapping[str, ItemRecord]) -> list[tuple[str, str, str
             {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0},
         )
         row["expected"][record.expected] = row["expected"].get(record.expected, 0) + 1
-        for address, state, _reason, _latency in record.found:
-            row["addresses"][address] = None
-            row["found"][state] = row["found"].get(state, 0) + 1
+        for seen in record.found:
+            row["addresses"][seen.address] = None
+            row["found"][seen.state] = row["found"].get(seen.state, 0) + 1
         row["drift"] += record.verdict == Verdict.FAILED.value
         row["errors"] += record.verdict == Verdict.ERROR.value
     names = [host for _, host in hosts]
@@ -60,7 +60,7 @@ def _summary_rows(records: Mapping[str, ItemRecord]) -> list[tuple[str, str, str
     return rows
 
 
-def _silent_hosts(records: Mapping[str, ItemRecord]) -> list[str]:
+def _silent_hosts(records: Mapping[str, ItemOutcome]) -> list[str]:
     """``INVENTORY::HOST: no port answered on ...`` per host on which nothing answered, by the judge's
     rules (``judge.silent_hosts`` over what each item recorded): the terminal and Markdown say the same."""
     from pytest_portcheck.judge import silence_message, silent_hosts
@@ -76,17 +76,25 @@ class ControllerHooks:
     def __init__(self, run: PortcheckRun) -> None:
         self.run = run
 
-    @pytest.hookimpl
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown" or (report.when == "setup" and report.passed):
-            return  # the call report (or a failed setup's) carries the same properties
-        record = ItemRecord.from_properties(report.user_properties)
-        if record is not None:
-            if getattr(report, "wasxfail", None) is not None:
-                from pytest_portcheck.judge import Verdict
+        from pytest_portcheck.judgedreport import ItemOutcome
 
-                record = dataclasses.replace(record, verdict=Verdict.WAIVED.value)
-            self.run.records[report.nodeid] = record
+        text = report.__dict__.get(OUTCOME_ATTRIBUTE)
+        if text is None:
+            return  # another test's report, or the setup/teardown of an item (its call carries it)
+        outcome = self.run.outcomes_here.pop(report.nodeid, None)
+        if outcome is None:  # from an xdist worker
+            try:
+                outcome = ItemOutcome.from_dict(json.loads(text), report.nodeid)
+            except (ValueError, TypeError, KeyError, AttributeError):
+                return  # not an outcome of ours: some other plugin's attribute of that name
+        self.run.records[report.nodeid] = outcome
+        if report.failed and isinstance(report.longrepr, str):
+            # From an xdist worker, which sends the message as text: its inventory line back.
+            report.longrepr = ItemMessage.for_report(  # type: ignore[assignment]
+                self.run.config, report.location, report.when, report.longrepr
+            )
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -136,6 +144,8 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
     rows = _summary_rows(run.records)
     header = ("host", "addresses", "expected", "found (per address)", "drift", "errors")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    from pytest_portcheck.judgedreport import WAIVER_WARNING_DAYS
+
     terminalreporter.section("portcheck exposure")
     terminalreporter.write_line("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:
@@ -145,7 +155,9 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
     total_drift = sum(row[4] for row in rows)
     terminalreporter.write_line(f"drift: {total_drift} expectation(s) not met on {len(rows)} host(s)")
     services = [
-        (record.host, record.target, line) for record in run.records.values() for line in record.services
+        (record.host, record.target, service.line)
+        for record in run.records.values()
+        for service in record.services
     ]
     if services:
         terminalreporter.write_line("services found:")
@@ -186,11 +198,12 @@ def _md(text: str) -> str:
 
 
 def markdown_summary(
-    records: Mapping[str, ItemRecord], report: ScanReport | None, *, strict: bool = False
+    records: Mapping[str, ItemOutcome], report: ScanReport | None, *, strict: bool = False
 ) -> str:
-    """The run as Markdown, from what the items recorded (by node id) and the session's typed report:
+    """The run as Markdown, from the items' outcomes (by node id) and the session's typed report:
     hosts, drift, errors, waivers, silent hosts, services found and scan quality."""
     from pytest_portcheck.judge import Verdict, today
+    from pytest_portcheck.judgedreport import WAIVER_WARNING_DAYS
     from pytest_portcheck.results import quality_notes
 
     rows = _summary_rows(records)
@@ -224,7 +237,9 @@ def markdown_summary(
         )
         lines += ["", f"### Nothing answered ({how})", ""]
         lines += [f"- {_md(line)}" for line in silent]
-    services = [(record.host, record.target, line) for _, record in listed for line in record.services]
+    services = [
+        (record.host, record.target, service.line) for _, record in listed for service in record.services
+    ]
     if services:
         lines += ["", "### Services found", ""]
         lines += _capped([f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services])
@@ -245,29 +260,16 @@ def _capped(lines: list[str]) -> list[str]:
 
 
 def _judged_report(run: PortcheckRun, interrupted: bool = False) -> JudgedReport:
-    """The session's typed report: the shared scan and each item's verdict, for the JSON report and
+    """The session's typed report: the shared scan and each item's outcome, for the JSON report and
     the HTML page alike."""
     from pytest_portcheck.engine.model import settings_from_options
-    from pytest_portcheck.judgedreport import ExpectationVerdict, FoundState, JudgedReport
+    from pytest_portcheck.judgedreport import JudgedReport
     from pytest_portcheck.results import ScanReport
 
     report = run.shared_report() or ScanReport([], [], settings_from_options(), "", 0.0)
     if interrupted:  # whatever was scanned or judged so far, and saying that it is not all
         report = replace(report, interrupted=True)
-    expectations = [
-        ExpectationVerdict(
-            host=record.host,
-            target=record.target,
-            expected=record.expected,
-            verdict=record.verdict,
-            nodeid=nodeid,
-            message=record.message,
-            found=tuple(FoundState(a, s, r, float(lat) if lat else None) for a, s, r, lat in record.found),
-            services=tuple(record.services),
-        )
-        for nodeid, record in run.records.items()
-    ]
-    return JudgedReport(report, expectations)
+    return JudgedReport(report, list(run.records.values()))
 
 
 def _write_report_file(run: PortcheckRun, destination: str, interrupted: bool = False) -> None:

@@ -30,7 +30,7 @@ from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSett
 from pytest_portcheck.engine.resolve import resolve_one
 from pytest_portcheck.htmlreport import page_data
 from pytest_portcheck.inventory import InventoryError, load_inventory, snapshot_inventory
-from pytest_portcheck.judgedreport import ExpectationVerdict, JudgedReport
+from pytest_portcheck.judgedreport import ItemOutcome, JudgedReport
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.results import ReportError, ScanReport, read_report, write_report
 
@@ -638,7 +638,7 @@ def test_duplicate_host_names_across_inventories_stay_apart_in_the_html_matrix()
         }  # fmt: skip
 
     verdicts = [expectation("a.yml", "failed"), expectation("b.yml", "passed")]
-    data = page_data(JudgedReport(small_report(), [ExpectationVerdict.from_dict(e) for e in verdicts]))
+    data = page_data(JudgedReport(small_report(), [ItemOutcome.from_dict(e) for e in verdicts]))
     assert [(row["host"], row["address"]) for row in data["rows"]] == [
         ("web [a.yml]", "127.0.0.1"),
         ("web [b.yml]", "127.0.0.1"),

@@ -7,7 +7,7 @@ from typing import Any
 
 from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
 from pytest_portcheck.htmlreport import SUMMARY_THRESHOLD, page_data
-from pytest_portcheck.judgedreport import ExpectationVerdict, FoundState, JudgedReport
+from pytest_portcheck.judgedreport import FoundState, ItemOutcome, JudgedReport
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.results import ResultKey, ScanReport
 from pytest_portcheck.services import ServiceInfo
@@ -19,7 +19,7 @@ def result(host: str, port: int, state: str, reason: str, address: str | None = 
 
 def page(
     results: Sequence[ProbeResult],
-    expectations: Sequence[ExpectationVerdict] = (),
+    expectations: Sequence[ItemOutcome] = (),
     services: Mapping[ResultKey, ServiceInfo] | None = None,
 ) -> dict[str, Any]:
     """The page's data for a typed report of these results (and verdicts, and probe answers)."""
@@ -71,7 +71,7 @@ def test_few_filtered_ports_are_drawn_and_errors_never_summarised() -> None:
 
 def test_plugin_reports_show_every_expectation_and_no_summary() -> None:
     results = [result("127.0.0.1", port, "closed", "conn-refused") for port in range(1, 41)]
-    expectation = ExpectationVerdict(
+    expectation = ItemOutcome(
         host="web", target="tcp/5", expected="closed", verdict="passed",
         nodeid="inventory.yml::web::tcp/5::closed", found=(FoundState("127.0.0.1", "closed", "conn-refused"),),
     )  # fmt: skip

@@ -1,27 +1,42 @@
-"""The judged report: each expectation's verdict as a type, its JSON form, and reading a report file
-(JSON with or without verdicts, nmap XML) into the one typed report the HTML page takes."""
+"""The judged report: each item's outcome as a type, its two JSON forms (a report's entry, and the
+compact one an item hands the controller and JUnit), and reading a report file (JSON with or without
+verdicts, nmap XML) into the one typed report the HTML page takes."""
 
 from __future__ import annotations
 
+import datetime
+import json
 from pathlib import Path
+
+import pytest
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.htmlreport import page_data
-from pytest_portcheck.judgedreport import ExpectationVerdict, FoundState, JudgedReport, read_judged_report
+from pytest_portcheck.judgedreport import (
+    FoundService,
+    FoundState,
+    ItemOutcome,
+    ItemWaiver,
+    JudgedReport,
+    read_judged_report,
+)
 from pytest_portcheck.nmapxml import write_nmap_xml
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ScanReport, write_report
+from pytest_portcheck.results import ReportError, ScanReport, write_report
 from pytest_portcheck.services import ServiceInfo
 
-VERDICT = ExpectationVerdict(
+VERDICT = ItemOutcome(
     host="web",
     target="tcp/22",
     expected="closed",
     verdict="failed",
     nodeid="inv.yml::web::tcp/22::closed",
+    line=7,
     message="web tcp/22: expected closed, found OPEN",
     found=(FoundState("127.0.0.1", "open", "syn-ack", 0.25), FoundState("::1", "closed", "conn-refused")),
-    services=("127.0.0.1 ssh (OpenSSH 9.2p1)",),
+    services=(FoundService("127.0.0.1", "ssh (OpenSSH 9.2p1)"),),
+    waiver=ItemWaiver(datetime.date(2026, 12, 1), "ticket 12"),
+    silent=("::1",),
 )
 
 
@@ -39,34 +54,83 @@ def scan() -> ScanReport:
     )
 
 
-def test_an_expectation_verdict_is_written_as_the_plugin_always_wrote_it_and_read_back() -> None:
+def test_an_outcome_is_written_as_the_plugin_always_wrote_it_plus_line_waiver_silence() -> None:
     document = VERDICT.to_dict()
     assert document == {
         "nodeid": "inv.yml::web::tcp/22::closed", "host": "web", "target": "tcp/22", "expected": "closed",
-        "verdict": "failed", "message": "web tcp/22: expected closed, found OPEN",
+        "verdict": "failed", "line": 7, "message": "web tcp/22: expected closed, found OPEN",
         "found": [
             {"address": "127.0.0.1", "state": "open", "reason": "syn-ack", "latency_ms": 0.25},
             {"address": "::1", "state": "closed", "reason": "conn-refused", "latency_ms": None},
         ],
         "services": ["127.0.0.1 ssh (OpenSSH 9.2p1)"],
+        "waiver": {"until": "2026-12-01", "reason": "ticket 12"},
+        "silent": ["::1"],
     }  # fmt: skip
-    assert list(document) == [
-        "nodeid",
-        "host",
-        "target",
-        "expected",
-        "verdict",
-        "message",
-        "found",
-        "services",
-    ]
-    assert ExpectationVerdict.from_dict(document) == VERDICT
+    assert ItemOutcome.from_dict(document) == VERDICT
     assert VERDICT.inventory == "inv.yml"
+    assert VERDICT.services[0].service == "ssh"
     # The fields the report schema leaves optional default as an older writer meant them.
-    bare = ExpectationVerdict.from_dict(
-        {"host": "h", "target": "tcp/1", "expected": "open", "verdict": "passed"}
+    bare = ItemOutcome.from_dict({"host": "h", "target": "tcp/1", "expected": "open", "verdict": "passed"})
+    assert (bare.nodeid, bare.line, bare.message, bare.found, bare.services) == ("", 0, "", (), ())
+    assert (bare.waiver, bare.silent) == (None, ())
+
+
+def test_the_compact_form_leaves_out_the_node_id_and_what_is_empty() -> None:
+    passed = ItemOutcome(
+        host="web", target="tcp/80", expected="open", verdict="passed", nodeid="inv.yml::web::tcp/80::open",
+        line=3, found=(FoundState("127.0.0.1", "open", "syn-ack", 0.1),),
+    )  # fmt: skip
+    compact = passed.to_dict(compact=True)
+    assert compact == {
+        "host": "web", "target": "tcp/80", "expected": "open", "verdict": "passed", "line": 3,
+        "found": [{"address": "127.0.0.1", "state": "open", "reason": "syn-ack", "latency_ms": 0.1}],
+    }  # fmt: skip
+    # Read back with the node id its test report names: the same outcome, JSON text or not.
+    assert ItemOutcome.from_dict(compact, passed.nodeid) == passed
+    assert ItemOutcome.from_dict(json.loads(json.dumps(compact)), passed.nodeid) == passed
+    full = VERDICT.to_dict(compact=True)
+    assert "nodeid" not in full and ItemOutcome.from_dict(full, VERDICT.nodeid) == VERDICT
+
+
+def test_only_outcomes_that_say_more_than_a_pass_are_notable() -> None:
+    plain = ItemOutcome(
+        "web", "tcp/80", "open", "passed", found=(FoundState("127.0.0.1", "open", "syn-ack"),)
     )
-    assert (bare.nodeid, bare.message, bare.found, bare.services) == ("", "", (), ())
+    assert not plain.notable
+    assert ItemOutcome("web", "tcp/80", "open", "failed").notable
+    assert ItemOutcome("web", "tcp/80", "open", "passed", services=(FoundService("::1", "http"),)).notable
+    assert ItemOutcome("web", "tcp/80", "closed", "passed", silent=("::1",)).notable
+    assert ItemOutcome("web", "tcp/80", "open", "passed", waiver=VERDICT.waiver).notable
+
+
+def test_a_waiver_note_warns_two_weeks_ahead_and_after_expiry() -> None:
+    assert VERDICT.waiver_note(datetime.date(2026, 11, 1)) is None
+    assert (
+        VERDICT.waiver_note(datetime.date(2026, 11, 20)) == "expires in 11 day(s), on 2026-12-01: ticket 12"
+    )
+    assert (
+        VERDICT.waiver_note(datetime.date(2026, 12, 2))
+        == "expired on 2026-12-01 (no longer waiving): ticket 12"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"line": "7"}, r"expectations\[0\]\.line must be a whole number"),
+        ({"waiver": {"until": "2026-12-01"}}, r"expectations\[0\]\.waiver\.reason is missing"),
+        ({"waiver": {"until": "soon", "reason": "x"}}, "expectations: Invalid isoformat string: 'soon'"),
+        ({"silent": "::1"}, r"expectations\[0\]\.silent must be a list"),
+    ],
+)
+def test_a_report_with_a_broken_outcome_is_refused_naming_the_field(
+    tmp_path: Path, change: dict[str, object], problem: str
+) -> None:
+    path = tmp_path / "report.json"
+    write_report(scan(), path, {"expectations": [{**VERDICT.to_dict(), **change}]})
+    with pytest.raises(ReportError, match=f"{path}: not a valid portcheck JSON report: .*{problem}"):
+        read_judged_report(path)
 
 
 def test_a_report_file_reads_back_into_the_page_the_session_drew(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import threading
@@ -296,7 +297,7 @@ def test_silent_host_warns_and_strict_makes_errors(pytester: pytest.Pytester, si
     )
 
 
-def test_junit_properties_and_json_report(
+def test_junit_holds_one_outcome_property_where_a_pass_is_not_all_and_the_report_every_outcome(
     pytester: pytest.Pytester, listen: ListenerFactory, tmp_path: Path
 ) -> None:
     port = listen().getsockname()[1]
@@ -308,22 +309,165 @@ def test_junit_properties_and_json_report(
         "--portcheck", "inventory.yml", f"--junitxml={junit}", f"--portcheck-report={report_path}"
     )
     result.assert_outcomes(passed=1, failed=1)
-    all_properties = [
-        [(p.get("name", ""), p.get("value", "")) for p in case.iter("property")]
-        for case in ET.parse(junit).getroot().iter("testcase")
-    ]
-    assert len(all_properties) == 2
-    by_target = {dict(props)["portcheck.target"]: dict(props) for props in all_properties}
-    assert by_target[f"tcp/{port}"]["portcheck.state"] == "open"
-    assert by_target[f"tcp/{port}"]["portcheck.reason"] == "syn-ack"
-    assert by_target[f"tcp/{port}"]["portcheck.address"] == "127.0.0.1"
-    assert float(by_target[f"tcp/{port}"]["portcheck.latency_ms"]) >= 0
-    assert by_target[f"tcp/{closed}"]["portcheck.verdict"] == "failed"
+    cases = {case.get("classname"): case for case in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {f"inventory.yml.web.tcp/{port}", f"inventory.yml.web.tcp/{closed}"}
+    # A plain pass says nothing its name and status do not: no property at all.
+    assert list(cases[f"inventory.yml.web.tcp/{port}"].iter("property")) == []
+    failing = cases[f"inventory.yml.web.tcp/{closed}"]
+    properties = [(p.get("name"), p.get("value")) for p in failing.iter("property")]
+    assert [name for name, _ in properties] == ["portcheck"]
+    outcome = json.loads(str(properties[0][1]))
+    latency = outcome["found"][0].pop("latency_ms")
+    assert isinstance(latency, float) and latency >= 0
+    message = f"web (127.0.0.1) tcp/{closed}: expected open, found CLOSED — conn-refused in {latency} ms"
+    assert outcome == {
+        "host": "web", "target": f"tcp/{closed}", "expected": "open", "verdict": "failed", "line": 4,
+        "message": outcome["message"], "found": [{"address": "127.0.0.1", "state": "closed", "reason": "conn-refused"}],
+    }  # fmt: skip
+    assert outcome["message"].startswith(message.split(" in ")[0] + " in ")
+    failure = failing.find("failure")
+    assert failure is not None and failure.get("message") == outcome["message"] == failure.text
     report = json.loads(report_path.read_text())
     assert report["version"] == 1
     assert {(r["port"], r["state"]) for r in report["results"]} == {(port, "open"), (closed, "closed")}
-    verdicts = {e["target"]: e["verdict"] for e in report["expectations"]}
-    assert verdicts == {f"tcp/{port}": "passed", f"tcp/{closed}": "failed"}
+    by_target = {e["target"]: e for e in report["expectations"]}
+    assert {target: e["verdict"] for target, e in by_target.items()} == {
+        f"tcp/{port}": "passed",
+        f"tcp/{closed}": "failed",
+    }
+    passed = by_target[f"tcp/{port}"]
+    assert (passed["nodeid"], passed["line"]) == (f"inventory.yml::web::tcp/{port}::open", 4)
+    [found] = passed["found"]
+    assert (found["address"], found["state"], found["reason"]) == ("127.0.0.1", "open", "syn-ack")
+    assert isinstance(found["latency_ms"], float) and found["latency_ms"] >= 0
+    assert (passed["waiver"], passed["silent"], passed["services"]) == (None, [], [])
+
+
+def test_an_item_error_is_a_junit_error_with_its_message_and_outcome(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    bad = "x" * 70 + ".example"  # refused by the IDNA codec: no query leaves the machine
+    inventory(pytester, f"hosts:\n  ghost:\n    address: {bad}\n    closed: [22]\n")
+    junit = tmp_path / "junit.xml"
+    result = pytester.runpytest("--portcheck", "inventory.yml", f"--junitxml={junit}")
+    result.assert_outcomes(errors=1)
+    [case] = ET.parse(junit).getroot().iter("testcase")
+    error = case.find("error")
+    assert error is not None and case.find("failure") is None
+    message = str(error.text)
+    assert message.startswith(f"ghost ({bad}) tcp/22: cannot check — dns-error: invalid hostname")
+    assert error.get("message") == f'failed on setup with "{message}"'
+    [(name, value)] = [(p.get("name"), p.get("value")) for p in case.iter("property")]
+    outcome = json.loads(str(value))
+    assert (name, outcome["verdict"], outcome["message"], outcome["line"]) == (
+        "portcheck",
+        "error",
+        message,
+        4,
+    )
+
+
+TRACEBACK_COUNTER = """
+import _pytest._code.code as code
+
+FORMATTED = []
+_getrepr = code.ExceptionInfo.getrepr
+
+
+def _counting(self, *args, **kwargs):
+    FORMATTED.append(self.typename)
+    return _getrepr(self, *args, **kwargs)
+
+
+code.ExceptionInfo.getrepr = _counting
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"tracebacks formatted: {FORMATTED}")
+"""
+
+
+def test_errors_failures_and_waivers_are_reported_without_formatting_a_traceback(
+    pytester: pytest.Pytester, listen: ListenerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest formats a setup error's traceback by reading and parsing the source of every frame
+    (0.1-0.2 s an item): a drifted fleet would take minutes to report. The items build their reports."""
+    drift, waived = (listen().getsockname()[1] for _ in range(2))
+    bad = "x" * 70 + ".example"
+    inventory(
+        pytester,
+        f"hosts:\n  web:\n    address: 127.0.0.1\n    closed:\n      - {drift}\n"
+        f"      - {{port: {waived}, waive: {{until: 2026-12-31, reason: TICKET-12}}}}\n"
+        f"  ghost:\n    address: {bad}\n    closed: [22, 23]\n",
+    )
+    pytester.makeconftest(TRACEBACK_COUNTER)
+    monkeypatch.setenv("PORTCHECK_TODAY", "2026-12-01")
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-rA")
+    result.assert_outcomes(failed=1, xfailed=1, errors=2)
+    result.stdout.fnmatch_lines(["tracebacks formatted: []"])
+    result.stdout.fnmatch_lines_random(
+        [
+            f"FAILED inventory.yml::web::tcp/{drift}::closed - web (127.0.0.1) tcp/{drift}: exp*",
+            f"XFAIL inventory.yml::web::tcp/{waived}::closed - waived until 2026-12-31: TICKET-12 — web*",
+            f"ERROR inventory.yml::ghost::tcp/22::closed - ghost ({bad[:20]}*",
+            f"ERROR inventory.yml::ghost::tcp/23::closed - ghost ({bad[:20]}*",
+        ]
+    )
+    # --runxfail: the waived drift fails as drift does, with its plain message.
+    again = pytester.runpytest("--portcheck", "inventory.yml", "--runxfail", "-k", "web")
+    again.assert_outcomes(failed=2, deselected=2)
+    again.stdout.fnmatch_lines([f"web (127.0.0.1) tcp/{waived}: expected closed, found OPEN*"])
+    again.stdout.fnmatch_lines(["web*2 closed*2 open*2*0"])
+
+
+@pytest.mark.parametrize(
+    ("options", "header", "body"),
+    [
+        ((), False, True),  # a run of inventories only: --tb=line, one line a failure
+        (("--tb=line",), False, True),
+        (("--tb=short",), True, True),
+        (("--tb=long",), True, True),
+        (("--tb=auto",), False, True),  # "auto" is the default: the style is the plugin's choice
+        (("--tb=no",), False, False),
+    ],
+)
+def test_tb_styles_show_a_failure_as_its_message(
+    pytester: pytest.Pytester, listen: ListenerFactory, options: tuple[str, ...], header: bool, body: bool
+) -> None:
+    port = listen().getsockname()[1]
+    inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    closed: [{port}, 1]\n")
+    result = pytester.runpytest("--portcheck", "inventory.yml", *options)
+    result.assert_outcomes(failed=1, passed=1)
+    lines = result.stdout.lines
+    message = f"web (127.0.0.1) tcp/{port}: expected closed, found OPEN — syn-ack in "
+    shown = [line for line in lines if line.startswith(message)]
+    assert len(shown) == (1 if body else 0), lines  # the message once: never twice, never cut short
+    assert any(line.startswith("FAILED inventory.yml::web::") for line in lines)  # -r's default
+    assert any(f"_ web tcp/{port} closed _" in line for line in lines) is header
+    assert ("Traceback" in result.stdout.str(), "plugin.py" in result.stdout.str()) == (False, False)
+
+
+def test_a_run_with_python_tests_keeps_pytests_default_style(
+    pytester: pytest.Pytester, listen: ListenerFactory
+) -> None:
+    port = listen().getsockname()[1]
+    inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    closed: [{port}]\n")
+    pytester.makepyfile(test_plain="def test_plain():\n    assert 1 == 2\n")
+    result = pytester.runpytest("test_plain.py", "--portcheck", "inventory.yml")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        ["*_ test_plain _*", ">*", "*_ web tcp/* closed _*", f"web (127.0.0.1) tcp/{port}: expected closed*"]
+    )
+
+
+def test_exitfirst_and_last_failed_with_errors(pytester: pytest.Pytester) -> None:
+    bad = "x" * 70 + ".example"
+    inventory(pytester, f"hosts:\n  ghost:\n    address: {bad}\n    closed: [22, 23]\n  fine:\n"
+                        f"    address: 127.0.0.1\n    closed: [1]\n")  # fmt: skip
+    pytester.runpytest("--portcheck", "inventory.yml", "-x").assert_outcomes(errors=1)
+    pytester.runpytest("--portcheck", "inventory.yml").assert_outcomes(errors=2, passed=1)
+    again = pytester.runpytest("--portcheck", "inventory.yml", "--lf")
+    again.assert_outcomes(errors=2, deselected=1)
 
 
 def test_fixtures_for_python_tests(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
@@ -410,14 +554,53 @@ def test_xdist_probes_each_port_once_and_agrees(
 
 def test_xdist_failures_match_a_plain_run(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
     port = listen().getsockname()[1]
-    inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    closed: [{port}, '1-9']\n")
-    plain = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-rf")
-    spread = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-n", "2", "-rf")
-    plain.assert_outcomes(passed=9, failed=1)
-    spread.assert_outcomes(passed=9, failed=1)
-    line = f"FAILED inventory.yml::web::tcp/{port}::closed - web (127.0.0.1) tcp/{port}: exp*"
-    plain.stdout.fnmatch_lines([line])
-    spread.stdout.fnmatch_lines([line])
+    bad = "x" * 70 + ".example"
+    inventory(
+        pytester,
+        f"hosts:\n  web:\n    address: 127.0.0.1\n    closed: [{port}, '1-9']\n"
+        f"  ghost:\n    address: {bad}\n    closed: [22]\n",
+    )
+    runs = {}
+    for name, extra in (("plain", ()), ("spread", ("-n", "2"))):
+        runs[name] = pytester.runpytest_subprocess(
+            "--portcheck", "inventory.yml", "-rfE", "-p", "no:cacheprovider", f"--junitxml={name}.xml",
+            f"--portcheck-report={name}.json", "--portcheck-markdown", f"{name}.md", *extra,
+        )  # fmt: skip
+        runs[name].assert_outcomes(passed=9, failed=1, errors=1)
+        runs[name].stdout.fnmatch_lines(
+            [
+                f"FAILED inventory.yml::web::tcp/{port}::closed - web (127.0.0.1) tcp/{port}: exp*",
+                f"ERROR inventory.yml::ghost::tcp/22::closed - ghost ({bad[:20]}*",
+            ]
+        )
+        # The FAILURES section: the message once (a worker sends it as text: no half-line copy).
+        failures = runs[name].stdout.str().split("= FAILURES =", 1)[1].split("= portcheck exposure =")[0]
+        assert [line for line in failures.splitlines() if "tcp/" in line] == [
+            line for line in failures.splitlines() if line.startswith(f"web (127.0.0.1) tcp/{port}: expected closed")
+        ] != []  # fmt: skip
+
+    def outcomes(name: str) -> list[dict[str, object]]:
+        entries = json.loads((pytester.path / f"{name}.json").read_text())["expectations"]
+        for entry in entries:
+            for found in entry["found"]:
+                found.pop("latency_ms")
+            entry["message"] = entry["message"].split(" in ")[0]
+        return sorted(entries, key=lambda entry: str(entry["nodeid"]))
+
+    # The controller reads the outcomes back from the workers' reports exactly as from its own.
+    assert outcomes("spread") == outcomes("plain") and len(outcomes("plain")) == 11
+    markdown = [re.sub(r" in [0-9.]+ ms", "", (pytester.path / f"{n}.md").read_text()) for n in runs]
+    assert markdown[0] == markdown[1] and "### Drift" in markdown[0] and "### Errors" in markdown[0]
+
+    def junit(name: str) -> dict[str, list[str | None]]:
+        cases = ET.parse(pytester.path / f"{name}.xml").getroot().iter("testcase")
+        return {str(c.get("classname")): [p.get("name") for p in c.iter("property")] for c in cases}
+
+    assert junit("spread") == junit("plain")
+    assert sorted(name for name, props in junit("plain").items() if props) == [
+        "inventory.yml.ghost.tcp/22",
+        f"inventory.yml.web.tcp/{port}",
+    ]
 
 
 # --- namespaces: several addresses per host, and firewall rules ----------------------------------

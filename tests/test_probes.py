@@ -400,7 +400,8 @@ def test_inventory_service_checks(
         ]
     )
     root = ET.parse(junit).getroot()
-    values = {p.get("value") for p in root.iter("property") if p.get("name") == "portcheck.service"}
+    outcomes = [json.loads(str(p.get("value"))) for p in root.iter("property") if p.get("name") == "portcheck"]
+    values = {" ".join(line.split(" ")[:2]) for outcome in outcomes for line in outcome.get("services", [])}
     assert "127.0.0.1 ssh" in values and "127.0.0.1 mysql" in values
     report = json.loads((pytester.path / "r.json").read_text())
     probed = {r["port"]: r["probe"]["service"] for r in report["results"] if "probe" in r}
@@ -434,11 +435,12 @@ def test_hostile_banner_cannot_break_junit_or_the_terminal(
     assert "\x1b" not in output and "\u202e" not in output
     assert "\\x1b[2J" in output
     banners = [
-        p.get("value")
+        line
         for p in ET.parse(junit).getroot().iter("property")
-        if p.get("name") == "portcheck.banner"
+        if p.get("name") == "portcheck"
+        for line in json.loads(str(p.get("value"))).get("services", [])
     ]
-    assert banners and "\\x1b" in (banners[0] or "")
+    assert banners and "\\x1b" in banners[0]
 
 
 def test_snapshot_banner_declares_every_identified_service(

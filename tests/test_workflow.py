@@ -81,7 +81,9 @@ def test_only_open_over_the_full_range_passes_when_nothing_else_is_open(
 
     for _attempt in range(3):
         opened = open_now()
-        pytester.makefile(".yml", inventory=f"hosts:\n  box:\n    address: 127.0.0.1\n    only_open: {opened}\n")
+        pytester.makefile(
+            ".yml", inventory=f"hosts:\n  box:\n    address: 127.0.0.1\n    only_open: {opened}\n"
+        )
         result = pytester.runpytest("--portcheck", "inventory.yml", "-q")
         if open_now() == opened:
             break
@@ -437,13 +439,13 @@ def test_markdown_summary_and_github_step_summary(
 
 
 def test_markdown_lists_are_capped_for_large_drift() -> None:
-    from pytest_portcheck.session import ItemRecord
+    from pytest_portcheck.judgedreport import FoundState, ItemOutcome
     from pytest_portcheck.summary import MARKDOWN_LIST_LIMIT, markdown_summary
 
     count = MARKDOWN_LIST_LIMIT + 300
     records = {
-        f"inventory.yml::web::tcp/{port}::closed": ItemRecord(
-            "web", f"tcp/{port}", "closed", "failed", [("10.0.0.1", "open", "syn-ack", "1.0")],
+        f"inventory.yml::web::tcp/{port}::closed": ItemOutcome(
+            "web", f"tcp/{port}", "closed", "failed", found=(FoundState("10.0.0.1", "open", "syn-ack", 1.0),),
             message=f"web tcp/{port}: expected closed, found OPEN",
         )
         for port in range(1, count + 1)
@@ -661,7 +663,9 @@ def test_html_page_of_a_full_range_firewalled_host(tmp_path: Path, browser: Any)
         else ProbeResult("fw", "10.1.2.3", Protocol.TCP, port, PortState.FILTERED, "no-response", None, 2)
         for port in range(1, 65536)
     ]
-    report = ScanReport([Resolution("fw", ("10.1.2.3",))], results, ScanSettings(), "2026-11-27T00:00:00+00:00", 9.0)
+    report = ScanReport(
+        [Resolution("fw", ("10.1.2.3",))], results, ScanSettings(), "2026-11-27T00:00:00+00:00", 9.0
+    )
     write_report(report, tmp_path / "full.json")
     page = tmp_path / "full.html"
     done = portcheck("report", str(tmp_path / "full.json"), "-o", str(page))
@@ -679,4 +683,7 @@ def test_html_page_of_a_full_range_firewalled_host(tmp_path: Path, browser: Any)
     assert headers == ["host / address", "not shown", "tcp/22", "tcp/80", "tcp/443"]
     cells[2].click()
     assert "reason: syn-ack" in browser.find_element(By.ID, "details").text
-    assert "the most common silent state are counted under “not shown”" in browser.find_element(By.ID, "meta").text
+    assert (
+        "the most common silent state are counted under “not shown”"
+        in browser.find_element(By.ID, "meta").text
+    )
