@@ -30,6 +30,7 @@ from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
 from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
 from pytest_portcheck.progress import ProgressBar
+from pytest_portcheck.provenance import RunIdError, run_id_for
 from pytest_portcheck.results import (
     STATE_ORDER,
     ReportError,
@@ -183,6 +184,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def _add_scan_command_options(scan_parser: argparse.ArgumentParser) -> None:
     _add_scan_options(scan_parser, targets="*")
     scan_parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
+    scan_parser.add_argument(
+        "--run-id", metavar="ID", default=None,
+        help="the run the report belongs to: give every shard and vantage of one scan the same id "
+        "(default $PORTCHECK_RUN_ID, else the GitHub Actions run and attempt, else a new one)",
+    )  # fmt: skip
     _add_share_options(scan_parser)
     scan_parser.add_argument(
         "-oX", "--xml", metavar="FILE", dest="xml",
@@ -350,6 +356,7 @@ def _check_output(path: str | None) -> None:
 
 def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_output(args.json)
+    run_id, run_source = run_id_for(args.run_id, os.environ)  # a bad --run-id is refused before scanning
     ports = _ports(args)
     settings = _settings(args)
     plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
@@ -386,7 +393,8 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _write_services(report, out)
     errors = _write_summary(plan, report, out)
     if args.json:
-        write_report(report, args.json)
+        write_report(report, args.json, {"run_id": run_id})
+        out.write(f"run {run_id} ({run_source})\n")
     if args.xml:
         from pytest_portcheck.nmapxml import write_nmap_xml
 
@@ -612,7 +620,7 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
             _check_output(args.output)
             write_html(read_judged_report(args.report), Path(args.output))
             return EXIT_OK
-    except (PortSpecError, ScanError, ReportError, OutputPathError) as exc:
+    except (PortSpecError, ScanError, ReportError, OutputPathError, RunIdError) as exc:
         parser.exit(EXIT_USAGE, f"portcheck: error: {_usage_problem(exc)}\n")
     except (OSError, WriteError) as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
