@@ -417,7 +417,9 @@ def _range_from(
         return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
     if shaky:
         return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality), ())
-    return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())
+    here = [port for port in sorted(allowed) if port in rule.ports]
+    note = f" ({format_ports(here)} allowed from {vantage})" if here else ""
+    return Judgement(Verdict.PASSED, f"{where}: nothing else open{note}", ())
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,7 +131,7 @@ class JudgeMode:
         plan = plan_inventory(self.run.load(inventory_path))
         reports = self.reports()
         now = clock.datetime.now(clock.timezone.utc)
-        freshness = Freshness(self.max_age, self.max_age_text, now, self.key is not None)
+        freshness = Freshness(self.max_age, self.max_age_text, now)
         return ReportUnion(
             reports, plan, allow_other_inventory=self.allow_other, strict=self.run.strict,
             run_id=self.run_id, freshness=freshness, failure=self._failure,

@@ -10,6 +10,7 @@ version ``results`` writes, and the plan's reader of a host's port runs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -272,20 +273,30 @@ def _plan_row(value: Any, where: str) -> None:
     """``[address, timeout_s, retries, port runs]`` and, when the host has any, its requirements:
     one host of the inventory's plan. The runs are read here, so a bad one is this report's one error
     (naming the field), not a failure of every item judged from it."""
-    from pytest_portcheck.plan import runs_of_spec
-
     if not isinstance(value, list) or len(value) not in (4, 5):
         raise ReportProblem(f"{where} must be [address, timeout_s, retries, ports(, requirements)]")
     _text(value[0], f"{where}[0]")
     _positive(value[1], f"{where}[1]")
     _whole(0)(value[2], f"{where}[2]")
     _text(value[3], f"{where}[3]")
-    try:
-        runs_of_spec(value[3])
-    except ValueError as exc:
-        raise ReportProblem(f"{where}[3]: {exc}") from None
+    problem = _runs_problem(value[3])
+    if problem is not None:
+        raise ReportProblem(f"{where}[3]: {problem}")
     if len(value) == 5:
         _list_of(_requirement)(value[4], f"{where}[4]")
+
+
+@functools.lru_cache(maxsize=256)
+def _runs_problem(spec: str) -> str | None:
+    """Why a host's port runs cannot be read, or None; a fleet's hosts share a few specs (every
+    host of every one of 64 shard reports may say ``1-65535/tcp``), so each is read once."""
+    from pytest_portcheck.plan import runs_of_spec
+
+    try:
+        runs_of_spec(spec)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _requirement(value: Any, where: str) -> None:

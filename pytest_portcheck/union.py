@@ -74,12 +74,12 @@ def _describe_asked(asked: Asked) -> str:
 
 @dataclass(frozen=True)
 class Freshness:
-    """What makes a report of the chosen run unusable besides its shape: a key, an age limit, a clock."""
+    """What makes a report of the chosen run unusable besides its shape: a signature that does not hold
+    (checked on load, with PORTCHECK_REPORT_KEY), and an age limit against a clock."""
 
     max_age: datetime.timedelta | None = None
     max_age_text: str = ""
     now: datetime.datetime | None = None
-    keyed: bool = False
 
     def problem(self, report: LoadedReport) -> str | None:
         if report.integrity is not None:
@@ -583,6 +583,7 @@ class ReportUnion:
         self.run_reports: list[LoadedReport] = []
         self.sources: dict[Vantage, Source] = {}
         self.failure = failure
+        self._shown: _ServicesShown | None = None
         if failure is None:
             self._build(self._choose(self._candidates(reports), run_id))
         if self.failure is not None:
@@ -774,7 +775,9 @@ class ReportUnion:
     def services(self) -> Mapping[ResultKey, ServiceInfo]:
         """What probes found, for showing beside an item (never for judging, which asks per vantage
         and share): the first vantage that probed the port."""
-        return _ServicesShown(self)
+        if self._shown is None:
+            self._shown = _ServicesShown(self)  # built once: every item asks
+        return self._shown
 
     def resolution_differences(self) -> list[str]:
         return [note for source in self.sources.values() for note in source.differences()]
@@ -795,6 +798,12 @@ class ReportUnion:
         lines += [f"ignored: {ignored.path}: {ignored.why}" for ignored in self.ignored[:20]]
         if len(self.ignored) > 20:
             lines.append(f"ignored: ... and {len(self.ignored) - 20} more report(s)")
+        incomplete = any(isinstance(s, ShardSet) and s.missing_count() for s in self.sources.values())
+        if incomplete and any(ignored.why.startswith("another run") for ignored in self.ignored):
+            lines.append(
+                "hint: shares of other runs were ignored: give every shard (and vantage) of one scan the "
+                "same --run-id (or PORTCHECK_RUN_ID), or name the run to judge with --portcheck-run-id"
+            )
         lines += [f"WARNING: {note}" for note in self.resolution_differences()]
         return lines
 

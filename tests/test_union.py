@@ -283,6 +283,7 @@ def test_reports_without_a_run_id_are_each_a_run_of_their_own(tmp_path: Path) ->
     union = union_of(paths, inventory)
     assert union.run == f"{paths[0]} (written without a run id: a run of its own)"
     assert "shard 2/2 is missing" in range_verdict(union, inventory, "box").message
+    assert any(line.startswith("hint: shares of other runs were ignored") for line in union.summary_lines("inv.yml"))
 
 
 def test_two_shard_sets_or_plain_and_shard_reports_in_one_run_are_an_error(tmp_path: Path) -> None:
@@ -510,7 +511,7 @@ def test_signed_reports_are_checked_and_altered_or_unsigned_ones_refused(
     from pytest_portcheck.union import Freshness
 
     keyed = ReportUnion(
-        [load_report(shard, b"s3cret")], plan_inventory(inventory), freshness=Freshness(keyed=True)
+        [load_report(shard, b"s3cret")], plan_inventory(inventory), freshness=Freshness()
     )
     judgement = port_verdict(keyed, inventory, "web", 8080)
     assert (
