@@ -365,9 +365,9 @@ def judge_range(host: HostSpec, rule: RangeRule, evidence: Evidence, *, strict: 
         for vantage in evidence.vantages
     ]
     combined = combine(judgements)
-    nowhere = (
-        set.intersection(*(allowed.get(v, set()) for v in evidence.vantages)) if evidence.complete else set()
-    )
+    # Allowed from every vantage that looked (and inside the range): nothing checked it from elsewhere.
+    everywhere = set.intersection(*(allowed.get(v, set()) for v in evidence.vantages))
+    nowhere = {port for port in everywhere if port in rule.ports} if evidence.complete else set()
     if not nowhere:
         return combined
     froms = ", ".join(str(v) for v in evidence.vantages)

@@ -283,7 +283,9 @@ def test_reports_without_a_run_id_are_each_a_run_of_their_own(tmp_path: Path) ->
     union = union_of(paths, inventory)
     assert union.run == f"{paths[0]} (written without a run id: a run of its own)"
     assert "shard 2/2 is missing" in range_verdict(union, inventory, "box").message
-    assert any(line.startswith("hint: shares of other runs were ignored") for line in union.summary_lines("inv.yml"))
+    assert any(
+        line.startswith("hint: shares of other runs were ignored") for line in union.summary_lines("inv.yml")
+    )
 
 
 def test_two_shard_sets_or_plain_and_shard_reports_in_one_run_are_an_error(tmp_path: Path) -> None:
@@ -444,7 +446,7 @@ hosts:
     range: "5430-5440"
     from:
       app:
-        open: [5432]
+        open: [5432, 9000]
 """
 
 
@@ -454,6 +456,7 @@ def test_a_port_allowed_from_one_vantage_must_be_checked_from_another(tmp_path: 
     app = write_run(tmp_path, SCOPED, opened, 1, run_id="r", vantage="app", name="app")
     only_app = range_verdict(union_of(app, inventory), inventory, "db")
     assert only_app.verdict is Verdict.ERROR, only_app.message
+    # 9000, allowed from app too, is outside the range: the range has nothing to say of it.
     assert "db tcp/5430-5440: cannot check 5432 — allowed from app only" in only_app.message
     # As closed: [5432] would be without a report from anywhere else.
     closed = SCOPED.replace('only_open: []\n    range: "5430-5440"\n', "closed: [5432]\n")
@@ -510,9 +513,7 @@ def test_signed_reports_are_checked_and_altered_or_unsigned_ones_refused(
     assert union.failure is None
     from pytest_portcheck.union import Freshness
 
-    keyed = ReportUnion(
-        [load_report(shard, b"s3cret")], plan_inventory(inventory), freshness=Freshness()
-    )
+    keyed = ReportUnion([load_report(shard, b"s3cret")], plan_inventory(inventory), freshness=Freshness())
     judgement = port_verdict(keyed, inventory, "web", 8080)
     assert (
         judgement.verdict is Verdict.ERROR
