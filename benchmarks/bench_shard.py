@@ -6,14 +6,17 @@
    (``pytest --portcheck-results``): outcomes compared item by item, time ratio printed.
 2. Shard balance: the largest deviation of a share from the mean, for that plan and a fleet plan.
 3. A simulated fleet: 5,000 hosts x 1-65535 with 64 synthetic shard reports (written by the real
-   writer, about 10 open ports a host): total report size, the judge's time and peak memory.
+   writer, about 10 open ports a host, one run id, started now): total report size, the judge's time
+   and peak memory — with the run, the maximum age and, in a second variant, the reports' signatures
+   (PORTCHECK_REPORT_KEY) checked.
 
-    python benchmarks/bench_shard.py [--runs 3] [--skip-loopback] [--skip-fleet]
+    python benchmarks/bench_shard.py [--runs 3] [--skip-loopback] [--skip-fleet] [--skip-signed]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import random
 import re
@@ -37,10 +40,12 @@ from pytest_portcheck.shardreport import AddressSummary, ShardInfo, ShardScanRep
 OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED)", re.MULTILINE)
 
 
-def timed(command: Sequence[str], cwd: Path) -> tuple[float, str, int]:
+def timed(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str, int]:
     """Wall time, standard output and the peak resident memory (KiB) of one child process."""
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     assert process.stdout is not None
     output = process.stdout.read()
     _pid, _status, usage = os.wait4(process.pid, 0)
@@ -109,6 +114,7 @@ def bench_loopback(runs: int) -> None:
                 command = [
                     sys.executable, "-m", "pytest_portcheck", "scan", "--inventory", str(inventory),
                     "--shard", f"{index}/4", "--json", str(folder / "reports" / f"shard-{index}.json"),
+                    "--run-id", "loopback",  # the four shares are one run (each run rewrites them)
                     "--processes", "1",  # four shards on two CPUs: more processes would only compete
                 ]  # fmt: skip
                 subprocess.run(command, cwd=folder, capture_output=True, check=True)
@@ -152,7 +158,10 @@ def balance(name: str, plan: WorkPlan, count: int) -> None:
     print(f"  balance, {name}, {count} shards: {shown}, worst {worst:.4f}% (target 1%)")
 
 
-def fleet_reports(folder: Path, hosts: int, shards: int, *, all_drift: bool) -> Path:
+SIGNING_KEY = "bench-shard-signing-key"
+
+
+def fleet_reports(folder: Path, hosts: int, shards: int, *, all_drift: bool, signed: bool = False) -> Path:
     """The fleet inventory and its shard reports of synthetic results, through the real writer.
 
     Ten host profiles (roles), each allowing ten ports under ``only_open`` over 1-65535; every host
@@ -186,6 +195,9 @@ def fleet_reports(folder: Path, hosts: int, shards: int, *, all_drift: bool) -> 
             per_shard[split.shard_of(unit)].setdefault(address, []).append(result)
     resolutions = [Resolution(a, (a,)) for a in addresses]
     (folder / "reports").mkdir()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    if signed:  # the writer signs when the key is set, as a scan job would
+        os.environ["PORTCHECK_REPORT_KEY"] = SIGNING_KEY
     for index in range(1, shards + 1):
         summaries = [
             AddressSummary(
@@ -194,20 +206,23 @@ def fleet_reports(folder: Path, hosts: int, shards: int, *, all_drift: bool) -> 
             for a in addresses
         ]
         report = ShardScanReport(
-            ShardInfo(plan.digest, index, shards, None), plan, resolutions, summaries, ScanSettings(), "", 0.0
-        )
+            ShardInfo(plan.digest, index, shards, None), plan, resolutions, summaries, ScanSettings(),
+            started, 0.0, run_id="fleet",
+        )  # fmt: skip
         write_shard_report(report, folder / "reports" / f"shard-{index}.json")
+    os.environ.pop("PORTCHECK_REPORT_KEY", None)
     return inventory
 
 
-def bench_fleet(runs: int, all_drift: bool) -> None:
+def bench_fleet(runs: int, all_drift: bool, signed: bool = False) -> None:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         started = time.monotonic()
-        inventory = fleet_reports(folder, 5000, 64, all_drift=all_drift)
+        inventory = fleet_reports(folder, 5000, 64, all_drift=all_drift, signed=signed)
         size = sum(path.stat().st_size for path in (folder / "reports").iterdir())
         plan = plan_inventory(load_inventory(inventory))
         kind = "every host drifting" if all_drift else "1 host in 100 drifting"
+        kind += ", signed reports checked with PORTCHECK_REPORT_KEY" if signed else ""
         print(f"simulated fleet ({kind}): {len(plan.hosts):,} hosts, {plan.total:,} units, 64 shard reports")
         took = time.monotonic() - started
         print(f"  reports written in {took:.1f} s: {size / 2**20:.1f} MiB in all (target <= 64 MB)")
@@ -220,12 +235,15 @@ def bench_fleet(runs: int, all_drift: bool) -> None:
         # quadratic in their number (each one scans every report for its teardown sections): those
         # runs are timed with --tb=no, and once with tracebacks for the record.
         quiet = ["--tb=no"] if all_drift else []
+        env = {**os.environ, "PORTCHECK_REPORT_KEY": SIGNING_KEY} if signed else None
         times, peaks = [], []
         for _run in range(runs):
-            elapsed, output, peak = timed([*command, *quiet], folder)
+            elapsed, output, peak = timed([*command, *quiet], folder, env)
             times.append(elapsed)
             peaks.append(peak)
             last = output.strip().splitlines()[-1]
+            checked = "reports checked with PORTCHECK_REPORT_KEY" in output
+            assert checked == signed, output[-2000:]
             print(
                 f"  judge{' (--tb=no)' if quiet else ''}: {elapsed:.1f} s, peak {peak / 1024:.0f} MiB: {last}"
             )
@@ -245,12 +263,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-loopback", action="store_true")
     parser.add_argument("--skip-fleet", action="store_true")
+    parser.add_argument(
+        "--skip-signed", action="store_true", help="skip the fleet variant with signed reports"
+    )
     args = parser.parse_args()
     print(f"bench_shard: {os.cpu_count()} CPU(s); the machine may be shared, so read medians")
     if not args.skip_loopback:
         bench_loopback(args.runs)
     if not args.skip_fleet:
         bench_fleet(args.runs, all_drift=False)
+        if not args.skip_signed:
+            bench_fleet(args.runs, all_drift=False, signed=True)
         bench_fleet(1, all_drift=True)
 
 

@@ -32,6 +32,7 @@ from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
 from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
 from pytest_portcheck.progress import ProgressBar
+from pytest_portcheck.provenance import RunIdError, run_id_for
 from pytest_portcheck.results import (
     STATE_ORDER,
     ReportError,
@@ -185,6 +186,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def _add_scan_command_options(scan_parser: argparse.ArgumentParser) -> None:
     _add_scan_options(scan_parser, targets="*")
     scan_parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
+    scan_parser.add_argument(
+        "--run-id", metavar="ID", default=None,
+        help="the run the report belongs to: give every shard and vantage of one scan the same id "
+        "(default $PORTCHECK_RUN_ID, else the GitHub Actions run and attempt, else a new one)",
+    )  # fmt: skip
     _add_share_options(scan_parser)
     scan_parser.add_argument(
         "-oX", "--xml", metavar="FILE", dest="xml",
@@ -357,6 +363,7 @@ def _check_output(path: str | None) -> None:
 def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_output(args.json)
     _check_output(args.xml)
+    run_id, run_source = run_id_for(args.run_id, os.environ)  # a bad --run-id is refused before scanning
     ports = _ports(args)
     settings = _settings(args)
     plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
@@ -392,19 +399,21 @@ def _run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     _write_services(report, out)
     errors = _write_summary(plan, report, out)
-    if not _write_reports(report, args, err):
+    if args.json:
+        out.write(f"run {run_id} ({run_source})\n")
+    if not _write_reports(report, args, err, run_id):
         return EXIT_USAGE
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if errors else EXIT_OK
 
 
-def _write_reports(report: ScanReport, args: argparse.Namespace, err: TextIO) -> bool:
+def _write_reports(report: ScanReport, args: argparse.Namespace, err: TextIO, run_id: str) -> bool:
     """Write each report file asked for; one that fails does not keep the next from being written.
     False (after saying why on ``err``) when any could not be written."""
     writers: list[tuple[str, Callable[[ScanReport, str], None]]] = []
     if args.json:
-        writers.append((args.json, write_report))
+        writers.append((args.json, lambda report, path: write_report(report, path, {"run_id": run_id})))
     if args.xml:
         from pytest_portcheck.nmapxml import write_nmap_xml
 
@@ -732,7 +741,7 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
             _check_output(args.output)
             write_html(read_judged_report(args.report), Path(args.output))
             return EXIT_OK
-    except (PortSpecError, ScanError, ReportError, OutputPathError) as exc:
+    except (PortSpecError, ScanError, ReportError, OutputPathError, RunIdError) as exc:
         parser.exit(EXIT_USAGE, f"portcheck: error: {_usage_problem(exc)}\n")
     except WriteError as exc:  # an output that cannot be written: 2, never "different" or "ports in error"
         sys.stderr.write(f"portcheck: error: {exc}\n")

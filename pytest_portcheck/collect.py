@@ -241,22 +241,11 @@ class PortItem(CheckItem):
         from pytest_portcheck.judge import judge
 
         if run.judging is not None:
-            return run.judging.union(self.path).judge_port(self.host, self.expectation)
-        from pytest_portcheck.judgemode import vantage_problem
+            return judge(self.host, self.expectation, run.judging.union(self.path), strict=run.strict)
+        from pytest_portcheck.judgemode import scan_evidence, skip_overridden
 
-        scoped = vantage_problem(self.host, self.expectation)
-        if scoped is not None:
-            return scoped
-        return judge(
-            self.host,
-            self.expectation,
-            shared.resolutions.get(self.host.address),
-            shared.by_key,
-            silent=self.silent,
-            strict=run.strict,
-            services=shared.report.services,
-            quality=shared.report.stats.addresses,
-        )
+        skip_overridden(self.host, self.expectation)
+        return judge(self.host, self.expectation, scan_evidence(shared), strict=run.strict)
 
     def describe(self) -> tuple[str, str]:
         return f"{self.expectation.proto.value}/{self.expectation.port}", self.expectation.expect.value
@@ -275,18 +264,10 @@ class RangeItem(CheckItem):
         from pytest_portcheck.judge import judge_range
 
         if run.judging is not None:
-            return run.judging.union(self.path).judge_range(self.host, self.rule)
-        resolution = shared.resolutions.get(self.host.address)
-        return judge_range(
-            self.host,
-            self.rule,
-            resolution,
-            shared.by_key,
-            shared.report.services,
-            silent=self.silent,
-            strict=run.strict,
-            quality=shared.report.stats.addresses,
-        )
+            return judge_range(self.host, self.rule, run.judging.union(self.path), strict=run.strict)
+        from pytest_portcheck.judgemode import scan_evidence
+
+        return judge_range(self.host, self.rule, scan_evidence(shared), strict=run.strict)
 
     def describe(self) -> tuple[str, str]:
         return self.rule.label, "only_open"

@@ -1,7 +1,9 @@
 """Judging: what was found against what was declared → a verdict and the message a person reads in CI.
 
 ``judge`` (one expectation), ``judge_range`` (an ``only_open`` range), service and TLS requirements,
-silence rules. The scanning that feeds them lives in ``scanning``. Must not import pytest.
+silence rules, and how vantages combine. Both read an ``Evidence`` (evidence.py): a session's scan
+and the reports of a run are judged by these same functions, so the two modes cannot disagree. The
+scanning that feeds them lives in ``scanning``. Must not import pytest.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pytest_portcheck.engine import (
     Reason,
     Resolution,
 )
+from pytest_portcheck.evidence import Evidence, RangeResults, Vantage
 from pytest_portcheck.inventory import (
     Expect,
     Expectation,
@@ -28,8 +31,7 @@ from pytest_portcheck.inventory import (
     ServiceRequirement,
     TlsRequirement,
 )
-from pytest_portcheck.ports import format_ports
-from pytest_portcheck.results import ResultKey
+from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo, TlsInfo, tls_rank
 
 _SATISFIES = {
@@ -73,12 +75,12 @@ def unresolved_silence(
 
 
 def _strict_silence_message(
-    where: str, shaky: Sequence[ProbeResult], quality: Mapping[str, AddressQuality]
+    where: str, shaky: Mapping[str, int], quality: Mapping[str, AddressQuality]
 ) -> str:
+    """``shaky``: per address, how many silent ports a pass would rest on."""
     lines = []
-    for address in dict.fromkeys(r.address or "" for r in shaky):
+    for address, count in shaky.items():
         q = quality[address]
-        count = sum(1 for r in shaky if r.address == address)
         lines.append(
             f"{where}: {count} silent port(s) on {address}, which dropped {q.drops:,} probe(s) it later "
             f"answered (rate limiting or loss) and left silence unresolved on {q.unresolved:,} port(s): "
@@ -173,18 +175,52 @@ def describe(result: ProbeResult, timeout: float | None = None) -> str:
     return f"{result.state.value.upper()} — {how}{service}"
 
 
-def judge(
-    host: HostSpec,
-    expectation: Expectation,
-    resolution: Resolution | None,
-    by_key: Mapping[ResultKey, ProbeResult],
-    *,
-    silent: Sequence[str] = (),
-    strict: bool = False,
-    services: Mapping[ResultKey, ServiceInfo] | None = None,
-    quality: Mapping[str, AddressQuality] | None = None,
+def applicable_vantages(
+    host: HostSpec, expectation: Expectation, vantages: Sequence[Vantage]
+) -> list[Vantage]:
+    """The vantages an expectation is judged from: its own (``from:``), or every vantage the evidence
+    holds that does not declare the same port itself."""
+    if expectation.vantage is not None:
+        return [expectation.vantage] if expectation.vantage in vantages else []
+    overriding = {
+        e.vantage
+        for e in host.expectations
+        if e.vantage is not None and (e.proto, e.port) == (expectation.proto, expectation.port)
+    }
+    return [vantage for vantage in vantages if vantage not in overriding]
+
+
+def combine(judgements: Sequence[tuple[Vantage, Judgement]]) -> Judgement:
+    """One verdict from several vantages: any error, else any failure, else a pass; each message
+    says from where, unless the only one is from no vantage at all."""
+    if len(judgements) == 1 and judgements[0][0] is None:
+        return judgements[0][1]
+    found = tuple(result for _, j in judgements for result in j.found)
+    for verdict in (Verdict.ERROR, Verdict.FAILED):
+        bad = [(v, j) for v, j in judgements if j.verdict is verdict]
+        if bad:
+            message = "\n".join(f"from {v or '(no vantage)'}: {j.message}" for v, j in bad)
+            return Judgement(verdict, message, found)
+    message = "\n".join(f"from {v or '(no vantage)'}: {j.message}" for v, j in judgements)
+    return Judgement(Verdict.PASSED, message, found)
+
+
+def judge(host: HostSpec, expectation: Expectation, evidence: Evidence, *, strict: bool = False) -> Judgement:
+    """The verdict of one expectation: from every vantage it applies to, every resolved address of the
+    host must satisfy it. The same for a scan and for judged reports (see evidence.py)."""
+    where = f"{host.name} {expectation.proto.value}/{expectation.port}"
+    if expectation.vantage is not None and expectation.vantage not in evidence.vantages:
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — {evidence.absent(expectation.vantage)}", ())
+    vantages = applicable_vantages(host, expectation, evidence.vantages)
+    if not vantages:
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — no report from a vantage it applies to", ())
+    return combine([(v, _judge_from(host, expectation, evidence, v, strict)) for v in vantages])
+
+
+def _judge_from(
+    host: HostSpec, expectation: Expectation, evidence: Evidence, vantage: Vantage, strict: bool
 ) -> Judgement:
-    """The verdict of one expectation: every resolved address of the host must satisfy it."""
+    resolution = evidence.resolution(vantage, host.address)
     where = f"{_label(host, resolution)} {expectation.proto.value}/{expectation.port}"
     if resolution is None:
         return Judgement(Verdict.ERROR, f"{where}: cannot check — the host was not scanned", ())
@@ -193,7 +229,7 @@ def judge(
         return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
     found: list[ProbeResult] = []
     for address in resolution.addresses:
-        result = by_key.get((address, expectation.proto, expectation.port))
+        result = evidence.result(vantage, host.address, address, expectation.proto, expectation.port)
         if result is None:
             return Judgement(Verdict.ERROR, f"{where}: cannot check — {address} was not scanned", ())
         found.append(result)
@@ -201,6 +237,7 @@ def judge(
     if errors:
         lines = [f"{where}: cannot check {r.address} — {r.reason}" for r in errors]
         return Judgement(Verdict.ERROR, "\n".join(lines), tuple(found))
+    silent = evidence.silent(vantage, host.address)
     if silent and strict:
         return silence_error(where, silent)
     wanted = _SATISFIES[expectation.expect]
@@ -208,48 +245,60 @@ def judge(
         wanted = wanted | {PortState.OPEN_FILTERED}
     wrong = [r for r in found if r.state not in wanted or silent_listener(r)]
     if not wrong and expectation.service is not None:
-        return _judge_service(where, expectation.service, found, services or {}, host.address)
-    shaky = unresolved_silence(found, quality or {}) if strict and expectation.expect is Expect.CLOSED else []
+        return _judge_service(where, expectation.service, found, evidence, vantage, host.address)
+    quality = evidence.quality(vantage)
+    shaky = unresolved_silence(found, quality) if strict and expectation.expect is Expect.CLOSED else []
     if not wrong and shaky:
-        return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality or {}), tuple(found))
+        message = _strict_silence_message(where, _per_address(shaky), quality)
+        return Judgement(Verdict.ERROR, message, tuple(found))
     if not wrong:
         return Judgement(Verdict.PASSED, f"{where}: {expectation.expect.value} as expected", tuple(found))
-    lines = []
-    for result in wrong:
-        on = f" on {result.address}" if len(found) > 1 else ""
-        line = f"{where}: expected {expectation.expect.value}, found {describe(result, host.timeout)}{on}"
-        if expectation.expect is Expect.FILTERED and result.state is PortState.CLOSED:
-            line += " — the port is reachable through the firewall"
-        if silent_listener(result) and expectation.expect is not Expect.OPEN:
-            line += " — a socket listens there: the port is exposed even though it does not answer now"
-        if result.state is PortState.OPEN_FILTERED and expectation.expect is Expect.CLOSED:
-            line += (
-                " — no reply and no ICMP error: a silent service or a drop, silence proves nothing; "
-                "declare it filtered:, or set silence_counts_as_closed: true to accept it"
-            )
-        if result.state is PortState.OPEN_FILTERED and expectation.expect is Expect.OPEN:
-            line += " — a UDP port proves open only by replying"
-        lines.append(line)
+    lines = [_drift_line(host, expectation, where, result, len(found) > 1) for result in wrong]
     return Judgement(Verdict.FAILED, "\n".join(lines), tuple(found))
+
+
+def _drift_line(
+    host: HostSpec, expectation: Expectation, where: str, result: ProbeResult, several: bool
+) -> str:
+    on = f" on {result.address}" if several else ""
+    line = f"{where}: expected {expectation.expect.value}, found {describe(result, host.timeout)}{on}"
+    if expectation.expect is Expect.FILTERED and result.state is PortState.CLOSED:
+        line += " — the port is reachable through the firewall"
+    if silent_listener(result) and expectation.expect is not Expect.OPEN:
+        line += " — a socket listens there: the port is exposed even though it does not answer now"
+    if result.state is PortState.OPEN_FILTERED and expectation.expect is Expect.CLOSED:
+        line += (
+            " — no reply and no ICMP error: a silent service or a drop, silence proves nothing; "
+            "declare it filtered:, or set silence_counts_as_closed: true to accept it"
+        )
+    if result.state is PortState.OPEN_FILTERED and expectation.expect is Expect.OPEN:
+        line += " — a UDP port proves open only by replying"
+    return line
 
 
 def _judge_service(
     where: str,
     wanted: ServiceRequirement,
     found: Sequence[ProbeResult],
-    services: Mapping[ResultKey, ServiceInfo],
-    asked_as: str | None = None,
+    evidence: Evidence,
+    vantage: Vantage,
+    host: str,
 ) -> Judgement:
     problems: list[str] = []
     errors: list[str] = []
     for result in found:
         on = f" on {result.address}" if len(found) > 1 else ""
-        info = services.get((result.address or "", result.proto, result.port))
-        if info is not None and asked_as is not None:  # the probe made under this host's name
-            info = info.as_asked_by(asked_as)
+        address = result.address or ""
+        info = evidence.service(vantage, host, address, result.proto, result.port)
+        if info is not None:  # the probe made under this host's name, where names met on the port
+            info = info.as_asked_by(host)
         if info is None or info.local_failure:
             why = info.error if info is not None else "the port was not probed"
             errors.append(f"{where}: cannot check the service{on} — {why}")
+            continue
+        unprobed = evidence.unprobed(vantage, host, address, result.proto, result.port, wanted)
+        if unprobed is not None:
+            errors.append(f"{where}: cannot check the service{on} — {unprobed}")
             continue
         errors += [f"{where}: {error}{on}" for error in service_unknowns(wanted, info)]
         for problem in service_problems(wanted, info):
@@ -292,6 +341,11 @@ def service_unknowns(wanted: ServiceRequirement, info: ServiceInfo) -> list[str]
     below = info.tls.below_minimum if info.tls is not None else None
     if wanted.tls is not None and wanted.tls.min_version and below and below.startswith("untested"):
         unknowns.append(f"cannot check min_version {wanted.tls.min_version}: {below}")
+    elif wanted.tls is not None and wanted.tls.min_version and info.tls is not None and below is None:
+        # Only a handshake offering versions below the minimum shows that they are refused.
+        unknowns.append(
+            f"cannot check min_version {wanted.tls.min_version}: the probe tried no handshake below it"
+        )
     return unknowns
 
 
@@ -314,98 +368,205 @@ def _tls_problems(wanted: TlsRequirement, tls: TlsInfo) -> list[str]:
     return problems
 
 
-def judge_range(
+def judge_range(host: HostSpec, rule: RangeRule, evidence: Evidence, *, strict: bool = False) -> Judgement:
+    """``only_open``: no port of the range but the listed ones may be open, on any address, from any
+    vantage (a port declared ``open`` under ``from: V`` is allowed from V). A UDP port that neither
+    replied nor was refused (open|filtered) fails it as it fails ``closed:``, unless silence counts as
+    closed. Where the evidence holds every vantage that looked, a port allowed from each of them is
+    checked from nowhere: an error, never a pass."""
+    if not evidence.vantages:
+        return Judgement(Verdict.ERROR, f"{host.name} {rule.label}: cannot check — no report", ())
+    allowed: dict[Vantage, set[int]] = {}
+    for e in host.expectations:
+        if e.vantage is not None and e.expect is Expect.OPEN and e.proto is rule.proto:
+            allowed.setdefault(e.vantage, set()).add(e.port)
+    judgements = [
+        (vantage, _range_from(host, rule, evidence, vantage, allowed.get(vantage, set()), strict))
+        for vantage in evidence.vantages
+    ]
+    combined = combine(judgements)
+    # Allowed from every vantage that looked (and inside the range): nothing checked it from elsewhere.
+    everywhere = set.intersection(*(allowed.get(v, set()) for v in evidence.vantages))
+    nowhere = {port for port in everywhere if port in rule.ports} if evidence.complete else set()
+    if not nowhere:
+        return combined
+    froms = ", ".join(str(v) for v in evidence.vantages)
+    line = (
+        f"{host.name} {rule.label}: cannot check {format_ports(nowhere)} — allowed from {froms} only, and no "
+        "report from another vantage checks that nothing else reaches them: scan from another vantage too"
+    )
+    message = f"{combined.message}\n{line}" if combined.verdict is Verdict.ERROR else line
+    return Judgement(Verdict.ERROR, message, combined.found)
+
+
+def _range_from(
     host: HostSpec,
     rule: RangeRule,
-    resolution: Resolution | None,
-    by_key: Mapping[ResultKey, ProbeResult],
-    services: Mapping[ResultKey, ServiceInfo] | None = None,
-    *,
-    silent: Sequence[str] = (),
-    strict: bool = False,
-    quality: Mapping[str, AddressQuality] | None = None,
+    evidence: Evidence,
+    vantage: Vantage,
+    allowed: Collection[int],
+    strict: bool,
 ) -> Judgement:
-    """``only_open``: no port of the range but the listed ones may be open, on any address. A UDP port
-    that neither replied nor was refused (open|filtered) fails it as it fails ``closed:``, unless
-    silence counts as closed."""
+    resolution = evidence.resolution(vantage, host.address)
     where = f"{_label(host, resolution)} {rule.label}"
     if resolution is None or resolution.error is not None or not resolution.addresses:
         why = "the host was not scanned" if resolution is None else resolution.error or "no address"
         return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
-    services = services or {}
     lines: list[str] = []
     errors: list[str] = []
     unexpected: list[ProbeResult] = []
+    shaky: dict[str, int] = {}
+    quality = evidence.quality(vantage) if strict else {}
     for address in resolution.addresses:
         on = f" on {address}" if len(resolution.addresses) > 1 else ""
+        found = evidence.range_results(vantage, host.address, address, rule)
         address_lines, address_errors, failing = _range_on_address(
-            host, rule, address, by_key, services, where, on
+            host, rule, address, found, _ServiceLookup(evidence, vantage, host.address), allowed, where, on
         )
         lines += address_lines
         errors += address_errors
         unexpected += failing
+        if quality:
+            shaky.update(_shaky_in_range(address, found, quality))
     if errors:
         return Judgement(Verdict.ERROR, "\n".join(errors), tuple(unexpected))
+    silent = evidence.silent(vantage, host.address)
     if silent and strict:
         return silence_error(where, silent)
     if lines:
         return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
-    if strict and quality:
-        found = [
-            by_key.get((address, rule.proto, port)) for address in resolution.addresses for port in rule.ports
-        ]
-        shaky = unresolved_silence([r for r in found if r is not None], quality)
-        if shaky:
-            return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality), ())
-    return Judgement(Verdict.PASSED, f"{where}: nothing else open", ())
+    if shaky:
+        return Judgement(Verdict.ERROR, _strict_silence_message(where, shaky, quality), ())
+    here = [port for port in sorted(allowed) if port in rule.ports]
+    note = f" ({format_ports(here)} allowed from {vantage})" if here else ""
+    return Judgement(Verdict.PASSED, f"{where}: nothing else open{note}", ())
+
+
+@dataclass(frozen=True, slots=True)
+class _ServiceLookup:
+    evidence: Evidence
+    vantage: Vantage
+    host: str
+
+    def __call__(self, address: str, proto: Protocol, port: int) -> ServiceInfo | None:
+        return self.evidence.service(self.vantage, self.host, address, proto, port)
+
+
+_MAX_LISTED = 100
+"""Unexpected open ports named in one range's message; the rest are counted."""
 
 
 def _range_on_address(
     host: HostSpec,
     rule: RangeRule,
     address: str,
-    by_key: Mapping[ResultKey, ProbeResult],
-    services: Mapping[ResultKey, ServiceInfo],
+    found: RangeResults,
+    service: _ServiceLookup,
+    allowed: Collection[int],
     where: str,
     on: str,
 ) -> tuple[list[str], list[str], list[ProbeResult]]:
     """One address of an ``only_open`` range: (failure lines, error lines, the results that fail it)."""
-    opened: list[str] = []
-    quiet: list[int] = []
-    listening: list[int] = []
-    failed: dict[str, int] = {}
+    failed: dict[str, int | None] = {}
+    for why, count in found.unproven:
+        failed[why] = _add(failed.get(why, 0), count)
+    exposing = _exposing(rule)
     unexpected: list[ProbeResult] = []
-    for port in rule.ports:
-        result = by_key.get((address, rule.proto, port))
-        if result is None:
-            failed["not scanned"] = failed.get("not scanned", 0) + 1
-        elif result.state is PortState.ERROR:
-            failed[result.reason] = failed.get(result.reason, 0) + 1
-        elif result.state is PortState.OPEN:
+    for result in [*found.listed, *_expanded(host.address, address, rule, found, allowed)]:
+        if result.port in allowed:
+            continue
+        if result.state is PortState.ERROR:
+            failed[result.reason] = _add(failed.get(result.reason, 0), 1)
+        elif result.state in exposing or silent_listener(result):
             unexpected.append(result)
-            info = services.get((address, rule.proto, port))
-            opened.append(f"{port} ({info.summary() if info else result.service})")
-        elif result.state is PortState.OPEN_FILTERED and not rule.silence_counts_as_closed:
-            unexpected.append(result)
-            quiet.append(port)
-        elif silent_listener(result):
-            unexpected.append(result)
-            listening.append(port)
-    errors = [f"{where}: cannot check {count} port(s) of {address} — {why}" for why, count in failed.items()]
+    for group in found.grouped:
+        if group.state is PortState.ERROR:
+            failed[group.reason] = _add(failed.get(group.reason, 0), group.count)
+    errors = [
+        f"{where}: cannot check {'' if count is None else f'{count} '}port(s) of {address} — {why}"
+        for why, count in sorted(failed.items())
+    ]
+    unexpected.sort(key=lambda r: r.port)
+    return _range_lines(host, rule, address, unexpected, service, on), errors, unexpected
+
+
+def _range_lines(
+    host: HostSpec,
+    rule: RangeRule,
+    address: str,
+    unexpected: Sequence[ProbeResult],
+    service: _ServiceLookup,
+    on: str,
+) -> list[str]:
+    opened = [r for r in unexpected if r.state is PortState.OPEN]
+    quiet = [r.port for r in unexpected if r.state is PortState.OPEN_FILTERED]
     lines = []
     if opened:
-        lines.append(
-            f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}: {', '.join(opened)}"
-        )
+        shown = []
+        for result in opened[:_MAX_LISTED]:
+            info = service(address, rule.proto, result.port)
+            shown.append(f"{result.port} ({info.summary() if info else result.service})")
+        more = f" and {len(opened) - _MAX_LISTED:,} more" if len(opened) > _MAX_LISTED else ""
+        head = f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}"
+        lines.append(f"{head}: {', '.join(shown)}{more}")
     if quiet:
         lines.append(
             f"{host.name}: {len(quiet)} port(s) in {rule.label}{on} gave no reply and no ICMP error "
             f"(open|filtered): {format_ports(quiet)} — a silent service or a drop, silence proves "
             "nothing; declare them filtered:, or set silence_counts_as_closed: true on the host"
         )
+    listening = [r.port for r in unexpected if silent_listener(r)]
     if listening:
         lines.append(listening_message(host.name, f"{rule.label}{on}", listening))
-    return lines, errors, unexpected
+    return lines
+
+
+def _exposing(rule: RangeRule) -> frozenset[PortState]:
+    """States that fail a range: open, and (unless silence counts as closed) open|filtered."""
+    return _OPEN_ONLY if rule.silence_counts_as_closed else _OPEN_OR_SILENT
+
+
+_OPEN_ONLY = frozenset({PortState.OPEN})
+_OPEN_OR_SILENT = frozenset({PortState.OPEN, PortState.OPEN_FILTERED})
+
+
+def _expanded(
+    host: str, address: str, rule: RangeRule, found: RangeResults, allowed: Collection[int]
+) -> list[ProbeResult]:
+    """The ports of groups whose state fails the range, one by one (only those walk the range)."""
+    failing = _exposing(rule)
+    return [
+        ProbeResult(host, address, rule.proto, port, group.state, group.reason)
+        for group in found.grouped
+        if group.state in failing or group.reason == Reason.LISTEN_NO_ACCEPT
+        for port in group.ports()
+        if port not in allowed
+    ]
+
+
+def _add(total: int | None, count: int | None) -> int | None:
+    return None if total is None or count is None else total + count
+
+
+def _shaky_in_range(
+    address: str, found: RangeResults, quality: Mapping[str, AddressQuality]
+) -> dict[str, int]:
+    """How many of the range's silent ports on ``address`` rest on silence it left unresolved."""
+    q = quality.get(address)
+    if q is None or not q.limited or not q.unresolved:
+        return {}
+    count = sum(1 for r in found.listed if r.state in _SILENT and r.reason == Reason.NO_RESPONSE)
+    for group in found.grouped:
+        if group.state in _SILENT and group.reason == Reason.NO_RESPONSE:
+            count += group.count if group.count is not None else len(group.ports())
+    return {address: count} if count else {}
+
+
+def _per_address(results: Sequence[ProbeResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.address or ""] = counts.get(result.address or "", 0) + 1
+    return counts
 
 
 def today() -> datetime.date:

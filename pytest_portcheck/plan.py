@@ -4,8 +4,11 @@ A *work unit* is (host, protocol, port): one declared port or one port of an ``o
 host as the inventory names it (its ``address:``), whatever it resolves to. ``WorkPlan`` numbers the
 units 0..W-1 without listing them (each host holds its ports as runs, so 5,000 hosts x 65,535 ports
 cost a few kilobytes), and carries a digest of the plan in a canonical form: the hosts sorted by
-address, each with its timeout, retries and merged port runs. Comments, whitespace, host order and
-which list a port sits in do not change the digest; a port, a host, a timeout or a retry count does.
+address, each with its timeout, retries, merged port runs and *requirements* — every entry that names a
+service (with its TLS and auth requirements) or is scoped to a vantage, since what a report can prove
+depends on them: a probe run without a TLS floor cannot answer ``min_version``. Comments, whitespace,
+host order and which list a port sits in do not change the digest; a port, a host, a timeout, a retry
+count or a requirement does.
 
 ``ShardSplit`` cuts [0, W) into N shares through a keyed affine permutation
 ``p = (a*u + b) mod W`` (``a`` coprime to W, so it is a bijection; ``a`` and ``b`` come from the
@@ -26,6 +29,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,10 +37,13 @@ from typing import TYPE_CHECKING, Any
 from pytest_portcheck.ports import Protocol
 
 if TYPE_CHECKING:
-    from pytest_portcheck.inventory import Inventory
+    from pytest_portcheck.inventory import Expectation, Inventory
 
 PortRun = tuple[Protocol, int, int]
 """(protocol, first, last): a run of consecutive ports, both ends included."""
+Requirement = tuple[str, int, str | None, str | None, str | None, bool, int | None, str | None]
+"""(protocol, port, vantage, service, TLS min_version, TLS verify, TLS expires_in_days, auth): what an
+entry asks of a port beyond its state, as the plan (and its digest) records it."""
 
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -57,6 +64,8 @@ class HostWork:
     offsets: tuple[int, ...]
     """Index of the first unit of each run within the host."""
     count: int
+    requirements: tuple[Requirement, ...] = ()
+    """Sorted, each once (see ``Requirement``)."""
 
     def port_at(self, index: int) -> tuple[Protocol, int]:
         run = bisect.bisect_right(self.offsets, index) - 1
@@ -107,13 +116,21 @@ def runs_of_ports(proto: Protocol, ports: Sequence[int]) -> list[PortRun]:
     return runs
 
 
-def host_work(address: str, timeout: float, retries: int, runs: Iterable[PortRun]) -> HostWork:
+def host_work(
+    address: str,
+    timeout: float,
+    retries: int,
+    runs: Iterable[PortRun],
+    requirements: Iterable[Requirement] = (),
+) -> HostWork:
     merged = merge_runs(runs)
     offsets, total = [], 0
     for _proto, first, last in merged:
         offsets.append(total)
         total += last - first + 1
-    return HostWork(address, timeout, retries, merged, tuple(offsets), total)
+    # json.dumps as the sort key: None and text may meet in one position.
+    ordered = tuple(sorted(set(requirements), key=json.dumps))
+    return HostWork(address, timeout, retries, merged, tuple(offsets), total, ordered)
 
 
 @dataclass(frozen=True)
@@ -163,27 +180,72 @@ class WorkPlan:
         return None if within is None else start + within
 
     def to_document(self) -> list[list[Any]]:
-        """The plan as reports store it: ``[address, timeout, retries, spec]`` per host."""
-        return [[h.address, h.timeout, h.retries, h.spec()] for h in self.hosts]
+        """The plan as reports store it: ``[address, timeout, retries, spec]`` per host, and the
+        host's requirements as a fifth element when it has any (``Requirement`` as a list)."""
+        return [
+            [h.address, h.timeout, h.retries, h.spec()]
+            + ([[list(r) for r in h.requirements]] if h.requirements else [])
+            for h in self.hosts
+        ]
 
     @classmethod
     def from_document(cls, rows: Sequence[Sequence[Any]]) -> WorkPlan:
+        """The plan a report stores (checked by ``reportschema`` first: a bad spec is a ValueError)."""
         hosts = []
-        for address, timeout, retries, spec in rows:
-            runs = [run for proto in Protocol for run in runs_of_ports(proto, _ports_of(spec, proto))]
-            hosts.append(host_work(str(address), float(timeout), int(retries), runs))
+        for address, timeout, retries, spec, *rest in rows:
+            runs = runs_of_spec(str(spec))
+            requirements = [_requirement(row) for row in rest[0]] if rest else []
+            hosts.append(host_work(str(address), float(timeout), int(retries), runs, requirements))
         return cls.of_hosts(hosts)
 
 
-def _ports_of(spec: str, proto: Protocol) -> list[int]:
-    from pytest_portcheck.ports import parse_port_spec
+_RUN = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)")
 
-    return [port for key_proto, port in parse_port_spec(spec) if key_proto is proto] if spec else []
+
+def runs_of_spec(spec: str) -> list[PortRun]:
+    """The runs of a host's spec as ``HostWork.spec`` writes it (``1-1024/tcp,53/udp``), read without
+    expanding a run into its ports (a fleet's plan holds thousands of full ranges). ValueError naming
+    the bad piece otherwise."""
+    runs: list[PortRun] = []
+    for piece in spec.split(",") if spec else ():
+        match = _RUN.fullmatch(piece)
+        first = int(match.group(1)) if match else 0
+        last = int(match.group(2) or first) if match else 0
+        if match is None or not 1 <= first <= last <= 65535:
+            raise ValueError(f"{piece[:40]!r} is not a run of ports like '1-1024/tcp' or '53/udp'")
+        runs.append((Protocol(match.group(3)), first, last))
+    return runs
+
+
+def _requirement(row: Sequence[Any]) -> Requirement:
+    proto, port, vantage, service, min_version, verify, expires, auth = row
+    return (str(proto), int(port), vantage, service, min_version, bool(verify), expires, auth)
+
+
+def requirement_of(expectation: Expectation) -> Requirement | None:
+    """What an entry asks beyond a port's state (None when it asks nothing more: no service, no vantage)."""
+    wanted = expectation.service
+    if wanted is None and expectation.vantage is None:
+        return None
+    tls = wanted.tls if wanted is not None else None
+    return (
+        expectation.proto.value,
+        expectation.port,
+        expectation.vantage,
+        wanted.service if wanted is not None else None,
+        tls.min_version if tls is not None else None,
+        bool(tls is not None and tls.verify),
+        tls.expires_in_days if tls is not None else None,
+        wanted.auth if wanted is not None else None,
+    )
 
 
 def _canonical(host: HostWork) -> list[Any]:
     runs = [[proto.value, first, last] for proto, first, last in host.runs]
-    return [host.address, repr(float(host.timeout)), host.retries, runs]
+    canonical: list[Any] = [host.address, repr(float(host.timeout)), host.retries, runs]
+    if host.requirements:  # absent when there are none: plans without any keep their digest
+        canonical.append([list(requirement) for requirement in host.requirements])
+    return canonical
 
 
 def plan_inventory(inventory: Inventory) -> WorkPlan:
@@ -192,6 +254,7 @@ def plan_inventory(inventory: Inventory) -> WorkPlan:
     Hosts that share an address are one host here, with the most patient timeout and retries.
     """
     runs: dict[str, list[PortRun]] = {}
+    requirements: dict[str, list[Requirement]] = {}
     timing: dict[str, tuple[float, int]] = {}
     range_runs: dict[int, tuple[tuple[int, ...], list[PortRun]]] = {}
     for host in inventory.hosts:
@@ -199,6 +262,8 @@ def plan_inventory(inventory: Inventory) -> WorkPlan:
         timing[host.address] = (max(known[0], host.timeout), max(known[1], host.retries))
         wanted = runs.setdefault(host.address, [])
         wanted.extend((e.proto, e.port, e.port) for e in host.expectations)
+        asked = requirements.setdefault(host.address, [])
+        asked.extend(r for e in host.expectations if (r := requirement_of(e)) is not None)
         rule = host.range_rule
         if rule is not None:
             # Hosts of a fleet often share one range: convert each distinct tuple once.
@@ -207,7 +272,10 @@ def plan_inventory(inventory: Inventory) -> WorkPlan:
                 cached = (rule.ports, runs_of_ports(rule.proto, rule.ports))
                 range_runs[id(rule.ports)] = cached
             wanted.extend(cached[1])
-    return WorkPlan.of_hosts(host_work(address, *timing[address], wanted) for address, wanted in runs.items())
+    return WorkPlan.of_hosts(
+        host_work(address, *timing[address], wanted, requirements[address])
+        for address, wanted in runs.items()
+    )
 
 
 def parse_shard(text: str, environ: dict[str, str] | None = None) -> tuple[int, int]:
@@ -243,6 +311,22 @@ def parse_shard(text: str, environ: dict[str, str] | None = None) -> tuple[int, 
             )
         raise ShardSpecError(f"--shard {index}/{count}: K must be 1 to N and N at least 1")
     return index, count
+
+
+SHARDS_ALWAYS_ALLOWED = 64
+"""A share count this small is accepted whatever the plan (a fixed CI matrix may outnumber a small
+inventory's units: the extra shares are empty); beyond it, at most one share per unit."""
+
+
+def shard_count_problem(count: int, total: int) -> str | None:
+    """Why ``count`` shares of a plan of ``total`` units is refused (a report claiming 10^12 shares
+    would have the judge account for each), or None."""
+    if count <= max(total, SHARDS_ALWAYS_ALLOWED):
+        return None
+    return (
+        f"{count:,} shares of a plan of {total:,} unit(s): a share count is at most the number of units "
+        f"(or {SHARDS_ALWAYS_ALLOWED})"
+    )
 
 
 class ShardSplit:

@@ -68,6 +68,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--portcheck-allow-other-inventory", action="store_true", dest="portcheck_allow_other",
         help="with --portcheck-results: judge reports of another inventory version too",
     )  # fmt: skip
+    group.addoption(
+        "--portcheck-run-id", metavar="ID", dest="portcheck_run_id",
+        help="with --portcheck-results: judge the reports of this run (default: the newest run)",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-max-age", metavar="DURATION", dest="portcheck_max_age",
+        help="with --portcheck-results: reports older than this are errors, e.g. 90m, 24h, 7d (default 24h)",
+    )  # fmt: skip
     parser.addini("portcheck_inventory", type="paths", help="inventory YAML files checked on every run")
 
 

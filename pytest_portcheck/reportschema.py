@@ -4,14 +4,16 @@ A report file can come from anywhere (an old run, another tool, a hostile user),
 diff``, ``portcheck report`` and the xdist shared results check its shape here first: every problem
 becomes a ``ReportProblem`` naming the field (``results[3].port``) and what is wrong, never a
 traceback. ``parse_report_json`` also refuses ``Infinity``/``NaN`` and numbers too large for a float,
-and nesting too deep for the decoder. Imports only the standard library, the engine's enums and the
-version ``results`` writes.
+and nesting too deep for the decoder. Imports only the standard library, the engine's enums, the
+version ``results`` writes, and the plan's reader of a host's port runs.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -198,12 +200,25 @@ _QUALITY = _object(
     },
 )  # fmt: skip
 _HOST = _object({"host": _text, "addresses": _list_of(_text)}, {"error": _optional_text})
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def _run_id(value: Any, where: str) -> None:
+    """The run a report belongs to (see provenance): the judge takes one run, never two."""
+    _text(value, where)
+    if not _RUN_ID.fullmatch(value):
+        raise ReportProblem(
+            f"{where} {value[:40]!r} is not a run id (1-128 letters, digits, '.', '_', ':', '-')"
+        )
+
+
+_SIGNATURE = _object({"algorithm": _text, "value": _text})
 _DOCUMENT = _object(
     {"results": _list_of(_RESULT)},
     {
         "command": _list_of(_text), "started": _text, "elapsed_s": _number, "interrupted": _boolean,
         "settings": _SETTINGS, "hosts": _list_of(_HOST), "expectations": _list_of(_EXPECTATION),
-        "scan_quality": _list_of(_QUALITY),
+        "scan_quality": _list_of(_QUALITY), "run_id": _run_id, "signature": _SIGNATURE,
     },
 )  # fmt: skip
 
@@ -264,13 +279,58 @@ def _exception(value: Any, where: str) -> None:
 
 
 def _plan_row(value: Any, where: str) -> None:
-    """``[address, timeout_s, retries, port spec]``: one host of the inventory's plan."""
-    if not isinstance(value, list) or len(value) != 4:
-        raise ReportProblem(f"{where} must be [address, timeout_s, retries, ports]")
+    """``[address, timeout_s, retries, port runs]`` and, when the host has any, its requirements:
+    one host of the inventory's plan. The runs are read here, so a bad one is this report's one error
+    (naming the field), not a failure of every item judged from it."""
+    if not isinstance(value, list) or len(value) not in (4, 5):
+        raise ReportProblem(f"{where} must be [address, timeout_s, retries, ports(, requirements)]")
     _text(value[0], f"{where}[0]")
     _positive(value[1], f"{where}[1]")
     _whole(0)(value[2], f"{where}[2]")
     _text(value[3], f"{where}[3]")
+    problem = _runs_problem(value[3])
+    if problem is not None:
+        raise ReportProblem(f"{where}[3]: {problem}")
+    if len(value) == 5:
+        _list_of(_requirement)(value[4], f"{where}[4]")
+
+
+@functools.lru_cache(maxsize=256)
+def _runs_problem(spec: str) -> str | None:
+    """Why a host's port runs cannot be read, or None; a fleet's hosts share a few specs (every
+    host of every one of 64 shard reports may say ``1-65535/tcp``), so each is read once."""
+    from pytest_portcheck.plan import runs_of_spec
+
+    try:
+        runs_of_spec(spec)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _requirement(value: Any, where: str) -> None:
+    """``[proto, port, vantage, service, min_version, verify, expires_in_days, auth]`` (plan.Requirement)."""
+    if not isinstance(value, list) or len(value) != 8:
+        raise ReportProblem(
+            f"{where} must be [proto, port, vantage, service, min_version, verify, expires_in_days, auth]"
+        )
+    _choice(_PROTOCOLS)(value[0], f"{where}[0]")
+    _whole(1, 65535)(value[1], f"{where}[1]")
+    for index in (2, 3, 4, 7):
+        _optional_text(value[index], f"{where}[{index}]")
+    _boolean(value[5], f"{where}[5]")
+    _nullable(_whole(0))(value[6], f"{where}[6]")
+
+
+def _asked(value: Any, where: str) -> None:
+    """``[service, min_version, verify, expires_in_days, auth, name]``: a requirement a probe was run for."""
+    if not isinstance(value, list) or len(value) != 6:
+        raise ReportProblem(f"{where} must be [service, min_version, verify, expires_in_days, auth, name]")
+    _text(value[0], f"{where}[0]")
+    for index in (1, 4, 5):
+        _optional_text(value[index], f"{where}[{index}]")
+    _boolean(value[2], f"{where}[2]")
+    _nullable(_whole(0))(value[3], f"{where}[3]")
 
 
 _SHARD = _object({"digest": _text, "index": _whole(1), "count": _whole(1)}, {"vantage": _optional_text})
@@ -290,13 +350,14 @@ def _address(value: Any, where: str) -> None:
 
 
 _SERVICE = _object(
-    {"address": _text, "proto": _choice(_PROTOCOLS), "port": _whole(0, 65535), "probe": _PROBE}
+    {"address": _text, "proto": _choice(_PROTOCOLS), "port": _whole(0, 65535), "probe": _PROBE},
+    {"asked": _list_of(_asked)},
 )
 _SHARD_DOCUMENT = _object(
     {"shard": _SHARD, "plan": _list_of(_plan_row), "hosts": _list_of(_HOST), "addresses": _list_of(_address)},
     {
         "command": _list_of(_text), "started": _text, "elapsed_s": _number, "interrupted": _boolean,
-        "settings": _SETTINGS, "services": _list_of(_SERVICE),
+        "settings": _SETTINGS, "services": _list_of(_SERVICE), "run_id": _run_id, "signature": _SIGNATURE,
     },
 )  # fmt: skip
 

@@ -229,14 +229,18 @@ def write_report(report: ScanReport, destination: str | Path, extra: Mapping[str
     """Write the JSON report to a file (atomically, see atomicfile), or to standard output for ``-``.
 
     Raises WriteError naming the file when it cannot be written; the previous file is then intact.
+    With ``PORTCHECK_REPORT_KEY`` set, the report is signed (see provenance).
     """
+    from pytest_portcheck.provenance import report_key, signing_writer
+
+    write = signing_writer(lambda stream: dump_report(report, stream, extra), report_key())
     if str(destination) == "-":
-        dump_report(report, sys.stdout, extra)
+        write(sys.stdout)
         sys.stdout.flush()
         return
     from pytest_portcheck.atomicfile import write_atomically  # only when writing a file
 
-    write_atomically(destination, lambda stream: dump_report(report, stream, extra))
+    write_atomically(destination, write)
 
 
 class ReportError(Exception):

@@ -6,7 +6,10 @@ firewalled host is one line, not 65,535. It names what it covers instead of list
 inventory's plan (``plan``: address, timeout, retries and port spec per host, see plan.py), its
 ``digest``, and the share ``index``/``count`` with the ``vantage`` it was scanned from. A reader
 recomputes which units the share holds; for those units on an address the report resolved, a port
-not listed has the usual state. Version 1 reports (every result listed) are read as well.
+not listed has the usual state. Each service entry records the requirements its probe was run for
+(``asked``), so a judge of another inventory can tell "not probed for this". Every report carries the
+``run_id`` of its scan and, with a key, a signature (provenance.py). Version 1 reports (every result
+listed) are read as well.
 
 Imports results, reportschema, the plan and the engine's model; no pytest, no scanning.
 Must not import pytest, yaml or the probes.
@@ -14,18 +17,20 @@ Must not import pytest, yaml or the probes.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
-from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution, ScanSettings
+from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution, ScanSettings, ScanStats
 from pytest_portcheck.plan import WorkPlan
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.provenance import report_key, signature_problem, signing_writer
 from pytest_portcheck.reportschema import (
     ReportProblem,
     parse_report_json,
@@ -42,7 +47,30 @@ from pytest_portcheck.results import (
 )
 from pytest_portcheck.services import ServiceInfo
 
+if TYPE_CHECKING:
+    from pytest_portcheck.inventory import ServiceRequirement
+
 SHARD_REPORT_VERSION = 2
+Asked = tuple[str, str | None, bool, int | None, str | None, str | None]
+"""(service, TLS min_version, TLS verify, TLS expires_in_days, auth, name asked for): one requirement a
+protocol probe was run for (``name`` None for an address)."""
+
+
+def probe_name(host: str) -> str | None:
+    """The name a probe of ``host`` asked for (SNI, verification), None for an address."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    return None
+
+
+def asked_of(wanted: ServiceRequirement, name: str | None) -> Asked:
+    """A service requirement as a report records what a probe was run for."""
+    tls = wanted.tls
+    if tls is None:
+        return (wanted.service, None, False, None, wanted.auth, name)
+    return (wanted.service, tls.min_version, tls.verify, tls.expires_in_days, wanted.auth, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +140,9 @@ class ShardScanReport:
     interrupted: bool = False
     command: Sequence[str] = ()
     services: Mapping[ResultKey, ServiceInfo] = field(default_factory=dict)
+    run_id: str | None = None
+    asked: Mapping[ResultKey, Sequence[Asked]] = field(default_factory=dict)
+    """Per probed port: the requirements its probe was run for."""
 
 
 def _head(report: ShardScanReport) -> dict[str, Any]:
@@ -120,7 +151,7 @@ def _head(report: ShardScanReport) -> dict[str, Any]:
         counts[summary.state] += summary.count or 0
         for result in summary.exceptions:
             counts[result.state] += 1
-    return {
+    head: dict[str, Any] = {
         "version": SHARD_REPORT_VERSION,
         "tool": f"pytest-portcheck {__version__}",
         "command": list(report.command),
@@ -142,6 +173,9 @@ def _head(report: ShardScanReport) -> dict[str, Any]:
         },
         "summary": {state.value: count for state, count in counts.items()},
     }
+    if report.run_id is not None:  # written without one (a test, an older caller): a run of its own
+        head["run_id"] = report.run_id
+    return head
 
 
 def dump_shard_report(report: ShardScanReport, stream: TextIO) -> None:
@@ -156,9 +190,14 @@ def dump_shard_report(report: ShardScanReport, stream: TextIO) -> None:
     )
     _write_lines(stream, "addresses", (_summary_json(summary) for summary in report.summaries))
     services = [
-        json.dumps({"address": a, "proto": p.value, "port": n, "probe": service_to_dict(info)})
+        json.dumps(
+            {
+                "address": a, "proto": p.value, "port": n, "probe": service_to_dict(info),
+                "asked": [list(asked) for asked in report.asked.get((a, p, n), ())],
+            }
+        )
         for (a, p, n), info in report.services.items()
-    ]
+    ]  # fmt: skip
     _write_lines(stream, "services", services, last=True)
     stream.write("}\n")
 
@@ -194,8 +233,10 @@ def _summary_json(summary: AddressSummary) -> str:
 
 
 def write_shard_report(report: ShardScanReport, destination: str | Path) -> None:
-    """Write atomically (see atomicfile); WriteError names the file when it cannot be written."""
-    write_atomically(destination, lambda stream: dump_shard_report(report, stream))
+    """Write atomically (see atomicfile), signed when ``PORTCHECK_REPORT_KEY`` is set; WriteError
+    names the file when it cannot be written."""
+    write = signing_writer(lambda stream: dump_shard_report(report, stream), report_key())
+    write_atomically(destination, write)
 
 
 @dataclass(frozen=True)
@@ -213,6 +254,20 @@ class LoadedReport:
     """Every result the file lists: a v2 report's exceptions, a v1 report's results."""
     services: Mapping[ResultKey, ServiceInfo]
     interrupted: bool
+    run_id: str | None = None
+    """The scan run it belongs to (None: written before reports carried one)."""
+    started: str = ""
+    asked: Mapping[ResultKey, frozenset[Asked]] | None = None
+    """Per probed port, the requirements its probe was run for; None when the report does not say
+    (version 1, or a shard report written before it did)."""
+    signed: bool = False
+    integrity: str | None = None
+    """Why the report cannot be trusted with the key it was checked with (None: checked and intact, or
+    not checked — see ``checked``)."""
+    checked: bool = False
+    """Whether its signature was checked (a key was given)."""
+    quality: ScanStats = field(default_factory=ScanStats, compare=False)
+    """Scan quality a version 1 report records (shard reports carry none)."""
     by_host: dict[str, Resolution] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -222,8 +277,23 @@ class LoadedReport:
     def resolution(self, host: str) -> Resolution | None:
         return self.by_host.get(host)
 
+    @property
+    def label(self) -> str:
+        return f"{self.path} ({self.shard.label})" if self.shard is not None else self.path
 
-def _from_v2(path: str, document: dict[str, Any]) -> LoadedReport:
+
+def _provenance(document: dict[str, Any], key: bytes | None) -> dict[str, Any]:
+    run_id = document.get("run_id")
+    return {
+        "run_id": run_id if isinstance(run_id, str) else None,
+        "started": str(document.get("started", "")),
+        "signed": document.get("signature") is not None,
+        "integrity": None if key is None else signature_problem(document, key),
+        "checked": key is not None,
+    }
+
+
+def _from_v2(path: str, document: dict[str, Any], key: bytes | None) -> LoadedReport:
     shard = document["shard"]
     info = ShardInfo(str(shard["digest"]), int(shard["index"]), int(shard["count"]), shard.get("vantage"))
     usual: dict[tuple[str, str, Protocol], AddressSummary] = {}
@@ -240,33 +310,41 @@ def _from_v2(path: str, document: dict[str, Any]) -> LoadedReport:
         usual[(host, address, proto)] = summary
         for result in exceptions:
             listed[(address, proto, result.port)] = result
-    services = {
-        (s["address"], Protocol(s["proto"]), int(s["port"])): service_from_dict(s["probe"])
-        for s in document.get("services", [])
-    }
+    services: dict[ResultKey, ServiceInfo] = {}
+    asked: dict[ResultKey, frozenset[Asked]] | None = {}
+    for entry in document.get("services", []):
+        key_of = (entry["address"], Protocol(entry["proto"]), int(entry["port"]))
+        services[key_of] = service_from_dict(entry["probe"])
+        if "asked" not in entry:
+            asked = None  # written before reports said what a probe was run for
+        elif asked is not None:
+            asked[key_of] = frozenset(tuple(row) for row in entry["asked"])
     resolutions = [Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in document["hosts"]]
     return LoadedReport(
-        path, info, document["plan"], resolutions, usual, listed, services, bool(document.get("interrupted"))
-    )
+        path, info, document["plan"], resolutions, usual, listed, services,
+        bool(document.get("interrupted")), asked=asked, **_provenance(document, key),
+    )  # fmt: skip
 
 
-def _from_v1(path: str, document: dict[str, Any]) -> LoadedReport:
+def _from_v1(path: str, document: dict[str, Any], key: bytes | None) -> LoadedReport:
     report = report_from_dict(document)
     listed = {(r.address, r.proto, r.port): r for r in report.results if r.address is not None}
     return LoadedReport(
-        path, None, [], list(report.resolutions), {}, listed, dict(report.services), report.interrupted
-    )
+        path, None, [], list(report.resolutions), {}, listed, dict(report.services), report.interrupted,
+        quality=report.stats, **_provenance(document, key),
+    )  # fmt: skip
 
 
-def load_report(path: str | Path) -> LoadedReport:
-    """Read a version 1 or 2 report for judging; ReportError names the file and the problem."""
+def load_report(path: str | Path, key: bytes | None = None) -> LoadedReport:
+    """Read a version 1 or 2 report for judging, its signature checked when ``key`` is given (the
+    outcome is in ``integrity``); ReportError names the file and the problem."""
     try:
         document = parse_report_json(Path(path).read_text(encoding="utf-8"))
         if isinstance(document, dict) and document.get("version") == SHARD_REPORT_VERSION:
             validate_shard_report(document)
-            return _from_v2(str(path), document)
+            return _from_v2(str(path), document, key)
         validate_report(document)
-        return _from_v1(str(path), document)
+        return _from_v1(str(path), document, key)
     except OSError as exc:
         raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

@@ -1,6 +1,7 @@
-"""``portcheck scan --inventory INV [--shard K/N] [--vantage NAME] [--json FILE]``: presentation only.
+"""``portcheck scan --inventory INV [--shard K/N] [--vantage NAME] [--run-id ID] [--json FILE]``.
 
-Reads the arguments, prints what share is scanned and a summary, writes the shard report (version 2).
+Presentation only: reads the arguments, prints what share of which run is scanned and a summary,
+writes the shard report (version 2), signed when ``PORTCHECK_REPORT_KEY`` is set.
 The work is sharescan.py's. Imported by cli.py only when ``--inventory`` is given (it loads YAML).
 Must not import pytest or the plugin modules.
 """
@@ -16,8 +17,9 @@ from pytest_portcheck.atomicfile import WriteError, check_writable
 from pytest_portcheck.engine import PortState, ProbeResult
 from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.inventory import InventoryError, load_inventory
-from pytest_portcheck.plan import ShardSpecError, ShardSplit, parse_shard, plan_inventory
+from pytest_portcheck.plan import ShardSplit, parse_shard, plan_inventory, shard_count_problem
 from pytest_portcheck.progress import ProgressBar
+from pytest_portcheck.provenance import run_id_for
 from pytest_portcheck.shardreport import write_shard_report
 from pytest_portcheck.sharescan import ShareRequest, scan_share
 
@@ -27,16 +29,25 @@ def _usage(err: TextIO, message: str) -> int:
     return EXIT_USAGE
 
 
-def run_share(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _request(args: argparse.Namespace) -> tuple[ShareRequest, str]:
+    """The share the arguments ask for, and where its run id came from; ValueError (ShardSpecError,
+    RunIdError) with the usage message otherwise."""
     if args.targets:
-        return _usage(err, "--inventory scans the inventory's hosts: give no TARGET")
+        raise ValueError("--inventory scans the inventory's hosts: give no TARGET")
     if args.xml:
-        return _usage(err, "-oX does not go with --inventory: write the shard report with --json")
-    try:
-        index, count = parse_shard(args.shard or "1/1", dict(os.environ))
-    except ShardSpecError as exc:
-        return _usage(err, str(exc))
+        raise ValueError("-oX does not go with --inventory: write the shard report with --json")
+    index, count = parse_shard(args.shard or "1/1", dict(os.environ))
     vantage = args.vantage or os.environ.get("PORTCHECK_VANTAGE") or None
+    run_id, source = run_id_for(args.run_id, os.environ)
+    return ShareRequest(index, count, vantage, args.workers, args.processes, run_id), source
+
+
+def run_share(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        request, source = _request(args)
+    except ValueError as exc:
+        return _usage(err, str(exc))
+    index, count, vantage = request.index, request.count, request.vantage
     if args.json and args.json != "-":
         try:
             check_writable(args.json)
@@ -47,11 +58,15 @@ def run_share(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except InventoryError as exc:
         return _usage(err, str(exc))
     plan = plan_inventory(inventory)
+    too_many = shard_count_problem(count, plan.total)
+    if too_many is not None:
+        return _usage(err, f"--shard {index}/{count}: {too_many}")
     split = ShardSplit(plan.total, plan.digest, count)
     where = f" from vantage {vantage}" if vantage else ""
     out.write(
         f"portcheck {__version__}: shard {index}/{count}{where} of {args.inventory} (plan {plan.digest}): "
         f"{split.size(index):,} of {plan.total:,} unit(s) on {len(plan.hosts):,} host(s)\n"
+        f"run {request.run_id} ({source})\n"
     )
     out.flush()
     show = args.progress == "always" or (args.progress == "auto" and err.isatty())
@@ -62,7 +77,6 @@ def run_share(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         counts[result.state] += 1
         progress.advance()
 
-    request = ShareRequest(index, count, vantage, args.workers, args.processes)
     report = scan_share(inventory, request, command=["portcheck", *args.argv], on_result=seen)
     progress.clear()
     unresolved = [r for r in report.resolutions if r.error is not None]

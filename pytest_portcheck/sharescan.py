@@ -33,7 +33,7 @@ from pytest_portcheck.scanning import (
     timing_settings,
 )
 from pytest_portcheck.services import ServiceInfo
-from pytest_portcheck.shardreport import ShardInfo, ShardScanReport, summarise
+from pytest_portcheck.shardreport import Asked, ShardInfo, ShardScanReport, asked_of, probe_name, summarise
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class ShareRequest:
     vantage: str | None = None
     window: int = DEFAULT_WINDOW
     processes: int | None = None
+    run_id: str | None = None
+    """The run this share belongs to (provenance.py): every share and vantage of one scan shares it."""
 
 
 def share_targets(
@@ -134,7 +136,26 @@ def scan_share(
         stopped,
         command,
         services,
+        request.run_id,
+        asked_for(inventory, addresses, services),
     )
+
+
+def asked_for(
+    inventory: Inventory, addresses: Mapping[str, tuple[str, ...]], services: Mapping[ResultKey, ServiceInfo]
+) -> dict[ResultKey, list[Asked]]:
+    """Per probed port, the requirements its probe was run for (recorded in the report, so that a
+    judge of another inventory can tell a requirement the probe was not run for)."""
+    asked: dict[ResultKey, list[Asked]] = {}
+    for host, expectation in inventory.expectations():
+        if expectation.service is None:
+            continue
+        needed = asked_of(expectation.service, probe_name(host.address))
+        for address in addresses.get(host.address, ()):
+            key = (address, expectation.proto, expectation.port)
+            if key in services and needed not in asked.setdefault(key, []):
+                asked[key].append(needed)
+    return asked
 
 
 def probe_declared_services(

@@ -266,7 +266,9 @@ def _judged_report(run: PortcheckRun, interrupted: bool = False) -> JudgedReport
     from pytest_portcheck.judgedreport import JudgedReport
     from pytest_portcheck.results import ScanReport
 
-    report = run.shared_report() or ScanReport([], [], settings_from_options(), "", 0.0)
+    # A judge run scanned nothing: its report holds the evidence it weighed (judgemode.judged_scan).
+    shared = run.judging.judged_scan(run.records) if run.judging is not None else run.shared_report()
+    report = shared or ScanReport([], [], settings_from_options(), "", 0.0)
     if interrupted:  # whatever was scanned or judged so far, and saying that it is not all
         report = replace(report, interrupted=True)
     return JudgedReport(report, list(run.records.values()))

@@ -20,6 +20,8 @@ from pytest_portcheck.inventory import parse_inventory
 
 EXAMPLES = REPO / "examples" / "ci"
 INSTALL = "pip install --quiet pytest-portcheck && "
+SECRET = "test-report-key-7f3a"
+"""What the platform would hand the jobs for the examples' report key (a repository secret, a Secret)."""
 
 
 @pytest.fixture
@@ -68,6 +70,9 @@ def test_github_actions_workflow_runs_here(tmp_path: Path, loopback_inventory: s
     workflow = yaml.safe_load((EXAMPLES / "github-actions.yml").read_text())
     shards = workflow["jobs"]["scan"]["strategy"]["matrix"]["shard"]
     variables = {key: str(value) for key, value in workflow["env"].items()}
+    assert variables.pop("PORTCHECK_REPORT_KEY") == "${{ secrets.PORTCHECK_REPORT_KEY }}"
+    # What Actions sets on every job of one workflow run (the secret expands to its value).
+    variables |= {"GITHUB_RUN_ID": "9912345678", "GITHUB_RUN_ATTEMPT": "2", "PORTCHECK_REPORT_KEY": SECRET}
     assert shards == list(range(1, int(variables["SHARDS"]) + 1)) and len(shards) == 4
     assert workflow["jobs"]["judge"]["needs"] == "scan"
     assert workflow["jobs"]["judge"]["if"] == "always()"  # a failed share must still be judged
@@ -86,6 +91,8 @@ def test_github_actions_workflow_runs_here(tmp_path: Path, loopback_inventory: s
     judged = run("bash", step(workflow["jobs"]["judge"], "--portcheck-results"), tmp_path, env)
     assert judged.returncode == 0, judged.stdout + judged.stderr
     assert "4 passed" in judged.stdout and "4/4 shard(s) from github-runner" in judged.stdout
+    assert "judged run 9912345678-2: 4 report(s)" in judged.stdout
+    assert "reports checked with PORTCHECK_REPORT_KEY" in judged.stdout
     assert (tmp_path / "portcheck.xml").exists() and (tmp_path / "portcheck.md").exists()
 
 
@@ -95,11 +102,25 @@ def container(document: dict[str, Any]) -> dict[str, Any]:
     return dict(containers[0])
 
 
-def mapped(env: list[dict[str, str]], mounts: dict[str, Path]) -> dict[str, str]:
-    """The container's environment with the volumes' mount paths moved under the test's folder."""
+POD_LABELS = {"batch.kubernetes.io/controller-uid": "3f0d5a6e-52b1-4c1d-9a53-0e8cbb1f7e21"}
+"""The labels the Job controller puts on the Job's pods (its uid), for the downward API."""
+
+
+def mapped(env: list[dict[str, Any]], mounts: dict[str, Path]) -> dict[str, str]:
+    """The container's environment with the volumes' mount paths moved under the test's folder, and
+    what Kubernetes fills in itself: a pod label through the downward API, the key from its Secret."""
     values = {}
     for variable in env:
-        value = variable["value"]
+        source = variable.get("valueFrom", {})
+        if "fieldRef" in source:
+            path = source["fieldRef"]["fieldPath"]
+            assert path.startswith("metadata.labels['") and path.endswith("']"), path
+            value = POD_LABELS[path[len("metadata.labels['") : -2]]
+        elif "secretKeyRef" in source:
+            assert source["secretKeyRef"]["name"] == "portcheck-report-key"
+            value = SECRET
+        else:
+            value = variable["value"]
         for mount, local in mounts.items():
             if value.startswith(mount):
                 value = str(local) + value[len(mount) :]
@@ -141,4 +162,6 @@ def test_kubernetes_indexed_job_runs_here(tmp_path: Path, loopback_inventory: st
     judged = run("sh", script[len(INSTALL) :], tmp_path, environment(**mapped(judge["env"], mounts)))
     assert judged.returncode == 0, judged.stdout + judged.stderr
     assert "4 passed" in judged.stdout and "4/4 shard(s) from cluster" in judged.stdout
+    assert f"judged run {POD_LABELS['batch.kubernetes.io/controller-uid']}: 4 report(s)" in judged.stdout
+    assert "reports checked with PORTCHECK_REPORT_KEY" in judged.stdout
     assert (reports / "portcheck.xml").exists()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 
 import pytest
 from conftest import portcheck, unused_port
 
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution
+from pytest_portcheck.evidence import ScanEvidence
 from pytest_portcheck.inventory import (
     Expect,
     Expectation,
@@ -30,6 +32,7 @@ from pytest_portcheck.judge import (
 )
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import replace
+from pytest_portcheck.results import ResultKey
 from pytest_portcheck.services import ServiceInfo, TlsInfo
 
 CERTIFICATE = TlsInfo(
@@ -39,6 +42,14 @@ CERTIFICATE = TlsInfo(
 
 def result(address: str, port: int, state: PortState, proto: Protocol = Protocol.TCP) -> ProbeResult:
     return ProbeResult(address, address, proto, port, state, "x")
+
+
+def seen(
+    resolution: Resolution | None, found: Mapping[ResultKey, ProbeResult], silent: tuple[str, ...] = ()
+) -> ScanEvidence:
+    """A scan's evidence, without a vantage: what the judge reads."""
+    resolutions = {} if resolution is None else {resolution.host: resolution}
+    return ScanEvidence(found, resolutions, silent_addresses=frozenset(silent))
 
 
 def test_verify_needs_a_verified_handshake() -> None:
@@ -100,8 +111,8 @@ def test_udp_range_fails_on_silence_unless_it_counts_as_closed() -> None:
     for relaxed, verdict in ((False, Verdict.FAILED), (True, Verdict.PASSED)):
         rule = RangeRule("box", Protocol.UDP, (7, 8), "udp/7-8", 3, relaxed)
         host = HostSpec("box", "127.0.0.1", 1.0, 1, (), 2, rule)
-        assert judge_range(host, rule, resolution, found).verdict is verdict
-    strict = judge_range(host, rule, resolution, found, silent=("127.0.0.1",), strict=True)
+        assert judge_range(host, rule, seen(resolution, found)).verdict is verdict
+    strict = judge_range(host, rule, seen(resolution, found, silent=("127.0.0.1",)), strict=True)
     assert strict.verdict is Verdict.ERROR and "no port answered on 127.0.0.1" in strict.message
 
 
@@ -110,8 +121,8 @@ def test_nothing_checked_is_never_a_pass() -> None:
     expectation = Expectation("box", Protocol.TCP, 5432, Expect.CLOSED, 3)
     host = HostSpec("box", "box.example", 1.0, 1, (expectation,), 2, rule)
     nowhere = Resolution("box.example", ())
-    assert judge(host, expectation, nowhere, {}).verdict is Verdict.ERROR
-    assert judge_range(host, rule, nowhere, {}).verdict is Verdict.ERROR
+    assert judge(host, expectation, seen(nowhere, {})).verdict is Verdict.ERROR
+    assert judge_range(host, rule, seen(nowhere, {})).verdict is Verdict.ERROR
 
 
 def test_names_on_one_port_merge_verification_per_name() -> None:
@@ -152,11 +163,11 @@ def test_judge_passes_only_when_every_address_satisfies_the_expectation() -> Non
         result("10.0.0.1", 22, PortState.OPEN),
         result("10.0.0.2", 22, PortState.CLOSED),
     ]}  # fmt: skip
-    judgement = judge(host, expectation, both, found)
+    judgement = judge(host, expectation, seen(both, found))
     assert judgement.verdict is Verdict.FAILED
     assert "expected open, found CLOSED" in judgement.message and "on 10.0.0.2" in judgement.message
     found[("10.0.0.2", Protocol.TCP, 22)] = result("10.0.0.2", 22, PortState.OPEN)
-    assert judge(host, expectation, both, found).verdict is Verdict.PASSED
+    assert judge(host, expectation, seen(both, found)).verdict is Verdict.PASSED
 
 
 def test_our_own_failure_is_an_error_never_a_pass() -> None:
@@ -164,11 +175,11 @@ def test_our_own_failure_is_an_error_never_a_pass() -> None:
     closed = Expectation("box", Protocol.TCP, 22, Expect.CLOSED, 4)
     resolution = Resolution("127.0.0.1", ("127.0.0.1",))
     failed = ProbeResult("127.0.0.1", "127.0.0.1", Protocol.TCP, 22, PortState.ERROR, "EMFILE")
-    judgement = judge(host, closed, resolution, {("127.0.0.1", Protocol.TCP, 22): failed})
+    judgement = judge(host, closed, seen(resolution, {("127.0.0.1", Protocol.TCP, 22): failed}))
     assert judgement.verdict is Verdict.ERROR and "EMFILE" in judgement.message
     # An address the scan never reached is an error too, not a silent pass.
-    assert judge(host, closed, resolution, {}).verdict is Verdict.ERROR
-    assert judge(host, closed, None, {}).verdict is Verdict.ERROR
+    assert judge(host, closed, seen(resolution, {})).verdict is Verdict.ERROR
+    assert judge(host, closed, seen(None, {})).verdict is Verdict.ERROR
 
 
 def test_strict_silence_is_an_error_and_filtered_satisfies_closed_otherwise() -> None:
@@ -176,8 +187,8 @@ def test_strict_silence_is_an_error_and_filtered_satisfies_closed_otherwise() ->
     closed = Expectation("box", Protocol.TCP, 22, Expect.CLOSED, 4)
     resolution = Resolution("127.0.0.1", ("127.0.0.1",))
     found = {("127.0.0.1", Protocol.TCP, 22): result("127.0.0.1", 22, PortState.FILTERED)}
-    assert judge(host, closed, resolution, found).verdict is Verdict.PASSED
-    strict = judge(host, closed, resolution, found, silent=("127.0.0.1",), strict=True)
+    assert judge(host, closed, seen(resolution, found)).verdict is Verdict.PASSED
+    strict = judge(host, closed, seen(resolution, found, silent=("127.0.0.1",)), strict=True)
     assert strict.verdict is Verdict.ERROR and "--portcheck-strict" in strict.message
 
 
@@ -186,7 +197,7 @@ def test_a_filtered_expectation_names_a_reachable_port() -> None:
     filtered = Expectation("box", Protocol.TCP, 22, Expect.FILTERED, 4)
     resolution = Resolution("127.0.0.1", ("127.0.0.1",))
     found = {("127.0.0.1", Protocol.TCP, 22): result("127.0.0.1", 22, PortState.CLOSED)}
-    judgement = judge(host, filtered, resolution, found)
+    judgement = judge(host, filtered, seen(resolution, found))
     assert judgement.verdict is Verdict.FAILED and "reachable through the firewall" in judgement.message
 
 
@@ -199,13 +210,13 @@ def test_only_open_range_fails_on_an_unexpected_open_port() -> None:
         result("127.0.0.1", 21, PortState.OPEN),
         result("127.0.0.1", 23, PortState.CLOSED),
     ]}  # fmt: skip
-    judgement = judge_range(host, rule, resolution, found)
+    judgement = judge_range(host, rule, seen(resolution, found))
     assert judgement.verdict is Verdict.FAILED and "21" in judgement.message
     found[("127.0.0.1", Protocol.TCP, 21)] = result("127.0.0.1", 21, PortState.CLOSED)
-    assert judge_range(host, rule, resolution, found).verdict is Verdict.PASSED
+    assert judge_range(host, rule, seen(resolution, found)).verdict is Verdict.PASSED
     # A port of the range the scan did not cover is not a pass.
     del found[("127.0.0.1", Protocol.TCP, 23)]
-    assert judge_range(host, rule, resolution, found).verdict is not Verdict.PASSED
+    assert judge_range(host, rule, seen(resolution, found)).verdict is not Verdict.PASSED
 
 
 def test_a_service_requirement_fails_on_another_service() -> None:
@@ -227,7 +238,7 @@ def test_a_listener_that_does_not_answer_is_exposure_for_closed_and_filtered() -
     for expect in (Expect.CLOSED, Expect.FILTERED, Expect.OPEN):
         expectation = Expectation("box", Protocol.TCP, 22, expect, 4)
         host = HostSpec("box", "127.0.0.1", 1.0, 1, (expectation,), 2)
-        judgement = judge(host, expectation, resolution, found)
+        judgement = judge(host, expectation, seen(resolution, found))
         assert judgement.verdict is Verdict.FAILED, expect
         assert "found FILTERED — listen-no-accept after 2 attempt(s)" in judgement.message
         if expect is not Expect.OPEN:
@@ -239,7 +250,7 @@ def test_a_listener_that_does_not_answer_is_exposure_for_closed_and_filtered() -
     for expect in (Expect.CLOSED, Expect.FILTERED):
         expectation = Expectation("box", Protocol.TCP, 22, expect, 4)
         host = HostSpec("box", "127.0.0.1", 1.0, 1, (expectation,), 2)
-        assert judge(host, expectation, resolution, silent).verdict is Verdict.PASSED
+        assert judge(host, expectation, seen(resolution, silent)).verdict is Verdict.PASSED
 
 
 def test_only_open_range_fails_on_a_listener_that_does_not_answer() -> None:
@@ -249,7 +260,7 @@ def test_only_open_range_fails_on_a_listener_that_does_not_answer() -> None:
     found = {(r.address or "", r.proto, r.port): r for r in [
         result("127.0.0.1", 20, PortState.CLOSED), stuck("127.0.0.1", 21), result("127.0.0.1", 23, PortState.FILTERED),
     ]}  # fmt: skip
-    judgement = judge_range(host, rule, resolution, found)
+    judgement = judge_range(host, rule, seen(resolution, found))
     assert judgement.verdict is Verdict.FAILED
     assert judgement.message == (
         "box: 1 port(s) in tcp/20-23 where a socket listens but did not complete the handshake "

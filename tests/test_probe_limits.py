@@ -41,6 +41,7 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
         from pytest_portcheck.engine import PortState, ProbeResult, Reason
         from pytest_portcheck.ports import Protocol
         from pytest_portcheck.probes import ProbeRequest, probe_services
+        from pytest_portcheck.evidence import ScanEvidence
         from pytest_portcheck.judge import _judge_service
 
         resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
@@ -60,8 +61,8 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
             held.close()
         print(info.local_failure, info.error)
         result = ProbeResult("box", "127.0.0.1", Protocol.TCP, {port}, PortState.OPEN, Reason.SYN_ACK, 0.1)
-        judgement = _judge_service("box tcp/{port}", ServiceRequirement("ssh"), [result],
-                                   {{("127.0.0.1", Protocol.TCP, {port}): info}})
+        scanned = ScanEvidence({{}}, {{}}, services={{("127.0.0.1", Protocol.TCP, {port}): info}})
+        judgement = _judge_service("box tcp/{port}", ServiceRequirement("ssh"), [result], scanned, None, "box")
         print(judgement.verdict.value, judgement.message)
         """
     )

@@ -3,9 +3,13 @@ partial, duplicated or foreign shards are errors; vantage points; version 1 repo
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import re
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Behaviour, Namespace, greeting, portcheck, unused_port
+from conftest import REPO, Behaviour, ListenerFactory, Namespace, greeting, portcheck, unused_port
 
 from pytest_portcheck.inventory import parse_inventory
 from pytest_portcheck.plan import ShardSplit, plan_inventory
@@ -74,12 +78,13 @@ def outcomes(result: pytest.RunResult) -> dict[str, str]:
     return dict(OUTCOME.findall(result.stdout.str()))
 
 
-def scan_shards(folder: Path, count: int, *extra: str) -> None:
+def scan_shards(folder: Path, count: int, *extra: str, run_id: str = "run-1") -> None:
+    """``count`` shard scans in parallel, one run (each process would otherwise make up its own id)."""
     (folder / "reports").mkdir(exist_ok=True)
 
     def one(index: int) -> subprocess.CompletedProcess[str]:
         return portcheck(
-            "scan", "--inventory", "inventory.yml", "--shard", f"{index}/{count}",
+            "scan", "--inventory", "inventory.yml", "--shard", f"{index}/{count}", "--run-id", run_id,
             "--json", f"reports/shard-{index}.json", *extra, cwd=folder,
         )  # fmt: skip
 
@@ -237,7 +242,7 @@ def test_vantage_scoped_items(pytester: pytest.Pytester, fleet: tuple[int, int])
     for index in (1, 2):
         done = portcheck(
             "scan", "--inventory", "inventory.yml", "--shard", f"{index}/2", "--json",
-            f"internet/shard-{index}.json", cwd=pytester.path,
+            f"internet/shard-{index}.json", "--run-id", "run-1", cwd=pytester.path,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
     both = pytester.runpytest_subprocess(
@@ -274,6 +279,11 @@ def test_shard_command_usage_errors(tmp_path: Path) -> None:
         (["--shard", "5/4"], "K must be 1 to N"),
         (["--shard", "/4"], "JOB_COMPLETION_INDEX"),
         (["127.0.0.1"], "give no TARGET"),
+        (
+            ["--shard", "1/100"],
+            "100 shares of a plan of 1 unit(s): a share count is at most the number of units",
+        ),
+        (["--run-id", "two words"], "--run-id 'two words': a run id is 1-128 letters"),
     ):
         done = portcheck("scan", "--inventory", "inv.yml", *arguments, cwd=tmp_path)
         assert done.returncode == 2 and message in done.stderr, done.stderr
@@ -366,7 +376,8 @@ def test_judge_warns_of_a_silent_host_and_strict_makes_errors(
         [
             f"*quiet (127.0.0.1) tcp/{silent_port}: no port answered on 127.0.0.1 — is the address right? "
             "(--portcheck-strict)",
-            f"*quiet tcp/{silent_port}: no port answered on 127.0.0.1 — is the address right? (--portcheck-strict)",
+            # The range's message names the address as the port's does (and as a scanning run's does).
+            f"*quiet (127.0.0.1) tcp/{silent_port}: no port answered on 127.0.0.1 — is the address right? (--portcheck-strict)",
         ]
     )
 
@@ -408,7 +419,8 @@ def test_a_judged_item_carries_what_answered_in_its_junit_properties(
     # The shard's protocol probe found ssh; the judge's items once reported it in no JUnit property.
     port = peer(greeting(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"))
     pytester.makefile(
-        ".yml", inventory=f"hosts:\n  box:\n    address: 127.0.0.1\n    open:\n      - {{port: {port}, service: ssh}}\n"
+        ".yml",
+        inventory=f"hosts:\n  box:\n    address: 127.0.0.1\n    open:\n      - {{port: {port}, service: ssh}}\n",
     )
     scan_shards(pytester.path, 2)
     junit = pytester.path / "junit.xml"
@@ -420,3 +432,280 @@ def test_a_judged_item_carries_what_answered_in_its_junit_properties(
     [value] = [p.get("value") for p in ET.parse(junit).getroot().iter("property") if p.get("name") == "portcheck"]
     [service] = json.loads(str(value))["services"]  # ADDRESS SERVICE (PRODUCT VERSION) "BANNER"
     assert service.startswith("127.0.0.1 ssh (OpenSSH 9.2p1")
+
+
+# --- one run, fresh, intact: the seams, with real scans --------------------------------------------
+
+JUDGE = [
+    "--portcheck",
+    "inventory.yml",
+    "--portcheck-results",
+    "reports/*.json",
+    "-p",
+    "no:cacheprovider",
+    "-rA",
+]
+
+
+def one_port_inventory(pytester: pytest.Pytester, port: int, expect: str = "closed") -> None:
+    pytester.makefile(".yml", inventory=f"hosts:\n  web:\n    address: 127.0.0.1\n    {expect}: [{port}]\n")
+
+
+def shard_scan(folder: Path, shard: str, report: str, *extra: str, env: dict[str, str] | None = None) -> None:
+    done = portcheck(
+        "scan", "--inventory", "inventory.yml", "--shard", shard, "--json", report, *extra, cwd=folder,
+        env=env or os.environ.copy(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("old_name", ["a-yesterday.json", "z-yesterday.json"])
+def test_yesterdays_complete_shard_set_never_answers_for_today(
+    pytester: pytest.Pytester, listen: ListenerFactory, old_name: str
+) -> None:
+    port = unused_port()
+    one_port_inventory(pytester, port)
+    (pytester.path / "reports").mkdir()
+    shard_scan(pytester.path, "1/1", f"reports/{old_name}")  # yesterday: closed, a run id of its own
+    listen(port=port)  # today it is open
+    for index in (1, 2):
+        shard_scan(pytester.path, f"{index}/2", f"reports/today-{index}.json", "--run-id", "today")
+    judged = pytester.runpytest_subprocess(*JUDGE)
+    judged.assert_outcomes(failed=1)
+    judged.stdout.fnmatch_lines([
+        f"*web (127.0.0.1) tcp/{port}: expected closed, found OPEN*",
+        "inventory.yml: judged run today: 2 report(s), started *",
+        f"ignored: reports/{old_name}: another run (*",
+    ])  # fmt: skip
+
+
+def test_a_missing_share_is_not_filled_by_an_older_plain_scan(
+    pytester: pytest.Pytester, listen: ListenerFactory
+) -> None:
+    port = listen().getsockname()[1]
+    ports = [port, *(unused_port() for _ in range(3))]
+    text = f"hosts:\n  web:\n    address: 127.0.0.1\n    closed: {ports}\n"
+    pytester.makefile(".yml", inventory=text)
+    plan = plan_inventory(parse_inventory(text, Path("inventory.yml")))
+    unit = plan.unit_index("127.0.0.1", Protocol.TCP, port)
+    assert unit is not None
+    holder = ShardSplit(plan.total, plan.digest, 2).shard_of(unit)
+    (pytester.path / "reports").mkdir()
+    spec = ",".join(map(str, ports))
+    older = portcheck("scan", "127.0.0.1", "-p", spec, "--json", "reports/old-v1.json", cwd=pytester.path)
+    assert older.returncode == 0, older.stderr
+    # As if the port had been closed when that scan ran, an hour ago.
+    document = json.loads((pytester.path / "reports" / "old-v1.json").read_text())
+    for result in document["results"]:
+        result["state"], result["reason"] = "closed", "conn-refused"
+    an_hour_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    document["started"] = an_hour_ago.isoformat(timespec="seconds")
+    (pytester.path / "reports" / "old-v1.json").write_text(json.dumps(document))
+    other = 3 - holder  # today's run gave only the share that does not hold the open port
+    shard_scan(pytester.path, f"{other}/2", f"reports/today-{other}.json", "--run-id", "today")
+    judged = pytester.runpytest_subprocess(*JUDGE)
+    judged.assert_outcomes(passed=2, errors=2)
+    judged.stdout.fnmatch_lines(
+        [f"*tcp/{port}: cannot check 127.0.0.1 — not covered: shard {holder}/2 is missing*"]
+    )
+
+
+def test_stale_reports_are_errors_naming_them_and_their_age(pytester: pytest.Pytester) -> None:
+    port = unused_port()
+    one_port_inventory(pytester, port)
+    (pytester.path / "reports").mkdir()
+    shard_scan(pytester.path, "1/1", "reports/shard.json", "--run-id", "nightly")
+    path = pytester.path / "reports" / "shard.json"
+    three_days = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3, hours=1, minutes=1)
+    document = json.loads(path.read_text())
+    document["started"] = three_days.isoformat(timespec="seconds")
+    path.write_text(json.dumps(document))
+    stale = pytester.runpytest_subprocess(*JUDGE)  # the default limit: 24 hours
+    stale.assert_outcomes(errors=1)
+    started = document["started"]
+    stale.stdout.fnmatch_lines([
+        f"*shard 1/1 (reports/shard.json) is too old: started {started}, 3 d 1 h ago (--portcheck-max-age 24h)*",
+        f"inventory.yml: judged run nightly: 1 report(s), started {started} to {started}",
+    ])  # fmt: skip
+    pytester.runpytest_subprocess(*JUDGE, "--portcheck-max-age", "7d").assert_outcomes(passed=1)
+    bad = pytester.runpytest_subprocess(*JUDGE, "--portcheck-max-age", "soon")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(
+        [
+            "*--portcheck-max-age 'soon' is not a duration: write a whole number and a unit, e.g. 90m, 24h or 7d*"
+        ]
+    )
+
+
+def test_with_a_key_only_signed_untouched_reports_are_judged(
+    pytester: pytest.Pytester, listen: ListenerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = listen().getsockname()[1]
+    one_port_inventory(pytester, port, "open")
+    (pytester.path / "reports").mkdir()
+    keyed = {**os.environ, "PORTCHECK_REPORT_KEY": "a shared secret"}
+    for index in (1, 2):
+        shard_scan(pytester.path, f"{index}/2", f"reports/shard-{index}.json", "--run-id", "r", env=keyed)
+    unchecked = pytester.runpytest_subprocess(*JUDGE)
+    unchecked.assert_outcomes(passed=1)
+    unchecked.stdout.fnmatch_lines(
+        [
+            "WARNING: the reports are unauthenticated (PORTCHECK_REPORT_KEY is not set): anyone who can write them can forge a pass*"
+        ]
+    )
+    monkeypatch.setenv("PORTCHECK_REPORT_KEY", "a shared secret")
+    signed = pytester.runpytest_subprocess(*JUDGE)
+    signed.assert_outcomes(passed=1)
+    signed.stdout.fnmatch_lines(
+        ["reports checked with PORTCHECK_REPORT_KEY (HMAC-SHA256): unsigned or altered ones are errors"]
+    )
+    # Whoever can write the folder turns the open port into "closed": no longer a report of ours.
+    for path in (pytester.path / "reports").iterdir():
+        path.write_text(path.read_text().replace('"syn-ack"', '"conn-refused"').replace('"open"', '"closed"'))
+    forged = pytester.runpytest_subprocess(*JUDGE)
+    forged.assert_outcomes(errors=1)
+    forged.stdout.fnmatch_lines(["*cannot be trusted: its signature does not match: it was altered*"])
+    monkeypatch.setenv("PORTCHECK_REPORT_KEY", "another secret")
+    pytester.runpytest_subprocess(*JUDGE).assert_outcomes(errors=1)
+
+
+def test_the_plugins_own_report_is_signed_with_the_key(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_portcheck.provenance import signature_problem
+
+    one_port_inventory(pytester, unused_port())
+    monkeypatch.setenv("PORTCHECK_REPORT_KEY", "k")
+    pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-report", "plugin.json").assert_outcomes(
+        passed=1
+    )
+    document = json.loads((pytester.path / "plugin.json").read_text())
+    assert signature_problem(document, b"k") is None
+    assert "does not match" in (signature_problem(document, b"x") or "")
+
+
+def test_a_malformed_report_is_one_error_naming_file_and_field_with_the_summary(
+    pytester: pytest.Pytester,
+) -> None:
+    one_port_inventory(pytester, unused_port())
+    (pytester.path / "reports").mkdir()
+    shard_scan(pytester.path, "1/1", "reports/shard.json", "--run-id", "r")
+    path = pytester.path / "reports" / "shard.json"
+    document = json.loads(path.read_text())
+    document["plan"][0][3] = "abc,,"
+    path.write_text(json.dumps(document))
+    judged = pytester.runpytest_subprocess(*JUDGE, "--portcheck-allow-other-inventory")
+    judged.assert_outcomes(errors=1)
+    assert "Traceback" not in judged.stdout.str() and "PortSpecError" not in judged.stdout.str()
+    judged.stdout.fnmatch_lines([
+        "*portcheck exposure*",
+        "host*addresses*expected*",
+        "ERROR: portcheck: cannot judge: reports/shard.json: not a valid portcheck JSON report: "
+        "plan[[]0[]][[]3[]]: 'abc' is not a run of ports*",
+    ])  # fmt: skip
+
+
+STOP_HERE = """
+import os, time
+
+def pytest_runtest_teardown(item):
+    # The first item was judged (so the reports were read and weighed): tell the test, then wait
+    # for its SIGTERM.
+    with open(os.environ["READY_FIFO"], "w") as fifo:
+        fifo.write("ready\\n")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+
+def test_sigterm_stops_the_judge_promptly(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    one_port_inventory(pytester, unused_port())
+    (pytester.path / "reports").mkdir()
+    shard_scan(pytester.path, "1/1", "reports/shard.json", "--run-id", "r")
+    path = pytester.path / "reports" / "shard.json"
+    document = json.loads(path.read_text())
+    document["shard"]["count"] = 10**12  # once: a loop to 10^12 that SIGTERM did not stop
+    path.write_text(json.dumps(document))
+    pytester.makeconftest(STOP_HERE)
+    fifo = tmp_path / "ready"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened first: the writer never blocks
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *JUDGE], cwd=pytester.path, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "READY_FIFO": str(fifo)},
+    )  # fmt: skip
+    try:
+        # Before the fix the judge never got there: it counted shares to 10^12 first.
+        assert select.select([reader], [], [], 120)[0], "the judge never finished its first item"
+        assert os.read(reader, 16) == b"ready\n"
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        os.close(reader)
+        process.kill()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output
+    assert "KeyboardInterrupt: signal SIGTERM" in output and "portcheck exposure" in output
+    assert "refused: shard.count says 1,000,000,000,000 shares of a plan of 1 unit(s)" in output
+
+
+RANGE_FROM_APP = """\
+hosts:
+  db:
+    address: {address}
+    only_open: []
+    range: "{port}-{last}"
+    from:
+      app-subnet:
+        open: [{port}]
+"""
+
+
+def test_a_scanning_run_from_a_vantage_allows_in_a_range_what_that_vantage_may_reach(
+    pytester: pytest.Pytester, fleet: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, _extra = fleet
+    pytester.makefile(".yml", inventory=RANGE_FROM_APP.format(address=FLEET[0], port=port, last=port + 3))
+    monkeypatch.setenv("PORTCHECK_VANTAGE", "app-subnet")
+    args = ["--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider", "--portcheck-report", "here.json"]
+    here = pytester.runpytest_subprocess(*args)
+    # Once the range failed on the port its own vantage may reach, which the judge let pass.
+    assert outcomes(here) == {
+        f"inventory.yml::db::tcp/{port}::open-from-app-subnet": "PASSED",
+        f"inventory.yml::db::tcp/{port}-{port + 3}::only_open": "PASSED",
+    }
+    verdicts = json.loads((pytester.path / "here.json").read_text())["expectations"]
+    ranged = next(v for v in verdicts if v["expected"] == "only_open")
+    assert ranged["message"] == (
+        f"from app-subnet: db ({FLEET[0]}) tcp/{port}-{port + 3}: nothing else open ({port} allowed from app-subnet)"
+    )
+    # A judge holds every vantage that reported: from app-subnet alone, nothing shows the port is
+    # shut from anywhere else (as a closed: entry would be an error), while a scanning run leaves
+    # that to the runs from elsewhere (as it skips such a closed: entry).
+    monkeypatch.delenv("PORTCHECK_VANTAGE")
+    scan_shards(pytester.path, 2, "--vantage", "app-subnet")
+    judged = pytester.runpytest_subprocess(
+        "--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", "-p", "no:cacheprovider"
+    )
+    judged.assert_outcomes(passed=1, errors=1)
+    judged.stdout.fnmatch_lines([
+        f"db tcp/{port}-{port + 3}: cannot check {port} — allowed from app-subnet only, and no report from another vantage*"
+    ])  # fmt: skip
+
+
+def test_the_judge_takes_the_run_it_is_told_to(pytester: pytest.Pytester) -> None:
+    port = unused_port()
+    one_port_inventory(pytester, port)
+    (pytester.path / "reports").mkdir()
+    shard_scan(pytester.path, "1/1", "reports/shard.json", "--run-id", "nightly-0427")
+    named = pytester.runpytest_subprocess(*JUDGE, "--portcheck-run-id", "nightly-0427")
+    named.assert_outcomes(passed=1)
+    other = pytester.runpytest_subprocess(*JUDGE, "--portcheck-run-id", "nightly-0428")
+    other.assert_outcomes(errors=1)
+    other.stdout.fnmatch_lines(
+        ["*no report of run nightly-0428 (--portcheck-run-id): runs found: nightly-0427*"]
+    )
+    bad = pytester.runpytest_subprocess(*JUDGE, "--portcheck-run-id", "two words")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--portcheck-run-id 'two words': a run id is 1-128 letters*"])

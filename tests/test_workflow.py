@@ -687,3 +687,48 @@ def test_html_page_of_a_full_range_firewalled_host(tmp_path: Path, browser: Any)
         "the most common silent state are counted under “not shown”"
         in browser.find_element(By.ID, "meta").text
     )
+
+
+# --- judged days: the judge's report holds the evidence it weighed --------------------------------
+
+
+def test_diff_and_snapshot_of_judged_reports(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    allowed = listen().getsockname()[1]
+    newcomer = unused_port()
+    ports = sorted({allowed, newcomer, unused_port()})
+    spec = ",".join(map(str, ports))
+    pytester.makefile(
+        ".yml",
+        inventory=f"hosts:\n  box:\n    address: 127.0.0.1\n    only_open: [{allowed}]\n    range: '{spec}'\n",
+    )
+
+    def judged_day(day: str) -> pytest.RunResult:
+        (pytester.path / "reports" / day).mkdir(parents=True)
+        for index in (1, 2):
+            done = portcheck(
+                "scan", "--inventory", "inventory.yml", "--shard", f"{index}/2", "--run-id", day,
+                "--json", f"reports/{day}/{index}.json", cwd=pytester.path,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+        return pytester.runpytest_subprocess(
+            "--portcheck", "inventory.yml", "--portcheck-results", f"reports/{day}/*.json", "-p", "no:cacheprovider",
+            "--portcheck-report", f"{day}.json",
+        )  # fmt: skip
+
+    judged_day("monday").assert_outcomes(passed=2)
+    listen(port=newcomer)
+    judged_day("tuesday").assert_outcomes(passed=1, failed=1)
+    monday = json.loads((pytester.path / "monday.json").read_text())
+    assert {(r["port"], r["state"]) for r in monday["results"]} == {(allowed, "open")} | {
+        (p, "closed") for p in ports if p != allowed
+    }
+    assert monday["hosts"] == [{"host": "127.0.0.1", "addresses": ["127.0.0.1"], "error": None}]
+    different = portcheck("diff", "monday.json", "tuesday.json", cwd=pytester.path)
+    assert different.returncode == 1, different.stdout + different.stderr
+    assert f"+ opened   127.0.0.1 127.0.0.1 tcp/{newcomer}: closed -> open" in different.stdout.splitlines()
+    snapshot = portcheck("snapshot", "--from", "tuesday.json", "-o", "baseline.yml", cwd=pytester.path)
+    assert snapshot.returncode == 0, snapshot.stderr
+    text = (pytester.path / "baseline.yml").read_text()
+    assert f'range: "{",".join(f"{p}/tcp" for p in ports)}"' in text
+    assert f"- {allowed}  #" in text and f"- {newcomer}  #" in text
+    pytester.runpytest("--portcheck", "baseline.yml").assert_outcomes(passed=3)
