@@ -79,7 +79,7 @@ def test_a_tcp_scan_with_a_json_report_imports_nothing_heavy(tmp_path: Path, lis
     report = tmp_path / "report.json"
     modules = scan_modules(tmp_path, "127.0.0.1", "-p", f"{listener},{listener + 1}", "--json", str(report))
     assert heavy(modules) == []
-    assert "pytest_portcheck.engine.connect" in modules  # it did scan
+    assert "pytest_portcheck.engine.scanner" in modules  # it did scan
     states = {r["port"]: r["state"] for r in json.loads(report.read_text())["results"]}
     assert states[listener] == "open"
 
@@ -89,7 +89,7 @@ def test_a_udp_scan_without_a_report_imports_nothing_heavy_not_even_json(
 ) -> None:
     modules = scan_modules(tmp_path, "127.0.0.1", "--udp", "-p", f"{listener},{listener + 1}")
     assert heavy(modules, also=("json",)) == []
-    assert "pytest_portcheck.engine.connect" in modules
+    assert "pytest_portcheck.engine.scanner" in modules
 
 
 def test_heavy_modules_do_come_with_banners(tmp_path: Path, listener: int) -> None:

@@ -30,7 +30,7 @@ from pytest_portcheck.engine import (
     resolve_one,
     scan,
 )
-from pytest_portcheck.engine.connect import (
+from pytest_portcheck.engine.kernel import (
     Listening,
     ephemeral_port_range,
     has_listener,
@@ -46,8 +46,7 @@ from pytest_portcheck.engine.model import (
     settings_from_options,
     settings_to_options,
 )
-from pytest_portcheck.engine.resolve import TargetTooLarge
-from pytest_portcheck.engine.shard import (
+from pytest_portcheck.engine.processes import (
     decode_result,
     decode_settings,
     decode_stats,
@@ -55,6 +54,7 @@ from pytest_portcheck.engine.shard import (
     encode_settings,
     encode_stats,
 )
+from pytest_portcheck.engine.resolve import TargetTooLarge
 from pytest_portcheck.ports import Protocol, parse_port_spec
 
 TCP = Protocol.TCP
@@ -217,9 +217,9 @@ def test_without_netlink_the_listener_check_reads_proc(
 ) -> None:
     # Where sock_diag is refused (not Linux) or dumps nothing (a sandbox), /proc/net/tcp still vouches
     # for a listener in the ephemeral range, and a port without one still does not come back open.
-    from pytest_portcheck.engine import connect
+    from pytest_portcheck.engine import kernel
 
-    monkeypatch.setattr(connect, "has_listener", lambda port: netlink_says)
+    monkeypatch.setattr(kernel, "has_listener", lambda port: netlink_says)
     port = listen().getsockname()[1]
     assert port in ephemeral_port_range()
     closed = unused_port()
@@ -451,7 +451,7 @@ def test_no_descriptor_at_all_is_an_error_not_closed() -> None:
 
 
 def test_window_fits_under_the_soft_limit() -> None:
-    from pytest_portcheck.engine.connect import fit_window
+    from pytest_portcheck.engine.kernel import fit_window
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     window, previous = fit_window(10)

@@ -282,8 +282,8 @@ def test_the_file_is_written_atomically_and_keeps_its_mode(tmp_path: Path) -> No
 def test_the_writers_import_no_front_end_scanner_or_probe() -> None:
     banned = ("pytest", "_pytest", "yaml", "pytest_portcheck.plugin", "pytest_portcheck.collect",
               "pytest_portcheck.session", "pytest_portcheck.cli", "pytest_portcheck.scanning",
-              "pytest_portcheck.judge", "pytest_portcheck.probes", "pytest_portcheck.engine.connect",
-              "pytest_portcheck.engine.shard")  # fmt: skip
+              "pytest_portcheck.judge", "pytest_portcheck.probes", "pytest_portcheck.engine.scanner",
+              "pytest_portcheck.engine.processes")  # fmt: skip
     for name in ("findings.py", "sarif.py", "metrics.py"):
         bad = [module for module in imported(PACKAGE / name) for ban in banned if module == ban or module.startswith(ban + ".")]
         assert not bad, f"{name} imports {bad}"

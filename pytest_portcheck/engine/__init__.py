@@ -16,6 +16,7 @@ from pytest_portcheck.engine.model import (
     ScanStats,
     Target,
 )
+from pytest_portcheck.engine.processes import scan
 from pytest_portcheck.engine.resolve import (
     MAX_ADDRESSES_PER_TARGET,
     check_target,
@@ -23,7 +24,6 @@ from pytest_portcheck.engine.resolve import (
     resolve_hosts,
     resolve_one,
 )
-from pytest_portcheck.engine.shard import scan
 
 __all__ = [
     "DEFAULT_WINDOW",

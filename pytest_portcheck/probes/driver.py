@@ -226,7 +226,7 @@ def probe_services(
 ) -> list[ServiceInfo]:
     """Identify what answers on every requested port; one ServiceInfo each, in order. Never raises
     for a peer. ``concurrency`` bounds open connections (and is itself bounded by RLIMIT_NOFILE)."""
-    from pytest_portcheck.engine.connect import fit_window  # the engine's descriptor discipline
+    from pytest_portcheck.engine.kernel import fit_window  # the engine's descriptor discipline
 
     requests = list(requests)
     if not requests:

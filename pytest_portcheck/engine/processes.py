@@ -8,7 +8,7 @@ never as missing ones.
 
 Workers run ``python -I`` and load this package from the directory this very module came from, by
 path: nothing in the working directory, ``PYTHONPATH`` or the user's site-packages can stand in for
-the scanner (a planted ``pytest_portcheck/engine/shard.py`` there could report every port closed).
+the scanner (a planted ``pytest_portcheck/engine/processes.py`` there could report every port closed).
 A worker dies with its parent (``PR_SET_PDEATHSIG`` on Linux, and a check of its parent's pid while
 scanning), so no probe is sent for a scan nobody waits for.
 Must not import pytest, yaml, dataclasses, typing or anything outside the engine but ``ports`` and
@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 
-from pytest_portcheck.engine.connect import ConnectScanner, is_local_address
+from pytest_portcheck.engine.kernel import is_local_address
 from pytest_portcheck.engine.model import (
     AddressQuality,
     PortState,
@@ -36,6 +36,7 @@ from pytest_portcheck.engine.model import (
     settings_from_options,
     settings_to_options,
 )
+from pytest_portcheck.engine.scanner import ConnectScanner
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import as_dict
 
@@ -103,7 +104,7 @@ spec = importlib.machinery.PathFinder.find_spec("pytest_portcheck", [sys.argv[1]
 package = importlib.util.module_from_spec(spec)
 sys.modules["pytest_portcheck"] = package
 spec.loader.exec_module(package)
-from pytest_portcheck.engine.shard import worker_entry
+from pytest_portcheck.engine.processes import worker_entry
 worker_entry(int(sys.argv[2]))
 """
 
