@@ -50,7 +50,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat thi
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
-    from pytest_portcheck.services import ServiceInfo
+    from pytest_portcheck.probes.model import ServiceInfo
 
 COMMANDS = ("scan", "snapshot", "diff", "report")
 

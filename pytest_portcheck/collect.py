@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, Waiver
     from pytest_portcheck.judge import Judgement
     from pytest_portcheck.judgedreport import ItemOutcome
+    from pytest_portcheck.probes.model import ServiceInfo
     from pytest_portcheck.results import ResultKey
-    from pytest_portcheck.services import ServiceInfo
 
 
 class InventoryFile(pytest.File):

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from pytest_portcheck.engine import AddressQuality, PortState, ProbeResult, Reason, Resolution
 from pytest_portcheck.ports import Protocol as PortProtocol
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.results import ResultKey
-from pytest_portcheck.services import ServiceInfo
 
 if TYPE_CHECKING:
     from pytest_portcheck.inventory import RangeRule, ServiceRequirement

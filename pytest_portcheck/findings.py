@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from pytest_portcheck.inventory import ServiceRequirement
-    from pytest_portcheck.services import ServiceInfo
+    from pytest_portcheck.probes.model import ServiceInfo
 
 __all__ = [
     "DeclaringLocation",

@@ -24,7 +24,7 @@ from pytest_portcheck.results import count_states, quality_notes, result_key, se
 if TYPE_CHECKING:
     from pytest_portcheck.engine import ProbeResult
     from pytest_portcheck.judgedreport import ItemOutcome, JudgedReport
-    from pytest_portcheck.services import ServiceInfo
+    from pytest_portcheck.probes.model import ServiceInfo
 
 __all__ = ["page_data", "render_html", "write_html"]
 

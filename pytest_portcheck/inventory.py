@@ -38,8 +38,8 @@ from pytest_portcheck.ports import (
     parse_port_spec,
     service_name,
 )
+from pytest_portcheck.probes.model import AUTH_SERVICES, SERVICES, TLS_VERSIONS, ServiceInfo
 from pytest_portcheck.results import ResultKey, ScanReport
-from pytest_portcheck.services import AUTH_SERVICES, SERVICES, TLS_VERSIONS, ServiceInfo
 
 # libyaml's parser, where PyYAML was built with it, composes a 10,000-line inventory ~10x faster.
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -32,7 +32,7 @@ from pytest_portcheck.inventory import (
     TlsRequirement,
 )
 from pytest_portcheck.ports import Protocol, format_ports
-from pytest_portcheck.services import TLS_VERSIONS, ServiceInfo, TlsInfo, tls_rank
+from pytest_portcheck.probes.model import TLS_VERSIONS, ServiceInfo, TlsInfo, tls_rank
 
 _SATISFIES = {
     Expect.OPEN: frozenset({PortState.OPEN}),

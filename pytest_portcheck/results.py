@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, TextIO
 
-    from pytest_portcheck.services import NameAnswer, ServiceInfo, TlsInfo
+    from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
 
 REPORT_VERSION = 1
 """The version of the JSON report this module writes (``reportschema`` checks documents against it)."""
@@ -86,7 +86,7 @@ def service_to_dict(info: ServiceInfo) -> dict[str, Any]:
 
 
 def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
-    from pytest_portcheck.services import ServiceInfo  # only reports with probe results need it
+    from pytest_portcheck.probes.model import ServiceInfo  # only reports with probe results need it
 
     tls = data.get("tls")
     return ServiceInfo(
@@ -104,13 +104,13 @@ def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
 
 
 def _name_from_dict(data: Mapping[str, Any]) -> NameAnswer:
-    from pytest_portcheck.services import NameAnswer
+    from pytest_portcheck.probes.model import NameAnswer
 
     return NameAnswer(data.get("name"), bool(data["verified"]), data.get("error"))
 
 
 def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:
-    from pytest_portcheck.services import TlsInfo
+    from pytest_portcheck.probes.model import TlsInfo
 
     # Known fields only: a report from a newer (or hostile) writer may carry more.
     return TlsInfo(**{name: data[name] for name in record_fields(TlsInfo) if name in data})

@@ -34,8 +34,8 @@ from pytest_portcheck.results import ResultKey, ScanReport, index_results, port_
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:  # inventory needs yaml, probes need asyncio and ssl: imported where a run needs them
     from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, ServiceRequirement
-    from pytest_portcheck.probes import ProbeRequest
-    from pytest_portcheck.services import ServiceInfo
+    from pytest_portcheck.probes.connection import ProbeRequest
+    from pytest_portcheck.probes.model import ServiceInfo
 
 
 def _now() -> str:
@@ -124,7 +124,8 @@ def probe_open(
     results: Sequence[ProbeResult], *, tls_verify: bool, timeout: float
 ) -> dict[ResultKey, ServiceInfo]:
     """Protocol probes on every open TCP port: what answers, with evidence."""
-    from pytest_portcheck.probes import ProbeRequest, probe_services  # asyncio and ssl: only when asked
+    from pytest_portcheck.probes.connection import ProbeRequest
+    from pytest_portcheck.probes.driver import probe_services  # asyncio and ssl: only when asked
 
     keys: list[ResultKey] = []
     requests = []
@@ -340,8 +341,8 @@ def probe_declared_ports(
     when any requirement under that name asks; where it fails, an unverified handshake still reads
     the certificate for the others. Each requirement is judged on its own name's verification.
     """
-    from pytest_portcheck.probes import probe_services  # asyncio and ssl: only when a probe runs
-    from pytest_portcheck.services import probe_name
+    from pytest_portcheck.probes.driver import probe_services  # asyncio and ssl: only when a probe runs
+    from pytest_portcheck.probes.model import probe_name
 
     asks: dict[ResultKey, _Asks] = {}
     flagged = [(True, pair) for pair in unexpected] + [(all_banners, pair) for pair in pairs]
@@ -377,7 +378,7 @@ class _Asks:
         """The strictest TLS ``min_version`` asked for: the probe tries a handshake capped below it."""
 
     def add(self, wanted: ServiceRequirement | None, name: str | None) -> None:
-        from pytest_portcheck.services import tls_rank
+        from pytest_portcheck.probes.model import tls_rank
 
         if wanted is None:
             self.banner_names.add(name)
@@ -390,7 +391,7 @@ class _Asks:
 
     def request(self, key: ResultKey) -> list[ProbeRequest]:
         """One probe per name asked for (SNI and verification depend on it), all with one first move."""
-        from pytest_portcheck.probes import ProbeRequest
+        from pytest_portcheck.probes.connection import ProbeRequest
 
         expect = min(self.services, key=_first_move_rank) if self.services else None
         verify = self.verify or {min(self.banner_names, key=_name_order): False}
@@ -420,7 +421,7 @@ def _with_unverified_details(
 ) -> list[ServiceInfo]:
     """Where verification failed, read the certificate without it: the expiry, version and service
     requirements on the same port are judged on that, and the verification failure stays recorded."""
-    from pytest_portcheck.probes import probe_services
+    from pytest_portcheck.probes.driver import probe_services
 
     failed = [
         index
@@ -441,7 +442,7 @@ def _one_answer(named: Sequence[tuple[ProbeRequest, ServiceInfo]]) -> ServiceInf
     Otherwise each name's own verification is kept (``names``: a requirement is judged on the probe
     made for it, never on another name's), and the answer as a whole counts as verified only if
     every name that asked for verification got it verified."""
-    from pytest_portcheck.services import NameAnswer, ServiceInfo
+    from pytest_portcheck.probes.model import NameAnswer, ServiceInfo
 
     first = named[0][1]
     if len(named) == 1:

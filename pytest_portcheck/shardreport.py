@@ -30,6 +30,7 @@ from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution, ScanSettings, ScanStats
 from pytest_portcheck.plan import WorkPlan
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.provenance import report_key, signature_problem, signing_writer
 from pytest_portcheck.reportschema import (
     ReportProblem,
@@ -45,7 +46,6 @@ from pytest_portcheck.results import (
     service_from_dict,
     service_to_dict,
 )
-from pytest_portcheck.services import ServiceInfo
 
 if TYPE_CHECKING:
     from pytest_portcheck.inventory import ServiceRequirement

@@ -24,6 +24,7 @@ from pytest_portcheck.engine import (
 from pytest_portcheck.engine.model import settings_from_options
 from pytest_portcheck.inventory import Expect, Expectation, HostSpec, Inventory
 from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.results import ResultKey
 from pytest_portcheck.scanning import (
     Timing,
@@ -32,7 +33,6 @@ from pytest_portcheck.scanning import (
     scan_by_timing,
     timing_settings,
 )
-from pytest_portcheck.services import ServiceInfo
 from pytest_portcheck.shardreport import Asked, ShardInfo, ShardScanReport, asked_of, probe_name, summarise
 
 

@@ -27,8 +27,8 @@ from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, Service
 from pytest_portcheck.judge import Judgement, judge, judge_range, silent_among, silent_of
 from pytest_portcheck.plan import HostWork, PortRun, ShardSplit, WorkPlan, runs_of_ports, shard_count_problem
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.results import ResultKey
-from pytest_portcheck.services import ServiceInfo
 from pytest_portcheck.shardreport import Asked, LoadedReport, asked_of, probe_name
 
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)

@@ -31,7 +31,7 @@ HEAVY = (
     # third-party and our own modules that only other commands or options need
     "yaml", "cryptography", "pytest", "filelock",
     "pytest_portcheck.probes", "pytest_portcheck.inventory", "pytest_portcheck.reportschema",
-    "pytest_portcheck.services", "pytest_portcheck.diff", "pytest_portcheck.nmapxml",
+    "pytest_portcheck.probes.model", "pytest_portcheck.diff", "pytest_portcheck.nmapxml",
     "pytest_portcheck.htmlreport", "pytest_portcheck.judge", "pytest_portcheck.plan",
     "pytest_portcheck.union", "pytest_portcheck.sharecommand", "pytest_portcheck.sharescan",
     "pytest_portcheck.shardreport", "pytest_portcheck.summary", "pytest_portcheck.session",
@@ -97,4 +97,4 @@ def test_heavy_modules_do_come_with_banners(tmp_path: Path, listener: int) -> No
     modules = scan_modules(
         tmp_path, "127.0.0.1", "-p", str(listener), "--banner", "--probe-timeout", "0.5", "--json", "-"
     )
-    assert {"asyncio", "ssl", "pytest_portcheck.probes", "pytest_portcheck.services"} <= set(heavy(modules))
+    assert {"asyncio", "ssl", "pytest_portcheck.probes", "pytest_portcheck.probes.model"} <= set(heavy(modules))

@@ -16,8 +16,8 @@ from pytest_portcheck.inventory import (
     snapshot_inventory,
 )
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.results import ResultKey, ScanReport
-from pytest_portcheck.services import ServiceInfo
 
 VALID = """\
 version: 1

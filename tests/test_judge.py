@@ -31,9 +31,9 @@ from pytest_portcheck.judge import (
     silent_of,
 )
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 from pytest_portcheck.record import replace
 from pytest_portcheck.results import ResultKey
-from pytest_portcheck.services import ServiceInfo, TlsInfo
 
 CERTIFICATE = TlsInfo(
     "TLSv1.3", "TLS_AES_256_GCM_SHA384", "CN=web", "CN=web", "2027-11-27T00:00:00+00:00", 365, False
@@ -126,7 +126,7 @@ def test_nothing_checked_is_never_a_pass() -> None:
 
 
 def test_names_on_one_port_merge_verification_per_name() -> None:
-    from pytest_portcheck.probes import ProbeRequest
+    from pytest_portcheck.probes.connection import ProbeRequest
     from pytest_portcheck.scanning import _one_answer
 
     verified = ServiceInfo("tls", "", tls=replace(CERTIFICATE, verified=True))

@@ -22,8 +22,8 @@ from pytest_portcheck.judgedreport import (
 )
 from pytest_portcheck.nmapxml import write_nmap_xml
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.results import ReportError, ScanReport, write_report
-from pytest_portcheck.services import ServiceInfo
 
 VERDICT = ItemOutcome(
     host="web",

@@ -18,8 +18,8 @@ from pytest_portcheck.diff import compare_reports
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.nmapxml import dump_nmap_xml, read_nmap_xml
 from pytest_portcheck.ports import Protocol, service_name
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.results import ReportError, ScanReport
-from pytest_portcheck.services import ServiceInfo
 
 pytest_plugins = ["pytester"]
 

@@ -25,8 +25,8 @@ from pytest_portcheck.probes import (
     smb,
 )
 from pytest_portcheck.probes import tls as tls_module
+from pytest_portcheck.probes.model import SERVICES, ServiceInfo
 from pytest_portcheck.record import replace
-from pytest_portcheck.services import SERVICES, ServiceInfo
 
 EVERY_PROBE = [*catalogue.GREETERS, *catalogue.SPEAKERS]
 

@@ -40,7 +40,8 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
         from pytest_portcheck.inventory import ServiceRequirement
         from pytest_portcheck.engine import PortState, ProbeResult, Reason
         from pytest_portcheck.ports import Protocol
-        from pytest_portcheck.probes import ProbeRequest, probe_services
+        from pytest_portcheck.probes.connection import ProbeRequest
+        from pytest_portcheck.probes.driver import probe_services
         from pytest_portcheck.evidence import ScanEvidence
         from pytest_portcheck.judge import _judge_service
 

@@ -14,8 +14,9 @@ import pytest
 import servers
 from conftest import REPO, Behaviour
 
-from pytest_portcheck.probes import ProbeRequest, probe_services
-from pytest_portcheck.services import ServiceInfo
+from pytest_portcheck.probes.connection import ProbeRequest
+from pytest_portcheck.probes.driver import probe_services
+from pytest_portcheck.probes.model import ServiceInfo
 
 pytest_plugins = ["pytester"]
 

@@ -16,8 +16,10 @@ import pytest
 import servers
 from conftest import REPO, Behaviour, Namespace, greeting
 
-from pytest_portcheck.probes import ProbeRequest, classify, probe_services
-from pytest_portcheck.services import ServiceInfo, neutralise
+from pytest_portcheck.probes.catalogue import classify
+from pytest_portcheck.probes.connection import ProbeRequest
+from pytest_portcheck.probes.driver import probe_services
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 
 pytest_plugins = ["pytester"]
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings, ScanStats
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 from pytest_portcheck.record import as_dict, field, record, record_fields, replace
-from pytest_portcheck.services import ServiceInfo, TlsInfo
 
 
 @record

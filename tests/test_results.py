@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
 from pytest_portcheck.record import replace
 from pytest_portcheck.results import (
     ScanReport,
@@ -21,7 +22,6 @@ from pytest_portcheck.results import (
     result_key,
     stats_from_quality,
 )
-from pytest_portcheck.services import NameAnswer, ServiceInfo, TlsInfo
 
 results = st.builds(
     ProbeResult,

@@ -18,8 +18,8 @@ from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, parse_i
 from pytest_portcheck.judge import Judgement, Verdict
 from pytest_portcheck.plan import ShardSplit, plan_inventory
 from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 from pytest_portcheck.results import ResultKey, ScanReport, write_report
-from pytest_portcheck.services import ServiceInfo, TlsInfo
 from pytest_portcheck.shardreport import (
     ShardInfo,
     ShardScanReport,

@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pytest_portcheck.probes import catalogue, handshake, http, tls
 from pytest_portcheck.probes.connection import MAX_READ, Exchange, LocalFailure, Port, ProbeRequest, read
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
 from pytest_portcheck.probes.ssh import first_line
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 # --- one port ------------------------------------------------------------------------------------
 

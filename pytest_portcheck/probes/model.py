@@ -3,7 +3,7 @@
 Data only (no sockets, no asyncio), so reports and inventories can use it without the probes' cost.
 A scanned service is untrusted input: ``neutralise`` is applied to everything a peer sent before it is
 stored or shown.
-Must not import pytest, asyncio, ssl, dataclasses or the probes.
+Must not import pytest, asyncio, ssl, dataclasses or the other modules of the probes.
 """
 
 from __future__ import annotations
