@@ -515,7 +515,7 @@ def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dic
 
 
 def _run_snapshot(args: argparse.Namespace) -> int:
-    from pytest_portcheck.inventory import snapshot_inventory  # PyYAML: only for this command
+    from pytest_portcheck.inventory.snapshot import snapshot_inventory  # PyYAML: only for this command
 
     _check_output(args.output)
     if args.source is not None:

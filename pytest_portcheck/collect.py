@@ -31,7 +31,7 @@ from pytest_portcheck.session import (
 )
 
 if TYPE_CHECKING:
-    from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, Waiver
+    from pytest_portcheck.inventory.model import Expectation, HostSpec, RangeRule, Waiver
     from pytest_portcheck.judge import Judgement
     from pytest_portcheck.judgedreport import ItemOutcome
     from pytest_portcheck.probes.model import ServiceInfo
@@ -50,7 +50,7 @@ class InventoryFile(pytest.File):
             yield HostNode.from_parent(self, name=host.name, host=host)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
-        from pytest_portcheck.inventory import InventoryError
+        from pytest_portcheck.inventory.model import InventoryError
 
         if isinstance(excinfo.value, InventoryError):
             return f"portcheck inventory error: {excinfo.value}"

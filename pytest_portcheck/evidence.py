@@ -25,7 +25,7 @@ from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.results import ResultKey
 
 if TYPE_CHECKING:
-    from pytest_portcheck.inventory import RangeRule, ServiceRequirement
+    from pytest_portcheck.inventory.model import RangeRule, ServiceRequirement
 
 Vantage = str | None
 

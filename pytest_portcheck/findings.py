@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from pytest_portcheck.inventory import ServiceRequirement
+    from pytest_portcheck.inventory.model import ServiceRequirement
     from pytest_portcheck.probes.model import ServiceInfo
 
 __all__ = [

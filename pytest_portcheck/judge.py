@@ -23,7 +23,7 @@ from pytest_portcheck.engine import (
     Resolution,
 )
 from pytest_portcheck.evidence import Evidence, RangeResults, Vantage
-from pytest_portcheck.inventory import (
+from pytest_portcheck.inventory.model import (
     Expect,
     Expectation,
     HostSpec,

@@ -30,7 +30,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_portcheck.engine import ProbeResult, Resolution
     from pytest_portcheck.evidence import ScanEvidence
-    from pytest_portcheck.inventory import Expectation, HostSpec
+    from pytest_portcheck.inventory.model import Expectation, HostSpec
     from pytest_portcheck.probes.model import ServiceInfo
     from pytest_portcheck.results import ResultKey, ScanReport
     from pytest_portcheck.session import InventoryResults

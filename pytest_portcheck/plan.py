@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_portcheck.ports import Protocol
 
 if TYPE_CHECKING:
-    from pytest_portcheck.inventory import Expectation, Inventory
+    from pytest_portcheck.inventory.model import Expectation, Inventory
 
 PortRun = tuple[Protocol, int, int]
 """(protocol, first, last): a run of consecutive ports, both ends included."""

@@ -33,7 +33,7 @@ from pytest_portcheck.results import ResultKey, ScanReport, index_results, port_
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:  # inventory needs yaml, probes need asyncio and ssl: imported where a run needs them
-    from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, ServiceRequirement
+    from pytest_portcheck.inventory.model import Expectation, HostSpec, RangeRule, ServiceRequirement
     from pytest_portcheck.probes.connection import ProbeRequest
     from pytest_portcheck.probes.model import ServiceInfo
 
@@ -151,7 +151,7 @@ def scan_inventory(
     distinct (timeout, retries) setting; then run protocol probes on the open ports that declare a
     service (every open port with ``all_banners``)."""
     from pytest_portcheck.engine.model import settings_from_options
-    from pytest_portcheck.inventory import range_pairs  # yaml: only for an inventory run
+    from pytest_portcheck.inventory.model import range_pairs  # yaml: only for an inventory run
 
     pairs = list(pairs)
     ranges = list(ranges)
@@ -224,7 +224,7 @@ def _open_in_ranges(
     by_key: Mapping[ResultKey, ProbeResult],
 ) -> list[tuple[HostSpec, Expectation]]:
     """The open ports of ``only_open`` TCP ranges (every one is unexpected), at most a few hundred."""
-    from pytest_portcheck.inventory import Expect, Expectation
+    from pytest_portcheck.inventory.model import Expect, Expectation
 
     found = []
     for host, rule in ranges:
@@ -288,7 +288,7 @@ def confirm_silent_opens(
 
     Only silence is looked at again, and only an answer replaces it: an open port is never downgraded.
     """
-    from pytest_portcheck.inventory import Expect
+    from pytest_portcheck.inventory.model import Expect
 
     by_key = index_results(results)
     wanted: dict[ResultKey, tuple[HostSpec, Target]] = {}

@@ -21,7 +21,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_portcheck.engine import PortState, ProbeResult
-    from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, RangeRule
+    from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory, RangeRule
     from pytest_portcheck.judgedreport import ItemOutcome
     from pytest_portcheck.judgemode import JudgeMode
     from pytest_portcheck.results import ScanReport
@@ -171,7 +171,7 @@ class PortcheckRun:
     def load(self, path: Path) -> Inventory:
         key = path.resolve()
         if key not in self._loaded:
-            from pytest_portcheck.inventory import load_inventory
+            from pytest_portcheck.inventory.load import load_inventory
 
             self._loaded[key] = load_inventory(path)
         return self._loaded[key]

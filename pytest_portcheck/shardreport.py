@@ -48,7 +48,7 @@ from pytest_portcheck.results import (
 )
 
 if TYPE_CHECKING:
-    from pytest_portcheck.inventory import ServiceRequirement
+    from pytest_portcheck.inventory.model import ServiceRequirement
 
 SHARD_REPORT_VERSION = 2
 Asked = tuple[str, str | None, bool, int | None, str | None, str | None]

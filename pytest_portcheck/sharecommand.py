@@ -16,7 +16,8 @@ from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import WriteError, check_writable
 from pytest_portcheck.engine import PortState, ProbeResult
 from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from pytest_portcheck.inventory import InventoryError, load_inventory
+from pytest_portcheck.inventory.load import load_inventory
+from pytest_portcheck.inventory.model import InventoryError
 from pytest_portcheck.plan import ShardSplit, parse_shard, plan_inventory, shard_count_problem
 from pytest_portcheck.progress import ProgressBar
 from pytest_portcheck.provenance import run_id_for

@@ -22,7 +22,7 @@ from pytest_portcheck.engine import (
     resolve_hosts,
 )
 from pytest_portcheck.engine.model import settings_from_options
-from pytest_portcheck.inventory import Expect, Expectation, HostSpec, Inventory
+from pytest_portcheck.inventory.model import Expect, Expectation, HostSpec, Inventory
 from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
 from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.results import ResultKey

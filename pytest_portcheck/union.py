@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from pytest_portcheck.engine import AddressQuality, PortState, ProbeResult, Resolution, ScanStats
 from pytest_portcheck.evidence import PortGroup, RangeResults, Vantage
-from pytest_portcheck.inventory import Expectation, HostSpec, RangeRule, ServiceRequirement
+from pytest_portcheck.inventory.model import Expectation, HostSpec, RangeRule, ServiceRequirement
 from pytest_portcheck.judge import Judgement, judge, judge_range, silent_among, silent_of
 from pytest_portcheck.plan import HostWork, PortRun, ShardSplit, WorkPlan, runs_of_ports, shard_count_problem
 from pytest_portcheck.ports import Protocol

@@ -29,7 +29,9 @@ from pytest_portcheck.atomicfile import WriteError, check_writable, write_atomic
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.engine.resolve import resolve_one
 from pytest_portcheck.htmlreport import page_data
-from pytest_portcheck.inventory import InventoryError, load_inventory, snapshot_inventory
+from pytest_portcheck.inventory.load import load_inventory
+from pytest_portcheck.inventory.model import InventoryError
+from pytest_portcheck.inventory.snapshot import snapshot_inventory
 from pytest_portcheck.judgedreport import ItemOutcome, JudgedReport
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.results import ReportError, ScanReport, read_report, write_report

@@ -12,7 +12,7 @@ from conftest import portcheck, unused_port
 
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution
 from pytest_portcheck.evidence import ScanEvidence
-from pytest_portcheck.inventory import (
+from pytest_portcheck.inventory.model import (
     Expect,
     Expectation,
     HostSpec,

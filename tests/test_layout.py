@@ -27,7 +27,7 @@ FORBIDDEN = {
     "diff.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes.driver"),
     "cli.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.collect",
                "pytest_portcheck.session", "pytest_portcheck.summary"),
-    "inventory.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.probes.driver"),
+    "inventory/": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.probes.driver"),
     "judgedreport.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes.driver",
                         "pytest_portcheck.plugin", "pytest_portcheck.cli"),
     "htmlreport.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes.driver",

@@ -205,7 +205,7 @@ def test_the_file_is_replaced_whole_or_not_at_all_and_keeps_its_mode(tmp_path: P
 
 
 def test_enum_members_where_the_protocol_says_str_write_as_their_values() -> None:
-    from pytest_portcheck.inventory import Expect
+    from pytest_portcheck.inventory.model import Expect
 
     plain = port("web", 22, "open", "passed", "open")
     typed = replace(plain, expected=Expect.OPEN, verdict=Verdict.PASSED)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_portcheck.inventory import parse_inventory
+from pytest_portcheck.inventory.load import parse_inventory
 from pytest_portcheck.plan import (
     ShardSpecError,
     ShardSplit,

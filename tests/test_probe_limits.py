@@ -37,7 +37,7 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
     script = textwrap.dedent(
         f"""
         import resource, socket
-        from pytest_portcheck.inventory import ServiceRequirement
+        from pytest_portcheck.inventory.model import ServiceRequirement
         from pytest_portcheck.engine import PortState, ProbeResult, Reason
         from pytest_portcheck.ports import Protocol
         from pytest_portcheck.probes.connection import ProbeRequest

@@ -292,7 +292,7 @@ def test_the_writers_import_no_front_end_scanner_or_probe() -> None:
 def test_enum_members_where_the_protocol_says_str_write_as_their_values() -> None:
     """The plugin's records may hand over ``Verdict``, ``Expect`` and ``PortState`` members (str enums)."""
     from pytest_portcheck.engine import PortState
-    from pytest_portcheck.inventory import Expect
+    from pytest_portcheck.inventory.model import Expect
     from pytest_portcheck.judge import Verdict
 
     plain = port("web", 5432, "closed", "failed", "open", message="m")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Behaviour, ListenerFactory, Namespace, greeting, portcheck, unused_port
 
-from pytest_portcheck.inventory import parse_inventory
+from pytest_portcheck.inventory.load import parse_inventory
 from pytest_portcheck.plan import ShardSplit, plan_inventory
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.shardreport import load_report

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
-from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, parse_inventory
+from pytest_portcheck.inventory.load import parse_inventory
+from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory
 from pytest_portcheck.judge import Judgement, Verdict
 from pytest_portcheck.plan import ShardSplit, plan_inventory
 from pytest_portcheck.ports import Protocol

@@ -9,9 +9,9 @@ Must not import pytest, the plugin, the engine or the probes.
 
 from __future__ import annotations
 
-from pytest_portcheck.sources.compose import read_compose
-from pytest_portcheck.sources.kubernetes import read_kubernetes
-from pytest_portcheck.sources.model import (
+from pytest_portcheck.inventory.sources.compose import read_compose
+from pytest_portcheck.inventory.sources.kubernetes import read_kubernetes
+from pytest_portcheck.inventory.sources.model import (
     Exposure,
     Note,
     Origin,
@@ -20,7 +20,7 @@ from pytest_portcheck.sources.model import (
     SourceKind,
     SourceReading,
 )
-from pytest_portcheck.sources.terraform import read_terraform
+from pytest_portcheck.inventory.sources.terraform import read_terraform
 
 __all__ = [
     "Exposure",

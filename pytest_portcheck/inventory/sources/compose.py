@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from pytest_portcheck.ports import MAX_PORT, MIN_PORT, Protocol
-from pytest_portcheck.sources.interpolation import InterpolationProblem, interpolate, parse_env_file
-from pytest_portcheck.sources.model import (
+from pytest_portcheck.inventory.sources.interpolation import InterpolationProblem, interpolate, parse_env_file
+from pytest_portcheck.inventory.sources.model import (
     Exposure,
     Findings,
     Origin,
@@ -34,7 +33,7 @@ from pytest_portcheck.sources.model import (
     SourceReading,
     reach_of_bind,
 )
-from pytest_portcheck.sources.yamlnodes import (
+from pytest_portcheck.inventory.sources.yamlnodes import (
     MappingProblem,
     YamlProblem,
     compose_documents,
@@ -45,6 +44,7 @@ from pytest_portcheck.sources.yamlnodes import (
     mapping,
     paused_gc,
 )
+from pytest_portcheck.ports import MAX_PORT, MIN_PORT, Protocol
 
 _LONG_KEYS = frozenset(("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"))
 _PROTOCOLS = {"tcp": Protocol.TCP, "udp": Protocol.UDP}

@@ -20,9 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_portcheck.ports import MAX_PORT, MIN_PORT, Protocol
-from pytest_portcheck.sources.locatedjson import LineIndex, LocatedObject, load_located
-from pytest_portcheck.sources.model import (
+from pytest_portcheck.inventory.sources.locatedjson import LineIndex, LocatedObject, load_located
+from pytest_portcheck.inventory.sources.model import (
     Exposure,
     Findings,
     Origin,
@@ -32,6 +31,7 @@ from pytest_portcheck.sources.model import (
     SourceReading,
     reach_of_peer,
 )
+from pytest_portcheck.ports import MAX_PORT, MIN_PORT, Protocol
 
 _BOTH = (Protocol.TCP, Protocol.UDP)
 _AWS_PROTOCOLS = {"tcp": Protocol.TCP, "6": Protocol.TCP, "udp": Protocol.UDP, "17": Protocol.UDP}

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from pytest_portcheck.ports import MAX_PORT, MIN_PORT, Protocol
-from pytest_portcheck.sources.model import (
+from pytest_portcheck.inventory.sources.model import (
     Exposure,
     Findings,
     Origin,
@@ -31,7 +30,7 @@ from pytest_portcheck.sources.model import (
     reach_of_bind,
     reach_of_peer,
 )
-from pytest_portcheck.sources.yamlnodes import (
+from pytest_portcheck.inventory.sources.yamlnodes import (
     MappingProblem,
     YamlProblem,
     compose_documents,
@@ -42,6 +41,7 @@ from pytest_portcheck.sources.yamlnodes import (
     plain_int,
     yaml11_bool,
 )
+from pytest_portcheck.ports import MAX_PORT, MIN_PORT, Protocol
 
 _PROTOCOLS = {"TCP": Protocol.TCP, "UDP": Protocol.UDP}
 # Where each workload kind keeps its pod spec.
