@@ -77,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="portcheck-bench-") as name:
         folder = Path(name)
         (folder / "test_trivial.py").write_text("def test_trivial():\n    pass\n")
-        heavy = "pytest_portcheck.plugin, pytest_portcheck.judge, pytest_portcheck.htmlreport, filelock"
+        heavy = "pytest_portcheck.plugin, pytest_portcheck.judge, pytest_portcheck.report.html, filelock"
         added_import_ms(folder, heavy)  # warm-up: bytecode caches written
         plugin, deferred, with_plugin, without_plugin = [], [], [], []
         for _ in range(args.runs):

@@ -28,22 +28,12 @@ from pytest_portcheck.engine import (
     ScanSettings,
     ScanStats,
 )
-from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
+from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT, ResultKey, port_key
 from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
 from pytest_portcheck.progress import ProgressBar
-from pytest_portcheck.provenance import RunIdError, run_id_for
-from pytest_portcheck.results import (
-    STATE_ORDER,
-    ReportError,
-    ResultKey,
-    ScanReport,
-    count_states,
-    port_key,
-    quality_notes,
-    read_report,
-    write_report,
-)
+from pytest_portcheck.report.model import STATE_ORDER, ReportError, ScanReport, count_states, quality_notes
+from pytest_portcheck.report.provenance import RunIdError, run_id_for
 from pytest_portcheck.scanning import ScanPlan, plan_scan, probe_open
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
@@ -413,9 +403,11 @@ def _write_reports(report: ScanReport, args: argparse.Namespace, err: TextIO, ru
     False (after saying why on ``err``) when any could not be written."""
     writers: list[tuple[str, Callable[[ScanReport, str], None]]] = []
     if args.json:
+        from pytest_portcheck.report.encode import write_report  # json: only for --json
+
         writers.append((args.json, lambda report, path: write_report(report, path, {"run_id": run_id})))
     if args.xml:
-        from pytest_portcheck.nmapxml import write_nmap_xml
+        from pytest_portcheck.report.nmapxml import write_nmap_xml
 
         writers.append((args.xml, write_nmap_xml))
     written = True
@@ -521,6 +513,8 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     if args.source is not None:
         if args.targets:
             raise ReportError("snapshot --from takes no targets: the report says what was scanned")
+        from pytest_portcheck.report.decode import read_any_report
+
         report = read_any_report(args.source)
         if report.interrupted and not args.allow_interrupted:
             raise ReportError(
@@ -568,6 +562,8 @@ def _run_snapshot(args: argparse.Namespace) -> int:
 
 def _run_diff(args: argparse.Namespace) -> int:
     try:
+        from pytest_portcheck.report.decode import read_any_report
+
         old, new = read_any_report(args.old), read_any_report(args.new)
     except ReportError as exc:
         sys.stderr.write(f"portcheck: error: {exc}\n")
@@ -581,7 +577,7 @@ def _run_diff(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for name in partial:
         sys.stderr.write(f"portcheck: WARNING: {name} is an interrupted scan: it does not hold every port\n")
-    from pytest_portcheck.diff import compare_reports  # only for this command
+    from pytest_portcheck.report.diff import compare_reports  # only for this command
 
     difference = compare_reports(old, new)
     if args.json:
@@ -593,13 +589,6 @@ def _run_diff(args: argparse.Namespace) -> int:
         text = difference.to_text(args.old, args.new)
         sys.stdout.write(text + "".join(f"WARNING: {name} is an interrupted scan\n" for name in partial))
     return EXIT_OK if difference.equal else EXIT_FAILURE
-
-
-def read_any_report(path: str) -> ScanReport:
-    """A portcheck JSON report or an nmap XML file, told apart by their first character."""
-    from pytest_portcheck.nmapxml import is_xml_file, read_nmap_xml
-
-    return read_nmap_xml(path) if is_xml_file(path) else read_report(path)
 
 
 def _usage_problem(exc: Exception) -> str:
@@ -735,8 +724,8 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         if args.command == "report":
             from pathlib import Path
 
-            from pytest_portcheck.htmlreport import write_html
-            from pytest_portcheck.judgedreport import read_judged_report
+            from pytest_portcheck.report.html import write_html
+            from pytest_portcheck.report.judged import read_judged_report
 
             _check_output(args.output)
             write_html(read_judged_report(args.report), Path(args.output))

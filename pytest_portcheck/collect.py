@@ -31,11 +31,11 @@ from pytest_portcheck.session import (
 )
 
 if TYPE_CHECKING:
+    from pytest_portcheck.engine.model import ResultKey
     from pytest_portcheck.inventory.model import Expectation, HostSpec, RangeRule, Waiver
     from pytest_portcheck.judge import Judgement
-    from pytest_portcheck.judgedreport import ItemOutcome
     from pytest_portcheck.probes.model import ServiceInfo
-    from pytest_portcheck.results import ResultKey
+    from pytest_portcheck.report.judged import ItemOutcome
 
 
 class InventoryFile(pytest.File):
@@ -117,7 +117,7 @@ class CheckItem(pytest.Item):
         raise NotImplementedError
 
     def setup(self) -> None:
-        from pytest_portcheck.results import port_key
+        from pytest_portcheck.engine.model import port_key
 
         run = self.config.stash[RUN_KEY]
         shared = run.results()
@@ -152,7 +152,7 @@ class CheckItem(pytest.Item):
 
     def _outcome(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> ItemOutcome:
         from pytest_portcheck.judge import Verdict, today
-        from pytest_portcheck.judgedreport import FoundService, FoundState, ItemOutcome, ItemWaiver
+        from pytest_portcheck.report.judged import FoundService, FoundState, ItemOutcome, ItemWaiver
 
         target, expected = self.describe()
         verdict = judgement.verdict.value

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from pytest_portcheck.engine import AddressQuality, PortState, ProbeResult, Reason, Resolution
+from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.ports import Protocol as PortProtocol
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.results import ResultKey
 
 if TYPE_CHECKING:
     from pytest_portcheck.inventory.model import RangeRule, ServiceRequirement

@@ -29,10 +29,11 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_portcheck.engine import ProbeResult, Resolution
+    from pytest_portcheck.engine.model import ResultKey
     from pytest_portcheck.evidence import ScanEvidence
     from pytest_portcheck.inventory.model import Expectation, HostSpec
     from pytest_portcheck.probes.model import ServiceInfo
-    from pytest_portcheck.results import ResultKey, ScanReport
+    from pytest_portcheck.report.model import ScanReport
     from pytest_portcheck.session import InventoryResults
     from pytest_portcheck.shardreport import LoadedReport
     from pytest_portcheck.union import ReportUnion
@@ -57,7 +58,7 @@ class JudgeMode:
     """Reports loaded once per process; one union (one run of the reports) per inventory."""
 
     def __init__(self, run: Any) -> None:
-        from pytest_portcheck.provenance import RunIdError, check_run_id, report_key
+        from pytest_portcheck.report.provenance import RunIdError, check_run_id, report_key
 
         self.run = run
         config = run.config
@@ -98,7 +99,7 @@ class JudgeMode:
     def reports(self) -> list[LoadedReport]:
         """Every report the globs match; none (and ``failure`` says why) when one cannot be read: a
         report that cannot be read might be the newest run's, so nothing is judged without it."""
-        from pytest_portcheck.results import ReportError
+        from pytest_portcheck.report.model import ReportError
         from pytest_portcheck.shardreport import load_report
 
         if self._reports is None and self._failure is None:
@@ -140,7 +141,7 @@ class JudgeMode:
     def placeholder(self) -> Any:
         """The session's results object in judge mode: no scan, nothing in it."""
         from pytest_portcheck.engine.model import settings_from_options
-        from pytest_portcheck.results import ScanReport
+        from pytest_portcheck.report.model import ScanReport
         from pytest_portcheck.session import InventoryResults
 
         return InventoryResults(ScanReport([], [], settings_from_options(), "", 0.0), [])
@@ -157,7 +158,7 @@ class JudgeMode:
         return shown
 
     def summary_lines(self) -> list[str]:
-        from pytest_portcheck.provenance import KEY_VARIABLE
+        from pytest_portcheck.report.provenance import KEY_VARIABLE
 
         reports = self.reports() if not self.interrupted else (self._reports or [])
         if self._failure is not None:
@@ -182,7 +183,7 @@ class JudgeMode:
         """The evidence the judge weighed, as a plain report (for --portcheck-report and the HTML page):
         per inventory, each judged host's resolution and results, with its vantage where there is one."""
         from pytest_portcheck.engine.model import settings_from_options
-        from pytest_portcheck.results import ScanReport
+        from pytest_portcheck.report.model import ScanReport
 
         if self._judged is not None and self._judged[0] == len(records):
             return self._judged[1]

@@ -26,21 +26,17 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import itertools
 import json
 import math
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_portcheck.ports import Protocol
+from pytest_portcheck.ports import PortRun, Protocol, format_runs, merge_runs, runs_of_ports, runs_of_spec
 
 if TYPE_CHECKING:
     from pytest_portcheck.inventory.model import Expectation, Inventory
 
-PortRun = tuple[Protocol, int, int]
-"""(protocol, first, last): a run of consecutive ports, both ends included."""
 Requirement = tuple[str, int, str | None, str | None, str | None, bool, int | None, str | None]
 """(protocol, port, vantage, service, TLS min_version, TLS verify, TLS expires_in_days, auth): what an
 entry asks of a port beyond its state, as the plan (and its digest) records it."""
@@ -84,36 +80,7 @@ class HostWork:
 
     def spec(self) -> str:
         """The runs as a port spec: ``1-1024/tcp,53/udp``."""
-        return ",".join(
-            f"{first}{'' if first == last else f'-{last}'}/{proto.value}" for proto, first, last in self.runs
-        )
-
-
-def merge_runs(runs: Iterable[PortRun]) -> tuple[PortRun, ...]:
-    """Sorted runs with overlapping or touching runs of one protocol joined."""
-    merged: list[list[Any]] = []
-    for proto, first, last in sorted(runs, key=lambda run: (run[0].value, run[1], run[2])):
-        if merged and merged[-1][0] is proto and first <= merged[-1][2] + 1:
-            merged[-1][2] = max(merged[-1][2], last)
-        else:
-            merged.append([proto, first, last])
-    return tuple((proto, first, last) for proto, first, last in merged)
-
-
-def runs_of_ports(proto: Protocol, ports: Sequence[int]) -> list[PortRun]:
-    """Runs of a sorted or unsorted port list (one pass when sorted, as ranges are)."""
-    runs: list[PortRun] = []
-    ordered = ports if all(a < b for a, b in itertools.pairwise(ports)) else sorted(set(ports))
-    start = previous = -2
-    for port in ordered:
-        if port != previous + 1:
-            if start >= 0:
-                runs.append((proto, start, previous))
-            start = port
-        previous = port
-    if start >= 0:
-        runs.append((proto, start, previous))
-    return runs
+        return format_runs(self.runs)
 
 
 def host_work(
@@ -197,24 +164,6 @@ class WorkPlan:
             requirements = [_requirement(row) for row in rest[0]] if rest else []
             hosts.append(host_work(str(address), float(timeout), int(retries), runs, requirements))
         return cls.of_hosts(hosts)
-
-
-_RUN = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)")
-
-
-def runs_of_spec(spec: str) -> list[PortRun]:
-    """The runs of a host's spec as ``HostWork.spec`` writes it (``1-1024/tcp,53/udp``), read without
-    expanding a run into its ports (a fleet's plan holds thousands of full ranges). ValueError naming
-    the bad piece otherwise."""
-    runs: list[PortRun] = []
-    for piece in spec.split(",") if spec else ():
-        match = _RUN.fullmatch(piece)
-        first = int(match.group(1)) if match else 0
-        last = int(match.group(2) or first) if match else 0
-        if match is None or not 1 <= first <= last <= 65535:
-            raise ValueError(f"{piece[:40]!r} is not a run of ports like '1-1024/tcp' or '53/udp'")
-        runs.append((Protocol(match.group(3)), first, last))
-    return runs
 
 
 def _requirement(row: Sequence[Any]) -> Requirement:

@@ -28,7 +28,7 @@ import pytest
 if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (see the docstring)
     from pytest_portcheck.collect import InventoryFile
     from pytest_portcheck.engine import ScanSettings
-    from pytest_portcheck.results import ScanReport
+    from pytest_portcheck.report.model import ScanReport
     from pytest_portcheck.session import InventoryResults, PortcheckRun
 
 

@@ -27,9 +27,10 @@ from pytest_portcheck.engine import (
     resolve_hosts,
     scan,
 )
+from pytest_portcheck.engine.model import ResultKey, index_results, port_key
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import field, record, replace
-from pytest_portcheck.results import ResultKey, ScanReport, index_results, port_key, sort_results
+from pytest_portcheck.report.model import ScanReport, sort_results
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:  # inventory needs yaml, probes need asyncio and ssl: imported where a run needs them

@@ -22,9 +22,9 @@ import pytest
 if TYPE_CHECKING:
     from pytest_portcheck.engine import PortState, ProbeResult
     from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory, RangeRule
-    from pytest_portcheck.judgedreport import ItemOutcome
     from pytest_portcheck.judgemode import JudgeMode
-    from pytest_portcheck.results import ScanReport
+    from pytest_portcheck.report.judged import ItemOutcome
+    from pytest_portcheck.report.model import ScanReport
 
 OUTCOME_ATTRIBUTE = "portcheck_outcome"
 """The test report attribute that carries an item's ``ItemOutcome`` (its compact JSON text) to the
@@ -77,8 +77,8 @@ class InventoryResults:
     """The session's scan of the inventories, as ordinary tests see it through ``portcheck_results``."""
 
     def __init__(self, report: ScanReport, hosts: Sequence[HostSpec]) -> None:
+        from pytest_portcheck.engine.model import index_results
         from pytest_portcheck.judge import silent_addresses
-        from pytest_portcheck.results import index_results
 
         self.report = report
         self.by_key = index_results(report.results)
@@ -182,7 +182,9 @@ class PortcheckRun:
             from filelock import FileLock
 
             from pytest_portcheck.atomicfile import WriteError
-            from pytest_portcheck.results import ReportError, read_report, write_report
+            from pytest_portcheck.report.decode import read_report
+            from pytest_portcheck.report.encode import write_report
+            from pytest_portcheck.report.model import ReportError
             from pytest_portcheck.scanning import scan_inventory
 
             if self._failure is not None:
@@ -220,7 +222,8 @@ class PortcheckRun:
         if self._results is not None:
             return self._results.report
         if self.results_path.exists():
-            from pytest_portcheck.results import ReportError, read_report
+            from pytest_portcheck.report.decode import read_report
+            from pytest_portcheck.report.model import ReportError
 
             try:
                 return read_report(self.results_path)

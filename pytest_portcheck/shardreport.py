@@ -28,29 +28,24 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution, ScanSettings, ScanStats
+from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.plan import WorkPlan
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.provenance import report_key, signature_problem, signing_writer
-from pytest_portcheck.reportschema import (
+from pytest_portcheck.report.decode import report_from_dict, service_from_dict
+from pytest_portcheck.report.encode import service_to_dict
+from pytest_portcheck.report.model import SHARD_REPORT_VERSION, ReportError, count_states
+from pytest_portcheck.report.provenance import report_key, signature_problem, signing_writer
+from pytest_portcheck.report.schema import (
     ReportProblem,
     parse_report_json,
     validate_report,
     validate_shard_report,
 )
-from pytest_portcheck.results import (
-    ReportError,
-    ResultKey,
-    count_states,
-    report_from_dict,
-    service_from_dict,
-    service_to_dict,
-)
 
 if TYPE_CHECKING:
     from pytest_portcheck.inventory.model import ServiceRequirement
 
-SHARD_REPORT_VERSION = 2
 Asked = tuple[str, str | None, bool, int | None, str | None, str | None]
 """(service, TLS min_version, TLS verify, TLS expires_in_days, auth, name asked for): one requirement a
 protocol probe was run for (``name`` None for an address)."""

@@ -20,7 +20,7 @@ from pytest_portcheck.inventory.load import load_inventory
 from pytest_portcheck.inventory.model import InventoryError
 from pytest_portcheck.plan import ShardSplit, parse_shard, plan_inventory, shard_count_problem
 from pytest_portcheck.progress import ProgressBar
-from pytest_portcheck.provenance import run_id_for
+from pytest_portcheck.report.provenance import run_id_for
 from pytest_portcheck.shardreport import write_shard_report
 from pytest_portcheck.sharescan import ShareRequest, scan_share
 

@@ -21,11 +21,10 @@ from pytest_portcheck.engine import (
     Target,
     resolve_hosts,
 )
-from pytest_portcheck.engine.model import settings_from_options
+from pytest_portcheck.engine.model import ResultKey, settings_from_options
 from pytest_portcheck.inventory.model import Expect, Expectation, HostSpec, Inventory
 from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.results import ResultKey
 from pytest_portcheck.scanning import (
     Timing,
     confirm_silent_opens,
@@ -166,7 +165,7 @@ def probe_declared_services(
     The merging of requirements that meet on one port (names, verification) is the scan pipeline's
     (``scanning``), shared with the unsharded scan rather than copied.
     """
-    from pytest_portcheck.results import index_results
+    from pytest_portcheck.engine.model import index_results
     from pytest_portcheck.scanning import probe_declared_ports
 
     pairs = [(host, e) for host, e in inventory.expectations() if e.service is not None]

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,51 +21,13 @@ from pytest_portcheck.record import replace
 from pytest_portcheck.session import OUTCOME_ATTRIBUTE, ItemMessage, PortcheckRun
 
 if TYPE_CHECKING:
-    from pytest_portcheck.judgedreport import ItemOutcome, JudgedReport
-    from pytest_portcheck.results import ScanReport
+    from pytest_portcheck.report.judged import JudgedReport
 
-MARKDOWN_LIST_LIMIT = 200
 REPORT_OPTIONS = (
     ("portcheck_report", "--portcheck-report"),
     ("portcheck_html", "--portcheck-html"),
     ("portcheck_markdown", "--portcheck-markdown"),
 )
-
-
-def _summary_rows(records: Mapping[str, ItemOutcome]) -> list[tuple[str, str, str, str, int, int]]:
-    from pytest_portcheck.judge import Verdict
-
-    # One row per (inventory, host): two inventories' 'web' may be two machines.
-    hosts: dict[tuple[str, str], dict[str, Any]] = {}
-    for nodeid, record in records.items():
-        row = hosts.setdefault(
-            (nodeid.split("::", 1)[0], record.host),
-            {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0},
-        )
-        row["expected"][record.expected] = row["expected"].get(record.expected, 0) + 1
-        for seen in record.found:
-            row["addresses"][seen.address] = None
-            row["found"][seen.state] = row["found"].get(seen.state, 0) + 1
-        row["drift"] += record.verdict == Verdict.FAILED.value
-        row["errors"] += record.verdict == Verdict.ERROR.value
-    names = [host for _, host in hosts]
-    rows = []
-    for (path, host), row in hosts.items():
-        shown = host if names.count(host) == 1 else f"{path}::{host}"
-        expected = ", ".join(f"{n} {k}" for k, n in sorted(row["expected"].items()))
-        found = ", ".join(f"{n} {k}" for k, n in sorted(row["found"].items())) or "-"
-        addresses = ", ".join(row["addresses"]) or "-"
-        rows.append((shown, addresses, expected, found, row["drift"], row["errors"]))
-    return rows
-
-
-def _silent_hosts(records: Mapping[str, ItemOutcome]) -> list[str]:
-    """``INVENTORY::HOST: no port answered on ...`` per host on which nothing answered, by the judge's
-    rules (``judge.silent_hosts`` over what each item recorded): the terminal and Markdown say the same."""
-    from pytest_portcheck.judge import silence_message, silent_hosts
-
-    silent = silent_hosts(((nodeid.split("::", 1)[0], r.host), r.silent) for nodeid, r in records.items())
-    return [silence_message(f"{path}::{host}", addresses) for (path, host), addresses in silent.items()]
 
 
 class ControllerHooks:
@@ -78,7 +39,7 @@ class ControllerHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from pytest_portcheck.judgedreport import ItemOutcome
+        from pytest_portcheck.report.judged import ItemOutcome
 
         text = report.__dict__.get(OUTCOME_ATTRIBUTE)
         if text is None:
@@ -106,7 +67,7 @@ class ControllerHooks:
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         from pytest_portcheck.atomicfile import WriteError
-        from pytest_portcheck.htmlreport import write_html
+        from pytest_portcheck.report.html import write_html
 
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         writers: list[tuple[str, Callable[[str], None]]] = [
@@ -128,6 +89,7 @@ class ControllerHooks:
 
 def _write_markdown(run: PortcheckRun, path: str) -> None:
     from pytest_portcheck.atomicfile import write_text_atomically
+    from pytest_portcheck.report.markdown import markdown_summary
 
     text = markdown_summary(run.records, run.shared_report(), strict=run.strict)
     write_text_atomically(path, text)
@@ -139,12 +101,13 @@ def _write_markdown(run: PortcheckRun, path: str) -> None:
 
 def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
     from pytest_portcheck.judge import today
-    from pytest_portcheck.results import quality_notes
+    from pytest_portcheck.report.judged import host_rows, silent_host_lines
+    from pytest_portcheck.report.model import quality_notes
 
-    rows = _summary_rows(run.records)
+    rows = host_rows(run.records)
     header = ("host", "addresses", "expected", "found (per address)", "drift", "errors")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    from pytest_portcheck.judgedreport import WAIVER_WARNING_DAYS
+    from pytest_portcheck.report.judged import WAIVER_WARNING_DAYS
 
     terminalreporter.section("portcheck exposure")
     terminalreporter.write_line("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
@@ -174,7 +137,7 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
                 f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
             )
     how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
-    for line in _silent_hosts(run.records):
+    for line in silent_host_lines(run.records):
         terminalreporter.write_line(f"WARNING: {line} ({how})", yellow=True)
     if run.judging is not None:
         for line in run.judging.summary_lines():
@@ -189,82 +152,12 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             terminalreporter.write_line(f"scan quality: {line}", yellow=True)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
-
-
-def _md(text: str) -> str:
-    """Text for a Markdown table cell or list item: markup and HTML from peers stays text."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
-
-
-def markdown_summary(
-    records: Mapping[str, ItemOutcome], report: ScanReport | None, *, strict: bool = False
-) -> str:
-    """The run as Markdown, from the items' outcomes (by node id) and the session's typed report:
-    hosts, drift, errors, waivers, silent hosts, services found and scan quality."""
-    from pytest_portcheck.judge import Verdict, today
-    from pytest_portcheck.judgedreport import WAIVER_WARNING_DAYS
-    from pytest_portcheck.results import quality_notes
-
-    rows = _summary_rows(records)
-    listed = list(records.items())
-    drift = [(nodeid, r) for nodeid, r in listed if r.verdict == Verdict.FAILED.value]
-    errors = [(nodeid, r) for nodeid, r in listed if r.verdict == Verdict.ERROR.value]
-    waived = [(nodeid, r) for nodeid, r in listed if r.verdict == Verdict.WAIVED.value]
-    lines = [
-        f"## portcheck: {len(drift)} drift, {len(errors)} error(s), {len(waived)} waived "
-        f"on {len(rows)} host(s)",
-        "",
-        "| host | addresses | expected | found (per address) | drift | errors |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [f"| {' | '.join(_md(str(cell)) for cell in row)} |" for row in rows]
-    for title, items in (("Drift", drift), ("Errors", errors), ("Waived", waived)):
-        if items:
-            lines += ["", f"### {title}", ""]
-            lines += _capped([f"- {_md(nodeid)}: {_md(record.message)}" for nodeid, record in items])
-    day = today()
-    notes = [(nodeid, note) for nodeid, record in listed if (note := record.waiver_note(day))]
-    if notes:
-        lines += ["", f"### Waivers expired or expiring within {WAIVER_WARNING_DAYS} days", ""]
-        lines += _capped([f"- {_md(nodeid)}: {_md(note)}" for nodeid, note in notes])
-    silent = _silent_hosts(records)
-    if silent:
-        how = (
-            "made errors by --portcheck-strict"
-            if strict
-            else "warnings; --portcheck-strict makes them errors"
-        )
-        lines += ["", f"### Nothing answered ({how})", ""]
-        lines += [f"- {_md(line)}" for line in silent]
-    services = [
-        (record.host, record.target, service.line) for _, record in listed for service in record.services
-    ]
-    if services:
-        lines += ["", "### Services found", ""]
-        lines += _capped([f"- {_md(host)} {_md(target)}: {_md(line)}" for host, target, line in services])
-    quality = quality_notes(report.stats) if report is not None else []
-    if quality:
-        lines += ["", "### Scan quality", ""]
-        lines += [f"- {_md(line)}" for line in quality]
-    return "\n".join(lines) + "\n"
-
-
-def _capped(lines: list[str]) -> list[str]:
-    """At most MARKDOWN_LIST_LIMIT lines and a count of the rest: GitHub refuses step summaries over 1 MiB."""
-    if len(lines) <= MARKDOWN_LIST_LIMIT:
-        return lines
-    rest = len(lines) - MARKDOWN_LIST_LIMIT
-    more = f"- … and {rest:,} more: the JSON report (--portcheck-report) has them all"
-    return [*lines[:MARKDOWN_LIST_LIMIT], more]
-
-
 def _judged_report(run: PortcheckRun, interrupted: bool = False) -> JudgedReport:
     """The session's typed report: the shared scan and each item's outcome, for the JSON report and
     the HTML page alike."""
     from pytest_portcheck.engine.model import settings_from_options
-    from pytest_portcheck.judgedreport import JudgedReport
-    from pytest_portcheck.results import ScanReport
+    from pytest_portcheck.report.judged import JudgedReport
+    from pytest_portcheck.report.model import ScanReport
 
     # A judge run scanned nothing: its report holds the evidence it weighed (judgemode.judged_scan).
     shared = run.judging.judged_scan(run.records) if run.judging is not None else run.shared_report()
@@ -275,7 +168,7 @@ def _judged_report(run: PortcheckRun, interrupted: bool = False) -> JudgedReport
 
 
 def _write_report_file(run: PortcheckRun, destination: str, interrupted: bool = False) -> None:
-    from pytest_portcheck.results import write_report
+    from pytest_portcheck.report.encode import write_report
 
     judged = _judged_report(run, interrupted)
     write_report(judged.scan, destination, judged.expectations_document())

@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pytest_portcheck.engine import AddressQuality, PortState, ProbeResult, Resolution, ScanStats
+from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.evidence import PortGroup, RangeResults, Vantage
 from pytest_portcheck.inventory.model import Expectation, HostSpec, RangeRule, ServiceRequirement
 from pytest_portcheck.judge import Judgement, judge, judge_range, silent_among, silent_of
-from pytest_portcheck.plan import HostWork, PortRun, ShardSplit, WorkPlan, runs_of_ports, shard_count_problem
-from pytest_portcheck.ports import Protocol
+from pytest_portcheck.plan import HostWork, ShardSplit, WorkPlan, shard_count_problem
+from pytest_portcheck.ports import PortRun, Protocol, runs_of_ports
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.results import ResultKey
 from pytest_portcheck.shardreport import Asked, LoadedReport, asked_of, probe_name
 
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)

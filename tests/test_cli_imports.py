@@ -30,9 +30,9 @@ HEAVY = (
     "tempfile", "threading", "bz2", "lzma", "fnmatch", "urllib", "email",
     # third-party and our own modules that only other commands or options need
     "yaml", "cryptography", "pytest", "filelock",
-    "pytest_portcheck.probes", "pytest_portcheck.inventory", "pytest_portcheck.reportschema",
-    "pytest_portcheck.probes.model", "pytest_portcheck.diff", "pytest_portcheck.nmapxml",
-    "pytest_portcheck.htmlreport", "pytest_portcheck.judge", "pytest_portcheck.plan",
+    "pytest_portcheck.probes", "pytest_portcheck.inventory", "pytest_portcheck.report.schema",
+    "pytest_portcheck.probes.model", "pytest_portcheck.report.diff", "pytest_portcheck.report.nmapxml",
+    "pytest_portcheck.report.html", "pytest_portcheck.judge", "pytest_portcheck.plan",
     "pytest_portcheck.union", "pytest_portcheck.sharecommand", "pytest_portcheck.sharescan",
     "pytest_portcheck.shardreport", "pytest_portcheck.summary", "pytest_portcheck.session",
 )  # fmt: skip

@@ -28,13 +28,15 @@ import pytest_portcheck
 from pytest_portcheck.atomicfile import WriteError, check_writable, write_atomically
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.engine.resolve import resolve_one
-from pytest_portcheck.htmlreport import page_data
 from pytest_portcheck.inventory.load import load_inventory
 from pytest_portcheck.inventory.model import InventoryError
 from pytest_portcheck.inventory.snapshot import snapshot_inventory
-from pytest_portcheck.judgedreport import ItemOutcome, JudgedReport
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ReportError, ScanReport, read_report, write_report
+from pytest_portcheck.report.decode import read_report
+from pytest_portcheck.report.encode import report_to_dict, write_report
+from pytest_portcheck.report.html import page_data
+from pytest_portcheck.report.judged import ItemOutcome, JudgedReport
+from pytest_portcheck.report.model import ReportError, ScanReport
 
 pytest_plugins = ["pytester"]
 
@@ -271,7 +273,7 @@ def test_a_report_failing_while_written_loses_nothing_else(pytester: pytest.Pyte
 
 
 def _report_text(**changes: Any) -> str:
-    document = json.loads(json.dumps(small_report().to_dict()))
+    document = json.loads(json.dumps(report_to_dict(small_report())))
     document.update(changes)
     return json.dumps(document)
 

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
+from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.inventory.load import load_inventory
 from pytest_portcheck.inventory.model import Expect, InventoryError, ServiceRequirement, TlsRequirement
 from pytest_portcheck.inventory.snapshot import snapshot_inventory
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.results import ResultKey, ScanReport
+from pytest_portcheck.report.model import ScanReport
 
 VALID = """\
 version: 1

@@ -11,6 +11,7 @@ import pytest
 from conftest import portcheck, unused_port
 
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution
+from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.evidence import ScanEvidence
 from pytest_portcheck.inventory.model import (
     Expect,
@@ -33,7 +34,6 @@ from pytest_portcheck.judge import (
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 from pytest_portcheck.record import replace
-from pytest_portcheck.results import ResultKey
 
 CERTIFICATE = TlsInfo(
     "TLSv1.3", "TLS_AES_256_GCM_SHA384", "CN=web", "CN=web", "2027-11-27T00:00:00+00:00", 365, False

@@ -24,10 +24,10 @@ from pytest_portcheck.engine import (
     ScanStats,
 )
 from pytest_portcheck.judge import Verdict
-from pytest_portcheck.metrics import MetricsError, dump_metrics, write_metrics
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import replace as replace_record
-from pytest_portcheck.results import ScanReport
+from pytest_portcheck.report.metrics import MetricsError, dump_metrics, write_metrics
+from pytest_portcheck.report.model import ScanReport
 
 Sample = tuple[str, tuple[tuple[str, str], ...], str]
 """(metric, ((label, value), ...), value) of one sample line, labels unescaped."""

@@ -25,10 +25,10 @@ HEAVY = (
     "pytest_portcheck.inventory",
     "pytest_portcheck.judge",
     "pytest_portcheck.scanning",
-    "pytest_portcheck.diff",
-    "pytest_portcheck.results",
-    "pytest_portcheck.htmlreport",
-    "pytest_portcheck.nmapxml",
+    "pytest_portcheck.report.diff",
+    "pytest_portcheck.report.model",
+    "pytest_portcheck.report.html",
+    "pytest_portcheck.report.nmapxml",
 )
 
 UNRELATED_SUITE = """

@@ -572,7 +572,7 @@ def test_with_a_key_only_signed_untouched_reports_are_judged(
 def test_the_plugins_own_report_is_signed_with_the_key(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_portcheck.provenance import signature_problem
+    from pytest_portcheck.report.provenance import signature_problem
 
     one_port_inventory(pytester, unused_port())
     monkeypatch.setenv("PORTCHECK_REPORT_KEY", "k")

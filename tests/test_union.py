@@ -14,13 +14,15 @@ from typing import Any
 import pytest
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
+from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.inventory.load import parse_inventory
 from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory
 from pytest_portcheck.judge import Judgement, Verdict
 from pytest_portcheck.plan import ShardSplit, plan_inventory
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
-from pytest_portcheck.results import ResultKey, ScanReport, write_report
+from pytest_portcheck.report.encode import write_report
+from pytest_portcheck.report.model import ScanReport
 from pytest_portcheck.shardreport import (
     ShardInfo,
     ShardScanReport,
@@ -539,7 +541,7 @@ def test_a_huge_shard_count_is_refused_at_once(tmp_path: Path) -> None:
 
 
 def test_a_bad_plan_row_is_one_error_naming_the_file_and_field(tmp_path: Path) -> None:
-    from pytest_portcheck.results import ReportError
+    from pytest_portcheck.report.model import ReportError
 
     paths = write_run(tmp_path, WEB, {}, 1, run_id="r")
     document = json.loads(paths[0].read_text())
@@ -684,9 +686,9 @@ def every_item(inventory: Inventory, evidence: Any, strict: bool) -> dict[str, t
 def test_a_scan_and_its_reports_give_every_item_the_same_verdict_and_message(
     tmp_path: Path, strict: bool
 ) -> None:
+    from pytest_portcheck.engine.model import index_results
     from pytest_portcheck.evidence import ScanEvidence
     from pytest_portcheck.judge import silent_addresses
-    from pytest_portcheck.results import index_results
 
     inventory = parse_inventory(EVERYTHING, tmp_path / "inv.yml")
     scan = one_scan(inventory)

@@ -14,7 +14,7 @@ from pytest_portcheck.record import field, record
 
 TYPE_CHECKING = False  # no typing at run time: the command's start-up imports this module
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 
 class PortState(str, enum.Enum):
@@ -263,3 +263,21 @@ class ScanStats:
             self.note(quality)
         if other.smallest_window:
             self.smallest_window = min(filter(None, (self.smallest_window, other.smallest_window)))
+
+
+ResultKey = tuple[str, Protocol, int]
+"""(address, protocol, port): what is probed once per run."""
+
+
+def port_key(address: str, proto: Protocol, port: int) -> ResultKey:
+    """The one way to build the key a port's result and service are filed under."""
+    return (address, proto, port)
+
+
+def result_key(result: ProbeResult) -> ResultKey | None:
+    return None if result.address is None else port_key(result.address, result.proto, result.port)
+
+
+def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult]:
+    """Each resolved result under its (address, protocol, port) key."""
+    return {port_key(r.address, r.proto, r.port): r for r in results if r.address is not None}

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Protocol as Structural
 
 from pytest_portcheck.engine import ProbeResult, Resolution, ScanError, ScanSettings, check_target
+from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.engine.resolve import TargetTooLarge
 from pytest_portcheck.inventory.model import check_host_name_syntax
 from pytest_portcheck.ports import PortKey, Protocol, format_ports, service_name
 from pytest_portcheck.probes.model import SERVICES, ServiceInfo
-from pytest_portcheck.results import ResultKey
 
 
 class ScanFacts(Structural):

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pytest_portcheck import __version__
-from pytest_portcheck.findings import FindingKind, Outcome, classify, failing_ports
+from pytest_portcheck.report.findings import FindingKind, Outcome, classify, failing_ports
 
 if TYPE_CHECKING:
     from pathlib import Path

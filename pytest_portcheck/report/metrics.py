@@ -34,15 +34,15 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from pytest_portcheck.results import STATE_ORDER
+from pytest_portcheck.report.model import STATE_ORDER
 
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import TextIO
 
     from pytest_portcheck.engine import AddressQuality
-    from pytest_portcheck.findings import Outcome
-    from pytest_portcheck.results import ScanReport
+    from pytest_portcheck.report.findings import Outcome
+    from pytest_portcheck.report.model import ScanReport
 
 __all__ = ["MetricsError", "dump_metrics", "escape_label", "write_metrics"]
 

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pytest_portcheck.engine import PortState, ProbeResult
+from pytest_portcheck.engine.model import result_key
 from pytest_portcheck.probes.model import ServiceInfo, neutralise
-from pytest_portcheck.results import ScanReport, result_key
+from pytest_portcheck.report.model import ScanReport
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_portcheck.results import ReportError, ScanReport, read_report_and_document
+from pytest_portcheck.judge import Verdict, silence_message, silent_hosts
+from pytest_portcheck.report.decode import read_report_and_document
+from pytest_portcheck.report.model import ReportError, ScanReport
 
 WAIVER_WARNING_DAYS = 14
 
@@ -180,7 +182,7 @@ class JudgedReport:
 def read_judged_report(path: str | Path) -> JudgedReport:
     """A portcheck JSON report (a plugin's holds expectations) or an nmap XML file, told apart by their
     first character; ReportError naming the file and the problem otherwise."""
-    from pytest_portcheck.nmapxml import is_xml_file, read_nmap_xml
+    from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
 
     if is_xml_file(path):
         return JudgedReport(read_nmap_xml(path))
@@ -190,3 +192,37 @@ def read_judged_report(path: str | Path) -> JudgedReport:
     except ValueError as exc:  # the schema checked the shape; a waiver's date can still be no date
         raise ReportError(f"{path}: not a valid portcheck JSON report: expectations: {exc}") from None
     return JudgedReport(scan, outcomes)
+
+
+def host_rows(records: Mapping[str, ItemOutcome]) -> list[tuple[str, str, str, str, int, int]]:
+    """One row per (inventory, host) of the outcomes (by node id): (host, addresses, expected, found,
+    drift, errors), as the terminal summary and the Markdown table show them."""
+    # One row per (inventory, host): two inventories' 'web' may be two machines.
+    hosts: dict[tuple[str, str], dict[str, Any]] = {}
+    for nodeid, record in records.items():
+        row = hosts.setdefault(
+            (nodeid.split("::", 1)[0], record.host),
+            {"addresses": {}, "expected": {}, "found": {}, "drift": 0, "errors": 0},
+        )
+        row["expected"][record.expected] = row["expected"].get(record.expected, 0) + 1
+        for seen in record.found:
+            row["addresses"][seen.address] = None
+            row["found"][seen.state] = row["found"].get(seen.state, 0) + 1
+        row["drift"] += record.verdict == Verdict.FAILED.value
+        row["errors"] += record.verdict == Verdict.ERROR.value
+    names = [host for _, host in hosts]
+    rows = []
+    for (path, host), row in hosts.items():
+        shown = host if names.count(host) == 1 else f"{path}::{host}"
+        expected = ", ".join(f"{n} {k}" for k, n in sorted(row["expected"].items()))
+        found = ", ".join(f"{n} {k}" for k, n in sorted(row["found"].items())) or "-"
+        addresses = ", ".join(row["addresses"]) or "-"
+        rows.append((shown, addresses, expected, found, row["drift"], row["errors"]))
+    return rows
+
+
+def silent_host_lines(records: Mapping[str, ItemOutcome]) -> list[str]:
+    """``INVENTORY::HOST: no port answered on ...`` per host on which nothing answered, by the judge's
+    rules (``judge.silent_hosts`` over what each item recorded): the terminal and Markdown say the same."""
+    silent = silent_hosts(((nodeid.split("::", 1)[0], r.host), r.silent) for nodeid, r in records.items())
+    return [silence_message(f"{path}::{host}", addresses) for (path, host), addresses in silent.items()]

@@ -5,7 +5,8 @@ diff``, ``portcheck report`` and the xdist shared results check its shape here f
 becomes a ``ReportProblem`` naming the field (``results[3].port``) and what is wrong, never a
 traceback. ``parse_report_json`` also refuses ``Infinity``/``NaN`` and numbers too large for a float,
 and nesting too deep for the decoder. Imports only the standard library, the engine's enums, the
-version ``results`` writes, and the plan's reader of a host's port runs.
+versions of the report model, and the reader of a plan's port runs (``ports``).
+Must not import pytest, yaml or the probes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_portcheck.engine.model import PortState
-from pytest_portcheck.results import REPORT_VERSION
+from pytest_portcheck.ports import runs_of_spec
+from pytest_portcheck.report.model import REPORT_VERSION, SHARD_REPORT_VERSION
 
 _STATES = frozenset(state.value for state in PortState)
 _PROTOCOLS = frozenset({"tcp", "udp"})
@@ -264,8 +266,6 @@ def _plain_result(result: Any) -> bool:
     )  # fmt: skip
 
 
-SHARD_REPORT_VERSION = 2
-
 
 def _exception(value: Any, where: str) -> None:
     """``[port, state, reason, latency_ms, attempts]``: a listed port of a shard report."""
@@ -299,8 +299,6 @@ def _plan_row(value: Any, where: str) -> None:
 def _runs_problem(spec: str) -> str | None:
     """Why a host's port runs cannot be read, or None; a fleet's hosts share a few specs (every
     host of every one of 64 shard reports may say ``1-65535/tcp``), so each is read once."""
-    from pytest_portcheck.plan import runs_of_spec
-
     try:
         runs_of_spec(spec)
     except ValueError as exc:

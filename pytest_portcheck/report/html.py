@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_portcheck.atomicfile import write_text_atomically
-from pytest_portcheck.results import count_states, quality_notes, result_key, service_to_dict
+from pytest_portcheck.engine.model import result_key
+from pytest_portcheck.report.encode import service_to_dict
+from pytest_portcheck.report.model import count_states, quality_notes
 
 if TYPE_CHECKING:
     from pytest_portcheck.engine import ProbeResult
-    from pytest_portcheck.judgedreport import ItemOutcome, JudgedReport
     from pytest_portcheck.probes.model import ServiceInfo
+    from pytest_portcheck.report.judged import ItemOutcome, JudgedReport
 
 __all__ = ["page_data", "render_html", "write_html"]
 

@@ -28,10 +28,10 @@ from xml.parsers import expat
 
 from pytest_portcheck import __version__
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution
-from pytest_portcheck.engine.model import settings_from_options
+from pytest_portcheck.engine.model import ResultKey, settings_from_options
 from pytest_portcheck.ports import PortSpecError, Protocol, format_ports, parse_port_spec
 from pytest_portcheck.probes.model import ServiceInfo, neutralise
-from pytest_portcheck.results import ReportError, ResultKey, ScanReport
+from pytest_portcheck.report.model import ReportError, ScanReport
 
 XML_OUTPUT_VERSION = "1.05"
 EXTRAPORTS_THRESHOLD = 25
