@@ -33,7 +33,7 @@ from pytest_portcheck.session import (
 if TYPE_CHECKING:
     from pytest_portcheck.engine.model import ResultKey
     from pytest_portcheck.inventory.model import Expectation, HostSpec, RangeRule, Waiver
-    from pytest_portcheck.judge import Judgement
+    from pytest_portcheck.judge.verdict import Judgement
     from pytest_portcheck.probes.model import ServiceInfo
     from pytest_portcheck.report.judged import ItemOutcome
 
@@ -151,7 +151,7 @@ class CheckItem(pytest.Item):
         """Nothing left to do: setup judged, and make_report reports the verdict."""
 
     def _outcome(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> ItemOutcome:
-        from pytest_portcheck.judge import Verdict, today
+        from pytest_portcheck.judge.verdict import Verdict, today
         from pytest_portcheck.report.judged import FoundService, FoundState, ItemOutcome, ItemWaiver
 
         target, expected = self.describe()
@@ -238,7 +238,7 @@ class PortItem(CheckItem):
         self.waiver = expectation.waiver
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
-        from pytest_portcheck.judge import judge
+        from pytest_portcheck.judge.expectation import judge
 
         if run.judging is not None:
             return judge(self.host, self.expectation, run.judging.union(self.path), strict=run.strict)
@@ -261,7 +261,7 @@ class RangeItem(CheckItem):
         self.rule = rule
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
-        from pytest_portcheck.judge import judge_range
+        from pytest_portcheck.judge.ranges import judge_range
 
         if run.judging is not None:
             return judge_range(self.host, self.rule, run.judging.union(self.path), strict=run.strict)

@@ -30,8 +30,8 @@ import pytest
 if TYPE_CHECKING:
     from pytest_portcheck.engine import ProbeResult, Resolution
     from pytest_portcheck.engine.model import ResultKey
-    from pytest_portcheck.evidence import ScanEvidence
     from pytest_portcheck.inventory.model import Expectation, HostSpec
+    from pytest_portcheck.judge.evidence import ScanEvidence
     from pytest_portcheck.probes.model import ServiceInfo
     from pytest_portcheck.report.model import ScanReport
     from pytest_portcheck.session import InventoryResults
@@ -254,7 +254,7 @@ def current_vantage() -> str | None:
 
 def scan_evidence(shared: InventoryResults) -> ScanEvidence:
     """The session's scan as the judge reads it, from the vantage this run scans from."""
-    from pytest_portcheck.evidence import ScanEvidence
+    from pytest_portcheck.judge.evidence import ScanEvidence
 
     report = shared.report
     return ScanEvidence(

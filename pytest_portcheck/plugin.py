@@ -144,7 +144,7 @@ def _not_a_file(path: Path) -> str | None:
 
 
 def _check_today() -> None:
-    from pytest_portcheck.judge import today
+    from pytest_portcheck.judge.verdict import today
 
     try:
         today()

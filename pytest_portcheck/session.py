@@ -78,7 +78,7 @@ class InventoryResults:
 
     def __init__(self, report: ScanReport, hosts: Sequence[HostSpec]) -> None:
         from pytest_portcheck.engine.model import index_results
-        from pytest_portcheck.judge import silent_addresses
+        from pytest_portcheck.judge.silence import silent_addresses
 
         self.report = report
         self.by_key = index_results(report.results)
@@ -89,7 +89,7 @@ class InventoryResults:
 
     def silent_of(self, host: HostSpec) -> tuple[str, ...]:
         """The addresses of ``host`` on which no port answered."""
-        from pytest_portcheck.judge import silent_of
+        from pytest_portcheck.judge.silence import silent_of
 
         return silent_of(self.resolutions.get(host.address), self.silent)
 

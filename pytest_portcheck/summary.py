@@ -100,7 +100,7 @@ def _write_markdown(run: PortcheckRun, path: str) -> None:
 
 
 def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
-    from pytest_portcheck.judge import today
+    from pytest_portcheck.judge.verdict import today
     from pytest_portcheck.report.judged import host_rows, silent_host_lines
     from pytest_portcheck.report.model import quality_notes
 

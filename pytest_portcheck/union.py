@@ -23,9 +23,12 @@ from dataclasses import dataclass, field
 
 from pytest_portcheck.engine import AddressQuality, PortState, ProbeResult, Resolution, ScanStats
 from pytest_portcheck.engine.model import ResultKey
-from pytest_portcheck.evidence import PortGroup, RangeResults, Vantage
 from pytest_portcheck.inventory.model import Expectation, HostSpec, RangeRule, ServiceRequirement
-from pytest_portcheck.judge import Judgement, judge, judge_range, silent_among, silent_of
+from pytest_portcheck.judge.evidence import PortGroup, RangeResults, Vantage
+from pytest_portcheck.judge.expectation import judge
+from pytest_portcheck.judge.ranges import judge_range
+from pytest_portcheck.judge.silence import silent_among, silent_of
+from pytest_portcheck.judge.verdict import Judgement
 from pytest_portcheck.plan import HostWork, ShardSplit, WorkPlan, shard_count_problem
 from pytest_portcheck.ports import PortRun, Protocol, runs_of_ports
 from pytest_portcheck.probes.model import ServiceInfo

@@ -9,7 +9,7 @@ import pytest
 from outcomes import Found, Item, port
 
 from pytest_portcheck.inventory.model import ServiceRequirement, TlsRequirement
-from pytest_portcheck.judge import service_problems
+from pytest_portcheck.judge.expectation import service_problems
 from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 from pytest_portcheck.report.findings import (
     FindingKind,

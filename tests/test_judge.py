@@ -12,7 +12,6 @@ from conftest import portcheck, unused_port
 
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution
 from pytest_portcheck.engine.model import ResultKey
-from pytest_portcheck.evidence import ScanEvidence
 from pytest_portcheck.inventory.model import (
     Expect,
     Expectation,
@@ -21,16 +20,11 @@ from pytest_portcheck.inventory.model import (
     ServiceRequirement,
     TlsRequirement,
 )
-from pytest_portcheck.judge import (
-    Verdict,
-    judge,
-    judge_range,
-    service_problems,
-    silence_message,
-    silent_addresses,
-    silent_hosts,
-    silent_of,
-)
+from pytest_portcheck.judge.evidence import ScanEvidence
+from pytest_portcheck.judge.expectation import judge, service_problems
+from pytest_portcheck.judge.ranges import judge_range
+from pytest_portcheck.judge.silence import silence_message, silent_addresses, silent_hosts, silent_of
+from pytest_portcheck.judge.verdict import Verdict
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 from pytest_portcheck.record import replace

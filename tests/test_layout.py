@@ -16,7 +16,7 @@ FORBIDDEN = {
                 "pytest_portcheck.collect", "pytest_portcheck.session", "pytest_portcheck.summary",
                 "pytest_portcheck.inventory", "pytest_portcheck.judge", "pytest_portcheck.scanning",
                 "pytest_portcheck.report.model", "pytest_portcheck.probes", "pytest_portcheck.cli"),
-    "judge.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.collect",
+    "judge/": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.collect",
                  "pytest_portcheck.session", "pytest_portcheck.cli", "pytest_portcheck.scanning"),
     "scanning.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.plugin", "pytest_portcheck.cli",
                     "pytest_portcheck.judge", "pytest_portcheck.session", "pytest_portcheck.collect"),

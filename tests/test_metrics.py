@@ -23,7 +23,7 @@ from pytest_portcheck.engine import (
     ScanSettings,
     ScanStats,
 )
-from pytest_portcheck.judge import Verdict
+from pytest_portcheck.judge.verdict import Verdict
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import replace as replace_record
 from pytest_portcheck.report.metrics import MetricsError, dump_metrics, write_metrics

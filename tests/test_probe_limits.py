@@ -42,8 +42,8 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
         from pytest_portcheck.ports import Protocol
         from pytest_portcheck.probes.connection import ProbeRequest
         from pytest_portcheck.probes.driver import probe_services
-        from pytest_portcheck.evidence import ScanEvidence
-        from pytest_portcheck.judge import _judge_service
+        from pytest_portcheck.judge.evidence import ScanEvidence
+        from pytest_portcheck.judge.expectation import _judge_service
 
         resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
         hoard = []

@@ -302,7 +302,7 @@ def test_enum_members_where_the_protocol_says_str_write_as_their_values() -> Non
     """The plugin's records may hand over ``Verdict``, ``Expect`` and ``PortState`` members (str enums)."""
     from pytest_portcheck.engine import PortState
     from pytest_portcheck.inventory.model import Expect
-    from pytest_portcheck.judge import Verdict
+    from pytest_portcheck.judge.verdict import Verdict
 
     plain = port("web", 5432, "closed", "failed", "open", message="m")
     typed = replace(plain, expected=Expect.CLOSED, verdict=Verdict.FAILED,

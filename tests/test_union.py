@@ -17,7 +17,7 @@ from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSett
 from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.inventory.load import parse_inventory
 from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory
-from pytest_portcheck.judge import Judgement, Verdict
+from pytest_portcheck.judge.verdict import Judgement, Verdict
 from pytest_portcheck.plan import ShardSplit, plan_inventory
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
@@ -669,7 +669,8 @@ def as_shard_reports(folder: Path, inventory: Inventory, scan: ScanReport, count
 
 
 def every_item(inventory: Inventory, evidence: Any, strict: bool) -> dict[str, tuple[str, str]]:
-    from pytest_portcheck.judge import judge, judge_range
+    from pytest_portcheck.judge.expectation import judge
+    from pytest_portcheck.judge.ranges import judge_range
 
     found = {}
     for host in inventory.hosts:
@@ -687,8 +688,8 @@ def test_a_scan_and_its_reports_give_every_item_the_same_verdict_and_message(
     tmp_path: Path, strict: bool
 ) -> None:
     from pytest_portcheck.engine.model import index_results
-    from pytest_portcheck.evidence import ScanEvidence
-    from pytest_portcheck.judge import silent_addresses
+    from pytest_portcheck.judge.evidence import ScanEvidence
+    from pytest_portcheck.judge.silence import silent_addresses
 
     inventory = parse_inventory(EVERYTHING, tmp_path / "inv.yml")
     scan = one_scan(inventory)

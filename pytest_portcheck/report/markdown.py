@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from pytest_portcheck.judge import Verdict, today
+from pytest_portcheck.judge.verdict import Verdict, today
 from pytest_portcheck.report.judged import WAIVER_WARNING_DAYS, ItemOutcome, host_rows, silent_host_lines
 from pytest_portcheck.report.model import ScanReport, quality_notes
 

@@ -5,12 +5,13 @@ each port's result, the facts a protocol probe found there and whether that prob
 requirement at hand, each host's resolution, the addresses on which nothing answered, scan quality,
 and — for an ``only_open`` range — the range's ports on one address as ``RangeResults``: the results
 that stand out one by one and the rest as counted groups, so that a range a report summarises
-("65,530 closed") is never walked port by port. ``judge.py`` takes any ``Evidence`` and nothing else;
-``ScanEvidence`` is a session's own scan, seen from the vantage it ran from; ``union.ReportUnion`` is
-the reports of one run. Both modes thus give the same verdict and the same message from the same data.
+("65,530 closed") is never walked port by port. The judge (``expectation``, ``ranges``) takes any
+``Evidence`` and nothing else; ``ScanEvidence`` is a session's own scan, seen from the vantage it ran
+from; ``sharding.union.ReportUnion`` is the reports of one run. Both modes thus give the same
+verdict and the same message from the same data.
 
 Pure: no I/O. Must not import pytest, yaml (the inventory's types are for type checking only), the
-scanner or the probes.
+scanner or the probes' I/O.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class Evidence(Protocol):
         """Why the probe's facts cannot answer ``wanted`` (it was run for other requirements), or None."""
 
     def silent(self, vantage: Vantage, host: str) -> tuple[str, ...]:
-        """The host's addresses on which nothing answered (``judge.silent_among``)."""
+        """The host's addresses on which nothing answered (``silence.silent_among``)."""
 
     def quality(self, vantage: Vantage) -> Mapping[str, AddressQuality]:
         """Scan quality per address, where the evidence records it."""
