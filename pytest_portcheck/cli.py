@@ -30,11 +30,11 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT, ResultKey, port_key
 from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from pytest_portcheck.pipeline.scan import ScanPlan, plan_scan
 from pytest_portcheck.ports import PortSpecError, Protocol, parse_port_spec
 from pytest_portcheck.progress import ProgressBar
 from pytest_portcheck.report.model import STATE_ORDER, ReportError, ScanReport, count_states, quality_notes
 from pytest_portcheck.report.provenance import RunIdError, run_id_for
-from pytest_portcheck.scanning import ScanPlan, plan_scan, probe_open
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
@@ -503,6 +503,8 @@ def _write_summary(plan: ScanPlan, report: ScanReport, out: TextIO) -> list[Prob
 
 
 def _probe_open(results: Sequence[ProbeResult], args: argparse.Namespace) -> dict[ResultKey, ServiceInfo]:
+    from pytest_portcheck.pipeline.probe import probe_open  # asyncio and ssl: only for --banner
+
     return probe_open(results, tls_verify=args.tls_verify, timeout=args.probe_timeout)
 
 

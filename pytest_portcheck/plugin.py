@@ -251,8 +251,8 @@ def portcheck_settings() -> ScanSettings:
 def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport]:
     """Scan now: ``portcheck_scan("127.0.0.1", "8000-8010")`` returns the whole ``ScanReport``."""
     from pytest_portcheck.engine.model import settings_from_options
+    from pytest_portcheck.pipeline.scan import collect_scan
     from pytest_portcheck.ports import parse_port_spec
-    from pytest_portcheck.scanning import collect_scan
 
     def run_scan(hosts: str | Sequence[str], ports: str | int, **settings: Any) -> ScanReport:
         names = [hosts] if isinstance(hosts, str) else list(hosts)

@@ -182,10 +182,10 @@ class PortcheckRun:
             from filelock import FileLock
 
             from pytest_portcheck.atomicfile import WriteError
+            from pytest_portcheck.pipeline.inventory import scan_inventory
             from pytest_portcheck.report.decode import read_report
             from pytest_portcheck.report.encode import write_report
             from pytest_portcheck.report.model import ReportError
-            from pytest_portcheck.scanning import scan_inventory
 
             if self._failure is not None:
                 raise PortcheckError(self._failure)

@@ -23,15 +23,15 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.engine.model import ResultKey, settings_from_options
 from pytest_portcheck.inventory.model import Expect, Expectation, HostSpec, Inventory
-from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
-from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.scanning import (
+from pytest_portcheck.pipeline.inventory import (
     Timing,
     confirm_silent_opens,
     most_patient,
     scan_by_timing,
     timing_settings,
 )
+from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.shardreport import Asked, ShardInfo, ShardScanReport, asked_of, probe_name, summarise
 
 
@@ -163,10 +163,10 @@ def probe_declared_services(
     """Protocol probes on this share's open ports whose inventory entry names a service.
 
     The merging of requirements that meet on one port (names, verification) is the scan pipeline's
-    (``scanning``), shared with the unsharded scan rather than copied.
+    (``pipeline.probe``), shared with the unsharded scan rather than copied.
     """
     from pytest_portcheck.engine.model import index_results
-    from pytest_portcheck.scanning import probe_declared_ports
+    from pytest_portcheck.pipeline.probe import probe_declared_ports
 
     pairs = [(host, e) for host, e in inventory.expectations() if e.service is not None]
     if not pairs:

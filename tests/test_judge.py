@@ -120,8 +120,8 @@ def test_nothing_checked_is_never_a_pass() -> None:
 
 
 def test_names_on_one_port_merge_verification_per_name() -> None:
+    from pytest_portcheck.pipeline.probe import _one_answer
     from pytest_portcheck.probes.connection import ProbeRequest
-    from pytest_portcheck.scanning import _one_answer
 
     verified = ServiceInfo("tls", "", tls=replace(CERTIFICATE, verified=True))
     plain = ServiceInfo("tls", "", tls=CERTIFICATE)

@@ -18,7 +18,7 @@ FORBIDDEN = {
                 "pytest_portcheck.report.model", "pytest_portcheck.probes", "pytest_portcheck.cli"),
     "judge/": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.collect",
                  "pytest_portcheck.session", "pytest_portcheck.cli", "pytest_portcheck.scanning"),
-    "scanning.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.plugin", "pytest_portcheck.cli",
+    "pipeline/": ("pytest", "_pytest", "yaml", "pytest_portcheck.plugin", "pytest_portcheck.cli",
                     "pytest_portcheck.judge", "pytest_portcheck.session", "pytest_portcheck.collect"),
     "session.py": ("pytest_portcheck.collect", "pytest_portcheck.summary", "pytest_portcheck.plugin"),
     "summary.py": ("pytest_portcheck.collect", "pytest_portcheck.plugin"),

@@ -383,7 +383,7 @@ def test_judge_warns_of_a_silent_host_and_strict_makes_errors(
 
 
 def test_hosts_sharing_an_address_combine_to_the_gentler_rates() -> None:
-    from pytest_portcheck.scanning import most_patient
+    from pytest_portcheck.pipeline.inventory import most_patient
 
     # No cap is the harshest cap, no floor the gentlest floor; a floor never exceeds the cap.
     assert most_patient((1.0, 1, None, 50.0), (2.0, 0, 10.0, None)) == (2.0, 1, 10.0, None)
