@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from pytest_portcheck.probes.model import ServiceInfo
     from pytest_portcheck.report.model import ScanReport
     from pytest_portcheck.session import InventoryResults
-    from pytest_portcheck.shardreport import LoadedReport
-    from pytest_portcheck.union import ReportUnion
+    from pytest_portcheck.sharding.report import LoadedReport
+    from pytest_portcheck.sharding.union import ReportUnion
 
 
 DEFAULT_MAX_AGE = "24h"
@@ -100,7 +100,7 @@ class JudgeMode:
         """Every report the globs match; none (and ``failure`` says why) when one cannot be read: a
         report that cannot be read might be the newest run's, so nothing is judged without it."""
         from pytest_portcheck.report.model import ReportError
-        from pytest_portcheck.shardreport import load_report
+        from pytest_portcheck.sharding.report import load_report
 
         if self._reports is None and self._failure is None:
             try:
@@ -126,8 +126,8 @@ class JudgeMode:
     def _build(self, inventory_path: Path) -> ReportUnion:
         import datetime as clock
 
-        from pytest_portcheck.plan import plan_inventory
-        from pytest_portcheck.union import Freshness, ReportUnion
+        from pytest_portcheck.sharding.plan import plan_inventory
+        from pytest_portcheck.sharding.union import Freshness, ReportUnion
 
         plan = plan_inventory(self.run.load(inventory_path))
         reports = self.reports()

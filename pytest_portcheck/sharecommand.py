@@ -18,11 +18,11 @@ from pytest_portcheck.engine import PortState, ProbeResult
 from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.inventory.load import load_inventory
 from pytest_portcheck.inventory.model import InventoryError
-from pytest_portcheck.plan import ShardSplit, parse_shard, plan_inventory, shard_count_problem
 from pytest_portcheck.progress import ProgressBar
 from pytest_portcheck.report.provenance import run_id_for
-from pytest_portcheck.shardreport import write_shard_report
-from pytest_portcheck.sharescan import ShareRequest, scan_share
+from pytest_portcheck.sharding.plan import ShardSplit, parse_shard, plan_inventory, shard_count_problem
+from pytest_portcheck.sharding.report import write_shard_report
+from pytest_portcheck.sharding.scan import ShareRequest, scan_share
 
 
 def _usage(err: TextIO, message: str) -> int:

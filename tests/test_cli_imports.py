@@ -32,9 +32,9 @@ HEAVY = (
     "yaml", "cryptography", "pytest", "filelock",
     "pytest_portcheck.probes", "pytest_portcheck.inventory", "pytest_portcheck.report.schema",
     "pytest_portcheck.probes.model", "pytest_portcheck.report.diff", "pytest_portcheck.report.nmapxml",
-    "pytest_portcheck.report.html", "pytest_portcheck.judge", "pytest_portcheck.plan",
-    "pytest_portcheck.union", "pytest_portcheck.sharecommand", "pytest_portcheck.sharescan",
-    "pytest_portcheck.shardreport", "pytest_portcheck.summary", "pytest_portcheck.session",
+    "pytest_portcheck.report.html", "pytest_portcheck.judge", "pytest_portcheck.sharding.plan",
+    "pytest_portcheck.sharding.union", "pytest_portcheck.sharecommand", "pytest_portcheck.sharding.scan",
+    "pytest_portcheck.sharding.report", "pytest_portcheck.summary", "pytest_portcheck.session",
 )  # fmt: skip
 
 RUN = """

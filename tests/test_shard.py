@@ -22,9 +22,9 @@ import pytest
 from conftest import REPO, Behaviour, ListenerFactory, Namespace, greeting, portcheck, unused_port
 
 from pytest_portcheck.inventory.load import parse_inventory
-from pytest_portcheck.plan import ShardSplit, plan_inventory
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.shardreport import load_report
+from pytest_portcheck.sharding.plan import ShardSplit, plan_inventory
+from pytest_portcheck.sharding.report import load_report
 
 pytest_plugins = ["pytester"]
 FLEET = [f"127.77.{i // 200}.{i % 200 + 1}" for i in range(12)]

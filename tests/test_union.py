@@ -18,19 +18,19 @@ from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.inventory.load import parse_inventory
 from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory
 from pytest_portcheck.judge.verdict import Judgement, Verdict
-from pytest_portcheck.plan import ShardSplit, plan_inventory
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 from pytest_portcheck.report.encode import write_report
 from pytest_portcheck.report.model import ScanReport
-from pytest_portcheck.shardreport import (
+from pytest_portcheck.sharding.plan import ShardSplit, plan_inventory
+from pytest_portcheck.sharding.report import (
     ShardInfo,
     ShardScanReport,
     load_report,
     summarise,
     write_shard_report,
 )
-from pytest_portcheck.union import ReportUnion
+from pytest_portcheck.sharding.union import ReportUnion
 
 INVENTORY = 'hosts:\n  dns:\n    address: 127.0.0.9\n    only_open: ["53/udp"]\n    range: "1-200/udp"\n'
 
@@ -233,7 +233,7 @@ def test_a_missing_share_is_never_filled_by_a_plain_report(tmp_path: Path) -> No
 
 
 def test_a_broken_share_of_the_newest_run_is_an_error_not_filled_from_an_older_run(tmp_path: Path) -> None:
-    from pytest_portcheck.union import Freshness
+    from pytest_portcheck.sharding.union import Freshness
 
     inventory = parse_inventory(WEB, tmp_path / "inv.yml")
     write_run(tmp_path, WEB, {}, 2, run_id="nightly-26", started=YESTERDAY, name="old")
@@ -326,7 +326,7 @@ def test_a_report_of_another_inventory_is_listed_as_ignored(tmp_path: Path) -> N
 
 
 def test_a_report_older_than_the_maximum_age_is_an_error_naming_it_and_its_age(tmp_path: Path) -> None:
-    from pytest_portcheck.union import Freshness
+    from pytest_portcheck.sharding.union import Freshness
 
     inventory = parse_inventory(WEB, tmp_path / "inv.yml")
     paths = write_run(tmp_path, WEB, {}, 2, run_id="r", started="2026-11-25T06:30:00+00:00")
@@ -514,7 +514,7 @@ def test_signed_reports_are_checked_and_altered_or_unsigned_ones_refused(
     # The judge makes the share of a report that cannot be trusted an error.
     union = union_of([shard], inventory)
     assert union.failure is None
-    from pytest_portcheck.union import Freshness
+    from pytest_portcheck.sharding.union import Freshness
 
     keyed = ReportUnion([load_report(shard, b"s3cret")], plan_inventory(inventory), freshness=Freshness())
     judgement = port_verdict(keyed, inventory, "web", 8080)
@@ -643,7 +643,7 @@ def one_scan(inventory: Inventory) -> ScanReport:
 
 def as_shard_reports(folder: Path, inventory: Inventory, scan: ScanReport, count: int) -> list[Path]:
     """The scan cut into ``count`` shares and written by the shard writer, each share's probes with it."""
-    from pytest_portcheck.sharescan import asked_for
+    from pytest_portcheck.sharding.scan import asked_for
 
     plan = plan_inventory(inventory)
     split = ShardSplit(plan.total, plan.digest, count)

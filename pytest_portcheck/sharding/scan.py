@@ -2,7 +2,7 @@
 
 Resolves every host of the plan (each host's resolution is recorded, whether or not the share holds
 its units), probes exactly the units of share K on every resolved address, runs the protocol probes
-the inventory asks for on the open ones, and returns a ``ShardScanReport`` (see shardreport.py).
+the inventory asks for on the open ones, and returns a ``ShardScanReport`` (see report.py).
 No pytest and no printing: the command line presents it.
 Must not import pytest or the plugin modules; probes only when a service is declared.
 """
@@ -30,9 +30,16 @@ from pytest_portcheck.pipeline.inventory import (
     scan_by_timing,
     timing_settings,
 )
-from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.shardreport import Asked, ShardInfo, ShardScanReport, asked_of, probe_name, summarise
+from pytest_portcheck.sharding.plan import ShardSplit, WorkPlan, plan_inventory
+from pytest_portcheck.sharding.report import (
+    Asked,
+    ShardInfo,
+    ShardScanReport,
+    asked_of,
+    probe_name,
+    summarise,
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class ShareRequest:
     window: int = DEFAULT_WINDOW
     processes: int | None = None
     run_id: str | None = None
-    """The run this share belongs to (provenance.py): every share and vantage of one scan shares it."""
+    """The run this share belongs to (report/provenance.py): every share and vantage of one scan shares it."""
 
 
 def share_targets(

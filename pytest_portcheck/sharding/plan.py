@@ -18,7 +18,7 @@ leave no gap, and differ by at most one unit. A shard enumerates only its own un
 inverse map), and the judge finds the share of any unit in O(1). The permutation spreads work fairly;
 it is not a secret and not cryptographic.
 
-Imports the inventory model and ports only; nothing here resolves, scans or imports pytest.
+Imports the inventory model and ports (port runs) only; nothing here resolves, scans or imports pytest.
 Must not import pytest, yaml (the inventory is handed in) or the engine's scanner.
 """
 
@@ -157,7 +157,7 @@ class WorkPlan:
 
     @classmethod
     def from_document(cls, rows: Sequence[Sequence[Any]]) -> WorkPlan:
-        """The plan a report stores (checked by ``reportschema`` first: a bad spec is a ValueError)."""
+        """The plan a report stores (checked by ``report.schema`` first: a bad spec is a ValueError)."""
         hosts = []
         for address, timeout, retries, spec, *rest in rows:
             runs = runs_of_spec(str(spec))

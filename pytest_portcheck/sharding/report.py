@@ -7,12 +7,13 @@ inventory's plan (``plan``: address, timeout, retries and port spec per host, se
 ``digest``, and the share ``index``/``count`` with the ``vantage`` it was scanned from. A reader
 recomputes which units the share holds; for those units on an address the report resolved, a port
 not listed has the usual state. Each service entry records the requirements its probe was run for
-(``asked``), so a judge of another inventory can tell "not probed for this". Every report carries the
-``run_id`` of its scan and, with a key, a signature (provenance.py). Version 1 reports (every result
-listed) are read as well.
+(``asked``), so a judge of another inventory can tell "not probed for this". Every report carries
+the ``run_id`` of its scan and, with a key, a signature (report/provenance.py). Version 1 reports
+(every result listed) are read as well.
 
-Imports results, reportschema, the plan and the engine's model; no pytest, no scanning.
-Must not import pytest, yaml or the probes.
+Imports the report package's model, schema and JSON pieces, the plan and the engine's model; no
+pytest, no scanning. The shard report lives here, not in report/, because it holds the plan.
+Must not import pytest, yaml or the probes' I/O.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution, ScanSettings, ScanStats
 from pytest_portcheck.engine.model import ResultKey
-from pytest_portcheck.plan import WorkPlan
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.report.decode import report_from_dict, service_from_dict
@@ -42,6 +42,7 @@ from pytest_portcheck.report.schema import (
     validate_report,
     validate_shard_report,
 )
+from pytest_portcheck.sharding.plan import WorkPlan
 
 if TYPE_CHECKING:
     from pytest_portcheck.inventory.model import ServiceRequirement
