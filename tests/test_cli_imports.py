@@ -34,7 +34,7 @@ HEAVY = (
     "pytest_portcheck.probes.model", "pytest_portcheck.report.diff", "pytest_portcheck.report.nmapxml",
     "pytest_portcheck.report.html", "pytest_portcheck.judge", "pytest_portcheck.sharding.plan",
     "pytest_portcheck.sharding.union", "pytest_portcheck.sharecommand", "pytest_portcheck.sharding.scan",
-    "pytest_portcheck.sharding.report", "pytest_portcheck.summary", "pytest_portcheck.session",
+    "pytest_portcheck.sharding.report", "pytest_portcheck.plugin.summary", "pytest_portcheck.plugin.session",
 )  # fmt: skip
 
 RUN = """

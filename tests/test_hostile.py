@@ -580,7 +580,7 @@ def test_only_open_errors_print_no_traceback(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
     assert "dns-error" in output
-    assert "def setup" not in output and "plugin.py" not in output
+    assert "def setup" not in output and "pytest_portcheck/plugin/" not in output
 
 
 @pytest.mark.parametrize("text", ["1e-9", "0.000000001", "0.0009", "3601"])

@@ -287,8 +287,8 @@ def test_the_file_is_written_atomically_and_keeps_its_mode(tmp_path: Path) -> No
 
 
 def test_the_writers_import_no_front_end_scanner_or_probe() -> None:
-    banned = ("pytest", "_pytest", "yaml", "pytest_portcheck.plugin", "pytest_portcheck.collect",
-              "pytest_portcheck.session", "pytest_portcheck.cli", "pytest_portcheck.scanning",
+    banned = ("pytest", "_pytest", "yaml", "pytest_portcheck.plugin", "pytest_portcheck.plugin.items",
+              "pytest_portcheck.plugin.session", "pytest_portcheck.cli", "pytest_portcheck.scanning",
               "pytest_portcheck.judge", "pytest_portcheck.probes", "pytest_portcheck.engine.scanner",
               "pytest_portcheck.engine.processes")  # fmt: skip
     for name in ("report/findings.py", "report/sarif.py", "report/metrics.py"):

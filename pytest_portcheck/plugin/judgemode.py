@@ -1,43 +1,34 @@
-"""The plugin's judge mode (``--portcheck-results GLOB``), scan mode's evidence, and scan progress.
+"""The plugin's judge mode (``--portcheck-results GLOB``): items judged from reports, no scan.
 
-Judge mode scans nothing: each inventory is judged from one run of the reports the globs match (see
-union.py), no older than ``--portcheck-max-age``, checked against ``PORTCHECK_REPORT_KEY`` when it is
-set; the summary lists the run judged, its time span, every report ignored and why, and what the run
-could not prove. A report that cannot be read is one error for every item, with the summary. In a
-scanning run, ``scan_evidence`` is the session's scan from the vantage it runs from
-(``PORTCHECK_VANTAGE``): items in both modes hand the same judge (judge.py) an ``Evidence``.
-``skip_overridden`` skips an entry the current vantage overrides, and ``terminal_progress`` shows how
-far the session's scan is, on a terminal only.
-
-pytest loads the plugin in every run, so this module imports only pytest and the standard library
-at import time; the union, the reports and the inventory come when a judge run needs them.
+Each inventory is judged from one run of the reports the globs match (see sharding/union.py), no
+older than ``--portcheck-max-age``, checked against ``PORTCHECK_REPORT_KEY`` when it is set; the
+summary lists the run judged, its time span, every report ignored and why, and what the run could not
+prove. A report that cannot be read is one error for every item, with the summary. The session
+(``session.PortcheckRun``) holds one ``JudgeMode`` when reports are given; items ask it for the union
+of their inventory, which is a ``judge.evidence.Evidence`` as a scan is.
+Must not import the session (it holds this), the items or the summary.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import glob
-import os
 import re
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from pytest_portcheck.engine import ProbeResult, Resolution
-    from pytest_portcheck.engine.model import ResultKey
-    from pytest_portcheck.inventory.model import Expectation, HostSpec
-    from pytest_portcheck.judge.evidence import ScanEvidence
-    from pytest_portcheck.probes.model import ServiceInfo
-    from pytest_portcheck.report.model import ScanReport
-    from pytest_portcheck.session import InventoryResults
-    from pytest_portcheck.sharding.report import LoadedReport
-    from pytest_portcheck.sharding.union import ReportUnion
-
+from pytest_portcheck.engine import ProbeResult, Resolution
+from pytest_portcheck.engine.model import ResultKey, settings_from_options
+from pytest_portcheck.inventory.model import Inventory
+from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.model import ReportError, ScanReport
+from pytest_portcheck.report.provenance import KEY_VARIABLE, RunIdError, check_run_id, report_key
+from pytest_portcheck.sharding.plan import plan_inventory
+from pytest_portcheck.sharding.report import LoadedReport, load_report
+from pytest_portcheck.sharding.union import Freshness, ReportUnion
 
 DEFAULT_MAX_AGE = "24h"
 JUDGED_RESULTS_LIMIT = 1_048_576
@@ -57,12 +48,20 @@ def parse_duration(text: str) -> datetime.timedelta:
 class JudgeMode:
     """Reports loaded once per process; one union (one run of the reports) per inventory."""
 
-    def __init__(self, run: Any) -> None:
-        from pytest_portcheck.report.provenance import RunIdError, check_run_id, report_key
-
-        self.run = run
-        config = run.config
-        self.globs: list[str] = list(run.result_globs)
+    def __init__(
+        self,
+        config: pytest.Config,
+        inventories: Sequence[Path],
+        load: Callable[[Path], Inventory],
+        *,
+        strict: bool,
+    ) -> None:
+        self.config = config
+        self.inventories = list(inventories)
+        self.load = load
+        """The session's reader of an inventory file (each is read once a session)."""
+        self.strict = strict
+        self.globs: list[str] = list(config.getoption("portcheck_results") or [])
         self.allow_other: bool = bool(config.getoption("portcheck_allow_other"))
         self.run_id: str | None = config.getoption("portcheck_run_id", None)
         if self.run_id is not None:
@@ -99,9 +98,6 @@ class JudgeMode:
     def reports(self) -> list[LoadedReport]:
         """Every report the globs match; none (and ``failure`` says why) when one cannot be read: a
         report that cannot be read might be the newest run's, so nothing is judged without it."""
-        from pytest_portcheck.report.model import ReportError
-        from pytest_portcheck.sharding.report import load_report
-
         if self._reports is None and self._failure is None:
             try:
                 self._reports = [load_report(path, self.key) for path in self.paths()]
@@ -124,32 +120,19 @@ class JudgeMode:
         return self._unions[key]
 
     def _build(self, inventory_path: Path) -> ReportUnion:
-        import datetime as clock
-
-        from pytest_portcheck.sharding.plan import plan_inventory
-        from pytest_portcheck.sharding.union import Freshness, ReportUnion
-
-        plan = plan_inventory(self.run.load(inventory_path))
+        plan = plan_inventory(self.load(inventory_path))
         reports = self.reports()
-        now = clock.datetime.now(clock.timezone.utc)
+        now = datetime.datetime.now(datetime.timezone.utc)
         freshness = Freshness(self.max_age, self.max_age_text, now)
         return ReportUnion(
-            reports, plan, allow_other_inventory=self.allow_other, strict=self.run.strict,
+            reports, plan, allow_other_inventory=self.allow_other, strict=self.strict,
             run_id=self.run_id, freshness=freshness, failure=self._failure,
         )  # fmt: skip
-
-    def placeholder(self) -> Any:
-        """The session's results object in judge mode: no scan, nothing in it."""
-        from pytest_portcheck.engine.model import settings_from_options
-        from pytest_portcheck.report.model import ScanReport
-        from pytest_portcheck.session import InventoryResults
-
-        return InventoryResults(ScanReport([], [], settings_from_options(), "", 0.0), [])
 
     def _unions_to_show(self) -> list[tuple[Path, ReportUnion]]:
         """Each inventory's union; after an interrupt, only those already built (nothing is started)."""
         shown = []
-        for path in self.run.inventories:
+        for path in self.inventories:
             built = self._unions.get(path.resolve())
             if built is None and not self.interrupted:
                 built = self.union(path)
@@ -158,8 +141,6 @@ class JudgeMode:
         return shown
 
     def summary_lines(self) -> list[str]:
-        from pytest_portcheck.report.provenance import KEY_VARIABLE
-
         reports = self.reports() if not self.interrupted else (self._reports or [])
         if self._failure is not None:
             return [f"ERROR: portcheck: {self._failure}"]
@@ -182,27 +163,24 @@ class JudgeMode:
     def judged_scan(self, records: Mapping[str, Any]) -> ScanReport | None:
         """The evidence the judge weighed, as a plain report (for --portcheck-report and the HTML page):
         per inventory, each judged host's resolution and results, with its vantage where there is one."""
-        from pytest_portcheck.engine.model import settings_from_options
-        from pytest_portcheck.report.model import ScanReport
-
         if self._judged is not None and self._judged[0] == len(records):
             return self._judged[1]
         judged = {(nodeid.split("::", 1)[0], record.host) for nodeid, record in records.items()}
-        root = Path(self.run.config.rootpath)
+        root = Path(self.config.rootpath)
         resolutions: list[Resolution] = []
         results: list[ProbeResult] = []
         services: dict[ResultKey, ServiceInfo] = {}
         starts: list[str] = []
         for path, union in self._unions_to_show():
             prefix = _nodeid_prefix(path, root)
-            hosts = [h for h in self.run.load(path).hosts if (prefix, h.name) in judged]
+            hosts = [h for h in self.load(path).hosts if (prefix, h.name) in judged]
             found = union.judged_results(hosts, JUDGED_RESULTS_LIMIT)
             resolutions += found[0]
             results += found[1]
             for key, info in found[2].items():
                 services.setdefault(key, info)
             starts += [span[0]] if (span := union.evidence_span()) else []
-        command = ["pytest", *self.run.config.invocation_params.args]
+        command = ["pytest", *self.config.invocation_params.args]
         report = ScanReport(
             resolutions, results, settings_from_options(), min(starts, default=""), 0.0,
             command=command, services=services,
@@ -217,64 +195,3 @@ def _nodeid_prefix(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
-
-
-@contextlib.contextmanager
-def terminal_progress(config: pytest.Config) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback that redraws one line on the terminal while the session's scan runs, or
-    None when standard error is not a terminal (CI logs get nothing). pytest captures output during
-    an item's setup, so each redraw suspends the capture."""
-    from pytest_portcheck.progress import ProgressLine
-
-    capture = config.pluginmanager.getplugin("capturemanager")
-    if capture is None or config.getoption("verbose", 0) < -1:
-        yield None
-        return
-    with capture.global_and_fixture_disabled():
-        on_terminal = sys.stderr.isatty()
-    if not on_terminal:
-        yield None
-        return
-
-    def draw(text: str) -> None:
-        with capture.global_and_fixture_disabled():
-            sys.stderr.write("\r\033[K" + text)
-            sys.stderr.flush()
-
-    line = ProgressLine(draw)
-    try:
-        yield line.update
-    finally:
-        line.finish()
-
-
-def current_vantage() -> str | None:
-    return os.environ.get("PORTCHECK_VANTAGE") or None
-
-
-def scan_evidence(shared: InventoryResults) -> ScanEvidence:
-    """The session's scan as the judge reads it, from the vantage this run scans from."""
-    from pytest_portcheck.judge.evidence import ScanEvidence
-
-    report = shared.report
-    return ScanEvidence(
-        shared.by_key,
-        shared.resolutions,
-        report.services,
-        shared.silent,
-        report.stats.addresses,
-        current_vantage(),
-    )
-
-
-def skip_overridden(host: HostSpec, expectation: Expectation) -> None:
-    """In a scanning run: skip an entry that the current vantage overrides with one of its own (that
-    one applies here; this one applies elsewhere, to runs there). A ``from:`` entry of another
-    vantage is the judge's to refuse (``ScanEvidence.absent``)."""
-    here = current_vantage()
-    if expectation.vantage is not None or here is None:
-        return
-    for other in host.expectations:
-        if other.vantage == here and (other.proto, other.port) == (expectation.proto, expectation.port):
-            where = f"{host.name} {expectation.proto.value}/{expectation.port}"
-            pytest.skip(f"{where}: from {here}, the from: {here} entry (line {other.line}) applies instead")

@@ -1,10 +1,10 @@
-"""What the controller writes at the end: the terminal summary, the Markdown summary and the report files.
+"""What the controller writes at the end: the terminal summary and the report files.
 
 ``ControllerHooks`` (registered on the controller or the single process only) gathers each item's
 ``ItemOutcome`` from its test report, prints the exposure table and writes ``--portcheck-report``
-(JSON), ``--portcheck-html`` and ``--portcheck-markdown``: all from the typed report and the outcomes.
-
-At import time only pytest and the standard library; must not import ``collect`` (outcomes are data).
+(JSON), ``--portcheck-html`` and ``--portcheck-markdown``: all from the typed report and the outcomes
+(the writers are the report package's).
+Must not import the items (outcomes are data) or the plugin's hooks module.
 """
 
 from __future__ import annotations
@@ -13,21 +13,43 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
+from pytest_portcheck.atomicfile import WriteError, check_writable, write_text_atomically
+from pytest_portcheck.engine.model import settings_from_options
+from pytest_portcheck.judge.verdict import today
+from pytest_portcheck.plugin.session import OUTCOME_ATTRIBUTE, ItemMessage, PortcheckRun
 from pytest_portcheck.record import replace
-from pytest_portcheck.session import OUTCOME_ATTRIBUTE, ItemMessage, PortcheckRun
-
-if TYPE_CHECKING:
-    from pytest_portcheck.report.judged import JudgedReport
+from pytest_portcheck.report.encode import write_report
+from pytest_portcheck.report.html import write_html
+from pytest_portcheck.report.judged import (
+    WAIVER_WARNING_DAYS,
+    ItemOutcome,
+    JudgedReport,
+    host_rows,
+    silent_host_lines,
+)
+from pytest_portcheck.report.markdown import markdown_summary
+from pytest_portcheck.report.model import ScanReport, quality_notes
 
 REPORT_OPTIONS = (
     ("portcheck_report", "--portcheck-report"),
     ("portcheck_html", "--portcheck-html"),
     ("portcheck_markdown", "--portcheck-markdown"),
 )
+
+
+def check_report_paths(config: pytest.Config) -> None:
+    """Refuse report files that cannot be written before scanning, not after."""
+    for dest, flag in REPORT_OPTIONS:
+        path = config.getoption(dest, None)
+        if path and path != "-":
+            try:
+                check_writable(path)
+            except WriteError as exc:
+                raise pytest.UsageError(f"portcheck: {flag}: {exc}") from None
 
 
 class ControllerHooks:
@@ -39,8 +61,6 @@ class ControllerHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from pytest_portcheck.report.judged import ItemOutcome
-
         text = report.__dict__.get(OUTCOME_ATTRIBUTE)
         if text is None:
             return  # another test's report, or the setup/teardown of an item (its call carries it)
@@ -66,9 +86,6 @@ class ControllerHooks:
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        from pytest_portcheck.atomicfile import WriteError
-        from pytest_portcheck.report.html import write_html
-
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         writers: list[tuple[str, Callable[[str], None]]] = [
             ("portcheck_report", lambda path: _write_report_file(self.run, path, interrupted)),
@@ -88,9 +105,6 @@ class ControllerHooks:
 
 
 def _write_markdown(run: PortcheckRun, path: str) -> None:
-    from pytest_portcheck.atomicfile import write_text_atomically
-    from pytest_portcheck.report.markdown import markdown_summary
-
     text = markdown_summary(run.records, run.shared_report(), strict=run.strict)
     write_text_atomically(path, text)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -100,14 +114,9 @@ def _write_markdown(run: PortcheckRun, path: str) -> None:
 
 
 def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
-    from pytest_portcheck.judge.verdict import today
-    from pytest_portcheck.report.judged import host_rows, silent_host_lines
-    from pytest_portcheck.report.model import quality_notes
-
     rows = host_rows(run.records)
     header = ("host", "addresses", "expected", "found (per address)", "drift", "errors")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    from pytest_portcheck.report.judged import WAIVER_WARNING_DAYS
 
     terminalreporter.section("portcheck exposure")
     terminalreporter.write_line("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
@@ -155,9 +164,6 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
 def _judged_report(run: PortcheckRun, interrupted: bool = False) -> JudgedReport:
     """The session's typed report: the shared scan and each item's outcome, for the JSON report and
     the HTML page alike."""
-    from pytest_portcheck.engine.model import settings_from_options
-    from pytest_portcheck.report.judged import JudgedReport
-    from pytest_portcheck.report.model import ScanReport
 
     # A judge run scanned nothing: its report holds the evidence it weighed (judgemode.judged_scan).
     shared = run.judging.judged_scan(run.records) if run.judging is not None else run.shared_report()
@@ -168,7 +174,5 @@ def _judged_report(run: PortcheckRun, interrupted: bool = False) -> JudgedReport
 
 
 def _write_report_file(run: PortcheckRun, destination: str, interrupted: bool = False) -> None:
-    from pytest_portcheck.report.encode import write_report
-
     judged = _judged_report(run, interrupted)
     write_report(judged.scan, destination, judged.expectations_document())

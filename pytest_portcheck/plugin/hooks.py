@@ -1,21 +1,23 @@
-"""pytest hooks and options only: the plugin's front door (the way pytest-xdist and pytest-mypy shape theirs).
+"""pytest hooks and options only: the plugin's front door and its ``pytest11`` entry point (the way
+pytest-xdist and pytest-mypy shape theirs).
 
-An inventory becomes ``inventory.yml::HOST::PROTO/PORT::EXPECTATION`` items (``collect``). The scan runs
-once per session, at the first item's setup, shared by every item and xdist worker (``session``); the
-controller prints and writes the summaries (``summary``). Fixtures for ordinary tests live here too.
-Without ``--portcheck`` or ``portcheck_inventory`` the plugin does nothing.
+An inventory becomes ``inventory.yml::HOST::PROTO/PORT::EXPECTATION`` items (``items``). The scan runs
+once per session, at the first item's setup, shared by every item and xdist worker (``session``), or
+the items are judged from reports (``judgemode``); the controller prints and writes the summaries
+(``summary``). Fixtures for ordinary tests live here too. Without ``--portcheck`` or
+``portcheck_inventory`` the plugin does nothing.
 
 pytest loads this module in every run of every project where the package is installed, so at import
-it needs pytest and the standard library only (``collect``, ``session`` and ``summary`` keep to that):
-the engine, YAML, asyncio/ssl (probes), filelock and the report writers are imported where an inventory
-run first needs them (``tests/test_plugin_imports.py`` checks it; ``benchmarks/bench_plugin_import.py``
-measures the cost). Holds no scanning, judging or report writing of its own.
+it needs pytest and the standard library only. This is the plugin's one seam: ``pytest_configure``
+loads the rest of the plugin (and with it the engine, YAML, asyncio/ssl, filelock and the report
+writers) when a run checks inventories, and each fixture loads what it serves when a test asks for it
+(``tests/test_plugin_imports.py`` checks it; ``benchmarks/bench_plugin_import.py`` measures the cost).
+Every module below this one imports at its top. Holds no scanning, judging or report writing.
 Must not import, at import time, anything beyond pytest and the standard library.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import stat
 import threading
@@ -26,10 +28,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # at run time, imported where an inventory run needs them (see the docstring)
-    from pytest_portcheck.collect import InventoryFile
     from pytest_portcheck.engine import ScanSettings
+    from pytest_portcheck.plugin.session import InventoryResults
     from pytest_portcheck.report.model import ScanReport
-    from pytest_portcheck.session import InventoryResults, PortcheckRun
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,12 +97,14 @@ def pytest_configure(config: pytest.Config) -> None:
         if problem is not None:
             where = "--portcheck" if path in from_option else "the portcheck_inventory ini option"
             raise pytest.UsageError(f"portcheck: inventory {path} given by {where} {problem}")
-    _check_today()
-    if not hasattr(config, "workerinput"):
-        _check_report_paths(config)
-    from pytest_portcheck.session import RUN_KEY, PortcheckRun, XdistHooks
-    from pytest_portcheck.summary import ControllerHooks
+    # The plugin's seam: only a run that checks inventories loads the rest of the package.
+    from pytest_portcheck.plugin.items import InventoryHooks, check_today
+    from pytest_portcheck.plugin.session import RUN_KEY, PortcheckRun, XdistHooks
+    from pytest_portcheck.plugin.summary import ControllerHooks, check_report_paths
 
+    check_today()
+    if not hasattr(config, "workerinput"):
+        check_report_paths(config)
     run = PortcheckRun(config, inventories)
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(InventoryHooks(run), "portcheck-inventory")
@@ -143,32 +146,6 @@ def _not_a_file(path: Path) -> str | None:
     return f"is {kind}, not a regular file: give the inventory YAML file"
 
 
-def _check_today() -> None:
-    from pytest_portcheck.judge.verdict import today
-
-    try:
-        today()
-    except ValueError:
-        raise pytest.UsageError(
-            f"portcheck: PORTCHECK_TODAY={os.environ.get('PORTCHECK_TODAY', '')!r} is not a date: "
-            "write a real day as YYYY-MM-DD, or unset it"
-        ) from None
-
-
-def _check_report_paths(config: pytest.Config) -> None:
-    """Refuse report files that cannot be written before scanning, not after."""
-    from pytest_portcheck.atomicfile import WriteError, check_writable
-    from pytest_portcheck.summary import REPORT_OPTIONS
-
-    for dest, flag in REPORT_OPTIONS:
-        path = config.getoption(dest, None)
-        if path and path != "-":
-            try:
-                check_writable(path)
-            except WriteError as exc:
-                raise pytest.UsageError(f"portcheck: {flag}: {exc}") from None
-
-
 def _interrupt_on_sigterm() -> Any:
     """Make SIGTERM end the session as Ctrl-C does: reports marked interrupted, temp dirs removed."""
     if threading.current_thread() is not threading.main_thread():
@@ -182,56 +159,13 @@ def _interrupt_on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, interrupt)
 
 
-class InventoryHooks:
-    """Registered only when inventories are checked, so that a run without one imports nothing of ours
-    beyond this module: collection of the inventory files, the items' own test reports, the hand-over of the
-    selected expectations to the session, and clean-up."""
-
-    def __init__(self, run: PortcheckRun) -> None:
-        from pytest_portcheck.collect import CheckItem
-
-        self.run = run
-        self.item_class = CheckItem
-
-    @pytest.hookimpl
-    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> InventoryFile | None:
-        from pytest_portcheck.collect import InventoryFile
-
-        if file_path.resolve() not in self.run.paths:
-            return None
-        return InventoryFile.from_parent(parent, path=file_path)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> pytest.TestReport | None:
-        # An inventory item builds its own reports: pytest would format a setup error's traceback
-        # (0.1-0.2 s an item: it parses the source of every frame) only for the item to replace it.
-        return item.make_report(call) if isinstance(item, self.item_class) else None
-
-    @pytest.hookimpl
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        from pytest_portcheck.collect import PortItem, RangeItem
-
-        # The session scans what was selected: handed over as data, not items.
-        items = session.items
-        self.run.pairs = [(item.host, item.expectation) for item in items if isinstance(item, PortItem)]
-        self.run.ranges = [(item.host, item.rule) for item in items if isinstance(item, RangeItem)]
-
-    @pytest.hookimpl
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        self.run.cleanup()
-        if self.run.previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self.run.previous_sigterm)
-
-
 # --- fixtures ----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def portcheck_results(request: pytest.FixtureRequest) -> InventoryResults:
     """The session's inventory scan (the same one the inventory items read), for Python tests."""
-    from pytest_portcheck.session import RUN_KEY
+    from pytest_portcheck.plugin.session import RUN_KEY
 
     run = request.config.stash.get(RUN_KEY, None)
     if run is None:

@@ -5,22 +5,27 @@ pytest's YAML example). An item's setup reads the session's shared scan (``sessi
 (``judge``) and describes the result once, as an ``ItemOutcome`` that its test report carries to the
 controller; the item builds its own test reports (``make_report``), so an error or a failure is its
 plain message pointing at the YAML line, never a traceback, and costs no more than a pass.
-
-At import time only pytest and the standard library (the plugin imports this module in every run);
-nothing here scans or prints a summary.
-Must not import the engine, YAML or the report writers at import time.
+``InventoryHooks`` collects the files and hands the selected expectations to the session.
+Nothing here scans or prints a summary. Must not import the summary or the plugin's hooks module.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import pytest
 
-from pytest_portcheck.session import (
+from pytest_portcheck.engine.model import ResultKey, port_key
+from pytest_portcheck.inventory.model import Expectation, HostSpec, InventoryError, RangeRule, Waiver
+from pytest_portcheck.judge.expectation import judge
+from pytest_portcheck.judge.ranges import judge_range
+from pytest_portcheck.judge.verdict import Judgement, Verdict, today
+from pytest_portcheck.plugin.session import (
     JUNIT_PROPERTY,
     OUTCOME_ATTRIBUTE,
     RUN_KEY,
@@ -28,14 +33,11 @@ from pytest_portcheck.session import (
     ItemMessage,
     PortcheckError,
     PortcheckRun,
+    current_vantage,
+    scan_evidence,
 )
-
-if TYPE_CHECKING:
-    from pytest_portcheck.engine.model import ResultKey
-    from pytest_portcheck.inventory.model import Expectation, HostSpec, RangeRule, Waiver
-    from pytest_portcheck.judge.verdict import Judgement
-    from pytest_portcheck.probes.model import ServiceInfo
-    from pytest_portcheck.report.judged import ItemOutcome
+from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.judged import FoundService, FoundState, ItemOutcome, ItemWaiver
 
 
 class InventoryFile(pytest.File):
@@ -50,8 +52,6 @@ class InventoryFile(pytest.File):
             yield HostNode.from_parent(self, name=host.name, host=host)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
-        from pytest_portcheck.inventory.model import InventoryError
-
         if isinstance(excinfo.value, InventoryError):
             return f"portcheck inventory error: {excinfo.value}"
         return super().repr_failure(excinfo)
@@ -117,8 +117,6 @@ class CheckItem(pytest.Item):
         raise NotImplementedError
 
     def setup(self) -> None:
-        from pytest_portcheck.engine.model import port_key
-
         run = self.config.stash[RUN_KEY]
         shared = run.results()
         services: Mapping[ResultKey, ServiceInfo]
@@ -151,9 +149,6 @@ class CheckItem(pytest.Item):
         """Nothing left to do: setup judged, and make_report reports the verdict."""
 
     def _outcome(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> ItemOutcome:
-        from pytest_portcheck.judge.verdict import Verdict, today
-        from pytest_portcheck.report.judged import FoundService, FoundState, ItemOutcome, ItemWaiver
-
         target, expected = self.describe()
         verdict = judgement.verdict.value
         waiver = self.waiver
@@ -238,12 +233,8 @@ class PortItem(CheckItem):
         self.waiver = expectation.waiver
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
-        from pytest_portcheck.judge.expectation import judge
-
         if run.judging is not None:
             return judge(self.host, self.expectation, run.judging.union(self.path), strict=run.strict)
-        from pytest_portcheck.judgemode import scan_evidence, skip_overridden
-
         skip_overridden(self.host, self.expectation)
         return judge(self.host, self.expectation, scan_evidence(shared), strict=run.strict)
 
@@ -261,12 +252,8 @@ class RangeItem(CheckItem):
         self.rule = rule
 
     def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
-        from pytest_portcheck.judge.ranges import judge_range
-
         if run.judging is not None:
             return judge_range(self.host, self.rule, run.judging.union(self.path), strict=run.strict)
-        from pytest_portcheck.judgemode import scan_evidence
-
         return judge_range(self.host, self.rule, scan_evidence(shared), strict=run.strict)
 
     def describe(self) -> tuple[str, str]:
@@ -274,3 +261,63 @@ class RangeItem(CheckItem):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.rule.line - 1, f"{self.host.name} {self.rule.label} only_open"
+
+
+def skip_overridden(host: HostSpec, expectation: Expectation) -> None:
+    """In a scanning run: skip an entry that the current vantage overrides with one of its own (that
+    one applies here; this one applies elsewhere, to runs there). A ``from:`` entry of another
+    vantage is the judge's to refuse (``ScanEvidence.absent``)."""
+    here = current_vantage()
+    if expectation.vantage is not None or here is None:
+        return
+    for other in host.expectations:
+        if other.vantage == here and (other.proto, other.port) == (expectation.proto, expectation.port):
+            where = f"{host.name} {expectation.proto.value}/{expectation.port}"
+            pytest.skip(f"{where}: from {here}, the from: {here} entry (line {other.line}) applies instead")
+
+
+def check_today() -> None:
+    """Refuse a ``PORTCHECK_TODAY`` that is no date before anything runs (waivers are checked against it)."""
+    try:
+        today()
+    except ValueError:
+        raise pytest.UsageError(
+            f"portcheck: PORTCHECK_TODAY={os.environ.get('PORTCHECK_TODAY', '')!r} is not a date: "
+            "write a real day as YYYY-MM-DD, or unset it"
+        ) from None
+
+
+class InventoryHooks:
+    """Registered only when inventories are checked (``hooks.pytest_configure``): collection of the
+    inventory files, the items' own test reports, the hand-over of the selected expectations to the
+    session, and clean-up."""
+
+    def __init__(self, run: PortcheckRun) -> None:
+        self.run = run
+
+    @pytest.hookimpl
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> InventoryFile | None:
+        if file_path.resolve() not in self.run.paths:
+            return None
+        return InventoryFile.from_parent(parent, path=file_path)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> pytest.TestReport | None:
+        # An inventory item builds its own reports: pytest would format a setup error's traceback
+        # (0.1-0.2 s an item: it parses the source of every frame) only for the item to replace it.
+        return item.make_report(call) if isinstance(item, CheckItem) else None
+
+    @pytest.hookimpl
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # The session scans what was selected: handed over as data, not items.
+        items = session.items
+        self.run.pairs = [(item.host, item.expectation) for item in items if isinstance(item, PortItem)]
+        self.run.ranges = [(item.host, item.rule) for item in items if isinstance(item, RangeItem)]
+
+    @pytest.hookimpl
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.run.cleanup()
+        if self.run.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.run.previous_sigterm)

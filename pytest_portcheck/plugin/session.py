@@ -1,30 +1,44 @@
 """The session's shared results: the one inventory scan every item (and every xdist worker) reads.
 
 ``PortcheckRun`` scans once per session (under a ``FileLock`` across xdist workers, the pytest-mypy
-pattern) and shares the report; ``InventoryResults`` is that scan as tests see it; what an item
-hands the controller is its ``judgedreport.ItemOutcome`` on its test report (``OUTCOME_ATTRIBUTE``);
-``XdistHooks`` hands workers the shared folder.
-
-Must not import ``collect`` (the items hand their expectations over as data) nor, at import time,
-anything but pytest and the standard library: the engine, YAML and filelock load when a run needs them.
+pattern) and shares the report, or holds the judge mode (``judgemode``) when reports are judged
+instead; ``InventoryResults`` is that scan as tests see it, ``scan_evidence`` as the judge reads it;
+what an item hands the controller is its ``report.judged.ItemOutcome`` on its test report
+(``OUTCOME_ATTRIBUTE``); ``XdistHooks`` hands workers the shared folder; ``terminal_progress`` shows
+how far the scan is, on a terminal only.
+Must not import the items (they hand their expectations over as data) or the summary. Loaded only
+when a run checks inventories (``hooks.pytest_configure``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
+from filelock import FileLock
 
-if TYPE_CHECKING:
-    from pytest_portcheck.engine import PortState, ProbeResult
-    from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory, RangeRule
-    from pytest_portcheck.judgemode import JudgeMode
-    from pytest_portcheck.report.judged import ItemOutcome
-    from pytest_portcheck.report.model import ScanReport
+from pytest_portcheck.atomicfile import WriteError
+from pytest_portcheck.engine import PortState, ProbeResult
+from pytest_portcheck.engine.model import index_results, settings_from_options
+from pytest_portcheck.inventory.load import load_inventory
+from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory, RangeRule
+from pytest_portcheck.judge.evidence import ScanEvidence
+from pytest_portcheck.judge.silence import silent_addresses, silent_of
+from pytest_portcheck.pipeline.inventory import scan_inventory
+from pytest_portcheck.plugin.judgemode import JudgeMode
+from pytest_portcheck.ports import Protocol
+from pytest_portcheck.progress import ProgressLine
+from pytest_portcheck.report.decode import read_report
+from pytest_portcheck.report.encode import write_report
+from pytest_portcheck.report.judged import ItemOutcome
+from pytest_portcheck.report.model import ReportError, ScanReport
 
 OUTCOME_ATTRIBUTE = "portcheck_outcome"
 """The test report attribute that carries an item's ``ItemOutcome`` (its compact JSON text) to the
@@ -77,9 +91,6 @@ class InventoryResults:
     """The session's scan of the inventories, as ordinary tests see it through ``portcheck_results``."""
 
     def __init__(self, report: ScanReport, hosts: Sequence[HostSpec]) -> None:
-        from pytest_portcheck.engine.model import index_results
-        from pytest_portcheck.judge.silence import silent_addresses
-
         self.report = report
         self.by_key = index_results(report.results)
         self.resolutions = {r.host: r for r in report.resolutions}
@@ -89,8 +100,6 @@ class InventoryResults:
 
     def silent_of(self, host: HostSpec) -> tuple[str, ...]:
         """The addresses of ``host`` on which no port answered."""
-        from pytest_portcheck.judge.silence import silent_of
-
         return silent_of(self.resolutions.get(host.address), self.silent)
 
     def addresses(self, host: str) -> tuple[str, ...]:
@@ -106,8 +115,6 @@ class InventoryResults:
 
     def results(self, host: str, port: int, proto: str = "tcp") -> list[ProbeResult]:
         """One result per resolved address of ``host`` (an inventory name or the address it names)."""
-        from pytest_portcheck.ports import Protocol
-
         key_proto = Protocol(proto)
         found = [self.by_key.get((address, key_proto, port)) for address in self.addresses(host)]
         if not found or any(result is None for result in found):
@@ -116,8 +123,6 @@ class InventoryResults:
 
     def state(self, host: str, port: int, proto: str = "tcp") -> PortState:
         """The state of a port when every address agrees; ``error`` otherwise."""
-        from pytest_portcheck.engine import PortState
-
         states = {result.state for result in self.results(host, port, proto)}
         return states.pop() if len(states) == 1 else PortState.ERROR
 
@@ -152,9 +157,7 @@ class PortcheckRun:
         self.result_globs: list[str] = list(config.getoption("portcheck_results") or [])
         self.judging: JudgeMode | None = None
         if self.result_globs:
-            from pytest_portcheck.judgemode import JudgeMode
-
-            self.judging = JudgeMode(self)
+            self.judging = JudgeMode(config, inventories, self.load, strict=self.strict)
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -171,32 +174,21 @@ class PortcheckRun:
     def load(self, path: Path) -> Inventory:
         key = path.resolve()
         if key not in self._loaded:
-            from pytest_portcheck.inventory.load import load_inventory
-
             self._loaded[key] = load_inventory(path)
         return self._loaded[key]
 
     def results(self) -> InventoryResults:
         """Scan once for the whole session (under a lock across xdist workers) and share the outcome."""
         if self._results is None:
-            from filelock import FileLock
-
-            from pytest_portcheck.atomicfile import WriteError
-            from pytest_portcheck.pipeline.inventory import scan_inventory
-            from pytest_portcheck.report.decode import read_report
-            from pytest_portcheck.report.encode import write_report
-            from pytest_portcheck.report.model import ReportError
-
             if self._failure is not None:
                 raise PortcheckError(self._failure)
             if self.judging is not None:  # no scan: items are judged from the reports
-                self._results = self.judging.placeholder()
+                # No scan, nothing in it: the items ask the judge mode's union instead.
+                self._results = InventoryResults(ScanReport([], [], settings_from_options(), "", 0.0), [])
                 return self._results
             pairs, ranges = self.pairs, self.ranges
             try:
                 if not self.is_worker:  # one process: nobody to share the scan with
-                    from pytest_portcheck.judgemode import terminal_progress
-
                     with terminal_progress(self.config) as progress:
                         report = scan_inventory(
                             pairs, ranges=ranges, all_banners=self.banners, progress=progress
@@ -222,9 +214,6 @@ class PortcheckRun:
         if self._results is not None:
             return self._results.report
         if self.results_path.exists():
-            from pytest_portcheck.report.decode import read_report
-            from pytest_portcheck.report.model import ReportError
-
             try:
                 return read_report(self.results_path)
             except ReportError:
@@ -248,3 +237,47 @@ class XdistHooks:
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["portcheck_dir"] = str(self.run.shared_dir)
+
+
+@contextlib.contextmanager
+def terminal_progress(config: pytest.Config) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback that redraws one line on the terminal while the session's scan runs, or
+    None when standard error is not a terminal (CI logs get nothing). pytest captures output during
+    an item's setup, so each redraw suspends the capture."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None or config.getoption("verbose", 0) < -1:
+        yield None
+        return
+    with capture.global_and_fixture_disabled():
+        on_terminal = sys.stderr.isatty()
+    if not on_terminal:
+        yield None
+        return
+
+    def draw(text: str) -> None:
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write("\r\033[K" + text)
+            sys.stderr.flush()
+
+    line = ProgressLine(draw)
+    try:
+        yield line.update
+    finally:
+        line.finish()
+
+
+def current_vantage() -> str | None:
+    return os.environ.get("PORTCHECK_VANTAGE") or None
+
+
+def scan_evidence(shared: InventoryResults) -> ScanEvidence:
+    """The session's scan as the judge reads it, from the vantage this run scans from."""
+    report = shared.report
+    return ScanEvidence(
+        shared.by_key,
+        shared.resolutions,
+        report.services,
+        shared.silent,
+        report.stats.addresses,
+        current_vantage(),
+    )
