@@ -77,7 +77,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="portcheck-bench-") as name:
         folder = Path(name)
         (folder / "test_trivial.py").write_text("def test_trivial():\n    pass\n")
-        heavy = "pytest_portcheck.plugin.hooks, pytest_portcheck.plugin.items, pytest_portcheck.plugin.summary"
+        heavy = (
+            "pytest_portcheck.plugin.hooks, pytest_portcheck.plugin.items, pytest_portcheck.plugin.summary"
+        )
         added_import_ms(folder, heavy)  # warm-up: bytecode caches written
         plugin, deferred, with_plugin, without_plugin = [], [], [], []
         for _ in range(args.runs):

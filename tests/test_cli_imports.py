@@ -24,17 +24,19 @@ import pytest_portcheck
 PACKAGE_ROOT = Path(pytest_portcheck.__file__).resolve().parents[1]
 
 HEAVY = (
-    # standard library modules a scan can do without (each costs 1-10 ms to import)
-    "dataclasses", "typing", "inspect", "ast", "dis", "pathlib", "ipaddress", "datetime", "shutil",
-    "secrets", "hashlib", "hmac", "contextlib", "asyncio", "ssl", "concurrent", "subprocess",
-    "tempfile", "threading", "bz2", "lzma", "fnmatch", "urllib", "email",
+    # standard library modules a scan can do without (each costs 1-10 ms to import); dataclasses,
+    # typing and pathlib, with what they import (inspect, ast, dis, contextlib, fnmatch, urllib), are
+    # allowed since issue #19: the standard library's value classes are worth their few milliseconds
+    "ipaddress", "datetime", "shutil", "secrets", "hashlib", "hmac", "asyncio", "ssl", "concurrent",
+    "subprocess", "tempfile", "threading", "bz2", "lzma", "email",
     # third-party and our own modules that only other commands or options need
     "yaml", "cryptography", "pytest", "filelock",
-    "pytest_portcheck.probes", "pytest_portcheck.inventory", "pytest_portcheck.report.schema",
-    "pytest_portcheck.probes.model", "pytest_portcheck.report.diff", "pytest_portcheck.report.nmapxml",
-    "pytest_portcheck.report.html", "pytest_portcheck.judge", "pytest_portcheck.sharding.plan",
-    "pytest_portcheck.sharding.union", "pytest_portcheck.sharecommand", "pytest_portcheck.sharding.scan",
-    "pytest_portcheck.sharding.report", "pytest_portcheck.plugin.summary", "pytest_portcheck.plugin.session",
+    "pytest_portcheck.probes", "pytest_portcheck.inventory", "pytest_portcheck.judge",
+    "pytest_portcheck.sharding", "pytest_portcheck.plugin", "pytest_portcheck.pipeline.inventory",
+    "pytest_portcheck.pipeline.probe", "pytest_portcheck.report.schema", "pytest_portcheck.report.decode",
+    "pytest_portcheck.report.diff", "pytest_portcheck.report.nmapxml", "pytest_portcheck.report.html",
+    "pytest_portcheck.report.judged", "pytest_portcheck.report.markdown", "pytest_portcheck.cli.shard",
+    "pytest_portcheck.cli.snapshot", "pytest_portcheck.cli.diff", "pytest_portcheck.cli.report",
 )  # fmt: skip
 
 RUN = """

@@ -26,7 +26,7 @@ FORBIDDEN = {
     "plugin/items.py": ("pytest_portcheck.plugin.hooks", "pytest_portcheck.plugin.summary"),
     "report/model.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes.driver"),
     "report/diff.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes.driver"),
-    "cli.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.plugin.items",
+    "cli/": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.plugin.items",
                "pytest_portcheck.plugin.session", "pytest_portcheck.plugin.summary"),
     "inventory/": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.probes.driver"),
     "report/judged.py": ("pytest", "_pytest", "yaml", "pytest_portcheck.scanning", "pytest_portcheck.probes.driver",
@@ -35,8 +35,8 @@ FORBIDDEN = {
                       "pytest_portcheck.plugin", "pytest_portcheck.cli", "pytest_portcheck.engine.scanner",
                       "pytest_portcheck.engine.processes"),
     "progress.py": ("pytest", "_pytest", "pytest_portcheck"),
-    "exitstatus.py": ("pytest", "_pytest", "pytest_portcheck"),
-    "sharecommand.py": ("pytest", "_pytest", "pytest_portcheck.plugin", "pytest_portcheck.cli"),
+    "cli/status.py": ("pytest", "_pytest", "pytest_portcheck"),
+    "cli/shard.py": ("pytest", "_pytest", "pytest_portcheck.plugin"),
 }  # fmt: skip
 
 

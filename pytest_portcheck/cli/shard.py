@@ -2,7 +2,8 @@
 
 Presentation only: reads the arguments, prints what share of which run is scanned and a summary,
 writes the shard report (version 2), signed when ``PORTCHECK_REPORT_KEY`` is set.
-The work is sharescan.py's. Imported by cli.py only when ``--inventory`` is given (it loads YAML).
+The work is ``sharding.scan``'s. Imported by the command's dispatch only when ``--inventory`` is given
+(it loads YAML).
 Must not import pytest or the plugin modules.
 """
 
@@ -14,8 +15,8 @@ from typing import TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import WriteError, check_writable
+from pytest_portcheck.cli.status import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.engine import PortState, ProbeResult
-from pytest_portcheck.exitstatus import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.inventory.load import load_inventory
 from pytest_portcheck.inventory.model import InventoryError
 from pytest_portcheck.progress import ProgressBar
@@ -43,7 +44,8 @@ def _request(args: argparse.Namespace) -> tuple[ShareRequest, str]:
     return ShareRequest(index, count, vantage, args.workers, args.processes, run_id), source
 
 
-def run_share(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def run_shard_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``portcheck scan --inventory INV [--shard K/N]``: one share of the inventory, its shard report."""
     try:
         request, source = _request(args)
     except ValueError as exc:

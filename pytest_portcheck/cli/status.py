@@ -1,4 +1,4 @@
-"""The ``portcheck`` command's exit statuses, shared by its front ends (``cli``, ``sharecommand``).
+"""The ``portcheck`` command's exit statuses, shared by its subcommands.
 
 0 the scan completed and every port got an answer; 1 a runtime failure, or some ports could not be
 probed (``error`` results, e.g. a name that does not resolve); 2 bad usage, or an output that could not
