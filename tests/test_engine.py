@@ -25,7 +25,7 @@ from pytest_portcheck.engine import (
     ScanSettings,
     ScanStats,
     Target,
-    plan_targets,
+    expand_targets,
     resolve_hosts,
     resolve_one,
     scan,
@@ -63,7 +63,7 @@ TCP = Protocol.TCP
 def scan_ports(
     host: str, spec: str, settings: ScanSettings | None = None, stats: ScanStats | None = None
 ) -> dict[int, ProbeResult]:
-    targets, failed = plan_targets(resolve_hosts([host]), parse_port_spec(spec))
+    targets, failed = expand_targets(resolve_hosts([host]), parse_port_spec(spec))
     assert not failed
     results = list(scan(targets, settings or ScanSettings(timeout=0.5), stats))
     assert len(results) == len(targets)
@@ -256,7 +256,7 @@ def test_duplicate_targets_each_get_a_result() -> None:
 
 def test_stopping_early_closes_every_socket(listen: ListenerFactory) -> None:
     before = len(os.listdir("/proc/self/fd"))
-    stream = scan(plan_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec("1-3000"))[0])
+    stream = scan(expand_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec("1-3000"))[0])
     next(stream)
     stream.close()  # type: ignore[attr-defined]
     assert len(os.listdir("/proc/self/fd")) <= before
@@ -373,7 +373,7 @@ def test_unresolvable_name_is_an_error_never_closed() -> None:
     bad = "x" * 70 + ".example"
     resolutions = resolve_hosts([bad, "127.0.0.1"])
     assert resolutions[0].error is not None and resolutions[0].error.startswith("dns-error:")
-    targets, failed = plan_targets(resolutions, parse_port_spec("22,80"))
+    targets, failed = expand_targets(resolutions, parse_port_spec("22,80"))
     assert [r.state for r in failed] == [PortState.ERROR, PortState.ERROR]
     assert all(r.address is None and r.reason.startswith("dns-error") for r in failed)
     assert {t.host for t in targets} == {"127.0.0.1"}
@@ -390,7 +390,7 @@ def test_localhost_resolves_once_per_address() -> None:
 LOW_LIMIT_SCRIPT = textwrap.dedent(
     """
     import json, os, resource, sys, threading
-    from pytest_portcheck.engine import ScanSettings, ScanStats, plan_targets, resolve_hosts, scan
+    from pytest_portcheck.engine import ScanSettings, ScanStats, expand_targets, resolve_hosts, scan
     from pytest_portcheck.ports import parse_port_spec
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
     mode, spec = sys.argv[1], sys.argv[2]
@@ -401,7 +401,7 @@ LOW_LIMIT_SCRIPT = textwrap.dedent(
                 hog.append(os.open("/dev/null", os.O_RDONLY))
         except OSError:
             pass
-    targets, _ = plan_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec(spec))
+    targets, _ = expand_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec(spec))
     stats = ScanStats()
     out = {}
     for count, result in enumerate(scan(targets, ScanSettings(timeout=1.0, processes=1), stats)):

@@ -41,7 +41,7 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
         from pytest_portcheck.engine import PortState, ProbeResult, Reason
         from pytest_portcheck.ports import Protocol
         from pytest_portcheck.probes.connection import ProbeRequest
-        from pytest_portcheck.probes.driver import probe_services
+        from pytest_portcheck.probes.driver import identify_services
         from pytest_portcheck.judge.evidence import ScanEvidence
         from pytest_portcheck.judge.expectation import _judge_service
 
@@ -52,12 +52,12 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
                 hoard.append(socket.socket())
         except OSError:
             pass
-        [starved] = probe_services([ProbeRequest("127.0.0.1", {port}, "ssh")], timeout=0.5)
+        [starved] = identify_services([ProbeRequest("127.0.0.1", {port}, "ssh")], timeout=0.5)
         print(starved.local_failure, starved.error)
         for held in hoard[-3:]:  # room for the event loop, none for a connection
             held.close()
         hoard = hoard[:-3]
-        [info] = probe_services([ProbeRequest("127.0.0.1", {port}, "ssh")], timeout=0.5)
+        [info] = identify_services([ProbeRequest("127.0.0.1", {port}, "ssh")], timeout=0.5)
         for held in hoard:
             held.close()
         print(info.local_failure, info.error)

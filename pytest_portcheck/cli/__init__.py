@@ -177,7 +177,7 @@ def _add_scan_command_options(scan_parser: argparse.ArgumentParser) -> None:
         help="the run the report belongs to: give every shard and vantage of one scan the same id "
         "(default $PORTCHECK_RUN_ID, else the GitHub Actions run and attempt, else a new one)",
     )  # fmt: skip
-    _add_share_options(scan_parser)
+    _add_shard_options(scan_parser)
     scan_parser.add_argument(
         "-oX", "--xml", metavar="FILE", dest="xml",
         help="write the report as nmap XML (for ndiff and nmap's tools) to FILE ('-': stdout)",
@@ -287,7 +287,7 @@ def _add_scan_options(parser: argparse.ArgumentParser, targets: str = "+") -> No
     )  # fmt: skip
 
 
-def _add_share_options(parser: argparse.ArgumentParser) -> None:
+def _add_shard_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inventory", metavar="INVENTORY",
         help="scan what this inventory needs (no TARGET, no -p); with --shard, only one share of it",
@@ -411,9 +411,11 @@ def _identify(args: argparse.Namespace) -> Identify | None:
     """``--banner``: the protocol probes (asyncio and ssl, ~25 ms to import), else nothing."""
     if not args.banner:
         return None
-    from pytest_portcheck.pipeline.probe import probe_open
+    from pytest_portcheck.pipeline.probe import identify_open_ports
 
-    return lambda results: probe_open(results, tls_verify=args.tls_verify, timeout=args.probe_timeout)
+    return lambda results: identify_open_ports(
+        results, tls_verify=args.tls_verify, timeout=args.probe_timeout
+    )
 
 
 def _report_writers(args: argparse.Namespace) -> list[tuple[str, ReportWriter]]:

@@ -20,7 +20,7 @@ from pytest_portcheck.cli.output import check_output
 from pytest_portcheck.cli.status import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, ScanSettings, ScanStats
 from pytest_portcheck.engine.model import SETTING_NAMES, ResultKey, port_key, settings_from_options
-from pytest_portcheck.pipeline.scan import ScanPlan, plan_scan
+from pytest_portcheck.pipeline.scan import PreparedScan, prepare_scan
 from pytest_portcheck.ports import Protocol, parse_port_spec
 from pytest_portcheck.progress import ProgressBar
 from pytest_portcheck.report.model import ScanReport, count_states, quality_notes
@@ -79,10 +79,10 @@ def run_scan(
     run_id, run_source = run_id_for(args.run_id, os.environ)  # a bad --run-id is refused before scanning
     ports = ports_of(args)
     settings = settings_of(args)
-    plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
-    _write_plan(plan, settings, out)
+    prepared = prepare_scan(args.targets, ports, allow_large=args.allow_large_targets)
+    _write_header(prepared, settings, out)
     show_progress = args.progress == "always" or (args.progress == "auto" and err.isatty())
-    progress = ProgressBar(err, len(plan.targets), show_progress)
+    progress = ProgressBar(err, len(prepared.targets), show_progress)
 
     def shown(result: ProbeResult) -> None:
         if result.state in args.show or result.reason == Reason.LISTEN_NO_ACCEPT:  # exposure: always listed
@@ -93,7 +93,7 @@ def run_scan(
 
     stats = ScanStats()
     try:
-        results, interrupted = plan.run(settings, stats, shown)
+        results, interrupted = prepared.run(settings, stats, shown)
     finally:
         progress.clear()
     services: dict[ResultKey, ServiceInfo] = {}
@@ -102,7 +102,7 @@ def run_scan(
             services = identify(results)
         except KeyboardInterrupt:  # the scan is whole: keep it, without the services
             interrupted = True
-    report = plan.report(
+    report = prepared.report(
         results,
         settings,
         stats,
@@ -111,7 +111,7 @@ def run_scan(
         services=services,
     )
     _write_services(report, out)
-    errors = _write_summary(plan, report, out)
+    errors = _write_summary(prepared, report, out)
     if args.json:
         out.write(f"run {run_id} ({run_source})\n")
     if not _write_reports(report, writers, err, run_id):
@@ -136,19 +136,19 @@ def _write_reports(
     return written
 
 
-def _write_plan(plan: ScanPlan, settings: ScanSettings, out: TextIO) -> None:
+def _write_header(prepared: PreparedScan, settings: ScanSettings, out: TextIO) -> None:
     """The scan's header: what is scanned how, and what each target resolved to."""
-    protocols = {proto for proto, _ in plan.ports}
+    protocols = {proto for proto, _ in prepared.ports}
     kinds = " and ".join(sorted({"TCP connect" if proto is Protocol.TCP else "UDP" for proto in protocols}))
     out.write(
-        f"portcheck {__version__}: {kinds} scan of {len(plan.resolutions)} target(s), "
-        f"{len(plan.ports):,} port(s) each (timeout {settings.timeout:g} s, retries {settings.retries}, "
+        f"portcheck {__version__}: {kinds} scan of {len(prepared.resolutions)} target(s), "
+        f"{len(prepared.ports):,} port(s) each (timeout {settings.timeout:g} s, retries {settings.retries}, "
         f"window {settings.window}"
         + (f", max rate {settings.max_rate:g}/s" if settings.max_rate else "")
         + (f", min rate {settings.min_rate:g}/s" if settings.min_rate else "")
         + ")\n"
     )
-    for resolution in plan.resolutions:
+    for resolution in prepared.resolutions:
         if resolution.error is not None:
             out.write(f"{resolution.host}: {resolution.error}\n")
         elif len(resolution.addresses) > 8:
@@ -179,20 +179,21 @@ def _write_services(report: ScanReport, out: TextIO) -> None:
         out.write(f"EXPOSED: {len(exposed)} service(s) answer without authentication: {'; '.join(exposed)}\n")
 
 
-def _write_summary(plan: ScanPlan, report: ScanReport, out: TextIO) -> list[ProbeResult]:
+def _write_summary(prepared: PreparedScan, report: ScanReport, out: TextIO) -> list[ProbeResult]:
     """The closing lines (counts, pacing, quality, errors); returns the results that are errors."""
     results, stats, settings = report.results, report.stats, report.settings
     counts = count_states(results)
-    probed = len(plan.targets) + len(plan.unresolved)
-    addresses = sum(len(r.addresses) for r in plan.resolutions)
+    probed = len(prepared.targets) + len(prepared.unresolved)
+    addresses = sum(len(r.addresses) for r in prepared.resolutions)
     verb = "INTERRUPTED after" if report.interrupted else "done in"
     out.write(
-        f"\nSummary: {len(plan.resolutions)} target(s), {addresses:,} address(es), "
-        f"{len(plan.ports):,} port(s) each; {len(results):,}/{probed:,} results: "
+        f"\nSummary: {len(prepared.resolutions)} target(s), {addresses:,} address(es), "
+        f"{len(prepared.ports):,} port(s) each; {len(results):,}/{probed:,} results: "
         + ", ".join(
             f"{count:,} {state.value}"
             for state, count in counts.items()
-            if state is not PortState.OPEN_FILTERED or any(proto is Protocol.UDP for proto, _ in plan.ports)
+            if state is not PortState.OPEN_FILTERED
+            or any(proto is Protocol.UDP for proto, _ in prepared.ports)
         )
         + f"; {verb} {report.elapsed_s:.2f} s\n"
     )

@@ -23,7 +23,7 @@ from pytest_portcheck.progress import ProgressBar
 from pytest_portcheck.report.provenance import run_id_for
 from pytest_portcheck.sharding.plan import ShardSplit, parse_shard, plan_inventory, shard_count_problem
 from pytest_portcheck.sharding.report import write_shard_report
-from pytest_portcheck.sharding.scan import ShareRequest, scan_share
+from pytest_portcheck.sharding.scan import ShardRequest, scan_shard
 
 
 def _usage(err: TextIO, message: str) -> int:
@@ -31,7 +31,7 @@ def _usage(err: TextIO, message: str) -> int:
     return EXIT_USAGE
 
 
-def _request(args: argparse.Namespace) -> tuple[ShareRequest, str]:
+def _request(args: argparse.Namespace) -> tuple[ShardRequest, str]:
     """The share the arguments ask for, and where its run id came from; ValueError (ShardSpecError,
     RunIdError) with the usage message otherwise."""
     if args.targets:
@@ -41,7 +41,7 @@ def _request(args: argparse.Namespace) -> tuple[ShareRequest, str]:
     index, count = parse_shard(args.shard or "1/1", dict(os.environ))
     vantage = args.vantage or os.environ.get("PORTCHECK_VANTAGE") or None
     run_id, source = run_id_for(args.run_id, os.environ)
-    return ShareRequest(index, count, vantage, args.workers, args.processes, run_id), source
+    return ShardRequest(index, count, vantage, args.workers, args.processes, run_id), source
 
 
 def run_shard_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -80,7 +80,7 @@ def run_shard_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         counts[result.state] += 1
         progress.advance()
 
-    report = scan_share(inventory, request, command=["portcheck", *args.argv], on_result=seen)
+    report = scan_shard(inventory, request, command=["portcheck", *args.argv], on_result=seen)
     progress.clear()
     unresolved = [r for r in report.resolutions if r.error is not None]
     for resolution in unresolved:

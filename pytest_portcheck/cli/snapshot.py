@@ -15,7 +15,7 @@ from pytest_portcheck.cli.scan import Identify, ports_of, settings_of
 from pytest_portcheck.cli.status import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from pytest_portcheck.engine import PortState, ScanStats
 from pytest_portcheck.inventory.snapshot import snapshot_inventory
-from pytest_portcheck.pipeline.scan import plan_scan
+from pytest_portcheck.pipeline.scan import prepare_scan
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.report.decode import read_any_report
 from pytest_portcheck.report.model import ReportError
@@ -49,13 +49,13 @@ def run_snapshot(args: argparse.Namespace, identify: Identify | None = None) -> 
             raise ReportError("--allow-interrupted goes with --from REPORT")
         ports = ports_of(args)
         settings = settings_of(args)
-        plan = plan_scan(args.targets, ports, allow_large=args.allow_large_targets)
+        prepared = prepare_scan(args.targets, ports, allow_large=args.allow_large_targets)
         stats = ScanStats()
-        results, interrupted = plan.run(settings, stats)
+        results, interrupted = prepared.run(settings, stats)
         if interrupted:  # a partial only_open list would be a wrong inventory: nothing is written
             sys.stderr.write("portcheck: interrupted: no inventory written\n")
             return EXIT_INTERRUPTED
-        report = plan.report(results, settings, stats, command=["portcheck", *args.argv])
+        report = prepared.report(results, settings, stats, command=["portcheck", *args.argv])
         services = identify(report.results) if identify is not None else {}
     text = snapshot_inventory(report, services, ports, ["portcheck", *args.argv])
     if args.output == "-":

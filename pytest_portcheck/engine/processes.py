@@ -36,7 +36,7 @@ from pytest_portcheck.engine.model import (
     settings_from_options,
     settings_to_options,
 )
-from pytest_portcheck.engine.scanner import ConnectScanner
+from pytest_portcheck.engine.scanner import SocketScanner
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import as_dict
 
@@ -82,7 +82,7 @@ def scan(
     processes = 1 if has_udp or one_process else process_count(len(targets), settings)
     stats.processes = processes
     if processes == 1:
-        scanner = ConnectScanner(settings)
+        scanner = SocketScanner(settings)
         try:
             yield from scanner.scan(targets)
         finally:
@@ -215,7 +215,7 @@ class _ShardedScan:
 
     def run(self) -> Iterator[ProbeResult]:
         workers = [_Worker(shard, self._settings) for shard in self._shards[1:]]
-        local = ConnectScanner(self._settings)
+        local = SocketScanner(self._settings)
         try:
             for worker in workers:
                 worker.send_targets()
@@ -280,7 +280,7 @@ def _worker_main(parent: int) -> int:
         for port in ports.split(","):
             # The host field carries the target's index in the shard, so duplicates stay apart.
             targets.append(Target(str(len(targets)), address, Protocol.TCP, int(port)))
-    scanner = ConnectScanner(settings)
+    scanner = SocketScanner(settings)
     out = sys.stdout.buffer
     batch: list[str] = []
     last_flush = time.monotonic()

@@ -146,10 +146,11 @@ def resolve_hosts(hosts: Sequence[str], *, allow_large: bool = False, threads: i
     return [by_host[host] for host in hosts]
 
 
-def plan_targets(
+def expand_targets(
     resolutions: Iterable[Resolution], ports: Sequence[tuple[Protocol, int]]
 ) -> tuple[list[Target], list[ProbeResult]]:
-    """Targets to probe, and the error results of hosts that did not resolve (never probed)."""
+    """Resolutions times ports: the targets to probe, and the error results of the hosts that did not
+    resolve (never probed)."""
     targets: list[Target] = []
     failed: list[ProbeResult] = []
     for resolution in resolutions:

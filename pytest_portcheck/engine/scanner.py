@@ -58,7 +58,7 @@ def _sockaddr(address: str, port: int) -> tuple[int, tuple[object, ...]]:
     return socket.AF_INET6, tuple(info[0][4])
 
 
-class ConnectScanner:
+class SocketScanner:
     """A TCP/UDP scan in one process. Iterate ``scan(targets)`` for one result per target.
 
     Closing the iterator early (Ctrl-C, a consumer that stops) closes every socket still open.

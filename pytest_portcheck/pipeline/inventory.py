@@ -25,7 +25,7 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.engine.model import ResultKey, index_results, port_key, settings_from_options
 from pytest_portcheck.inventory.model import Expect, Expectation, HostSpec, RangeRule, range_pairs
-from pytest_portcheck.pipeline.probe import probe_declared_ports
+from pytest_portcheck.pipeline.probe import identify_declared_services
 from pytest_portcheck.pipeline.scan import now
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.record import replace
@@ -66,7 +66,7 @@ def scan_inventory(
     wanted = all_banners or unexpected or any(expectation.service is not None for _, expectation in pairs)
     services = {}
     if wanted:
-        services = probe_declared_ports(probe_pairs, addresses, by_key, all_banners, unexpected)
+        services = identify_declared_services(probe_pairs, addresses, by_key, all_banners, unexpected)
     return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats, services=services)
 
 

@@ -1,9 +1,10 @@
 """What answers on the open ports: the protocol probes a scan asks for, their requirements merged.
 
-``probe_open`` probes every open TCP port (``portcheck scan --banner``); ``probe_declared_ports``
-those an inventory names a service for, merging the requirements that meet on one port (names,
-verification, a TLS floor) so that the outcome never depends on their order, and reading a
-certificate without verification where verification failed. The I/O is ``probes.driver``'s.
+``identify_open_ports`` probes every open TCP port (``portcheck scan --banner``);
+``identify_declared_services`` those an inventory names a service for, merging the requirements that
+meet on one port (names, verification, a TLS floor) so that the outcome never depends on their order,
+and reading a certificate without verification where verification failed. The I/O is
+``probes.driver``'s.
 Must not import pytest, yaml, the plugin or the CLI.
 """
 
@@ -16,12 +17,12 @@ from pytest_portcheck.engine.model import ResultKey, port_key
 from pytest_portcheck.inventory.model import Expectation, HostSpec, ServiceRequirement
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.connection import ProbeRequest
-from pytest_portcheck.probes.driver import probe_services
+from pytest_portcheck.probes.driver import identify_services
 from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, probe_name, tls_rank
 from pytest_portcheck.record import replace
 
 
-def probe_open(
+def identify_open_ports(
     results: Sequence[ProbeResult], *, tls_verify: bool, timeout: float
 ) -> dict[ResultKey, ServiceInfo]:
     """Protocol probes on every open TCP port: what answers, with evidence."""
@@ -33,11 +34,11 @@ def probe_open(
             keys.append(port_key(result.address, result.proto, result.port))
             name = None if result.host == result.address else result.host
             requests.append(ProbeRequest(result.address, result.port, None, name, tls_verify))
-    found = probe_services(requests, timeout=timeout, banner_wait=min(1.0, timeout))
+    found = identify_services(requests, timeout=timeout, banner_wait=min(1.0, timeout))
     return dict(zip(keys, found, strict=True))
 
 
-def probe_declared_ports(
+def identify_declared_services(
     pairs: Sequence[tuple[HostSpec, Expectation]],
     addresses: Mapping[str, tuple[str, ...]],
     by_key: Mapping[ResultKey, ProbeResult],
@@ -65,7 +66,7 @@ def probe_declared_ports(
                 continue
             asks.setdefault(key, _Asks()).add(wanted, name)
     planned = [(key, request) for key, ask in asks.items() for request in ask.request(key)]
-    found = probe_services(request for _, request in planned)
+    found = identify_services(request for _, request in planned)
     found = _with_unverified_details([request for _, request in planned], found)
     answers: dict[ResultKey, list[tuple[ProbeRequest, ServiceInfo]]] = {}
     for (key, request), info in zip(planned, found, strict=True):
@@ -131,7 +132,7 @@ def _with_unverified_details(
     ]
     merged = list(found)
     retry = [replace(requests[index], verify_tls=False) for index in failed]
-    for index, plain in zip(failed, probe_services(retry), strict=True):
+    for index, plain in zip(failed, identify_services(retry), strict=True):
         if plain.tls is not None:
             merged[index] = replace(plain, tls=replace(plain.tls, verified=False), error=found[index].error)
     return merged

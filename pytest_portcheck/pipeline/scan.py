@@ -1,9 +1,9 @@
 """A scan of targets as given: resolve → targets → scan → a typed ``ScanReport``, without pytest.
 
-``portcheck scan`` and ``snapshot`` prepare the scan (``plan_scan``), run it while printing each result
-(``ScanPlan.run``) and make the report (``ScanPlan.report``); the ``portcheck_scan`` fixture takes the
-whole scan at once (``collect_scan``). What answers on the open ports is ``probe``'s, an inventory's
-scan ``inventory``'s; judging is not here (see ``judge``).
+``portcheck scan`` and ``snapshot`` prepare the scan (``prepare_scan``), run it while printing each
+result (``PreparedScan.run``) and make the report (``PreparedScan.report``); the ``portcheck_scan``
+fixture takes the whole scan at once (``scan_targets``). What answers on the open ports is ``probe``'s,
+an inventory's scan ``inventory``'s; judging is not here (see ``judge``).
 Must not import pytest, yaml, the inventory, the probes, the plugin or the CLI: a command-line scan
 loads this module, and a plain one needs none of them.
 """
@@ -19,7 +19,7 @@ from pytest_portcheck.engine import (
     ScanSettings,
     ScanStats,
     Target,
-    plan_targets,
+    expand_targets,
     resolve_hosts,
     scan,
 )
@@ -39,8 +39,8 @@ def now() -> str:
 
 
 @record(frozen=False)
-class ScanPlan:
-    """The work of a command-line scan: hosts resolved, (address, protocol, port) targets planned."""
+class PreparedScan:
+    """A command-line scan ready to run: its hosts resolved, one target per (address, protocol, port)."""
 
     hosts: list[str]
     ports: list[tuple[Protocol, int]]
@@ -95,21 +95,21 @@ class ScanPlan:
         )
 
 
-def plan_scan(
+def prepare_scan(
     hosts: Sequence[str], ports: Sequence[tuple[Protocol, int]], *, allow_large: bool = False
-) -> ScanPlan:
-    """Resolve the hosts (ScanError for a bad target) and plan one target per (address, port)."""
+) -> PreparedScan:
+    """Resolve the hosts (ScanError for a bad target) and make one target per (address, port)."""
     started, clock = now(), time.monotonic()
     resolutions = resolve_hosts(hosts, allow_large=allow_large)
-    targets, unresolved = plan_targets(resolutions, ports)
-    return ScanPlan(list(hosts), list(ports), resolutions, targets, unresolved, started, clock)
+    targets, unresolved = expand_targets(resolutions, ports)
+    return PreparedScan(list(hosts), list(ports), resolutions, targets, unresolved, started, clock)
 
 
-def collect_scan(
+def scan_targets(
     hosts: Sequence[str], ports: Sequence[tuple[Protocol, int]], settings: ScanSettings
 ) -> ScanReport:
     """Resolve, scan and wait for every result: the whole scan as one report."""
-    plan = plan_scan(hosts, ports)
+    prepared = prepare_scan(hosts, ports)
     stats = ScanStats()
-    results, _ = plan.run(settings, stats)
-    return plan.report(results, settings, stats)
+    results, _ = prepared.run(settings, stats)
+    return prepared.report(results, settings, stats)

@@ -185,13 +185,13 @@ def portcheck_settings() -> ScanSettings:
 def portcheck_scan(portcheck_settings: ScanSettings) -> Callable[..., ScanReport]:
     """Scan now: ``portcheck_scan("127.0.0.1", "8000-8010")`` returns the whole ``ScanReport``."""
     from pytest_portcheck.engine.model import settings_from_options
-    from pytest_portcheck.pipeline.scan import collect_scan
+    from pytest_portcheck.pipeline.scan import scan_targets
     from pytest_portcheck.ports import parse_port_spec
 
     def run_scan(hosts: str | Sequence[str], ports: str | int, **settings: Any) -> ScanReport:
         names = [hosts] if isinstance(hosts, str) else list(hosts)
         # Named settings over the fixture's: every other field of portcheck_settings is kept.
         chosen = settings_from_options(settings, base=portcheck_settings) if settings else portcheck_settings
-        return collect_scan(names, parse_port_spec(ports), chosen)
+        return scan_targets(names, parse_port_spec(ports), chosen)
 
     return run_scan

@@ -217,7 +217,7 @@ def _run(work: Callable[[], Coroutine[None, None, list[ServiceInfo]]]) -> list[S
         return pool.submit(lambda: asyncio.run(work())).result()
 
 
-def probe_services(
+def identify_services(
     requests: Iterable[ProbeRequest],
     *,
     timeout: float = 3.0,

@@ -266,7 +266,6 @@ def _plain_result(result: Any) -> bool:
     )  # fmt: skip
 
 
-
 def _exception(value: Any, where: str) -> None:
     """``[port, state, reason, latency_ms, attempts]``: a listed port of a shard report."""
     if not isinstance(value, list) or len(value) != 5:

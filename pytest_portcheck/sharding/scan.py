@@ -43,7 +43,7 @@ from pytest_portcheck.sharding.report import (
 
 
 @dataclass(frozen=True)
-class ShareRequest:
+class ShardRequest:
     index: int
     count: int
     vantage: str | None = None
@@ -53,7 +53,7 @@ class ShareRequest:
     """The run this share belongs to (report/provenance.py): every share and vantage of one scan shares it."""
 
 
-def share_targets(
+def shard_targets(
     plan: WorkPlan,
     split: ShardSplit,
     index: int,
@@ -83,7 +83,7 @@ def address_timings(inventory: Inventory, plan: WorkPlan) -> dict[str, Timing]:
     return timings
 
 
-def share_open_expectations(
+def shard_open_expectations(
     inventory: Inventory, plan: WorkPlan, split: ShardSplit, index: int
 ) -> list[tuple[HostSpec, Expectation]]:
     """The ``open`` entries whose unit is in share ``index``: the ones its confirmation probes serve."""
@@ -97,9 +97,9 @@ def share_open_expectations(
     return mine
 
 
-def scan_share(
+def scan_shard(
     inventory: Inventory,
-    request: ShareRequest,
+    request: ShardRequest,
     *,
     command: Sequence[str] = (),
     on_result: Callable[[ProbeResult], None] | None = None,
@@ -118,19 +118,19 @@ def scan_share(
     results: list[ProbeResult] = []
     stopped = False
     base = settings_from_options({"window": request.window, "processes": request.processes})
-    groups = share_targets(plan, split, request.index, addresses, address_timings(inventory, plan))
+    groups = shard_targets(plan, split, request.index, addresses, address_timings(inventory, plan))
     try:
         for result in scan_by_timing(groups, stats, base):
             results.append(result)
             if on_result is not None:
                 on_result(result)
-        pairs = share_open_expectations(inventory, plan, split, request.index)
+        pairs = shard_open_expectations(inventory, plan, split, request.index)
         results = confirm_silent_opens(pairs, addresses, results, stats)
     except KeyboardInterrupt:
         stopped = True
     # The report records the one timing the share used, or the base where hosts differ.
     recorded = timing_settings(next(iter(groups)), base) if len(groups) == 1 else base
-    services = {} if stopped else probe_declared_services(inventory, addresses, results)
+    services = {} if stopped else identify_inventory_services(inventory, addresses, results)
     return ShardScanReport(
         ShardInfo(plan.digest, request.index, request.count, request.vantage),
         plan,
@@ -164,7 +164,7 @@ def asked_for(
     return asked
 
 
-def probe_declared_services(
+def identify_inventory_services(
     inventory: Inventory, addresses: dict[str, tuple[str, ...]], results: Iterable[ProbeResult]
 ) -> dict[ResultKey, ServiceInfo]:
     """Protocol probes on this share's open ports whose inventory entry names a service.
@@ -173,9 +173,9 @@ def probe_declared_services(
     (``pipeline.probe``), shared with the unsharded scan rather than copied.
     """
     from pytest_portcheck.engine.model import index_results
-    from pytest_portcheck.pipeline.probe import probe_declared_ports
+    from pytest_portcheck.pipeline.probe import identify_declared_services
 
     pairs = [(host, e) for host, e in inventory.expectations() if e.service is not None]
     if not pairs:
         return {}
-    return probe_declared_ports(pairs, addresses, index_results(results), all_banners=False)
+    return identify_declared_services(pairs, addresses, index_results(results), all_banners=False)

@@ -194,12 +194,12 @@ class ShardSet(Source):
             )
         return lines
 
-    def _share(self, host: str, proto: Protocol, port: int) -> int | None:
+    def _shard_of(self, host: str, proto: Protocol, port: int) -> int | None:
         unit = self.plan.unit_index(host, proto, port)
         return None if unit is None else self.split.shard_of(unit)
 
     def result(self, host: str, address: str, proto: Protocol, port: int) -> ProbeResult:
-        index = self._share(host, proto, port)
+        index = self._shard_of(host, proto, port)
         if index is None:
             return _error(
                 host, address, proto, port, f"not scanned: no report {self.where()} covers it{self.note}"
@@ -226,7 +226,7 @@ class ShardSet(Source):
         return _error(host, address, proto, port, why)
 
     def service(self, host: str, address: str, proto: Protocol, port: int) -> ServiceInfo | None:
-        index = self._share(host, proto, port)
+        index = self._shard_of(host, proto, port)
         report = self.shares.get(index) if index is not None else None
         return report.services.get((address, proto, port)) if report is not None else None
 
@@ -235,7 +235,7 @@ class ShardSet(Source):
     ) -> str | None:
         if not self.other:
             return None  # the same plan digest: the probes were run for these very requirements
-        index = self._share(host, proto, port)
+        index = self._shard_of(host, proto, port)
         report = self.shares.get(index) if index is not None else None
         if report is None:
             return "not probed: no share of the run holds the port"
@@ -294,7 +294,7 @@ class ShardSet(Source):
             listed += [
                 r
                 for r in summary.exceptions
-                if r.port in ports and self._share(host, r.proto, r.port) == index
+                if r.port in ports and self._shard_of(host, r.proto, r.port) == index
             ]
             if summary.count != 0:
                 usual.setdefault((summary.state, summary.reason), []).append(index)
@@ -352,7 +352,7 @@ class ShardSet(Source):
         def ports() -> list[int]:
             found = []
             for port in rule.ports:
-                index = self._share(host, rule.proto, port)
+                index = self._shard_of(host, rule.proto, port)
                 if index in wanted and (address, rule.proto, port) not in self.shares[index].listed:
                     found.append(port)
             return found
