@@ -46,7 +46,8 @@ from pytest_portcheck.engine.model import (
     settings_from_options,
     settings_to_options,
 )
-from pytest_portcheck.engine.processes import (
+from pytest_portcheck.engine.resolve import TargetTooLarge
+from pytest_portcheck.engine.workers import (
     decode_result,
     decode_settings,
     decode_stats,
@@ -54,7 +55,6 @@ from pytest_portcheck.engine.processes import (
     encode_settings,
     encode_stats,
 )
-from pytest_portcheck.engine.resolve import TargetTooLarge
 from pytest_portcheck.ports import Protocol, parse_port_spec
 
 TCP = Protocol.TCP
@@ -687,3 +687,22 @@ def test_the_engines_errors_survive_a_copy_and_a_pickle() -> None:
     for error in (RatesCrossed(50.0, 10.0), TargetTooLarge("127.0.0.0/8", 16_777_216, 65_536)):
         for again in (copy.copy(error), pickle.loads(pickle.dumps(error))):
             assert type(again) is type(error) and str(again) == str(error)
+
+
+def test_the_engines_values_copy_pickle_compare_and_refuse_change() -> None:
+    # What test_record.py asked of the engine's values when they were home-made, now of dataclasses.
+    import copy
+    import dataclasses
+    import pickle
+
+    result = ProbeResult("h", "127.0.0.1", Protocol.UDP, 53, PortState.OPEN_FILTERED, "no-response", None, 2)
+    for clone in (copy.copy(result), copy.deepcopy(result), pickle.loads(pickle.dumps(result))):
+        assert clone == result and type(clone) is ProbeResult
+    assert hash(result) == hash(dataclasses.replace(result))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.port = 54  # type: ignore[misc]
+    assert not hasattr(result, "__dict__")  # slotted: one result per port scanned
+    with pytest.raises(Exception, match="timeout"):  # replace builds anew: the settings are checked again
+        dataclasses.replace(ScanSettings(), timeout=0)
+    assert ScanStats().addresses is not ScanStats().addresses
+    assert ScanStats.__hash__ is None  # mutable counters are no dict key

@@ -507,7 +507,7 @@ def test_code_planted_in_the_working_directory_never_runs_as_the_worker(
     for package in ("pytest_portcheck", "pytest_portcheck/engine"):
         (planted / package).mkdir(parents=True)
         (planted / package / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('init\\n')\n")
-    (planted / "pytest_portcheck/engine/processes.py").write_text(
+    (planted / "pytest_portcheck/engine/workers.py").write_text(
         f"open({str(marker)!r}, 'a').write('shard\\n')\nimport sys\nsys.exit(0)\n"
     )
     driver = tmp_path / "driver.py"
@@ -542,7 +542,7 @@ def test_the_package_launches_no_other_subprocess() -> None:
         for needle in ("Popen(", "subprocess.run(", "os.system(", "os.exec", "os.spawn", "multiprocessing"):
             if needle in text:
                 launches.append(f"{path.relative_to(package.parent).as_posix()}: {needle}")
-    assert launches == ["pytest_portcheck/engine/processes.py: Popen("]  # audited: workers start with -I
+    assert launches == ["pytest_portcheck/engine/workers.py: Popen("]  # audited: workers start with -I
 
 
 # --- bad environment and bad inventory paths (item 17 and the cosmetic list) ------------------------

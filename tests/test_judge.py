@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 from conftest import portcheck, unused_port
@@ -27,7 +28,6 @@ from pytest_portcheck.judge.silence import silence_message, silent_addresses, si
 from pytest_portcheck.judge.verdict import Verdict
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
-from pytest_portcheck.record import replace
 
 CERTIFICATE = TlsInfo(
     "TLSv1.3", "TLS_AES_256_GCM_SHA384", "CN=web", "CN=web", "2027-11-27T00:00:00+00:00", 365, False

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import replace
+from dataclasses import replace as replace_record
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,6 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.judge.verdict import Verdict
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.record import replace as replace_record
 from pytest_portcheck.report.metrics import MetricsError, dump_metrics, write_metrics
 from pytest_portcheck.report.model import ScanReport
 

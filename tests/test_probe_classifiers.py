@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import struct
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -26,7 +27,6 @@ from pytest_portcheck.probes import (
 )
 from pytest_portcheck.probes import tls as tls_module
 from pytest_portcheck.probes.model import SERVICES, ServiceInfo
-from pytest_portcheck.record import replace
 
 EVERY_PROBE = [*catalogue.GREETERS, *catalogue.SPEAKERS]
 

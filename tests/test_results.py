@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,7 +13,6 @@ from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSett
 from pytest_portcheck.engine.model import port_key, result_key
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
-from pytest_portcheck.record import replace
 from pytest_portcheck.report.decode import report_from_dict, stats_from_quality
 from pytest_portcheck.report.encode import _result_fields, _result_json, dump_report, report_to_dict
 from pytest_portcheck.report.model import ScanReport

@@ -15,11 +15,11 @@ import selectors
 import socket
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from pytest_portcheck.engine.model import Target
 from pytest_portcheck.engine.timing import CATCH_UP, Destination, Pace
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.record import record
 
 
 class Poller:
@@ -54,7 +54,7 @@ class Poller:
             self._selector.close()
 
 
-@record(frozen=False, eq=False)
+@dataclass(slots=True, eq=False)
 class Probe:
     target: Target
     sockaddr: tuple[object, ...]

@@ -18,10 +18,10 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pytest_portcheck.engine.model import Target
 from pytest_portcheck.engine.resolve import plain_ipv4
-from pytest_portcheck.record import record
 
 _LISTENERS_FRESH_FOR = 1.0  # seconds a reading of the listening ports vouches for the ports it lists
 _FD_HEADROOM = 16  # descriptors left for the poller, the resolver, logging and the caller
@@ -36,7 +36,7 @@ def ephemeral_port_range() -> range:
         return range(1024, 65536)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Listening:
     """A listening TCP socket of this network namespace: its family, the address it is bound to
     (packed, 4 or 16 bytes; all zeros for a wildcard), its port, and for IPv6 whether it refuses IPv4."""

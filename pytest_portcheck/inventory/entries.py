@@ -11,7 +11,7 @@ import datetime
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import yaml
 
@@ -28,8 +28,8 @@ from pytest_portcheck.ports import PortKey, PortSpecError, Protocol, parse_port_
 from pytest_portcheck.probes.model import AUTH_SERVICES, SERVICES, TLS_VERSIONS
 
 _ENTRY_KEYS = ("port", "service", "tls", "auth", "waive", "silence_counts_as_closed")
-_TLS_KEYS = ("min_version", "expires_in_days", "verify")
-_WAIVE_KEYS = ("until", "reason")
+_TLS_KEYS = tuple(f.name for f in fields(TlsRequirement))
+_WAIVE_KEYS = tuple(f.name for f in fields(Waiver))
 _LISTS = (
     ("open", Expect.OPEN),
     ("only_open", Expect.OPEN),

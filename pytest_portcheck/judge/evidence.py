@@ -109,7 +109,7 @@ class Evidence(Protocol):
 _ANSWERED_NO = frozenset({PortState.CLOSED, PortState.FILTERED})
 
 
-@dataclass
+@dataclass(slots=True)
 class ScanEvidence:
     """A session's scan as the judge reads it: one vantage (the one the run scans from, or None)."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 from pytest_portcheck.engine import (
     PortState,
@@ -28,7 +29,6 @@ from pytest_portcheck.inventory.model import Expect, Expectation, HostSpec, Rang
 from pytest_portcheck.pipeline.probe import identify_declared_services
 from pytest_portcheck.pipeline.scan import now
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.record import replace
 from pytest_portcheck.report.model import ScanReport
 
 

@@ -11,6 +11,7 @@ Must not import pytest, yaml, the plugin or the CLI.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from pytest_portcheck.engine import PortState, ProbeResult
 from pytest_portcheck.engine.model import ResultKey, port_key
@@ -19,7 +20,6 @@ from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.connection import ProbeRequest
 from pytest_portcheck.probes.driver import identify_services
 from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, probe_name, tls_rank
-from pytest_portcheck.record import replace
 
 
 def identify_open_ports(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from pytest_portcheck.engine import (
     ProbeResult,
@@ -25,7 +26,6 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.record import field, record
 from pytest_portcheck.report.model import ScanReport, sort_results
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
@@ -38,7 +38,7 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
 
 
-@record(frozen=False)
+@dataclass(slots=True)
 class PreparedScan:
     """A command-line scan ready to run: its hosts resolved, one target per (address, protocol, port)."""
 

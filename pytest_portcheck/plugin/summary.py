@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from pytest_portcheck.atomicfile import WriteError, check_writable, write_text_a
 from pytest_portcheck.engine.model import settings_from_options
 from pytest_portcheck.judge.verdict import today
 from pytest_portcheck.plugin.session import OUTCOME_ATTRIBUTE, ItemMessage, PortcheckRun
-from pytest_portcheck.record import replace
 from pytest_portcheck.report.encode import write_report
 from pytest_portcheck.report.html import write_html
 from pytest_portcheck.report.judged import (

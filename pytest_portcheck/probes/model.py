@@ -3,14 +3,13 @@
 Data only (no sockets, no asyncio), so reports and inventories can use it without the probes' cost.
 A scanned service is untrusted input: ``neutralise`` is applied to everything a peer sent before it is
 stored or shown.
-Must not import pytest, asyncio, ssl, dataclasses or the other modules of the probes.
+Must not import pytest, asyncio, ssl or the other modules of the probes.
 """
 
 from __future__ import annotations
 
 import re
-
-from pytest_portcheck.record import record, replace
+from dataclasses import dataclass, replace
 
 HTTP_APIS = ("elasticsearch", "etcd", "docker", "kubernetes", "prometheus", "couchdb")
 """Services that are HTTP underneath: ``service: http`` (or ``https`` over TLS) accepts them too."""
@@ -31,7 +30,7 @@ def tls_rank(version: str) -> int:
     return TLS_VERSIONS.index(version) if version in TLS_VERSIONS else -1
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class TlsInfo:
     version: str
     cipher: str
@@ -53,7 +52,7 @@ class TlsInfo:
     dates. None where no certificate came, and in reports written before it was recorded."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class NameAnswer:
     """What the probe made under one name found, where several names met on one port: the port's
     answer is the same for each (else it is an error), but whether its certificate verified is not."""
@@ -65,7 +64,7 @@ class NameAnswer:
     error: str | None = None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ServiceInfo:
     service: str
     """What answered: one of SERVICES, or ``unknown``."""

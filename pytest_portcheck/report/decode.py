@@ -9,6 +9,7 @@ Must not import pytest, yaml or the probes' I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,6 @@ from pytest_portcheck.engine import (
 from pytest_portcheck.engine.model import ResultKey, settings_from_options
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
-from pytest_portcheck.record import record_fields
 from pytest_portcheck.report.encode import REPORT_SETTINGS
 from pytest_portcheck.report.model import ReportError, ScanReport
 from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
@@ -53,7 +53,7 @@ def _name_from_dict(data: Mapping[str, Any]) -> NameAnswer:
 
 def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:
     # Known fields only: a report from a newer (or hostile) writer may carry more.
-    return TlsInfo(**{name: data[name] for name in record_fields(TlsInfo) if name in data})
+    return TlsInfo(**{name: data[name] for name in (f.name for f in fields(TlsInfo)) if name in data})
 
 
 def services_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKey, ServiceInfo]:

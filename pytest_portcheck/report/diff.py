@@ -32,7 +32,7 @@ class Change:
     new: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReportDiff:
     hosts_appeared: list[str]
     hosts_vanished: list[str]

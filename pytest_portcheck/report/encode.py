@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
+from dataclasses import asdict
 from functools import lru_cache
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import AddressQuality, ProbeResult, ScanSettings
 from pytest_portcheck.engine.model import ResultKey, result_key, settings_to_options
-from pytest_portcheck.record import as_dict
 from pytest_portcheck.report.model import REPORT_VERSION, ScanReport, count_states
 from pytest_portcheck.report.provenance import report_key, signing_writer
 
@@ -44,9 +44,9 @@ def settings_to_report(settings: ScanSettings) -> dict[str, Any]:
 
 
 def service_to_dict(info: ServiceInfo) -> dict[str, Any]:
-    document = as_dict(info)
+    document = asdict(info)
     if info.names:  # the per-name verifications where several names met on the port
-        document["names"] = [as_dict(answer) for answer in info.names]
+        document["names"] = [asdict(answer) for answer in info.names]
     else:
         del document["names"]
     return document

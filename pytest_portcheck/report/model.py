@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from pytest_portcheck.engine import (
     PortState,
@@ -20,7 +21,6 @@ from pytest_portcheck.engine import (
     ScanStats,
 )
 from pytest_portcheck.engine.model import ResultKey
-from pytest_portcheck.record import field, record
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def count_states(results: Iterable[ProbeResult]) -> dict[PortState, int]:
     return {state: counts.get(state, 0) for state in STATE_ORDER}
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ScanReport:
     resolutions: Sequence[Resolution]
     results: Sequence[ProbeResult]

@@ -226,7 +226,7 @@ class HostileXml(Exception):
     """XML that declares entities, refers outside the file, or carries a DOCTYPE with content."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Reading:
     """What the parser has gathered so far."""
 

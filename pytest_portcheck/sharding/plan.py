@@ -100,7 +100,7 @@ def host_work(
     return HostWork(address, timeout, retries, merged, tuple(offsets), total, ordered)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkPlan:
     """Every unit of an inventory, numbered host by host in canonical (address) order."""
 

@@ -122,7 +122,7 @@ def summarise(results: Iterable[ProbeResult]) -> list[AddressSummary]:
     return summaries
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ShardScanReport:
     """What one shard found, ready to be written."""
 
@@ -235,7 +235,7 @@ def write_shard_report(report: ShardScanReport, destination: str | Path) -> None
     write_atomically(destination, write)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoadedReport:
     """A report read for judging: a shard report (v2), or a v1 report whose results are all listed."""
 

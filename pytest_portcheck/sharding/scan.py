@@ -42,7 +42,7 @@ from pytest_portcheck.sharding.report import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ShardRequest:
     index: int
     count: int

@@ -58,7 +58,7 @@ def format_age(age: datetime.timedelta) -> str:
     return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Freshness:
     """What makes a report of the chosen run unusable besides its shape: a signature that does not hold
     (checked on load, with PORTCHECK_REPORT_KEY), and an age limit against a clock."""
@@ -86,7 +86,7 @@ class Freshness:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ignored:
     """A report the judge left out, and why (another run, another inventory)."""
 
@@ -421,7 +421,7 @@ def _relabel(result: ProbeResult, host: str) -> ProbeResult:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _ServicesShown(Mapping[ResultKey, ServiceInfo]):
     union: ReportUnion
     _index: dict[ResultKey, ServiceInfo] | None = field(default=None, init=False)
