@@ -128,7 +128,8 @@ _STATUS = re.compile(r"#[^\n]*\bexits (\d+)\b")
 
 
 def pages() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    readme = ROOT / "README.md"
+    return [readme, *sorted((ROOT / "docs").glob("*.md"))] if readme.exists() else []
 
 
 def parse(path: Path) -> Page:
@@ -538,6 +539,7 @@ def inventory_of_blocks() -> list[tuple[str, str]]:
 
 
 def test_the_readme_is_short() -> None:
+    assert pages(), f"no README.md in {ROOT}: run the suite from the checkout, or set PORTCHECK_SOURCE to it"
     lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
     assert lines <= README_LIMIT, (
         f"README.md has {lines} lines; move detail to docs/ (at most {README_LIMIT})"
@@ -690,6 +692,14 @@ def test_what_the_doc_test_cannot_run_is_named() -> None:
     assert "must start with '$ '" in problems[4]
     assert "no later command shows the error of broken.yml" in problems[5]
     assert "notes.txt is written, but no later command uses it" in problems[6]
+
+
+def test_commands_are_read_as_a_shell_reads_them() -> None:
+    block = Block(
+        "p.md", 1, "console", ["$ portcheck scan \\", "    127.0.0.1   # exits 1", "out", "", "$ ls"]
+    )
+    found = [(command.line, command.text, command.status, command.shown) for command in commands(block)]
+    assert found == [(2, "portcheck scan \\\n    127.0.0.1   # exits 1", 1, ("out",)), (6, "ls", 0, ())]
 
 
 def test_output_matching_follows_the_convention() -> None:
