@@ -1,4 +1,4 @@
-"""Sharded scans, measured side by side in one run (see README "Sharded scans and vantage points").
+"""Sharded scans, measured side by side in one run (see docs/sharding.md).
 
 1. A loopback fleet: 1,000 hosts 127.90.x.y x 64 ports (two of them answered by 0.0.0.0 listeners,
    so every host has two open ports), as ``only_open`` hosts. One unsharded ``pytest --portcheck`` run
