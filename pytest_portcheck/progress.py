@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing stays out of the command's start-up
 if TYPE_CHECKING:
     from typing import TextIO
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from pytest_portcheck.ports import Protocol, service_name
 
-TYPE_CHECKING = False  # no typing at run time: the command's start-up imports this module
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 

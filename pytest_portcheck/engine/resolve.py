@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, Resolution, ScanError, Target
 from pytest_portcheck.ports import Protocol
 
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
     import ipaddress
 

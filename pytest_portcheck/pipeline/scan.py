@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pytest_portcheck.engine import (
     ProbeResult,
@@ -28,7 +29,6 @@ from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.report.model import ScanReport, sort_results
 
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
     from pytest_portcheck.probes.model import ServiceInfo
 

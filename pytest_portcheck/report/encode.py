@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import asdict
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
@@ -21,7 +22,6 @@ from pytest_portcheck.engine.model import ResultKey, result_key, settings_to_opt
 from pytest_portcheck.report.model import REPORT_VERSION, ScanReport, count_states
 from pytest_portcheck.report.provenance import report_key, signing_writer
 
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, TextIO

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pytest_portcheck.engine import (
     PortState,
@@ -22,7 +23,6 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.engine.model import ResultKey
 
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
     from pytest_portcheck.probes.model import ServiceInfo
 

@@ -20,8 +20,8 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
