@@ -15,6 +15,7 @@ for a split scan, and by each worker (its own entry point, ``worker_entry``).
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import os
@@ -196,8 +197,6 @@ def _die_with_parent(parent: int) -> None:
     """Ask the kernel to kill this worker when its parent goes (Linux), then check it has not already."""
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
-
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
         except (OSError, AttributeError):  # pragma: no cover - no libc to ask: the pid check remains

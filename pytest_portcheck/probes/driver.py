@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from pytest_portcheck.engine.kernel import fit_window
 from pytest_portcheck.probes import catalogue, handshake, http, tls
 from pytest_portcheck.probes.connection import MAX_READ, Exchange, LocalFailure, Port, ProbeRequest, read
 from pytest_portcheck.probes.model import ServiceInfo, neutralise
@@ -226,8 +227,6 @@ def identify_services(
 ) -> list[ServiceInfo]:
     """Identify what answers on every requested port; one ServiceInfo each, in order. Never raises
     for a peer. ``concurrency`` bounds open connections (and is itself bounded by RLIMIT_NOFILE)."""
-    from pytest_portcheck.engine.kernel import fit_window  # the engine's descriptor discipline
-
     requests = list(requests)
     if not requests:
         return []

@@ -8,6 +8,7 @@ Must not import pytest, asyncio, ssl or the other modules of the probes.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -144,8 +145,6 @@ class ServiceInfo:
 def probe_name(address: str) -> str | None:
     """The name a probe asks for (TLS SNI and verification, the HTTP Host) for an inventory host
     written ``address``: None for an IP address or network, which is probed as itself."""
-    import ipaddress  # only inventory runs get here
-
     try:
         ipaddress.ip_network(address.strip("[]"), strict=False)
     except ValueError:

@@ -24,6 +24,7 @@ from pytest_portcheck.judge.silence import silence_message, silent_hosts
 from pytest_portcheck.judge.verdict import Verdict
 from pytest_portcheck.report.decode import read_report_and_document
 from pytest_portcheck.report.model import ReportError, ScanReport
+from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
 
 WAIVER_WARNING_DAYS = 14
 
@@ -183,8 +184,6 @@ class JudgedReport:
 def read_judged_report(path: str | Path) -> JudgedReport:
     """A portcheck JSON report (a plugin's holds expectations) or an nmap XML file, told apart by their
     first character; ReportError naming the file and the problem otherwise."""
-    from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
-
     if is_xml_file(path):
         return JudgedReport(read_nmap_xml(path))
     scan, document = read_report_and_document(path)

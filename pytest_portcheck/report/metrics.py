@@ -27,6 +27,7 @@ Must not import pytest, yaml, the engine's scanner, the judge, the probes, the p
 
 from __future__ import annotations
 
+import datetime
 import re
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.report.model import STATE_ORDER
 
 if TYPE_CHECKING:
@@ -179,8 +181,6 @@ def _run(stream: TextIO, scan: ScanReport | None, timestamp: float) -> None:
 
 def run_timestamp(scan: ScanReport | None) -> float | None:
     """The scan's start (its ISO 8601 ``started``) in seconds since the epoch; None when unknown."""
-    import datetime
-
     if scan is None:
         return None
     try:
@@ -218,7 +218,6 @@ def write_metrics(
 ) -> None:
     """``dump_metrics`` into a file, atomically (WriteError naming the file); name it ``*.prom`` in
     the collector's directory (``--collector.textfile.directory``)."""
-    from pytest_portcheck.atomicfile import write_atomically
 
     def write(stream: TextIO) -> None:
         dump_metrics(outcomes, stream, scan, timestamp=timestamp)

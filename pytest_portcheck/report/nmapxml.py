@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import re
 import shlex
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import TextIO
 from xml.parsers import expat
 
 from pytest_portcheck import __version__
+from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution
 from pytest_portcheck.engine.model import ResultKey, settings_from_options
 from pytest_portcheck.ports import PortSpecError, Protocol, format_ports, parse_port_spec
@@ -198,14 +200,10 @@ def _port_element(result: ProbeResult, report: ScanReport) -> str:
 def write_nmap_xml(report: ScanReport, destination: str | Path) -> None:
     """Write the nmap XML to a file through ``atomicfile`` (WriteError naming the file when it
     cannot be written; the previous file is then intact), or to standard output for ``-``."""
-    import sys
-
     if str(destination) == "-":
         dump_nmap_xml(report, sys.stdout)
         sys.stdout.flush()
         return
-    from pytest_portcheck.atomicfile import write_atomically
-
     write_atomically(destination, lambda stream: dump_nmap_xml(report, stream))
 
 

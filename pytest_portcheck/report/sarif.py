@@ -25,6 +25,7 @@ Must not import pytest, yaml, the engine's scanner, the judge, the probes, the p
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import heapq
 import json
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pytest_portcheck import __version__
+from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.report.findings import FindingKind, Outcome, classify, failing_ports
 
 if TYPE_CHECKING:
@@ -399,8 +401,6 @@ _SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?")
 
 def _utc(started: str | None) -> str | None:
     """An ISO 8601 time as SARIF writes it (UTC, ``Z``); None for none or one that does not parse."""
-    import datetime
-
     try:
         when = datetime.datetime.fromisoformat(started or "")
     except ValueError:
@@ -457,7 +457,6 @@ def write_sarif(
     limit: int = MAX_RESULTS,
 ) -> None:
     """``dump_sarif`` into a file, atomically (see ``atomicfile``; WriteError naming the file)."""
-    from pytest_portcheck.atomicfile import write_atomically
 
     def write(stream: TextIO) -> None:
         dump_sarif(

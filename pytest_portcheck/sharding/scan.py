@@ -21,7 +21,7 @@ from pytest_portcheck.engine import (
     Target,
     resolve_hosts,
 )
-from pytest_portcheck.engine.model import ResultKey, settings_from_options
+from pytest_portcheck.engine.model import ResultKey, index_results, settings_from_options
 from pytest_portcheck.inventory.model import Expect, Expectation, HostSpec, Inventory
 from pytest_portcheck.pipeline.inventory import (
     Timing,
@@ -30,6 +30,7 @@ from pytest_portcheck.pipeline.inventory import (
     scan_by_timing,
     timing_settings,
 )
+from pytest_portcheck.pipeline.probe import identify_declared_services
 from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.sharding.plan import ShardSplit, WorkPlan, plan_inventory
 from pytest_portcheck.sharding.report import (
@@ -172,9 +173,6 @@ def identify_inventory_services(
     The merging of requirements that meet on one port (names, verification) is the scan pipeline's
     (``pipeline.probe``), shared with the unsharded scan rather than copied.
     """
-    from pytest_portcheck.engine.model import index_results
-    from pytest_portcheck.pipeline.probe import identify_declared_services
-
     pairs = [(host, e) for host, e in inventory.expectations() if e.service is not None]
     if not pairs:
         return {}

@@ -1,0 +1,5 @@
+"""The typed report and its writers and readers: JSON (schema, encode, decode), nmap XML, HTML, Markdown,
+SARIF, metrics, the diff of two reports, and the judged report (findings).
+
+This file holds no code: importing one writer must not pull the others (nor yaml, asyncio or pytest).
+"""
