@@ -36,11 +36,11 @@ from pytest_portcheck.engine import (
     ScanSettings,
     ScanStats,
 )
-from pytest_portcheck.findings import FindingKind, Outcome
-from pytest_portcheck.metrics import write_metrics
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ScanReport
-from pytest_portcheck.sarif import write_sarif
+from pytest_portcheck.report.findings import FindingKind, Outcome
+from pytest_portcheck.report.metrics import write_metrics
+from pytest_portcheck.report.model import ScanReport
+from pytest_portcheck.report.sarif import write_sarif
 
 PORTS_PER_HOST = 64
 

@@ -25,12 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
-from pytest_portcheck.htmlreport import write_html
-from pytest_portcheck.judgedreport import FoundState, ItemOutcome, read_judged_report
-from pytest_portcheck.nmapxml import write_nmap_xml
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ScanReport, write_report
-from pytest_portcheck.summary import markdown_summary
+from pytest_portcheck.report.encode import write_report
+from pytest_portcheck.report.html import write_html
+from pytest_portcheck.report.judged import FoundState, ItemOutcome, read_judged_report
+from pytest_portcheck.report.markdown import markdown_summary
+from pytest_portcheck.report.model import ScanReport
+from pytest_portcheck.report.nmapxml import write_nmap_xml
 
 OPEN_PORTS = (22, 80, 443)
 PORTS_PER_ADDRESS = 65535

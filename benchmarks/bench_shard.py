@@ -32,10 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
-from pytest_portcheck.inventory import load_inventory
-from pytest_portcheck.plan import ShardSplit, WorkPlan, plan_inventory
+from pytest_portcheck.inventory.load import load_inventory
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.shardreport import AddressSummary, ShardInfo, ShardScanReport, write_shard_report
+from pytest_portcheck.sharding.plan import ShardSplit, WorkPlan, plan_inventory
+from pytest_portcheck.sharding.report import AddressSummary, ShardInfo, ShardScanReport, write_shard_report
 
 OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED)", re.MULTILINE)
 

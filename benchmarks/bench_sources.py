@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_portcheck.sources import read_compose, read_kubernetes, read_terraform
+from pytest_portcheck.inventory.sources import read_compose, read_kubernetes, read_terraform
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 GOALS = {("compose", 5000): 1.0, ("kubernetes", 10000): 1.0}

@@ -1,7 +1,8 @@
 """Port specifications and service names.
 
 Holds the one parser every front end uses for port specs (``"22,80,1000-2000/tcp"``), its error type,
-and the service-name lookup. Standard library only (not pathlib: every start of the command pays for
+runs of consecutive ports (``PortRun``) and the spec a report's plan stores them in, and the
+service-name lookup. Standard library only (not pathlib: every start of the command pays for
 what this imports); nothing here touches the network.
 Must not import anything of the package.
 """
@@ -9,8 +10,9 @@ Must not import anything of the package.
 from __future__ import annotations
 
 import enum
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 MIN_PORT = 1
@@ -123,6 +125,62 @@ def format_ports(ports: Iterable[int]) -> str:
         pieces.append(str(start) if start == end else f"{start}-{end}")
         index += 1
     return ",".join(pieces)
+
+
+PortRun = tuple[Protocol, int, int]
+"""(protocol, first, last): a run of consecutive ports, both ends included."""
+
+
+def merge_runs(runs: Iterable[PortRun]) -> tuple[PortRun, ...]:
+    """Sorted runs with overlapping or touching runs of one protocol joined."""
+    merged: list[PortRun] = []
+    for proto, first, last in sorted(runs, key=lambda run: (run[0].value, run[1], run[2])):
+        if merged and merged[-1][0] is proto and first <= merged[-1][2] + 1:
+            merged[-1] = (proto, merged[-1][1], max(merged[-1][2], last))
+        else:
+            merged.append((proto, first, last))
+    return tuple(merged)
+
+
+def runs_of_ports(proto: Protocol, ports: Sequence[int]) -> list[PortRun]:
+    """Runs of a sorted or unsorted port list (one pass when sorted, as ranges are)."""
+    runs: list[PortRun] = []
+    ordered = ports if all(a < b for a, b in itertools.pairwise(ports)) else sorted(set(ports))
+    start = previous = -2
+    for port in ordered:
+        if port != previous + 1:
+            if start >= 0:
+                runs.append((proto, start, previous))
+            start = port
+        previous = port
+    if start >= 0:
+        runs.append((proto, start, previous))
+    return runs
+
+
+def format_runs(runs: Iterable[PortRun]) -> str:
+    """Runs as the spec a report's plan stores: ``1-1024/tcp,53/udp`` (``runs_of_spec`` reads it)."""
+    return ",".join(
+        f"{first}{'' if first == last else f'-{last}'}/{proto.value}" for proto, first, last in runs
+    )
+
+
+_RUN = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)")
+
+
+def runs_of_spec(spec: str) -> list[PortRun]:
+    """The runs of a host's spec as ``HostWork.spec`` writes it (``1-1024/tcp,53/udp``), read without
+    expanding a run into its ports (a fleet's plan holds thousands of full ranges). ValueError naming
+    the bad piece otherwise."""
+    runs: list[PortRun] = []
+    for piece in spec.split(",") if spec else ():
+        match = _RUN.fullmatch(piece)
+        first = int(match.group(1)) if match else 0
+        last = int(match.group(2) or first) if match else 0
+        if match is None or not 1 <= first <= last <= 65535:
+            raise ValueError(f"{piece[:40]!r} is not a run of ports like '1-1024/tcp' or '53/udp'")
+        runs.append((Protocol(match.group(3)), first, last))
+    return runs
 
 
 # Well-known ports, so that names work where /etc/services is missing (slim containers).

@@ -3,7 +3,7 @@
 ``ProgressLine`` (the plugin's: probes done / total, rate and ETA) only formats and paces (at most ten
 redraws a second); where it writes is given by the front end (the plugin suspends pytest's output
 capture around each redraw). ``ProgressBar`` is the command line's bar, shared by ``portcheck scan``
-and its share scans (``sharecommand``). Standard library only.
+and its shard scans (``cli.shard``). Standard library only.
 Must not import pytest or anything of the package.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing stays out of the command's start-up
 if TYPE_CHECKING:
     from typing import TextIO
 

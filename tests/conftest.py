@@ -18,13 +18,19 @@ from typing import Any
 import filelock
 import pytest
 
-import pytest_portcheck.htmlreport
-import pytest_portcheck.judge
+import pytest_portcheck.inventory.load
+import pytest_portcheck.judge.expectation
+import pytest_portcheck.report.html
 
 # The plugin imports the engine, YAML, asyncio and filelock only once an inventory is configured.
 # pytester's in-process runs drop the modules first imported inside a run, and importing C-backed ones
 # (yaml's loader, asyncio) a second time in one process breaks them: they are loaded above, before any run.
-_LOADED_BEFORE_PYTESTER = (filelock, pytest_portcheck.htmlreport, pytest_portcheck.judge)
+_LOADED_BEFORE_PYTESTER = (
+    filelock,
+    pytest_portcheck.inventory.load,
+    pytest_portcheck.judge.expectation,
+    pytest_portcheck.report.html,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from pytest_portcheck.inventory import parse_inventory
+from pytest_portcheck.inventory.load import parse_inventory
 
 EXAMPLES = REPO / "examples" / "ci"
 INSTALL = "pip install --quiet pytest-portcheck && "

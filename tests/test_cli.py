@@ -235,7 +235,8 @@ def test_a_reader_that_leaves_never_loses_the_report(tmp_path: Path) -> None:
 def test_diff_keeps_its_status_when_its_reader_leaves(tmp_path: Path) -> None:
     from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
     from pytest_portcheck.ports import Protocol
-    from pytest_portcheck.results import ScanReport, write_report
+    from pytest_portcheck.report.encode import write_report
+    from pytest_portcheck.report.model import ScanReport
 
     def report(state: PortState) -> ScanReport:
         results = [ProbeResult("h", "127.0.0.1", Protocol.TCP, port, state, "x") for port in range(1, 4001)]

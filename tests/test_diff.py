@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
-from pytest_portcheck.diff import compare_reports
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.record import replace
-from pytest_portcheck.results import ScanReport, read_report, write_report
-from pytest_portcheck.services import ServiceInfo, TlsInfo
+from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
+from pytest_portcheck.report.decode import read_report
+from pytest_portcheck.report.diff import compare_reports
+from pytest_portcheck.report.encode import write_report
+from pytest_portcheck.report.model import ScanReport
 
 
 def report(*found: tuple[str, int, PortState]) -> ScanReport:

@@ -25,12 +25,12 @@ from pytest_portcheck.engine import (
     ScanSettings,
     ScanStats,
     Target,
-    plan_targets,
+    expand_targets,
     resolve_hosts,
     resolve_one,
     scan,
 )
-from pytest_portcheck.engine.connect import (
+from pytest_portcheck.engine.kernel import (
     Listening,
     ephemeral_port_range,
     has_listener,
@@ -47,7 +47,7 @@ from pytest_portcheck.engine.model import (
     settings_to_options,
 )
 from pytest_portcheck.engine.resolve import TargetTooLarge
-from pytest_portcheck.engine.shard import (
+from pytest_portcheck.engine.workers import (
     decode_result,
     decode_settings,
     decode_stats,
@@ -63,7 +63,7 @@ TCP = Protocol.TCP
 def scan_ports(
     host: str, spec: str, settings: ScanSettings | None = None, stats: ScanStats | None = None
 ) -> dict[int, ProbeResult]:
-    targets, failed = plan_targets(resolve_hosts([host]), parse_port_spec(spec))
+    targets, failed = expand_targets(resolve_hosts([host]), parse_port_spec(spec))
     assert not failed
     results = list(scan(targets, settings or ScanSettings(timeout=0.5), stats))
     assert len(results) == len(targets)
@@ -217,9 +217,9 @@ def test_without_netlink_the_listener_check_reads_proc(
 ) -> None:
     # Where sock_diag is refused (not Linux) or dumps nothing (a sandbox), /proc/net/tcp still vouches
     # for a listener in the ephemeral range, and a port without one still does not come back open.
-    from pytest_portcheck.engine import connect
+    from pytest_portcheck.engine import kernel
 
-    monkeypatch.setattr(connect, "has_listener", lambda port: netlink_says)
+    monkeypatch.setattr(kernel, "has_listener", lambda port: netlink_says)
     port = listen().getsockname()[1]
     assert port in ephemeral_port_range()
     closed = unused_port()
@@ -256,7 +256,7 @@ def test_duplicate_targets_each_get_a_result() -> None:
 
 def test_stopping_early_closes_every_socket(listen: ListenerFactory) -> None:
     before = len(os.listdir("/proc/self/fd"))
-    stream = scan(plan_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec("1-3000"))[0])
+    stream = scan(expand_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec("1-3000"))[0])
     next(stream)
     stream.close()  # type: ignore[attr-defined]
     assert len(os.listdir("/proc/self/fd")) <= before
@@ -373,7 +373,7 @@ def test_unresolvable_name_is_an_error_never_closed() -> None:
     bad = "x" * 70 + ".example"
     resolutions = resolve_hosts([bad, "127.0.0.1"])
     assert resolutions[0].error is not None and resolutions[0].error.startswith("dns-error:")
-    targets, failed = plan_targets(resolutions, parse_port_spec("22,80"))
+    targets, failed = expand_targets(resolutions, parse_port_spec("22,80"))
     assert [r.state for r in failed] == [PortState.ERROR, PortState.ERROR]
     assert all(r.address is None and r.reason.startswith("dns-error") for r in failed)
     assert {t.host for t in targets} == {"127.0.0.1"}
@@ -390,7 +390,7 @@ def test_localhost_resolves_once_per_address() -> None:
 LOW_LIMIT_SCRIPT = textwrap.dedent(
     """
     import json, os, resource, sys, threading
-    from pytest_portcheck.engine import ScanSettings, ScanStats, plan_targets, resolve_hosts, scan
+    from pytest_portcheck.engine import ScanSettings, ScanStats, expand_targets, resolve_hosts, scan
     from pytest_portcheck.ports import parse_port_spec
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
     mode, spec = sys.argv[1], sys.argv[2]
@@ -401,7 +401,7 @@ LOW_LIMIT_SCRIPT = textwrap.dedent(
                 hog.append(os.open("/dev/null", os.O_RDONLY))
         except OSError:
             pass
-    targets, _ = plan_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec(spec))
+    targets, _ = expand_targets(resolve_hosts(["127.0.0.1"]), parse_port_spec(spec))
     stats = ScanStats()
     out = {}
     for count, result in enumerate(scan(targets, ScanSettings(timeout=1.0, processes=1), stats)):
@@ -451,7 +451,7 @@ def test_no_descriptor_at_all_is_an_error_not_closed() -> None:
 
 
 def test_window_fits_under_the_soft_limit() -> None:
-    from pytest_portcheck.engine.connect import fit_window
+    from pytest_portcheck.engine.kernel import fit_window
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     window, previous = fit_window(10)
@@ -687,3 +687,22 @@ def test_the_engines_errors_survive_a_copy_and_a_pickle() -> None:
     for error in (RatesCrossed(50.0, 10.0), TargetTooLarge("127.0.0.0/8", 16_777_216, 65_536)):
         for again in (copy.copy(error), pickle.loads(pickle.dumps(error))):
             assert type(again) is type(error) and str(again) == str(error)
+
+
+def test_the_engines_values_copy_pickle_compare_and_refuse_change() -> None:
+    # What test_record.py asked of the engine's values when they were home-made, now of dataclasses.
+    import copy
+    import dataclasses
+    import pickle
+
+    result = ProbeResult("h", "127.0.0.1", Protocol.UDP, 53, PortState.OPEN_FILTERED, "no-response", None, 2)
+    for clone in (copy.copy(result), copy.deepcopy(result), pickle.loads(pickle.dumps(result))):
+        assert clone == result and type(clone) is ProbeResult
+    assert hash(result) == hash(dataclasses.replace(result))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.port = 54  # type: ignore[misc]
+    assert not hasattr(result, "__dict__")  # slotted: one result per port scanned
+    with pytest.raises(Exception, match="timeout"):  # replace builds anew: the settings are checked again
+        dataclasses.replace(ScanSettings(), timeout=0)
+    assert ScanStats().addresses is not ScanStats().addresses
+    assert ScanStats.__hash__ is None  # mutable counters are no dict key

@@ -8,10 +8,16 @@ from dataclasses import replace
 import pytest
 from outcomes import Found, Item, port
 
-from pytest_portcheck.findings import FindingKind, classify, failing_ports, most_severe, service_finding_kind
-from pytest_portcheck.inventory import ServiceRequirement, TlsRequirement
-from pytest_portcheck.judge import service_problems
-from pytest_portcheck.services import ServiceInfo, TlsInfo
+from pytest_portcheck.inventory.model import ServiceRequirement, TlsRequirement
+from pytest_portcheck.judge.expectation import service_problems
+from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
+from pytest_portcheck.report.findings import (
+    FindingKind,
+    classify,
+    failing_ports,
+    most_severe,
+    service_finding_kind,
+)
 
 K = FindingKind
 

@@ -28,11 +28,15 @@ import pytest_portcheck
 from pytest_portcheck.atomicfile import WriteError, check_writable, write_atomically
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
 from pytest_portcheck.engine.resolve import resolve_one
-from pytest_portcheck.htmlreport import page_data
-from pytest_portcheck.inventory import InventoryError, load_inventory, snapshot_inventory
-from pytest_portcheck.judgedreport import ItemOutcome, JudgedReport
+from pytest_portcheck.inventory.load import load_inventory
+from pytest_portcheck.inventory.model import InventoryError
+from pytest_portcheck.inventory.snapshot import snapshot_inventory
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ReportError, ScanReport, read_report, write_report
+from pytest_portcheck.report.decode import read_report
+from pytest_portcheck.report.encode import report_to_dict, write_report
+from pytest_portcheck.report.html import page_data
+from pytest_portcheck.report.judged import ItemOutcome, JudgedReport
+from pytest_portcheck.report.model import ReportError, ScanReport
 
 pytest_plugins = ["pytester"]
 
@@ -269,7 +273,7 @@ def test_a_report_failing_while_written_loses_nothing_else(pytester: pytest.Pyte
 
 
 def _report_text(**changes: Any) -> str:
-    document = json.loads(json.dumps(small_report().to_dict()))
+    document = json.loads(json.dumps(report_to_dict(small_report())))
     document.update(changes)
     return json.dumps(document)
 
@@ -503,7 +507,7 @@ def test_code_planted_in_the_working_directory_never_runs_as_the_worker(
     for package in ("pytest_portcheck", "pytest_portcheck/engine"):
         (planted / package).mkdir(parents=True)
         (planted / package / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('init\\n')\n")
-    (planted / "pytest_portcheck/engine/shard.py").write_text(
+    (planted / "pytest_portcheck/engine/workers.py").write_text(
         f"open({str(marker)!r}, 'a').write('shard\\n')\nimport sys\nsys.exit(0)\n"
     )
     driver = tmp_path / "driver.py"
@@ -538,7 +542,7 @@ def test_the_package_launches_no_other_subprocess() -> None:
         for needle in ("Popen(", "subprocess.run(", "os.system(", "os.exec", "os.spawn", "multiprocessing"):
             if needle in text:
                 launches.append(f"{path.relative_to(package.parent).as_posix()}: {needle}")
-    assert launches == ["pytest_portcheck/engine/shard.py: Popen("]  # audited: workers start with -I
+    assert launches == ["pytest_portcheck/engine/workers.py: Popen("]  # audited: workers start with -I
 
 
 # --- bad environment and bad inventory paths (item 17 and the cosmetic list) ------------------------
@@ -576,7 +580,7 @@ def test_only_open_errors_print_no_traceback(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
     assert "dns-error" in output
-    assert "def setup" not in output and "plugin.py" not in output
+    assert "def setup" not in output and "pytest_portcheck/plugin/" not in output
 
 
 @pytest.mark.parametrize("text", ["1e-9", "0.000000001", "0.0009", "3601"])

@@ -6,11 +6,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_portcheck.engine import PortState, ProbeResult, ScanSettings
-from pytest_portcheck.htmlreport import SUMMARY_THRESHOLD, page_data
-from pytest_portcheck.judgedreport import FoundState, ItemOutcome, JudgedReport
+from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ResultKey, ScanReport
-from pytest_portcheck.services import ServiceInfo
+from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.html import SUMMARY_THRESHOLD, page_data
+from pytest_portcheck.report.judged import FoundState, ItemOutcome, JudgedReport
+from pytest_portcheck.report.model import ScanReport
 
 
 def result(host: str, port: int, state: str, reason: str, address: str | None = None) -> ProbeResult:

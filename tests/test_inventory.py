@@ -7,17 +7,13 @@ from pathlib import Path
 import pytest
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
-from pytest_portcheck.inventory import (
-    Expect,
-    InventoryError,
-    ServiceRequirement,
-    TlsRequirement,
-    load_inventory,
-    snapshot_inventory,
-)
+from pytest_portcheck.engine.model import ResultKey
+from pytest_portcheck.inventory.load import load_inventory
+from pytest_portcheck.inventory.model import Expect, InventoryError, ServiceRequirement, TlsRequirement
+from pytest_portcheck.inventory.snapshot import snapshot_inventory
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ResultKey, ScanReport
-from pytest_portcheck.services import ServiceInfo
+from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.model import ScanReport
 
 VALID = """\
 version: 1
@@ -172,6 +168,18 @@ CORPUS: list[tuple[str, str | bytes, int, str]] = [
         'hosts:\n  w:\n    open:\n      - {port: "6379/udp", service: redis}\n',
         4,
         "service checks run over TCP only",
+    ),
+    (  # the lists under from: are read by the same code as the host's own: the same refusals
+        "service-on-udp-from-vantage",
+        'hosts:\n  w:\n    from:\n      office:\n        open:\n          - {port: "6379/udp", service: redis}\n',
+        6,
+        "service checks run over TCP only",
+    ),
+    (
+        "twice-from-vantage",
+        "hosts:\n  w:\n    from:\n      office:\n        open: [22]\n        closed: [22]\n",
+        6,
+        "tcp/22 is declared twice from office (also line 5)",
     ),
     ("octal-address", "hosts:\n  web:\n    address: 010.0.0.1\n    open: [1]\n", 3, "read it as 8.0.0.1"),
     ("octal-name", "hosts:\n  0177.0.0.1:\n    open: [1]\n", 2, "read it as 127.0.0.1"),

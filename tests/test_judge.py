@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 from conftest import portcheck, unused_port
 
 from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution
-from pytest_portcheck.evidence import ScanEvidence
-from pytest_portcheck.inventory import (
+from pytest_portcheck.engine.model import ResultKey
+from pytest_portcheck.inventory.model import (
     Expect,
     Expectation,
     HostSpec,
@@ -20,20 +21,13 @@ from pytest_portcheck.inventory import (
     ServiceRequirement,
     TlsRequirement,
 )
-from pytest_portcheck.judge import (
-    Verdict,
-    judge,
-    judge_range,
-    service_problems,
-    silence_message,
-    silent_addresses,
-    silent_hosts,
-    silent_of,
-)
+from pytest_portcheck.judge.evidence import ScanEvidence
+from pytest_portcheck.judge.expectation import judge, service_problems
+from pytest_portcheck.judge.ranges import judge_range
+from pytest_portcheck.judge.silence import silence_message, silent_addresses, silent_hosts, silent_of
+from pytest_portcheck.judge.verdict import Verdict
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.record import replace
-from pytest_portcheck.results import ResultKey
-from pytest_portcheck.services import ServiceInfo, TlsInfo
+from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 
 CERTIFICATE = TlsInfo(
     "TLSv1.3", "TLS_AES_256_GCM_SHA384", "CN=web", "CN=web", "2027-11-27T00:00:00+00:00", 365, False
@@ -126,8 +120,8 @@ def test_nothing_checked_is_never_a_pass() -> None:
 
 
 def test_names_on_one_port_merge_verification_per_name() -> None:
-    from pytest_portcheck.probes import ProbeRequest
-    from pytest_portcheck.scanning import _one_answer
+    from pytest_portcheck.pipeline.probe import _one_answer
+    from pytest_portcheck.probes.connection import ProbeRequest
 
     verified = ServiceInfo("tls", "", tls=replace(CERTIFICATE, verified=True))
     plain = ServiceInfo("tls", "", tls=CERTIFICATE)

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
-from pytest_portcheck.htmlreport import page_data
-from pytest_portcheck.judgedreport import (
+from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.encode import write_report
+from pytest_portcheck.report.html import page_data
+from pytest_portcheck.report.judged import (
     FoundService,
     FoundState,
     ItemOutcome,
@@ -20,10 +23,8 @@ from pytest_portcheck.judgedreport import (
     JudgedReport,
     read_judged_report,
 )
-from pytest_portcheck.nmapxml import write_nmap_xml
-from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ReportError, ScanReport, write_report
-from pytest_portcheck.services import ServiceInfo
+from pytest_portcheck.report.model import ReportError, ScanReport
+from pytest_portcheck.report.nmapxml import write_nmap_xml
 
 VERDICT = ItemOutcome(
     host="web",

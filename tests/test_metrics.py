@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import replace
+from dataclasses import replace as replace_record
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,10 @@ from pytest_portcheck.engine import (
     ScanSettings,
     ScanStats,
 )
-from pytest_portcheck.judge import Verdict
-from pytest_portcheck.metrics import MetricsError, dump_metrics, write_metrics
+from pytest_portcheck.judge.verdict import Verdict
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.record import replace as replace_record
-from pytest_portcheck.results import ScanReport
+from pytest_portcheck.report.metrics import MetricsError, dump_metrics, write_metrics
+from pytest_portcheck.report.model import ScanReport
 
 Sample = tuple[str, tuple[tuple[str, str], ...], str]
 """(metric, ((label, value), ...), value) of one sample line, labels unescaped."""
@@ -205,7 +205,7 @@ def test_the_file_is_replaced_whole_or_not_at_all_and_keeps_its_mode(tmp_path: P
 
 
 def test_enum_members_where_the_protocol_says_str_write_as_their_values() -> None:
-    from pytest_portcheck.inventory import Expect
+    from pytest_portcheck.inventory.model import Expect
 
     plain = port("web", 22, "open", "passed", "open")
     typed = replace(plain, expected=Expect.OPEN, verdict=Verdict.PASSED)

@@ -528,7 +528,7 @@ def test_dnat_ports_over_a_lossy_link_are_still_open(published: Published) -> No
 ASK_CONNTRACK = textwrap.dedent(
     """
     import json, socket, sys
-    from pytest_portcheck.engine.connect import translated_destination
+    from pytest_portcheck.engine.kernel import translated_destination
     address, published, plain = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     answers = {}

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import ListenerFactory, portcheck, skip_or_fail
 
-from pytest_portcheck.diff import compare_reports
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
-from pytest_portcheck.nmapxml import dump_nmap_xml, read_nmap_xml
 from pytest_portcheck.ports import Protocol, service_name
-from pytest_portcheck.results import ReportError, ScanReport
-from pytest_portcheck.services import ServiceInfo
+from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.diff import compare_reports
+from pytest_portcheck.report.model import ReportError, ScanReport
+from pytest_portcheck.report.nmapxml import dump_nmap_xml, read_nmap_xml
 
 pytest_plugins = ["pytester"]
 

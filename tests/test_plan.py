@@ -8,18 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_portcheck.inventory import parse_inventory
-from pytest_portcheck.plan import (
+from pytest_portcheck.inventory.load import parse_inventory
+from pytest_portcheck.ports import Protocol, merge_runs, runs_of_ports
+from pytest_portcheck.sharding.plan import (
     ShardSpecError,
     ShardSplit,
     WorkPlan,
     host_work,
-    merge_runs,
     parse_shard,
     plan_inventory,
-    runs_of_ports,
 )
-from pytest_portcheck.ports import Protocol
 
 digests = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)
 

@@ -24,11 +24,12 @@ HEAVY = (
     "pytest_portcheck.probes",
     "pytest_portcheck.inventory",
     "pytest_portcheck.judge",
-    "pytest_portcheck.scanning",
-    "pytest_portcheck.diff",
-    "pytest_portcheck.results",
-    "pytest_portcheck.htmlreport",
-    "pytest_portcheck.nmapxml",
+    "pytest_portcheck.pipeline",
+    "pytest_portcheck.sharding",
+    "pytest_portcheck.report.diff",
+    "pytest_portcheck.report.model",
+    "pytest_portcheck.report.html",
+    "pytest_portcheck.report.nmapxml",
 )
 
 UNRELATED_SUITE = """
@@ -67,10 +68,10 @@ def test_loading_the_plugin_without_an_inventory_imports_nothing_heavy(tmp_path:
     (tmp_path / "test_unrelated.py").write_text(UNRELATED_SUITE)
     with_plugin, output = run_unrelated(tmp_path)
     without_plugin, plain_output = run_unrelated(tmp_path, "-p", "no:portcheck")
-    assert "pytest_portcheck.plugin" in with_plugin  # the entry point did load it
+    assert "pytest_portcheck.plugin.hooks" in with_plugin  # the entry point did load it
     assert "pytest_portcheck.plugin" not in without_plugin
     assert sorted(m for m in with_plugin if m.split(".")[0] in HEAVY or m.startswith(HEAVY)) == []
-    assert with_plugin - without_plugin == {"pytest_portcheck", "pytest_portcheck.plugin"}
+    assert with_plugin - without_plugin == {"pytest_portcheck", "pytest_portcheck.plugin", "pytest_portcheck.plugin.hooks"}
     assert output == plain_output  # the same outcomes and the same report, line for line
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import struct
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -25,8 +26,7 @@ from pytest_portcheck.probes import (
     smb,
 )
 from pytest_portcheck.probes import tls as tls_module
-from pytest_portcheck.record import replace
-from pytest_portcheck.services import SERVICES, ServiceInfo
+from pytest_portcheck.probes.model import SERVICES, ServiceInfo
 
 EVERY_PROBE = [*catalogue.GREETERS, *catalogue.SPEAKERS]
 

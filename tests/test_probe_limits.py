@@ -37,12 +37,13 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
     script = textwrap.dedent(
         f"""
         import resource, socket
-        from pytest_portcheck.inventory import ServiceRequirement
+        from pytest_portcheck.inventory.model import ServiceRequirement
         from pytest_portcheck.engine import PortState, ProbeResult, Reason
         from pytest_portcheck.ports import Protocol
-        from pytest_portcheck.probes import ProbeRequest, probe_services
-        from pytest_portcheck.evidence import ScanEvidence
-        from pytest_portcheck.judge import _judge_service
+        from pytest_portcheck.probes.connection import ProbeRequest
+        from pytest_portcheck.probes.driver import identify_services
+        from pytest_portcheck.judge.evidence import ScanEvidence
+        from pytest_portcheck.judge.expectation import _judge_service
 
         resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
         hoard = []
@@ -51,12 +52,12 @@ def test_no_descriptor_left_is_a_local_failure_and_an_error(peer: Callable[[Beha
                 hoard.append(socket.socket())
         except OSError:
             pass
-        [starved] = probe_services([ProbeRequest("127.0.0.1", {port}, "ssh")], timeout=0.5)
+        [starved] = identify_services([ProbeRequest("127.0.0.1", {port}, "ssh")], timeout=0.5)
         print(starved.local_failure, starved.error)
         for held in hoard[-3:]:  # room for the event loop, none for a connection
             held.close()
         hoard = hoard[:-3]
-        [info] = probe_services([ProbeRequest("127.0.0.1", {port}, "ssh")], timeout=0.5)
+        [info] = identify_services([ProbeRequest("127.0.0.1", {port}, "ssh")], timeout=0.5)
         for held in hoard:
             held.close()
         print(info.local_failure, info.error)

@@ -14,14 +14,15 @@ import pytest
 import servers
 from conftest import REPO, Behaviour
 
-from pytest_portcheck.probes import ProbeRequest, probe_services
-from pytest_portcheck.services import ServiceInfo
+from pytest_portcheck.probes.connection import ProbeRequest
+from pytest_portcheck.probes.driver import identify_services
+from pytest_portcheck.probes.model import ServiceInfo
 
 pytest_plugins = ["pytester"]
 
 
 def identify(port: int, expect: str | None = None, tls_floor: str | None = None) -> ServiceInfo:
-    [info] = probe_services([ProbeRequest("127.0.0.1", port, expect, tls_floor=tls_floor)], timeout=3.0)
+    [info] = identify_services([ProbeRequest("127.0.0.1", port, expect, tls_floor=tls_floor)], timeout=3.0)
     return info
 
 
@@ -157,7 +158,7 @@ def test_month_13_certificate_stays_on_its_port(
 ) -> None:
     hostile = peer(peers.tls_server(certificates["month13"], peers.COUCHDB))
     fine = peer(peers.COUCHDB)
-    bad, good = probe_services([ProbeRequest("127.0.0.1", hostile), ProbeRequest("127.0.0.1", fine)])
+    bad, good = identify_services([ProbeRequest("127.0.0.1", hostile), ProbeRequest("127.0.0.1", fine)])
     assert (
         bad.tls is not None and bad.tls.certificate_error and "could not be read" in bad.tls.certificate_error
     )

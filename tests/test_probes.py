@@ -16,14 +16,16 @@ import pytest
 import servers
 from conftest import REPO, Behaviour, Namespace, greeting
 
-from pytest_portcheck.probes import ProbeRequest, classify, probe_services
-from pytest_portcheck.services import ServiceInfo, neutralise
+from pytest_portcheck.probes.catalogue import classify
+from pytest_portcheck.probes.connection import ProbeRequest
+from pytest_portcheck.probes.driver import identify_services
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 
 pytest_plugins = ["pytester"]
 
 
 def probe(port: int, expect: str | None = None, timeout: float = 3.0) -> ServiceInfo:
-    [info] = probe_services([ProbeRequest("127.0.0.1", port, expect)], timeout=timeout, banner_wait=1.0)
+    [info] = identify_services([ProbeRequest("127.0.0.1", port, expect)], timeout=timeout, banner_wait=1.0)
     return info
 
 
@@ -106,7 +108,7 @@ def test_tls_versions_and_expiry(nginx_ports: servers.NginxPorts) -> None:
 
 
 def test_tls_verification_fails_for_self_signed(nginx_ports: servers.NginxPorts) -> None:
-    [info] = probe_services([ProbeRequest("127.0.0.1", nginx_ports.https, "https", "localhost", True)])
+    [info] = identify_services([ProbeRequest("127.0.0.1", nginx_ports.https, "https", "localhost", True)])
     assert info.tls is None
     assert info.error is not None and "certificate verification failed" in info.error
 
@@ -237,7 +239,7 @@ def test_every_real_server_named_without_hints(
         postgresql_port: ("postgresql", "PostgreSQL"), mariadb_port: ("mysql", "MariaDB"),
         memcached_port: ("memcached", "memcached"),
     }  # fmt: skip
-    found = probe_services([ProbeRequest("127.0.0.1", port) for port in ports])
+    found = identify_services([ProbeRequest("127.0.0.1", port) for port in ports])
     by_port = dict(zip(ports, found, strict=True))
     assert {port: (info.service, info.product) for port, info in by_port.items()} == ports
     assert by_port[redis_open_port].version and by_port[redis_open_port].auth == "none"
@@ -246,7 +248,7 @@ def test_every_real_server_named_without_hints(
 
 
 def test_nginx_refuses_a_handshake_below_tls12(nginx_ports: servers.NginxPorts) -> None:
-    [info] = probe_services([ProbeRequest("127.0.0.1", nginx_ports.https, "https", tls_floor="TLSv1.2")])
+    [info] = identify_services([ProbeRequest("127.0.0.1", nginx_ports.https, "https", tls_floor="TLSv1.2")])
     assert info.tls is not None and info.tls.below_minimum == "refused"
 
 

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
+from pytest_portcheck.engine.model import port_key, result_key
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.record import replace
-from pytest_portcheck.results import (
-    ScanReport,
-    _result_fields,
-    _result_json,
-    dump_report,
-    port_key,
-    report_from_dict,
-    result_key,
-    stats_from_quality,
-)
-from pytest_portcheck.services import NameAnswer, ServiceInfo, TlsInfo
+from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
+from pytest_portcheck.report.decode import report_from_dict, stats_from_quality
+from pytest_portcheck.report.encode import _result_fields, _result_json, dump_report, report_to_dict
+from pytest_portcheck.report.model import ScanReport
 
 results = st.builds(
     ProbeResult,
@@ -72,7 +66,7 @@ def test_report_reads_back_with_services() -> None:
     assert list(back.resolutions) == list(report.resolutions)
     assert (back.settings.timeout, back.settings.retries, back.settings.window) == (0.5, 2, 100)
     # The in-memory document the HTML page is built from is the written one, without a JSON text between.
-    assert report.to_dict({"expectations": []}) == document
+    assert report_to_dict(report, {"expectations": []}) == document
 
 
 def test_per_name_verifications_and_auth_notes_read_back() -> None:
@@ -121,8 +115,8 @@ def test_scan_quality_reads_back_and_older_reports_have_none() -> None:
 
 
 def test_html_page_lists_scan_quality_as_text() -> None:
-    from pytest_portcheck.htmlreport import render_html
-    from pytest_portcheck.judgedreport import JudgedReport
+    from pytest_portcheck.report.html import render_html
+    from pytest_portcheck.report.judged import JudgedReport
 
     entry = {"address": "192.0.2.9", "rate_pps": 900.0, "drops": 5, "retries": 6, "reexaminations": 1}
     stats = stats_from_quality([{**entry, "unresolved": 1}])

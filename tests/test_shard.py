@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Behaviour, ListenerFactory, Namespace, greeting, portcheck, unused_port
 
-from pytest_portcheck.inventory import parse_inventory
-from pytest_portcheck.plan import ShardSplit, plan_inventory
+from pytest_portcheck.inventory.load import parse_inventory
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.shardreport import load_report
+from pytest_portcheck.sharding.plan import ShardSplit, plan_inventory
+from pytest_portcheck.sharding.report import load_report
 
 pytest_plugins = ["pytester"]
 FLEET = [f"127.77.{i // 200}.{i % 200 + 1}" for i in range(12)]
@@ -383,7 +383,7 @@ def test_judge_warns_of_a_silent_host_and_strict_makes_errors(
 
 
 def test_hosts_sharing_an_address_combine_to_the_gentler_rates() -> None:
-    from pytest_portcheck.scanning import most_patient
+    from pytest_portcheck.pipeline.inventory import most_patient
 
     # No cap is the harshest cap, no floor the gentlest floor; a floor never exceeds the cap.
     assert most_patient((1.0, 1, None, 50.0), (2.0, 0, 10.0, None)) == (2.0, 1, 10.0, None)
@@ -572,7 +572,7 @@ def test_with_a_key_only_signed_untouched_reports_are_judged(
 def test_the_plugins_own_report_is_signed_with_the_key(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_portcheck.provenance import signature_problem
+    from pytest_portcheck.report.provenance import signature_problem
 
     one_port_inventory(pytester, unused_port())
     monkeypatch.setenv("PORTCHECK_REPORT_KEY", "k")

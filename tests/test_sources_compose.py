@@ -16,8 +16,8 @@ import pytest
 import yaml
 from conftest import skip_or_fail
 
+from pytest_portcheck.inventory.sources import Reach, SourceError, SourceReading, read_compose
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.sources import Reach, SourceError, SourceReading, read_compose
 
 CORPUS = Path(__file__).parent / "data" / "compose"
 CASES = sorted(path.name for path in CORPUS.iterdir() if path.is_dir())

@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from pytest_portcheck.inventory.sources import Reach, SourceError, SourceReading, read_kubernetes
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.sources import Reach, SourceError, SourceReading, read_kubernetes
 
 DATA = Path(__file__).parent / "data" / "kubernetes"
 FIXTURES = sorted(DATA.glob("*.yaml"))

@@ -14,13 +14,19 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-import pytest_portcheck.sources as sources
-from pytest_portcheck.ports import Protocol, parse_port_spec
-from pytest_portcheck.sources.compose import _short_syntax
-from pytest_portcheck.sources.interpolation import InterpolationProblem, interpolate, parse_env_file
-from pytest_portcheck.sources.locatedjson import LineIndex, LocatedObject, load_located
-from pytest_portcheck.sources.model import Exposure, Origin, Reach, SourceError, reach_of_bind, reach_of_peer
-from pytest_portcheck.sources.yamlnodes import (
+import pytest_portcheck.inventory.sources as sources
+from pytest_portcheck.inventory.sources.compose import _short_syntax
+from pytest_portcheck.inventory.sources.interpolation import InterpolationProblem, interpolate, parse_env_file
+from pytest_portcheck.inventory.sources.locatedjson import LineIndex, LocatedObject, load_located
+from pytest_portcheck.inventory.sources.model import (
+    Exposure,
+    Origin,
+    Reach,
+    SourceError,
+    reach_of_bind,
+    reach_of_peer,
+)
+from pytest_portcheck.inventory.sources.yamlnodes import (
     MappingProblem,
     NodeLoader,
     is_sexagesimal,
@@ -29,12 +35,13 @@ from pytest_portcheck.sources.yamlnodes import (
     plain_int,
     yaml11_bool,
 )
+from pytest_portcheck.ports import Protocol, parse_port_spec
 
 PACKAGE = Path(sources.__file__).resolve().parent
 
 
 def test_the_package_imports_only_the_standard_library_yaml_ports_and_itself() -> None:
-    allowed_own = {"pytest_portcheck.ports", "pytest_portcheck.sources"}
+    allowed_own = {"pytest_portcheck.ports", "pytest_portcheck.inventory.sources"}
     for path in sorted(PACKAGE.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         doc = (ast.get_docstring(tree) or "").lower()

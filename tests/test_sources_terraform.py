@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_portcheck.sources import Reach, SourceError, SourceReading, read_terraform
+from pytest_portcheck.inventory.sources import Reach, SourceError, SourceReading, read_terraform
 
 DATA = Path(__file__).parent / "data" / "terraform"
 NETWORK, EVERYONE = Reach.NETWORK, Reach.EVERYONE

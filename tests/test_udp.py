@@ -24,7 +24,7 @@ from conftest import (
     unused_port,
 )
 
-from pytest_portcheck.engine import PortState, ScanSettings, plan_targets, resolve_hosts, scan
+from pytest_portcheck.engine import PortState, ScanSettings, expand_targets, resolve_hosts, scan
 from pytest_portcheck.engine.payloads import MEMCACHED_STATS, NTP_CLIENT_REQUEST, udp_payload
 from pytest_portcheck.ports import parse_port_spec
 
@@ -95,7 +95,7 @@ def udp_server() -> Iterator[Callable[..., int]]:
 
 
 def udp_scan(host: str, spec: str, **settings: float) -> dict[int, PortState]:
-    targets, _ = plan_targets(resolve_hosts([host]), parse_port_spec(spec))
+    targets, _ = expand_targets(resolve_hosts([host]), parse_port_spec(spec))
     return {r.port: r.state for r in scan(targets, ScanSettings(timeout=0.5, **settings))}  # type: ignore[arg-type]
 
 

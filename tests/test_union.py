@@ -14,20 +14,23 @@ from typing import Any
 import pytest
 
 from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
-from pytest_portcheck.inventory import Expectation, HostSpec, Inventory, parse_inventory
-from pytest_portcheck.judge import Judgement, Verdict
-from pytest_portcheck.plan import ShardSplit, plan_inventory
+from pytest_portcheck.engine.model import ResultKey
+from pytest_portcheck.inventory.load import parse_inventory
+from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory
+from pytest_portcheck.judge.verdict import Judgement, Verdict
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.results import ResultKey, ScanReport, write_report
-from pytest_portcheck.services import ServiceInfo, TlsInfo
-from pytest_portcheck.shardreport import (
+from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
+from pytest_portcheck.report.encode import write_report
+from pytest_portcheck.report.model import ScanReport
+from pytest_portcheck.sharding.plan import ShardSplit, plan_inventory
+from pytest_portcheck.sharding.report import (
     ShardInfo,
     ShardScanReport,
     load_report,
     summarise,
     write_shard_report,
 )
-from pytest_portcheck.union import ReportUnion
+from pytest_portcheck.sharding.union import ReportUnion
 
 INVENTORY = 'hosts:\n  dns:\n    address: 127.0.0.9\n    only_open: ["53/udp"]\n    range: "1-200/udp"\n'
 
@@ -230,7 +233,7 @@ def test_a_missing_share_is_never_filled_by_a_plain_report(tmp_path: Path) -> No
 
 
 def test_a_broken_share_of_the_newest_run_is_an_error_not_filled_from_an_older_run(tmp_path: Path) -> None:
-    from pytest_portcheck.union import Freshness
+    from pytest_portcheck.sharding.union import Freshness
 
     inventory = parse_inventory(WEB, tmp_path / "inv.yml")
     write_run(tmp_path, WEB, {}, 2, run_id="nightly-26", started=YESTERDAY, name="old")
@@ -323,7 +326,7 @@ def test_a_report_of_another_inventory_is_listed_as_ignored(tmp_path: Path) -> N
 
 
 def test_a_report_older_than_the_maximum_age_is_an_error_naming_it_and_its_age(tmp_path: Path) -> None:
-    from pytest_portcheck.union import Freshness
+    from pytest_portcheck.sharding.union import Freshness
 
     inventory = parse_inventory(WEB, tmp_path / "inv.yml")
     paths = write_run(tmp_path, WEB, {}, 2, run_id="r", started="2026-11-25T06:30:00+00:00")
@@ -511,7 +514,7 @@ def test_signed_reports_are_checked_and_altered_or_unsigned_ones_refused(
     # The judge makes the share of a report that cannot be trusted an error.
     union = union_of([shard], inventory)
     assert union.failure is None
-    from pytest_portcheck.union import Freshness
+    from pytest_portcheck.sharding.union import Freshness
 
     keyed = ReportUnion([load_report(shard, b"s3cret")], plan_inventory(inventory), freshness=Freshness())
     judgement = port_verdict(keyed, inventory, "web", 8080)
@@ -538,7 +541,7 @@ def test_a_huge_shard_count_is_refused_at_once(tmp_path: Path) -> None:
 
 
 def test_a_bad_plan_row_is_one_error_naming_the_file_and_field(tmp_path: Path) -> None:
-    from pytest_portcheck.results import ReportError
+    from pytest_portcheck.report.model import ReportError
 
     paths = write_run(tmp_path, WEB, {}, 1, run_id="r")
     document = json.loads(paths[0].read_text())
@@ -640,7 +643,7 @@ def one_scan(inventory: Inventory) -> ScanReport:
 
 def as_shard_reports(folder: Path, inventory: Inventory, scan: ScanReport, count: int) -> list[Path]:
     """The scan cut into ``count`` shares and written by the shard writer, each share's probes with it."""
-    from pytest_portcheck.sharescan import asked_for
+    from pytest_portcheck.sharding.scan import asked_for
 
     plan = plan_inventory(inventory)
     split = ShardSplit(plan.total, plan.digest, count)
@@ -666,7 +669,8 @@ def as_shard_reports(folder: Path, inventory: Inventory, scan: ScanReport, count
 
 
 def every_item(inventory: Inventory, evidence: Any, strict: bool) -> dict[str, tuple[str, str]]:
-    from pytest_portcheck.judge import judge, judge_range
+    from pytest_portcheck.judge.expectation import judge
+    from pytest_portcheck.judge.ranges import judge_range
 
     found = {}
     for host in inventory.hosts:
@@ -683,9 +687,9 @@ def every_item(inventory: Inventory, evidence: Any, strict: bool) -> dict[str, t
 def test_a_scan_and_its_reports_give_every_item_the_same_verdict_and_message(
     tmp_path: Path, strict: bool
 ) -> None:
-    from pytest_portcheck.evidence import ScanEvidence
-    from pytest_portcheck.judge import silent_addresses
-    from pytest_portcheck.results import index_results
+    from pytest_portcheck.engine.model import index_results
+    from pytest_portcheck.judge.evidence import ScanEvidence
+    from pytest_portcheck.judge.silence import silent_addresses
 
     inventory = parse_inventory(EVERYTHING, tmp_path / "inv.yml")
     scan = one_scan(inventory)

@@ -439,8 +439,8 @@ def test_markdown_summary_and_github_step_summary(
 
 
 def test_markdown_lists_are_capped_for_large_drift() -> None:
-    from pytest_portcheck.judgedreport import FoundState, ItemOutcome
-    from pytest_portcheck.summary import MARKDOWN_LIST_LIMIT, markdown_summary
+    from pytest_portcheck.report.judged import FoundState, ItemOutcome
+    from pytest_portcheck.report.markdown import MARKDOWN_LIST_LIMIT, markdown_summary
 
     count = MARKDOWN_LIST_LIMIT + 300
     records = {
@@ -654,7 +654,8 @@ def test_html_page_of_a_full_range_firewalled_host(tmp_path: Path, browser: Any)
 
     from pytest_portcheck.engine import PortState, ProbeResult, Resolution, ScanSettings
     from pytest_portcheck.ports import Protocol
-    from pytest_portcheck.results import ScanReport, write_report
+    from pytest_portcheck.report.encode import write_report
+    from pytest_portcheck.report.model import ScanReport
 
     # 65,535 results from the real writer: three open ports, the rest dropped by a firewall.
     results = [

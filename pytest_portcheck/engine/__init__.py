@@ -1,7 +1,7 @@
 """The scan engine: targets in, one ``ProbeResult`` per (address, protocol, port) out.
 
 Must not import pytest or YAML, and prints nothing: the plugin and the ``portcheck`` command are
-front ends over ``resolve_hosts`` -> ``plan_targets`` -> ``scan``.
+front ends over ``resolve_hosts`` -> ``expand_targets`` -> ``scan``.
 """
 
 from pytest_portcheck.engine.model import (
@@ -16,14 +16,14 @@ from pytest_portcheck.engine.model import (
     ScanStats,
     Target,
 )
+from pytest_portcheck.engine.processes import scan
 from pytest_portcheck.engine.resolve import (
     MAX_ADDRESSES_PER_TARGET,
     check_target,
-    plan_targets,
+    expand_targets,
     resolve_hosts,
     resolve_one,
 )
-from pytest_portcheck.engine.shard import scan
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -38,7 +38,7 @@ __all__ = [
     "ScanStats",
     "Target",
     "check_target",
-    "plan_targets",
+    "expand_targets",
     "resolve_hosts",
     "resolve_one",
     "scan",

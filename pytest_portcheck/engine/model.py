@@ -1,20 +1,20 @@
-"""The engine's data: port states, reasons, targets, results and settings.
+"""The engine's data: port states, reasons, targets, results and settings, and the key results are
+filed under (``ResultKey``).
 
 Frozen values only; every module of the engine and both front ends speak in these types.
-Must not import pytest, yaml, dataclasses (``record`` makes the value classes: see why there) or
-anything outside the engine but ``ports`` and ``record``.
+Must not import pytest, yaml or anything outside the engine but ``ports``.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from pytest_portcheck.ports import Protocol, service_name
-from pytest_portcheck.record import field, record
 
-TYPE_CHECKING = False  # no typing at run time: the command's start-up imports this module
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 
 class PortState(str, enum.Enum):
@@ -71,7 +71,7 @@ class RatesCrossed(ScanError):
         return type(self), (self.minimum, self.maximum)  # copies and pickles rebuild it from the facts
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Resolution:
     """What one target, as the user wrote it, resolved to: addresses in resolver order, or an error."""
 
@@ -80,7 +80,7 @@ class Resolution:
     error: str | None = None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Target:
     """One (address, protocol, port) to probe, remembering the host it came from."""
 
@@ -90,7 +90,7 @@ class Target:
     port: int
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     host: str
     address: str | None
@@ -112,7 +112,7 @@ MIN_TIMEOUT = 0.001
 MAX_TIMEOUT = 3600.0
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ScanSettings:
     timeout: float = 1.0
     """Seconds each connect attempt may take before it counts as no-response."""
@@ -147,17 +147,18 @@ class ScanSettings:
             raise RatesCrossed(self.min_rate, self.max_rate)
 
 
-SETTING_NAMES = ("timeout", "retries", "window", "processes", "udp_rate", "max_rate", "min_rate")
+SETTING_NAMES = tuple(f.name for f in fields(ScanSettings))
 """Every field of ``ScanSettings``, by the name front ends and files give it."""
-_SETTING_KINDS: dict[str, tuple[type[float] | type[int], bool]] = {
-    "timeout": (float, False),
-    "retries": (int, False),
-    "window": (int, False),
-    "processes": (int, True),
-    "udp_rate": (float, False),
-    "max_rate": (float, True),
-    "min_rate": (float, True),
-}
+
+
+def _kind(annotation: object) -> tuple[type[float] | type[int], bool]:
+    """A setting's annotation as written (``int``, ``float | None``): its number and whether None
+    (no cap, the default choice) is a value. Only numbers are settings: anything else fails here."""
+    name, _, rest = str(annotation).partition(" | ")
+    return {"int": int, "float": float}[name], rest == "None"
+
+
+_SETTING_KINDS = {f.name: _kind(f.type) for f in fields(ScanSettings)}
 """Per setting: the number it is, and whether None (no cap, the default choice) is a value."""
 
 
@@ -196,7 +197,7 @@ def _setting_value(name: str, value: object) -> float | int | None:
     return value  # as given (a whole number of seconds stays one): the messages quote it
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class AddressQuality:
     """How one address answered the scan: what the adaptive timing did there and what stayed unknown."""
 
@@ -231,7 +232,7 @@ class AddressQuality:
         )
 
 
-@record(frozen=False)
+@dataclass(slots=True)
 class ScanStats:
     """How hard the engine worked for honest answers; front ends may show it."""
 
@@ -263,3 +264,21 @@ class ScanStats:
             self.note(quality)
         if other.smallest_window:
             self.smallest_window = min(filter(None, (self.smallest_window, other.smallest_window)))
+
+
+ResultKey = tuple[str, Protocol, int]
+"""(address, protocol, port): what is probed once per run."""
+
+
+def port_key(address: str, proto: Protocol, port: int) -> ResultKey:
+    """The one way to build the key a port's result and service are filed under."""
+    return (address, proto, port)
+
+
+def result_key(result: ProbeResult) -> ResultKey | None:
+    return None if result.address is None else port_key(result.address, result.proto, result.port)
+
+
+def index_results(results: Iterable[ProbeResult]) -> dict[ResultKey, ProbeResult]:
+    """Each resolved result under its (address, protocol, port) key."""
+    return {port_key(r.address, r.proto, r.port): r for r in results if r.address is not None}

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from pytest_portcheck.engine.model import PortState, ProbeResult, Reason, Resolution, ScanError, Target
 from pytest_portcheck.ports import Protocol
 
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
     import ipaddress
 
@@ -146,10 +146,11 @@ def resolve_hosts(hosts: Sequence[str], *, allow_large: bool = False, threads: i
     return [by_host[host] for host in hosts]
 
 
-def plan_targets(
+def expand_targets(
     resolutions: Iterable[Resolution], ports: Sequence[tuple[Protocol, int]]
 ) -> tuple[list[Target], list[ProbeResult]]:
-    """Targets to probe, and the error results of hosts that did not resolve (never probed)."""
+    """Resolutions times ports: the targets to probe, and the error results of the hosts that did not
+    resolve (never probed)."""
     targets: list[Target] = []
     failed: list[ProbeResult] = []
     for resolution in resolutions:

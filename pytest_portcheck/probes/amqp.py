@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 HEADER = b"AMQP\x00\x00\x09\x01"
 _START = b"\x00\x0a\x00\x0a"  # class 10 (connection), method 10 (start)

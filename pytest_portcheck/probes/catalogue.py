@@ -23,8 +23,8 @@ from pytest_portcheck.probes import (
     ssh,
     vnc,
 )  # fmt: skip
+from pytest_portcheck.probes.model import HTTP_APIS, ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import HTTP_APIS, ServiceInfo, neutralise
 
 GREETERS: tuple[ProtocolProbe, ...] = (ssh.PROBE, mysql.PROBE, mail.FTP_SMTP, mail.IMAP, mail.POP3, vnc.PROBE)
 """Protocols where the server speaks first: tried, in this order, on whatever a server sent unasked."""

@@ -15,15 +15,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pytest_portcheck.record import record
-
 MAX_READ = 4096
 """Bytes a probe reads at most from one connection."""
 T = TypeVar("T")
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EAGAIN})
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ProbeRequest:
     address: str
     port: int

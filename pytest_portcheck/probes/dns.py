@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 import struct
 
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 QUERY_ID = 0x5043
 _QUESTION = b"\x07version\x04bind\x00" + struct.pack("!HH", 16, 3)  # TXT, CHAOS

@@ -17,11 +17,12 @@ import ssl
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from pytest_portcheck.engine.kernel import fit_window
 from pytest_portcheck.probes import catalogue, handshake, http, tls
 from pytest_portcheck.probes.connection import MAX_READ, Exchange, LocalFailure, Port, ProbeRequest, read
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
 from pytest_portcheck.probes.ssh import first_line
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 # --- one port ------------------------------------------------------------------------------------
 
@@ -217,7 +218,7 @@ def _run(work: Callable[[], Coroutine[None, None, list[ServiceInfo]]]) -> list[S
         return pool.submit(lambda: asyncio.run(work())).result()
 
 
-def probe_services(
+def identify_services(
     requests: Iterable[ProbeRequest],
     *,
     timeout: float = 3.0,
@@ -226,8 +227,6 @@ def probe_services(
 ) -> list[ServiceInfo]:
     """Identify what answers on every requested port; one ServiceInfo each, in order. Never raises
     for a peer. ``concurrency`` bounds open connections (and is itself bounded by RLIMIT_NOFILE)."""
-    from pytest_portcheck.engine.connect import fit_window  # the engine's descriptor discipline
-
     requests = list(requests)
     if not requests:
         return []

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from dataclasses import replace
 
 from pytest_portcheck.probes import catalogue, http, tls
 from pytest_portcheck.probes.connection import LocalFailure, Port, read
-from pytest_portcheck.record import replace
-from pytest_portcheck.services import ServiceInfo, TlsInfo, neutralise
+from pytest_portcheck.probes.model import ServiceInfo, TlsInfo, neutralise
 
 INNER_BANNER_WAIT = 0.3
 """Inside TLS, how long a server gets to speak first (IMAPS, SMTPS) before it is sent an HTTP request."""

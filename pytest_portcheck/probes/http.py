@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe, Refinement
 from pytest_portcheck.probes.ssh import first_line
-from pytest_portcheck.record import replace
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 _HEADER = re.compile(rb"^([A-Za-z0-9-]+):[ \t]*(.*?)\r?$", re.MULTILINE)
 _STATUS = re.compile(rb"^HTTP/\d(?:\.\d)? (\d{3})")

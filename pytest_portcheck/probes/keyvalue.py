@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
 from pytest_portcheck.probes.ssh import first_line
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 _REDIS_VERSION = re.compile(rb"\r\nredis_version:([\w.]+)\r\n")
 _BULK_HEADER = re.compile(rb"\r\n\$(\d+)\r\n")

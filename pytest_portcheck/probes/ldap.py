@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 _ATTRIBUTES = (b"supportedLDAPVersion", b"vendorName", b"vendorVersion")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
 from pytest_portcheck.probes.ssh import first_line
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 # Products that name themselves in greetings, with the version when they give it.
 _PRODUCTS = re.compile(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 OP_MSG = 2013
 

@@ -4,8 +4,8 @@ code says whether the broker lets anyone in (0) or wants credentials (4, 5). No 
 
 from __future__ import annotations
 
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo
 
 _CLIENT_ID = b"portcheck"
 _VARIABLE = b"\x00\x04MQTT\x04\x02\x00\x0a"  # protocol name, level 4 (3.1.1), clean session, keep-alive 10 s

@@ -6,8 +6,8 @@ MariaDB prefixes its real version with ``5.5.5-`` (for clients that once refused
 
 from __future__ import annotations
 
+from pytest_portcheck.probes.model import ServiceInfo, neutralise
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo, neutralise
 
 _MARIADB_PREFIX = "5.5.5-"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import struct
 
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo
 
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
 

@@ -4,8 +4,8 @@ server answers with an X.224 Connection Confirm, with the protocol it selected o
 
 from __future__ import annotations
 
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo
 
 CONNECTION_REQUEST = bytes.fromhex("030000130ee000000000000100080003000000")
 _SELECTED = {0: "standard RDP security", 1: "TLS", 2: "CredSSP (NLA)", 8: "RDSTLS"}

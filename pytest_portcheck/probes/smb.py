@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import struct
 
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo
 
 _DIALECTS = b"".join(b"\x02" + name + b"\x00" for name in (b"NT LM 0.12", b"SMB 2.002", b"SMB 2.???"))
 _HEADER = (

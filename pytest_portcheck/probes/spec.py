@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pytest_portcheck.services import ServiceInfo
+from pytest_portcheck.probes.model import ServiceInfo
 
 Classifier = Callable[[bytes], "ServiceInfo | None"]
 """What the peer sent in answer to the probe's move -> who it is, or None when it is not this protocol."""

@@ -14,7 +14,7 @@ import hashlib
 import ssl
 import warnings
 
-from pytest_portcheck.services import TLS_VERSIONS, TlsInfo, neutralise
+from pytest_portcheck.probes.model import TLS_VERSIONS, TlsInfo, neutralise
 
 _SSL_VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.probes.spec import ProtocolProbe
-from pytest_portcheck.services import ServiceInfo
 
 _VERSION = re.compile(rb"^RFB (\d{3})\.(\d{3})\n")
 

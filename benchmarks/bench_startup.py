@@ -1,0 +1,134 @@
+"""Benchmark of start-up against issue #19's budgets, in paired, interleaved runs.
+
+    python benchmarks/bench_startup.py [--pairs 30] [--python PYTHON]
+
+The package is measured as users run it: this checkout is built into a wheel and installed, with pytest,
+into a fresh virtual environment of the chosen interpreter in a temporary folder (an editable install's
+import hook would add imports of its own). Two comparisons, each a series of pairs whose two commands run
+back to back in alternating order, so that the load of a shared machine falls on both sides alike:
+
+1. ``portcheck scan 127.0.0.1 -p PORT`` against a loopback listener this script opens, vs ``python -c
+   "import socket, argparse, json"`` on the same interpreter: what the command costs over the modules it
+   cannot do without. Budget: at most 40 ms more (median of the paired differences).
+2. ``pytest -q`` on a folder holding one trivial test, with the plugin installed vs the same run with
+   ``-p no:portcheck``: what the plugin adds to a run without an inventory. Budget: at most 10 ms.
+
+Prints the median of each command and the median of the paired differences against the budget; asserts
+nothing (timing never fails a test here). Only loopback is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCAN_BUDGET_MS = 40.0
+PLUGIN_BUDGET_MS = 10.0
+TRIVIAL_TEST = "def test_nothing() -> None:\n    assert 1 + 1 == 2\n"
+
+
+def environment() -> dict[str, str]:
+    """The caller's environment, with bytecode caching on as users have it."""
+    return {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
+def install(python: str, folder: Path) -> Path:
+    """Build this checkout's wheel and install it and pytest into a new venv of ``python``; its bin/."""
+
+    def quiet(*command: str) -> None:
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+    dist = folder / "dist"
+    quiet(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO))
+    wheel = sorted(dist.glob("pytest_portcheck-*.whl"))[-1]
+    venv = folder / "venv"
+    quiet(python, "-m", "venv", str(venv))
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    quiet(*pip, "--no-deps", str(wheel))
+    quiet(*pip, "pytest")
+    version = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    print(f"{wheel.name} and pytest installed in a fresh venv of Python {version} ({python})")
+    return venv / "bin"
+
+
+def elapsed_ms(command: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    completed = subprocess.run(
+        command, capture_output=True, text=True, cwd=cwd, env=environment(), check=False
+    )
+    elapsed = (time.perf_counter() - started) * 1000
+    if completed.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {completed.returncode}: {completed.stderr[-500:]}")
+    return elapsed
+
+
+def paired(first: list[str], second: list[str], pairs: int, cwd: Path) -> tuple[list[float], list[float]]:
+    """``pairs`` timings of each command, run back to back, the order alternating pair by pair."""
+    elapsed_ms(first, cwd), elapsed_ms(second, cwd)  # warm-up: bytecode written, files cached
+    times: tuple[list[float], list[float]] = ([], [])
+    for pair in range(pairs):
+        if pair % 2:
+            b, a = elapsed_ms(second, cwd), elapsed_ms(first, cwd)
+        else:
+            a, b = elapsed_ms(first, cwd), elapsed_ms(second, cwd)
+        times[0].append(a)
+        times[1].append(b)
+    return times
+
+
+def report(title: str, names: tuple[str, str], times: tuple[list[float], list[float]], budget: float) -> None:
+    differences = [a - b for a, b in zip(*times, strict=True)]
+    added = statistics.median(differences)
+    print(f"\n{title} ({len(differences)} pairs)")
+    for name, series in zip(names, times, strict=True):
+        print(f"  {name:<48} median {statistics.median(series):7.1f} ms")
+    verdict = "within" if added <= budget else "OVER"
+    print(f"  paired difference: median {added:+.1f} ms (budget {budget:.0f} ms: {verdict})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=30)
+    parser.add_argument("--python", default=sys.executable, help="the interpreter to install into")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as temporary:
+        folder = Path(temporary)
+        bin_ = install(args.python, folder)
+        (folder / "suite").mkdir()
+        (folder / "suite" / "test_trivial.py").write_text(TRIVIAL_TEST)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1024)  # never accepted: room for every pair's connection
+            port = listener.getsockname()[1]
+            scan = [str(bin_ / "portcheck"), "scan", "127.0.0.1", "-p", str(port)]
+            baseline = [str(bin_ / "python"), "-c", "import socket, argparse, json"]
+            times = paired(scan, baseline, args.pairs, folder)
+        report(
+            "portcheck scan vs the modules it cannot do without",
+            (f"portcheck scan 127.0.0.1 -p {port}", 'python -c "import socket, argparse, json"'),
+            times,
+            SCAN_BUDGET_MS,
+        )
+        pytest = [str(bin_ / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_trivial.py"]
+        times = paired(pytest, [*pytest, "-p", "no:portcheck"], args.pairs, folder / "suite")
+        report(
+            "pytest without an inventory: the plugin loaded vs not",
+            ("pytest -q test_trivial.py", "pytest -q test_trivial.py -p no:portcheck"),
+            times,
+            PLUGIN_BUDGET_MS,
+        )
+
+
+if __name__ == "__main__":
+    main()

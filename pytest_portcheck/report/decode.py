@@ -1,0 +1,165 @@
+"""Reading a JSON report (version 1), checked by ``schema`` first: a report file can come from anywhere.
+
+``read_report`` for ``portcheck diff``/``report``/``snapshot --from`` and the xdist shared results,
+``read_any_report`` for the commands that take nmap XML as well. Every problem is a ``ReportError``
+naming the file and the field, never a traceback. Writing is ``encode``'s.
+Must not import pytest, yaml or the probes' I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from pytest_portcheck.engine import (
+    AddressQuality,
+    PortState,
+    ProbeResult,
+    Resolution,
+    ScanError,
+    ScanSettings,
+    ScanStats,
+)
+from pytest_portcheck.engine.model import ResultKey, settings_from_options
+from pytest_portcheck.ports import Protocol
+from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
+from pytest_portcheck.report.encode import REPORT_SETTINGS
+from pytest_portcheck.report.model import ReportError, ScanReport
+from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
+from pytest_portcheck.report.schema import ReportProblem, parse_report_json, validate_report
+
+
+def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
+    tls = data.get("tls")
+    return ServiceInfo(
+        service=str(data["service"]),
+        evidence=str(data.get("evidence", "")),
+        product=data.get("product"),
+        version=data.get("version"),
+        tls=None if tls is None else _tls_from_dict(tls),
+        auth=data.get("auth"),
+        error=data.get("error"),
+        local_failure=bool(data.get("local_failure", False)),
+        auth_note=data.get("auth_note"),
+        names=tuple(_name_from_dict(answer) for answer in data.get("names") or ()),
+    )
+
+
+def _name_from_dict(data: Mapping[str, Any]) -> NameAnswer:
+    return NameAnswer(data.get("name"), bool(data["verified"]), data.get("error"))
+
+
+def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:
+    # Known fields only: a report from a newer (or hostile) writer may carry more.
+    return TlsInfo(**{name: data[name] for name in (f.name for f in fields(TlsInfo)) if name in data})
+
+
+def services_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKey, ServiceInfo]:
+    services = {}
+    for data in results:
+        if data.get("probe") is not None and data.get("address") is not None:
+            key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
+            services[key] = service_from_dict(data["probe"])
+    return services
+
+
+def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
+    return ProbeResult(
+        host=str(data["host"]),
+        address=None if data["address"] is None else str(data["address"]),
+        proto=Protocol(data["proto"]),
+        port=int(data["port"]),
+        state=PortState(data["state"]),
+        reason=str(data["reason"]),
+        latency_ms=None if data.get("latency_ms") is None else float(data["latency_ms"]),
+        attempts=int(data.get("attempts", 0)),
+    )
+
+
+def stats_from_quality(entries: Iterable[Mapping[str, Any]]) -> ScanStats:
+    """The per-address part of a report's stats (older reports have none)."""
+    stats = ScanStats()
+    for entry in entries:
+        stats.note(
+            AddressQuality(
+                str(entry["address"]),
+                float(entry.get("rate_pps", 0.0)),
+                int(entry.get("drops", 0)),
+                int(entry.get("retries", 0)),
+                int(entry.get("reexaminations", 0)),
+                int(entry.get("unresolved", 0)),
+                int(entry.get("slowdowns", 0)),
+            )
+        )
+    return stats
+
+
+def settings_from_report(document: Mapping[str, Any]) -> ScanSettings:
+    """A report's settings (ScanError for a bad value); what it does not record keeps its default."""
+    return settings_from_options({name: document[key] for key, name in REPORT_SETTINGS if key in document})
+
+
+def report_from_dict(document: Any) -> ScanReport:
+    """The report a JSON document holds; ReportError (naming the field) unless it is a valid one."""
+    try:
+        validate_report(document)
+    except ReportProblem as exc:
+        raise ReportError(str(exc)) from None
+    return _report_of_valid(document)
+
+
+def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
+    """The report of a document ``validate_report`` accepted (ReportError for settings out of range)."""
+    settings = document.get("settings", {})
+    try:
+        hosts = document.get("hosts", [])
+        return ScanReport(
+            resolutions=[Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in hosts],
+            results=[result_from_dict(r) for r in document["results"]],
+            settings=settings_from_report(settings),
+            stats=stats_from_quality(document.get("scan_quality", [])),
+            started=str(document.get("started", "")),
+            elapsed_s=float(document.get("elapsed_s", 0.0)),
+            interrupted=bool(document.get("interrupted", False)),
+            command=list(document.get("command", [])),
+            services=services_from_results(document["results"]),
+        )
+    except ScanError as exc:
+        raise ReportError(f"settings: {exc}") from None
+
+
+def read_report_document(path: str | Path) -> dict[str, Any]:
+    """The JSON document of a report file, checked to be a valid report (ReportError otherwise)."""
+    try:
+        document = parse_report_json(Path(path).read_text(encoding="utf-8"))
+        validate_report(document)
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not a portcheck JSON report (not UTF-8 text)") from None
+    except ReportProblem as exc:
+        raise ReportError(f"{path}: not a valid portcheck JSON report: {exc}") from None
+    assert isinstance(document, dict)
+    return document
+
+
+def read_report(path: str | Path) -> ScanReport:
+    """Read a JSON report written by ``portcheck scan --json`` or ``--portcheck-report``."""
+    return read_report_and_document(path)[0]
+
+
+def read_report_and_document(path: str | Path) -> tuple[ScanReport, dict[str, Any]]:
+    """The report of a JSON file and its document, for the parts beyond the scan (a plugin report's
+    ``expectations``); the document is checked once. ReportError naming the file otherwise."""
+    document = read_report_document(path)
+    try:
+        return _report_of_valid(document), document
+    except ReportError as exc:
+        raise ReportError(f"{path}: not a valid portcheck JSON report: {exc}") from None
+
+
+def read_any_report(path: str) -> ScanReport:
+    """A portcheck JSON report or an nmap XML file, told apart by their first character."""
+    return read_nmap_xml(path) if is_xml_file(path) else read_report(path)
