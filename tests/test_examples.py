@@ -20,5 +20,5 @@ def test_demo_passes(extra: list[str]) -> None:
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "20 passed" in completed.stdout
-    assert "drift: 0 expectation(s) not met on 4 host(s)" in completed.stdout
+    assert "drift: 0 expectation(s) not met on 0 of 4 host(s)" in completed.stdout
     assert 'ssh (OpenSSH 9.2p1) "SSH-2.0-OpenSSH_9.2p1 portcheck-demo"' in completed.stdout

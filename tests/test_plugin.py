@@ -86,10 +86,32 @@ def test_passing_inventory(pytester: pytest.Pytester, listen: ListenerFactory) -
             "*portcheck exposure*",
             "host*addresses*expected*found*drift*errors",
             "web*127.0.0.1*1 closed, 1 open*1 closed, 1 open*0*0",
-            "drift: 0 expectation(s) not met on 1 host(s)",
+            "drift: 0 expectation(s) not met on 0 of 1 host(s)",
         ]
     )
     assert result.ret == 0
+
+
+def test_the_drift_line_counts_the_hosts_that_drifted(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    port = listen().getsockname()[1]
+    inventory(
+        pytester,
+        f"""
+        hosts:
+          web:
+            address: 127.0.0.1
+            open: [{port}]
+          db:
+            address: 127.0.0.2
+            closed: [{unused_port()}]
+          cache:
+            address: 127.0.0.3
+            open: [{port}]
+        """,
+    )
+    result = pytester.runpytest("--portcheck", "inventory.yml")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["drift: 1 expectation(s) not met on 1 of 3 host(s)"])
 
 
 def test_drift_fails_with_one_short_paragraph(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
@@ -112,7 +134,7 @@ def test_drift_fails_with_one_short_paragraph(pytester: pytest.Pytester, listen:
             f"web (127.0.0.1) tcp/{closed}: expected open, found CLOSED — conn-refused in * ms",
             f"web (127.0.0.1) tcp/{port}: expected closed, found OPEN — syn-ack in * ms",
             "web*1 closed, 1 open*1 closed, 1 open*2*0",
-            "drift: 2 expectation(s) not met on 1 host(s)",
+            "drift: 2 expectation(s) not met on 1 of 1 host(s)",
         ]
     )
     assert "Traceback" not in result.stdout.str()

@@ -125,7 +125,10 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
         drifted = row[4] or row[5]
         terminalreporter.write_line(line, red=bool(drifted), green=not drifted)
     total_drift = sum(row[4] for row in rows)
-    terminalreporter.write_line(f"drift: {total_drift} expectation(s) not met on {len(rows)} host(s)")
+    drifted_hosts = sum(1 for row in rows if row[4])
+    terminalreporter.write_line(
+        f"drift: {total_drift} expectation(s) not met on {drifted_hosts} of {len(rows)} host(s)"
+    )
     services = [
         (record.host, record.target, service.line)
         for record in run.records.values()
