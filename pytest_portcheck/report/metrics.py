@@ -10,7 +10,7 @@ counts per host, the scan's quality per address and the run's time.
 - ``portcheck_host_expectations``: items per inventory, host and verdict (every verdict, zeros too);
 - ``portcheck_host_ports``: the scan's results per host and port state (every state, zeros too),
   and ``portcheck_host_addresses`` (0 for a host that did not resolve);
-- per address that dropped probes or needed more than one clean answer a port (the README's "Real
+- per address that dropped probes or needed more than one clean answer a port (docs/scanning.md, "Real
   networks"): drops, retries, paced re-examinations, ports left unresolved, rate cuts and the highest
   send rate;
 - the run's start (``portcheck_run_start_timestamp_seconds``, a value, never a sample timestamp:
