@@ -26,7 +26,7 @@ from pytest_portcheck.engine.model import ResultKey, settings_from_options
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
 from pytest_portcheck.report.encode import REPORT_SETTINGS
-from pytest_portcheck.report.model import ReportError, ScanReport
+from pytest_portcheck.report.model import Asked, ReportError, ScanReport
 from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
 from pytest_portcheck.report.schema import ReportProblem, parse_report_json, validate_report
 
@@ -63,6 +63,26 @@ def services_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKe
             key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
             services[key] = service_from_dict(data["probe"])
     return services
+
+
+def asked_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKey, list[Asked]] | None:
+    """Per probed port, the requirements its probe was run for; None when a probed result does not say
+    (a report written before reports recorded it)."""
+    asked: dict[ResultKey, list[Asked]] = {}
+    for data in results:
+        if data.get("probe") is None or data.get("address") is None:
+            continue
+        rows = data.get("asked")
+        if rows is None:
+            return None
+        key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
+        asked[key] = [_asked_row(row) for row in rows]
+    return asked
+
+
+def _asked_row(row: Sequence[Any]) -> Asked:
+    service, min_version, verify, expires, auth, name = row
+    return (service, min_version, verify, expires, auth, name)
 
 
 def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
@@ -125,6 +145,7 @@ def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
             interrupted=bool(document.get("interrupted", False)),
             command=list(document.get("command", [])),
             services=services_from_results(document["results"]),
+            asked=asked_from_results(document["results"]),
         )
     except ScanError as exc:
         raise ReportError(f"settings: {exc}") from None

@@ -9,6 +9,7 @@ Must not import pytest, yaml, json or the probes' I/O.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +25,36 @@ from pytest_portcheck.engine.model import ResultKey
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
+    from pytest_portcheck.inventory.model import ServiceRequirement
     from pytest_portcheck.probes.model import ServiceInfo
 
 REPORT_VERSION = 1
 """The JSON report with every result listed (``encode`` writes it, ``schema`` checks it)."""
 SHARD_REPORT_VERSION = 2
 """The shard report of ``portcheck scan --inventory`` (``sharding.report``), summarised per address."""
+
+Asked = tuple[str, str | None, bool, int | None, str | None, str | None]
+"""(service, TLS min_version, TLS verify, TLS expires_in_days, auth, name asked for): one requirement a
+protocol probe was run for (``name`` None for an address). Both report versions record them per
+probed port, so that a judge of another inventory can tell a requirement the probe was not run for."""
+
+
+def probe_name(host: str) -> str | None:
+    """The name a probe of ``host`` asked for (SNI, verification), None for an address."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    return None
+
+
+def asked_of(wanted: ServiceRequirement, name: str | None) -> Asked:
+    """A service requirement as a report records what a probe was run for."""
+    tls = wanted.tls
+    if tls is None:
+        return (wanted.service, None, False, None, wanted.auth, name)
+    return (wanted.service, tls.min_version, tls.verify, tls.expires_in_days, wanted.auth, name)
+
 
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED, PortState.ERROR)
 
@@ -64,6 +89,9 @@ class ScanReport:
     command: Sequence[str] = ()
     services: Mapping[ResultKey, ServiceInfo] = field(default_factory=dict)
     """What the protocol probes found on open ports, where they ran."""
+    asked: Mapping[ResultKey, Sequence[Asked]] | None = field(default_factory=dict)
+    """Per probed port, the requirements its probe was run for (none: run for no requirement, as
+    ``portcheck scan --banner``); None when the report read does not say (written before reports did)."""
 
     def open_ports(self, address: str | None = None) -> set[int]:
         """Open port numbers, of every address or of one."""

@@ -174,7 +174,10 @@ _RESULT = _object(
         "host": _text, "address": _optional_text, "proto": _choice(_PROTOCOLS), "port": _whole(0, 65535),
         "state": _choice(_STATES), "reason": _text,
     },
-    {"service": _text, "latency_ms": _optional_number, "attempts": _whole(0), "probe": _nullable(_PROBE)},
+    {
+        "service": _text, "latency_ms": _optional_number, "attempts": _whole(0), "probe": _nullable(_PROBE),
+        "asked": _list_of(lambda value, where: _asked(value, where)),
+    },
 )  # fmt: skip
 _FOUND = _object(
     {"address": _text, "state": _choice(_STATES), "reason": _text}, {"latency_ms": _optional_number}

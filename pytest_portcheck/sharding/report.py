@@ -18,13 +18,12 @@ Must not import pytest, yaml or the probes' I/O.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
@@ -34,7 +33,7 @@ from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.report.decode import report_from_dict, service_from_dict
 from pytest_portcheck.report.encode import service_to_dict
-from pytest_portcheck.report.model import SHARD_REPORT_VERSION, ReportError, count_states
+from pytest_portcheck.report.model import SHARD_REPORT_VERSION, Asked, ReportError, count_states
 from pytest_portcheck.report.provenance import report_key, signature_problem, signing_writer
 from pytest_portcheck.report.schema import (
     ReportProblem,
@@ -43,30 +42,6 @@ from pytest_portcheck.report.schema import (
     validate_shard_report,
 )
 from pytest_portcheck.sharding.plan import WorkPlan
-
-if TYPE_CHECKING:
-    from pytest_portcheck.inventory.model import ServiceRequirement
-
-Asked = tuple[str, str | None, bool, int | None, str | None, str | None]
-"""(service, TLS min_version, TLS verify, TLS expires_in_days, auth, name asked for): one requirement a
-protocol probe was run for (``name`` None for an address)."""
-
-
-def probe_name(host: str) -> str | None:
-    """The name a probe of ``host`` asked for (SNI, verification), None for an address."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return host
-    return None
-
-
-def asked_of(wanted: ServiceRequirement, name: str | None) -> Asked:
-    """A service requirement as a report records what a probe was run for."""
-    tls = wanted.tls
-    if tls is None:
-        return (wanted.service, None, False, None, wanted.auth, name)
-    return (wanted.service, tls.min_version, tls.verify, tls.expires_in_days, wanted.auth, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,9 +300,10 @@ def _from_v2(path: str, document: dict[str, Any], key: bytes | None) -> LoadedRe
 def _from_v1(path: str, document: dict[str, Any], key: bytes | None) -> LoadedReport:
     report = report_from_dict(document)
     listed = {(r.address, r.proto, r.port): r for r in report.results if r.address is not None}
+    asked = None if report.asked is None else {k: frozenset(rows) for k, rows in report.asked.items()}
     return LoadedReport(
         path, None, [], list(report.resolutions), {}, listed, dict(report.services), report.interrupted,
-        quality=report.stats, **_provenance(document, key),
+        asked=asked, quality=report.stats, **_provenance(document, key),
     )  # fmt: skip
 
 
