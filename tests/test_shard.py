@@ -601,7 +601,7 @@ def test_a_malformed_report_is_one_error_naming_file_and_field_with_the_summary(
         "*portcheck exposure*",
         "host*addresses*expected*",
         "ERROR: portcheck: cannot judge: reports/shard.json: not a valid portcheck JSON report: "
-        "plan[[]0[]][[]3[]]: 'abc' is not a run of ports*",
+        '$.plan[[]0[]][[]3[]]: expected port runs, not "abc,,": *',
     ])  # fmt: skip
 
 

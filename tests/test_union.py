@@ -549,10 +549,12 @@ def test_a_bad_plan_row_is_one_error_naming_the_file_and_field(tmp_path: Path) -
     document = json.loads(paths[0].read_text())
     document["plan"][0][3] = "abc,,"
     paths[0].write_text(json.dumps(document))
-    with pytest.raises(
-        ReportError, match=r"not a valid portcheck JSON report: plan\[0\]\[3\]: 'abc' is not a run of ports"
-    ):
+    with pytest.raises(ReportError) as caught:
         load_report(paths[0])
+    assert str(caught.value) == (
+        f'{paths[0]}: not a valid portcheck JSON report: $.plan[0][3]: expected port runs, not "abc,,": '
+        "'abc' is not a run of ports like '1-1024/tcp' or '53/udp'"
+    )
 
 
 # --- one judge: a scan and the same scan's reports give the same verdicts and messages -----------

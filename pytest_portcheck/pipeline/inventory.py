@@ -30,7 +30,8 @@ from pytest_portcheck.pipeline.probe import identify_declared_services
 from pytest_portcheck.pipeline.scan import now
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.report.model import Asked, ScanReport, asked_of, probe_name
+from pytest_portcheck.report.asked import asked_of, probe_name
+from pytest_portcheck.report.model import Asked, ScanReport
 
 
 def scan_inventory(

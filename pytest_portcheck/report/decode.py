@@ -98,6 +98,11 @@ def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
     )
 
 
+def resolutions_from_hosts(hosts: Iterable[Mapping[str, Any]]) -> list[Resolution]:
+    """A report's ``hosts`` (both versions): each name and what it resolved to, or why not."""
+    return [Resolution(str(h["host"]), tuple(h["addresses"]), h.get("error")) for h in hosts]
+
+
 def stats_from_quality(entries: Iterable[Mapping[str, Any]]) -> ScanStats:
     """The per-address part of a report's stats (older reports have none)."""
     stats = ScanStats()
@@ -134,9 +139,8 @@ def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
     """The report of a document ``validate_report`` accepted (ReportError for settings out of range)."""
     settings = document.get("settings", {})
     try:
-        hosts = document.get("hosts", [])
         return ScanReport(
-            resolutions=[Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in hosts],
+            resolutions=resolutions_from_hosts(document.get("hosts", [])),
             results=[result_from_dict(r) for r in document["results"]],
             settings=settings_from_report(settings),
             stats=stats_from_quality(document.get("scan_quality", [])),

@@ -9,7 +9,6 @@ Must not import pytest, yaml, json or the probes' I/O.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,6 @@ from pytest_portcheck.engine.model import ResultKey
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; type checkers treat this name as true
 if TYPE_CHECKING:
-    from pytest_portcheck.inventory.model import ServiceRequirement
     from pytest_portcheck.probes.model import ServiceInfo
 
 REPORT_VERSION = 1
@@ -37,23 +35,6 @@ Asked = tuple[str, str | None, bool, int | None, str | None, str | None]
 """(service, TLS min_version, TLS verify, TLS expires_in_days, auth, name asked for): one requirement a
 protocol probe was run for (``name`` None for an address). Both report versions record them per
 probed port, so that a judge of another inventory can tell a requirement the probe was not run for."""
-
-
-def probe_name(host: str) -> str | None:
-    """The name a probe of ``host`` asked for (SNI, verification), None for an address."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return host
-    return None
-
-
-def asked_of(wanted: ServiceRequirement, name: str | None) -> Asked:
-    """A service requirement as a report records what a probe was run for."""
-    tls = wanted.tls
-    if tls is None:
-        return (wanted.service, None, False, None, wanted.auth, name)
-    return (wanted.service, tls.min_version, tls.verify, tls.expires_in_days, wanted.auth, name)
 
 
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED, PortState.ERROR)

@@ -31,8 +31,8 @@ from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution, 
 from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.report.decode import report_from_dict, service_from_dict
-from pytest_portcheck.report.encode import service_to_dict
+from pytest_portcheck.report.decode import report_from_dict, resolutions_from_hosts, service_from_dict
+from pytest_portcheck.report.encode import service_to_dict, settings_to_report
 from pytest_portcheck.report.model import SHARD_REPORT_VERSION, Asked, ReportError, count_states
 from pytest_portcheck.report.provenance import report_key, signature_problem, signing_writer
 from pytest_portcheck.report.schema import (
@@ -129,13 +129,7 @@ def _head(report: ShardScanReport) -> dict[str, Any]:
         "started": report.started,
         "elapsed_s": round(report.elapsed_s, 3),
         "interrupted": report.interrupted,
-        "settings": {
-            "timeout_s": report.settings.timeout,
-            "retries": report.settings.retries,
-            "window": report.settings.window,
-            "max_rate": report.settings.max_rate,
-            "min_rate": report.settings.min_rate,
-        },
+        "settings": settings_to_report(report.settings),
         "shard": {
             "digest": report.shard.digest,
             "index": report.shard.index,
@@ -290,7 +284,7 @@ def _from_v2(path: str, document: dict[str, Any], key: bytes | None) -> LoadedRe
             asked = None  # written before reports said what a probe was run for
         elif asked is not None:
             asked[key_of] = frozenset(tuple(row) for row in entry["asked"])
-    resolutions = [Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in document["hosts"]]
+    resolutions = resolutions_from_hosts(document["hosts"])
     return LoadedReport(
         path, info, document["plan"], resolutions, usual, listed, services,
         bool(document.get("interrupted")), asked=asked, **_provenance(document, key),

@@ -19,7 +19,8 @@ from pytest_portcheck.judge.evidence import PortGroup, RangeResults, Vantage
 from pytest_portcheck.judge.silence import silent_among
 from pytest_portcheck.ports import PortRun, Protocol, runs_of_ports
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.report.model import Asked, asked_of, probe_name
+from pytest_portcheck.report.asked import asked_of, probe_name
+from pytest_portcheck.report.model import Asked
 from pytest_portcheck.sharding.plan import HostWork, ShardSplit, WorkPlan
 from pytest_portcheck.sharding.report import LoadedReport
 
