@@ -28,12 +28,12 @@ from pytest_portcheck.inventory.load import parse_inventory
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
 from pytest_portcheck.report import schema
-from pytest_portcheck.report.decode import read_report
+from pytest_portcheck.report.decode import read_report, result_from_dict
 from pytest_portcheck.report.encode import write_report
 from pytest_portcheck.report.fields import ListOf, Obj, ReportProblem, member, walk
 from pytest_portcheck.report.judged import FoundService, FoundState, ItemOutcome, ItemWaiver, JudgedReport
 from pytest_portcheck.report.model import ReportError, ScanReport
-from pytest_portcheck.report.schema import REPORT, SHARD_REPORT, _plain_result, parse_report_json
+from pytest_portcheck.report.schema import REPORT, RESULT, SHARD_REPORT, _plain_result, parse_report_json
 from pytest_portcheck.sharding.plan import plan_inventory
 from pytest_portcheck.sharding.report import (
     ShardInfo,
@@ -103,7 +103,10 @@ def test_the_declaration_names_every_key_the_version_1_writer_writes(tmp_path: P
     write_report(judged.scan, path, {**judged.expectations_document(), "run_id": "r-1"})
     written = written_paths(json.loads(path.read_text()))
     assert len(written) > 60 and not written - declared_paths(REPORT)
-    assert read_report(path).asked == {KEY: [("https", None, False, None, None, None)]}
+    read = read_report(path)
+    assert read.asked == {KEY: [("https", None, False, None, None, None)]}
+    assert read.services == {KEY: PROBE} and read.resolutions == judged.scan.resolutions
+    assert read.stats.addresses == judged.scan.stats.addresses and read.results == judged.scan.results
 
 
 def test_the_declaration_names_every_key_the_shard_writer_writes(tmp_path: Path) -> None:
@@ -212,9 +215,8 @@ PLAIN_KEYS = ("host", "address", "proto", "port", "state", "reason", "service", 
 
 @given(st.fixed_dictionaries({key: RESULT_VALUES for key in PLAIN_KEYS}))
 def test_the_fast_path_accepts_only_results_the_declaration_accepts(result: dict[str, Any]) -> None:
-    declared = REPORT.index["results"].kind.item  # type: ignore[attr-defined]
     try:
-        declared.check(result, "$")
+        RESULT.check(result, "$")
     except ReportProblem:
         assert not _plain_result(result)
     else:
@@ -234,3 +236,22 @@ def test_the_docs_show_the_field_tables_of_the_declaration(name: str) -> None:
     assert shown == schema.field_table(getattr(schema, name)), (
         f"docs/reports.md's {name} table differs from the declaration: paste schema.field_table({name})"
     )
+
+
+VALID_RESULTS = st.fixed_dictionaries(
+    {
+        "host": st.text(max_size=5), "address": st.none() | st.sampled_from(["127.0.0.1", "::1"]),
+        "proto": st.sampled_from(["tcp", "udp"]), "port": st.integers(0, 65535),
+        "state": st.sampled_from([state.value for state in PortState]), "reason": st.text(max_size=5),
+    },
+    optional={
+        "service": st.text(max_size=3), "attempts": st.integers(0, 9),
+        "latency_ms": st.none() | st.integers(0, 9) | st.floats(0, 1e6),
+    },
+)  # fmt: skip
+
+
+@given(VALID_RESULTS)
+def test_the_spelled_out_result_reader_reads_what_the_declaration_reads(result: dict[str, Any]) -> None:
+    RESULT.check(result, "$")
+    assert result_from_dict(result) == RESULT.load(result)

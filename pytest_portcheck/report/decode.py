@@ -9,12 +9,10 @@ Must not import pytest, yaml or the probes' I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from pytest_portcheck.engine import (
-    AddressQuality,
     PortState,
     ProbeResult,
     Resolution,
@@ -24,36 +22,25 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.engine.model import ResultKey, settings_from_options
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.report.encode import REPORT_SETTINGS
 from pytest_portcheck.report.model import Asked, ReportError, ScanReport
 from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
-from pytest_portcheck.report.schema import ReportProblem, parse_report_json, validate_report
+from pytest_portcheck.report.schema import (
+    ASKED,
+    HOST,
+    PROBE,
+    QUALITY,
+    ReportProblem,
+    parse_report_json,
+    validate_report,
+)
 
 
 def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
-    tls = data.get("tls")
-    return ServiceInfo(
-        service=str(data["service"]),
-        evidence=str(data.get("evidence", "")),
-        product=data.get("product"),
-        version=data.get("version"),
-        tls=None if tls is None else _tls_from_dict(tls),
-        auth=data.get("auth"),
-        error=data.get("error"),
-        local_failure=bool(data.get("local_failure", False)),
-        auth_note=data.get("auth_note"),
-        names=tuple(_name_from_dict(answer) for answer in data.get("names") or ()),
-    )
-
-
-def _name_from_dict(data: Mapping[str, Any]) -> NameAnswer:
-    return NameAnswer(data.get("name"), bool(data["verified"]), data.get("error"))
-
-
-def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:
-    # Known fields only: a report from a newer (or hostile) writer may carry more.
-    return TlsInfo(**{name: data[name] for name in (f.name for f in fields(TlsInfo)) if name in data})
+    """A checked ``probe`` entry (both versions) as the probe's model, by the declaration."""
+    info: ServiceInfo = PROBE.load(data)
+    return info
 
 
 def services_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKey, ServiceInfo]:
@@ -76,16 +63,13 @@ def asked_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKey, 
         if rows is None:
             return None
         key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
-        asked[key] = [_asked_row(row) for row in rows]
+        asked[key] = [ASKED.load(row) for row in rows]
     return asked
 
 
-def _asked_row(row: Sequence[Any]) -> Asked:
-    service, min_version, verify, expires, auth, name = row
-    return (service, min_version, verify, expires, auth, name)
-
-
 def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
+    """A checked result: what ``RESULT.load`` reads, spelled out (a report may hold a million;
+    tests/test_schema.py checks the two agree)."""
     return ProbeResult(
         host=str(data["host"]),
         address=None if data["address"] is None else str(data["address"]),
@@ -100,24 +84,14 @@ def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
 
 def resolutions_from_hosts(hosts: Iterable[Mapping[str, Any]]) -> list[Resolution]:
     """A report's ``hosts`` (both versions): each name and what it resolved to, or why not."""
-    return [Resolution(str(h["host"]), tuple(h["addresses"]), h.get("error")) for h in hosts]
+    return [HOST.load(host) for host in hosts]
 
 
 def stats_from_quality(entries: Iterable[Mapping[str, Any]]) -> ScanStats:
     """The per-address part of a report's stats (older reports have none)."""
     stats = ScanStats()
     for entry in entries:
-        stats.note(
-            AddressQuality(
-                str(entry["address"]),
-                float(entry.get("rate_pps", 0.0)),
-                int(entry.get("drops", 0)),
-                int(entry.get("retries", 0)),
-                int(entry.get("reexaminations", 0)),
-                int(entry.get("unresolved", 0)),
-                int(entry.get("slowdowns", 0)),
-            )
-        )
+        stats.note(QUALITY.load(entry))
     return stats
 
 

@@ -64,6 +64,14 @@ class Kind:
     def check(self, value: Any, path: str) -> None:
         raise NotImplementedError
 
+    def load(self, value: Any) -> Any:
+        """The checked value as the model holds it (the JSON value itself unless a kind says more)."""
+        return value
+
+
+MISSING: Any = object()
+"""A field without a reader's default: a missing key leaves the model's own default."""
+
 
 @dataclass(frozen=True, slots=True)
 class Text(Kind):
@@ -114,6 +122,24 @@ class Checked(Kind):
 
 
 @dataclass(frozen=True, slots=True)
+class Converted(Kind):
+    """A kind whose checked value the model holds converted (a date, a line read into an object)."""
+
+    kind: Kind
+    reader: Callable[[Any], Any]
+
+    @property
+    def expected(self) -> str:
+        return self.kind.expected
+
+    def check(self, value: Any, path: str) -> None:
+        self.kind.check(value, path)
+
+    def load(self, value: Any) -> Any:
+        return self.reader(value)
+
+
+@dataclass(frozen=True, slots=True)
 class Boolean(Kind):
     @property
     def expected(self) -> str:
@@ -161,6 +187,8 @@ class Number(Kind):
 @dataclass(frozen=True, slots=True)
 class Choice(Kind):
     values: tuple[str, ...]
+    enum: Callable[[str], Any] | None = None
+    """The model's enum: a value is read as its member."""
 
     @property
     def expected(self) -> str:
@@ -169,6 +197,9 @@ class Choice(Kind):
     def check(self, value: Any, path: str) -> None:
         if type(value) is not str or value not in self.values:
             raise problem(path, self.expected, value)
+
+    def load(self, value: Any) -> Any:
+        return value if self.enum is None else self.enum(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +213,12 @@ class Field:
     doc: str = ""
     since: str = ""
     """The change that added the key, where it came after the first reports (readers default it)."""
+    default: Any = MISSING
+    """What a reader takes when the key is missing, where the model has no default of its own."""
+    attribute: str = ""
+    """The model's name for it, where it differs (``rate_pps`` is ``AddressQuality.rate``)."""
+    read: bool = True
+    """False for what is written for people or derived (``limited``), not a model argument."""
 
     def check(self, value: Any, path: str) -> None:
         if value is None and self.nullable:
@@ -194,6 +231,8 @@ class Obj(Kind):
     """A JSON object with these fields (keys it does not name are left alone)."""
 
     fields: tuple[Field, ...]
+    model: Callable[..., Any] | None = None
+    """What ``load`` builds (keyword arguments by field); None: a dictionary of the read fields."""
     index: dict[str, Field] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -216,6 +255,23 @@ class Obj(Kind):
     def keys(self) -> frozenset[str]:
         return frozenset(self.index)
 
+    def load(self, value: Any) -> Any:
+        """The model of a checked object: each read field by its attribute name, nested kinds loaded,
+        a missing key its declared default (or the model's own)."""
+        arguments: dict[str, Any] = {}
+        for declared in self.fields:
+            if not declared.read:
+                continue
+            raw = value.get(declared.name, MISSING)
+            if raw is MISSING:
+                if declared.default is MISSING:
+                    continue
+                raw = declared.default
+            elif raw is not None:
+                raw = declared.kind.load(raw)
+            arguments[declared.attribute or declared.name] = raw
+        return arguments if self.model is None else self.model(**arguments)
+
 
 def _nullable(declared: Field) -> str:
     return f"{declared.kind.expected} or null" if declared.nullable else declared.kind.expected
@@ -235,6 +291,10 @@ class ListOf(Kind):
         check = self.item.check
         for index, element in enumerate(value):
             check(element, f"{path}[{index}]")
+
+    def load(self, value: Any) -> Any:
+        load = self.item.load
+        return tuple(load(element) for element in value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +319,9 @@ class Row(Kind):
         for index, element in enumerate(value):
             declared = self.items[index]
             declared.check(element, f"{path}[{index}]")
+
+    def load(self, value: Any) -> Any:
+        return tuple(None if v is None else f.kind.load(v) for f, v in zip(self.items, value, strict=False))
 
 
 def described(kind: Kind, nullable: bool = False) -> str:

@@ -14,7 +14,7 @@ Optional keys are what was added after the first reports: a reader takes its def
 missing, so reports of older versions still read back. A new optional key is one ``Field`` line here.
 Imports the standard library, ``fields``, the engine's enums, the report model's versions and the
 reader of a plan's port runs (``ports``).
-Must not import pytest, yaml or the probes.
+Must not import pytest, yaml or the probes' I/O (their data model is what a probe entry reads into).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import json
 import math
 from typing import Any
 
-from pytest_portcheck.engine.model import PortState
-from pytest_portcheck.ports import runs_of_spec
+from pytest_portcheck.engine.model import AddressQuality, PortState, ProbeResult, Resolution
+from pytest_portcheck.ports import Protocol, runs_of_spec
+from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
 from pytest_portcheck.report.fields import (
     Boolean,
     Checked,
@@ -106,8 +107,8 @@ FLAG = Boolean()
 COUNT = Integer(0)
 PORT = Integer(0, 65535)
 SECONDS = Number()
-STATE = Choice(tuple(state.value for state in PortState))
-PROTOCOL = Choice(("tcp", "udp"))
+STATE = Choice(tuple(state.value for state in PortState), PortState)
+PROTOCOL = Choice(tuple(proto.value for proto in Protocol), Protocol)
 RUN_ID = Pattern(
     r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", "a run id (1-128 letters, digits, '.', '_', ':', '-')"
 )
@@ -137,7 +138,7 @@ def _date_problem(text: str) -> str | None:
 
 DATE = Checked("a date like 2026-12-31", _date_problem)
 
-TLS = Obj((
+TLS = Obj(model=TlsInfo, fields=(
     Field("version", TEXT, True, doc="the TLS version negotiated"),
     Field("cipher", TEXT, True),
     Field("subject", TEXT, True, doc="the leaf certificate's subject"),
@@ -149,14 +150,14 @@ TLS = Obj((
     Field("certificate_error", TEXT, nullable=True),
     Field("fingerprint_sha256", TEXT, nullable=True, since="#18", doc="of the leaf certificate"),
 ))  # fmt: skip
-NAME_ANSWER = Obj((
+NAME_ANSWER = Obj(model=NameAnswer, fields=(
     Field("verified", FLAG, True),
-    Field("name", TEXT, nullable=True),
+    Field("name", TEXT, nullable=True, default=None),
     Field("error", TEXT, nullable=True),
 ))  # fmt: skip
-PROBE = Obj((
+PROBE = Obj(model=ServiceInfo, fields=(
     Field("service", TEXT, True, doc="what answered: ssh, https, redis..."),
-    Field("evidence", TEXT, doc="the bytes it was recognised by, neutralised"),
+    Field("evidence", TEXT, default="", doc="the bytes it was recognised by, neutralised"),
     Field("product", TEXT, nullable=True),
     Field("version", TEXT, nullable=True),
     Field("tls", TLS, nullable=True),
@@ -175,18 +176,18 @@ ASKED = Row((
     Field("name", TEXT, nullable=True),
 ))  # fmt: skip
 """A requirement a probe was run for (``report.model.Asked``)."""
-RESULT = Obj((
+RESULT = Obj(model=ProbeResult, fields=(
     Field("host", TEXT, True, doc="as written"),
     Field("address", TEXT, True, nullable=True, doc="null when the host did not resolve"),
     Field("proto", PROTOCOL, True),
     Field("port", PORT, True),
     Field("state", STATE, True),
     Field("reason", TEXT, True, doc="syn-ack, conn-refused, no-response..."),
-    Field("service", TEXT, doc="the port table's name"),
+    Field("service", TEXT, read=False, doc="the port table's name"),
     Field("latency_ms", SECONDS, nullable=True, doc="of the deciding attempt"),
     Field("attempts", COUNT),
-    Field("probe", PROBE, nullable=True, doc="what a protocol probe found"),
-    Field("asked", ListOf(ASKED), since="#19", doc="with `probe`: the requirements it was run for"),
+    Field("probe", PROBE, nullable=True, read=False, doc="what a protocol probe found"),
+    Field("asked", ListOf(ASKED), since="#19", read=False, doc="with `probe`: what it was run for"),
 ))  # fmt: skip
 FOUND = Obj((
     Field("address", TEXT, True),
@@ -215,13 +216,13 @@ SETTINGS = Obj((
     Field("max_rate", Number(positive=True), nullable=True),
     Field("min_rate", Number(positive=True), nullable=True),
 ))  # fmt: skip
-QUALITY = Obj((
+QUALITY = Obj(model=AddressQuality, fields=(
     Field("address", TEXT, True),
-    Field("rate_pps", SECONDS, doc="the highest TCP send rate reached"),
+    Field("rate_pps", SECONDS, attribute="rate", doc="the highest TCP send rate reached"),
     Field("drops", COUNT), Field("retries", COUNT), Field("reexaminations", COUNT),
-    Field("unresolved", COUNT), Field("slowdowns", COUNT), Field("limited", FLAG),
+    Field("unresolved", COUNT), Field("slowdowns", COUNT), Field("limited", FLAG, read=False),
 ))  # fmt: skip
-HOST = Obj((
+HOST = Obj(model=Resolution, fields=(
     Field("host", TEXT, True),
     Field("addresses", ListOf(TEXT), True),
     Field("error", TEXT, nullable=True, doc="why it did not resolve"),

@@ -36,6 +36,7 @@ from pytest_portcheck.report.encode import service_to_dict, settings_to_report
 from pytest_portcheck.report.model import SHARD_REPORT_VERSION, Asked, ReportError, count_states
 from pytest_portcheck.report.provenance import report_key, signature_problem, signing_writer
 from pytest_portcheck.report.schema import (
+    ASKED,
     ReportProblem,
     parse_report_json,
     validate_report,
@@ -283,7 +284,7 @@ def _from_v2(path: str, document: dict[str, Any], key: bytes | None) -> LoadedRe
         if "asked" not in entry:
             asked = None  # written before reports said what a probe was run for
         elif asked is not None:
-            asked[key_of] = frozenset(tuple(row) for row in entry["asked"])
+            asked[key_of] = frozenset(ASKED.load(row) for row in entry["asked"])
     resolutions = resolutions_from_hosts(document["hosts"])
     return LoadedReport(
         path, info, document["plan"], resolutions, usual, listed, services,
