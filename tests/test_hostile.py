@@ -297,6 +297,10 @@ HOSTILE_REPORTS = {  # every kind of problem: one line naming the field by its J
     "text": ('"x"', '$: expected a JSON object, not "x"'),
     "not-json": ("{", "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
     "deep": ("[" * 100_000 + "]" * 100_000, "$: nested too deeply to be a report"),
+    "long-integer": (
+        _result_with(port="__LONG__").replace('"__LONG__"', "9" * 5000),
+        "$: a number of more than 4,300 digits is not a number a report can hold",
+    ),
     "huge-port": (_result_with(port="__INF__"), "$.results[0].port: 1e999 is not a number a report can hold"),
     "port-text": (_result_with(port="x"), '$.results[0].port: expected an integer 0 to 65535, not "x"'),
     "port-out-of-range": (_result_with(port=70000), "$.results[0].port: expected an integer 0 to 65535, not 70000"),

@@ -724,7 +724,13 @@ def test_a_plugin_report_is_judged_again_with_its_service_requirements(
     document = json.loads((pytester.path / "plugin.json").read_text())
     [probed] = [result for result in document["results"] if "probe" in result]
     assert probed["asked"] == [["ssh", None, False, None, None, None]]
-    pytester.runpytest(*args, "--portcheck-results", "plugin.json").assert_outcomes(passed=1)
+    pytester.runpytest(*args, "--portcheck-results", "plugin.json", "--portcheck-report", "judged.json").assert_outcomes(
+        passed=1
+    )
+    # The judge's own report does not know what the probes it judged from were run for: it says nothing
+    # (read as "does not say"), rather than "run for no requirement".
+    [weighed] = [r for r in json.loads((pytester.path / "judged.json").read_text())["results"] if "probe" in r]
+    assert weighed["probe"]["service"] == "ssh" and "asked" not in weighed
     pytester.makefile(".yml", inventory=f"hosts:\n  web:\n    address: 127.0.0.1\n    open: [{entry.replace('ssh', 'http')}]\n")
     other = pytester.runpytest(*args, "--portcheck-results", "plugin.json")
     other.assert_outcomes(errors=1)

@@ -23,6 +23,7 @@ import datetime
 import functools
 import json
 import math
+import sys
 from typing import Any
 
 from pytest_portcheck.engine.model import AddressQuality, PortState, ProbeResult, Resolution
@@ -94,9 +95,13 @@ def parse_report_json(text: str) -> Any:
         raise ReportProblem("$: nested too deeply to be a report") from None
     except json.JSONDecodeError as exc:
         raise ReportProblem(f"not JSON: {exc}") from None
+    except ValueError:  # an integer longer than Python reads from text (sys.get_int_max_str_digits)
+        limit = f"{sys.get_int_max_str_digits():,}"
+        why = f"a number of more than {limit} digits is not a number a report can hold"
+        raise ReportProblem(f"$: {why}") from None
     if refused:  # found by a walk, which only a refused document pays for
-        path = next(path for path, value in walk(document) if isinstance(value, _Refused))
-        raise ReportProblem(f"{path}: {refused[0].text} is not a number a report can hold")
+        path, value = next((p, v) for p, v in walk(document) if isinstance(v, _Refused))
+        raise ReportProblem(f"{path}: {value.text} is not a number a report can hold")
     return document
 
 
