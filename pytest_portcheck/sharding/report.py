@@ -37,6 +37,7 @@ from pytest_portcheck.report.model import SHARD_REPORT_VERSION, Asked, ReportErr
 from pytest_portcheck.report.provenance import report_key, signature_problem, signing_writer
 from pytest_portcheck.report.schema import (
     ASKED,
+    SHARD,
     ReportProblem,
     parse_report_json,
     validate_report,
@@ -260,8 +261,7 @@ def _provenance(document: dict[str, Any], key: bytes | None) -> dict[str, Any]:
 
 
 def _from_v2(path: str, document: dict[str, Any], key: bytes | None) -> LoadedReport:
-    shard = document["shard"]
-    info = ShardInfo(str(shard["digest"]), int(shard["index"]), int(shard["count"]), shard.get("vantage"))
+    info = ShardInfo(**SHARD.load(document["shard"]))
     usual: dict[tuple[str, str, Protocol], AddressSummary] = {}
     listed: dict[ResultKey, ProbeResult] = {}
     for host, address, proto_name, usual_state, usual_reason, count, listed_ports in document["addresses"]:
