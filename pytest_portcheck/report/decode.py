@@ -43,28 +43,24 @@ def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
     return info
 
 
-def services_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKey, ServiceInfo]:
-    services = {}
-    for data in results:
-        if data.get("probe") is not None and data.get("address") is not None:
-            key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
-            services[key] = service_from_dict(data["probe"])
-    return services
-
-
-def asked_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKey, list[Asked]] | None:
-    """Per probed port, the requirements its probe was run for; None when a probed result does not say
-    (a report written before reports recorded it)."""
-    asked: dict[ResultKey, list[Asked]] = {}
+def probes_from_results(
+    results: Sequence[Mapping[str, Any]],
+) -> tuple[dict[ResultKey, ServiceInfo], dict[ResultKey, list[Asked]] | None]:
+    """What the protocol probes found, per port, and what each was run for (None when a probed result
+    does not say: a report written before reports recorded it), in one pass over the results."""
+    services: dict[ResultKey, ServiceInfo] = {}
+    asked: dict[ResultKey, list[Asked]] | None = {}
     for data in results:
         if data.get("probe") is None or data.get("address") is None:
             continue
+        key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
+        services[key] = service_from_dict(data["probe"])
         rows = data.get("asked")
         if rows is None:
-            return None
-        key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
-        asked[key] = [ASKED.load(row) for row in rows]
-    return asked
+            asked = None
+        elif asked is not None:
+            asked[key] = [ASKED.load(row) for row in rows]
+    return services, asked
 
 
 def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
@@ -112,6 +108,7 @@ def report_from_dict(document: Any) -> ScanReport:
 def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
     """The report of a document ``validate_report`` accepted (ReportError for settings out of range)."""
     settings = document.get("settings", {})
+    services, asked = probes_from_results(document["results"])
     try:
         return ScanReport(
             resolutions=resolutions_from_hosts(document.get("hosts", [])),
@@ -122,8 +119,8 @@ def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
             elapsed_s=float(document.get("elapsed_s", 0.0)),
             interrupted=bool(document.get("interrupted", False)),
             command=list(document.get("command", [])),
-            services=services_from_results(document["results"]),
-            asked=asked_from_results(document["results"]),
+            services=services,
+            asked=asked,
         )
     except ScanError as exc:
         raise ReportError(f"settings: {exc}") from None
