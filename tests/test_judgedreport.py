@@ -119,10 +119,13 @@ def test_a_waiver_note_warns_two_weeks_ahead_and_after_expiry() -> None:
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"line": "7"}, r"expectations\[0\]\.line must be a whole number"),
-        ({"waiver": {"until": "2026-12-01"}}, r"expectations\[0\]\.waiver\.reason is missing"),
-        ({"waiver": {"until": "soon", "reason": "x"}}, "expectations: Invalid isoformat string: 'soon'"),
-        ({"silent": "::1"}, r"expectations\[0\]\.silent must be a list"),
+        ({"line": "7"}, '$.expectations[0].line: expected an integer of at least 0, not "7"'),
+        ({"waiver": {"until": "2026-12-01"}}, "$.expectations[0].waiver.reason: missing (expected a string)"),
+        (
+            {"waiver": {"until": "soon", "reason": "x"}},
+            '$.expectations[0].waiver.until: expected a date like 2026-12-31, not "soon"',
+        ),
+        ({"silent": "::1"}, '$.expectations[0].silent: expected a list, not "::1"'),
     ],
 )
 def test_a_report_with_a_broken_outcome_is_refused_naming_the_field(
@@ -130,8 +133,9 @@ def test_a_report_with_a_broken_outcome_is_refused_naming_the_field(
 ) -> None:
     path = tmp_path / "report.json"
     write_report(scan(), path, {"expectations": [{**VERDICT.to_dict(), **change}]})
-    with pytest.raises(ReportError, match=f"{path}: not a valid portcheck JSON report: .*{problem}"):
+    with pytest.raises(ReportError) as caught:
         read_judged_report(path)
+    assert str(caught.value) == f"{path}: not a valid portcheck JSON report: {problem}"
 
 
 def test_a_report_file_reads_back_into_the_page_the_session_drew(tmp_path: Path) -> None:

@@ -761,3 +761,57 @@ def test_results_fixture_refuses_a_name_two_inventories_give_different_addresses
     )
     result = pytester.runpytest("--portcheck", "a.yml", "--portcheck", "b.yml", "test_custom.py")
     result.assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--portcheck-run-id", "nightly-1"],
+        ["--portcheck-max-age", "7d"],
+        ["--portcheck-allow-other-inventory"],
+    ],
+)
+def test_judge_only_options_are_usage_errors_in_a_scanning_run(
+    pytester: pytest.Pytester, option: list[str]
+) -> None:
+    """An option that only the judge reads would be silently ignored by a scan: refused instead, as
+    pytest-xdist refuses a bad combination (#18)."""
+    inventory(pytester, f"hosts:\n  web:\n    address: 127.0.0.1\n    closed: [{unused_port()}]\n")
+    result = pytester.runpytest("--portcheck", "inventory.yml", *option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*portcheck: {option[0]} goes with --portcheck-results REPORTS*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_the_scan_fixture_reports_an_interrupted_scan(pytester: pytest.Pytester) -> None:
+    """Ctrl-C during ``portcheck_scan`` ends the scan with what it has, and its report says it is
+    not whole (as ``portcheck scan`` and ``snapshot`` do), never a report that looks complete (#18).
+    The interrupt comes once the scan has connected to a listener; a port whose accept queue is full
+    keeps the scan waiting meanwhile."""
+    pytester.makepyfile(
+        test_interrupt="""
+        import os, signal, socket, threading
+
+        def test_interrupted(portcheck_scan):
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(8)
+            full = socket.socket()
+            full.bind(("127.0.0.1", 0))
+            full.listen(0)
+            fillers = [socket.socket() for _ in range(4)]
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(full.getsockname())
+
+            def interrupt_once_connected():
+                listener.accept()
+                os.kill(os.getpid(), signal.SIGINT)
+
+            threading.Thread(target=interrupt_once_connected, daemon=True).start()
+            ports = f"{listener.getsockname()[1]},{full.getsockname()[1]}"
+            report = portcheck_scan("127.0.0.1", ports, timeout=30.0, retries=0)
+            assert report.interrupted is True
+        """
+    )
+    pytester.runpytest("test_interrupt.py").assert_outcomes(passed=1)

@@ -601,7 +601,7 @@ def test_a_malformed_report_is_one_error_naming_file_and_field_with_the_summary(
         "*portcheck exposure*",
         "host*addresses*expected*",
         "ERROR: portcheck: cannot judge: reports/shard.json: not a valid portcheck JSON report: "
-        "plan[[]0[]][[]3[]]: 'abc' is not a run of ports*",
+        '$.plan[[]0[]][[]3[]]: expected port runs, not "abc,,": *',
     ])  # fmt: skip
 
 
@@ -709,3 +709,29 @@ def test_the_judge_takes_the_run_it_is_told_to(pytester: pytest.Pytester) -> Non
     bad = pytester.runpytest_subprocess(*JUDGE, "--portcheck-run-id", "two words")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--portcheck-run-id 'two words': a run id is 1-128 letters*"])
+
+
+def test_a_plugin_report_is_judged_again_with_its_service_requirements(
+    pytester: pytest.Pytester, peer: Callable[[Behaviour], int]
+) -> None:
+    """The plugin's own report records what each probe was run for, so judging it again passes a
+    service requirement it was probed for, and stays an error for one it was not (#18)."""
+    port = peer(greeting(b"SSH-2.0-OpenSSH_9.2p1\r\n"))
+    entry = f"{{port: {port}, service: ssh}}"
+    pytester.makefile(".yml", inventory=f"hosts:\n  web:\n    address: 127.0.0.1\n    open: [{entry}]\n")
+    args = ["--portcheck", "inventory.yml", "-p", "no:cacheprovider", "-rA"]
+    pytester.runpytest(*args, "--portcheck-report", "plugin.json").assert_outcomes(passed=1)
+    document = json.loads((pytester.path / "plugin.json").read_text())
+    [probed] = [result for result in document["results"] if "probe" in result]
+    assert probed["asked"] == [["ssh", None, False, None, None, None]]
+    pytester.runpytest(*args, "--portcheck-results", "plugin.json", "--portcheck-report", "judged.json").assert_outcomes(
+        passed=1
+    )
+    # The judge's own report does not know what the probes it judged from were run for: it says nothing
+    # (read as "does not say"), rather than "run for no requirement".
+    [weighed] = [r for r in json.loads((pytester.path / "judged.json").read_text())["results"] if "probe" in r]
+    assert weighed["probe"]["service"] == "ssh" and "asked" not in weighed
+    pytester.makefile(".yml", inventory=f"hosts:\n  web:\n    address: 127.0.0.1\n    open: [{entry.replace('ssh', 'http')}]\n")
+    other = pytester.runpytest(*args, "--portcheck-results", "plugin.json")
+    other.assert_outcomes(errors=1)
+    other.stdout.fnmatch_lines(["*not probed for http: plugin.json probed it for ssh*"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.inventory.load import parse_inventory
 from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory
 from pytest_portcheck.judge.verdict import Judgement, Verdict
+from pytest_portcheck.pipeline.inventory import asked_for
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 from pytest_portcheck.report.encode import write_report
@@ -547,10 +549,12 @@ def test_a_bad_plan_row_is_one_error_naming_the_file_and_field(tmp_path: Path) -
     document = json.loads(paths[0].read_text())
     document["plan"][0][3] = "abc,,"
     paths[0].write_text(json.dumps(document))
-    with pytest.raises(
-        ReportError, match=r"not a valid portcheck JSON report: plan\[0\]\[3\]: 'abc' is not a run of ports"
-    ):
+    with pytest.raises(ReportError) as caught:
         load_report(paths[0])
+    assert str(caught.value) == (
+        f'{paths[0]}: not a valid portcheck JSON report: $.plan[0][3]: expected port runs, not "abc,,": '
+        "'abc' is not a run of ports like '1-1024/tcp' or '53/udp'"
+    )
 
 
 # --- one judge: a scan and the same scan's reports give the same verdicts and messages -----------
@@ -643,12 +647,10 @@ def one_scan(inventory: Inventory) -> ScanReport:
 
 def as_shard_reports(folder: Path, inventory: Inventory, scan: ScanReport, count: int) -> list[Path]:
     """The scan cut into ``count`` shares and written by the shard writer, each share's probes with it."""
-    from pytest_portcheck.sharding.scan import asked_for
-
     plan = plan_inventory(inventory)
     split = ShardSplit(plan.total, plan.digest, count)
     addresses = {r.host: r.addresses for r in scan.resolutions}
-    asked = asked_for(inventory, addresses, scan.services)
+    asked = asked_for(list(inventory.expectations()), addresses, scan.services)
     paths = []
     for index in range(1, count + 1):
 
@@ -711,16 +713,48 @@ def test_a_scan_and_its_reports_give_every_item_the_same_verdict_and_message(
         "error",
         "lab (127.0.0.64) tcp/1-50: cannot check 1 port(s) of 127.0.0.64 — local-error: EMFILE",
     )
-    # The same scan as a plain report: identical too, but for service requirements, which a plain
-    # report cannot show it was probed for.
+    # The same scan as a plain report (version 1) records what each probe was run for, as the
+    # session's scan fills it: identical too, service requirements included.
     plain = tmp_path / "plain.json"
-    write_report(scan, plain, {"run_id": "p"})
-    from_plain = every_item(inventory, union_of([plain], inventory), strict)
+    write_report(with_asked(scan, inventory), plain, {"run_id": "p"})
+    assert every_item(inventory, union_of([plain], inventory), strict) == from_scan
+    # A plain report written before reports said so cannot pass a service requirement.
+    older = tmp_path / "older.json"
+    document = json.loads(plain.read_text())
+    for result in document["results"]:
+        result.pop("asked", None)
+    older.write_text(json.dumps(document))
+    from_older = every_item(inventory, union_of([older], inventory), strict)
     services = {"web tcp/443 open", "edge tcp/6379 open"}
-    assert {k: v for k, v in from_plain.items() if k not in services} == {
+    assert {k: v for k, v in from_older.items() if k not in services} == {
         k: v for k, v in from_scan.items() if k not in services
     }
     assert all(
-        from_plain[k][0] == "error" and "does not say what its probes were run for" in from_plain[k][1]
+        from_older[k][0] == "error" and "does not say what its probes were run for" in from_older[k][1]
         for k in services
     )
+
+
+def with_asked(scan: ScanReport, inventory: Inventory) -> ScanReport:
+    """The scan with what each probe was run for, as ``scan_inventory`` records it."""
+    addresses = {r.host: r.addresses for r in scan.resolutions}
+    return replace(scan, asked=asked_for(list(inventory.expectations()), addresses, scan.services))
+
+
+def test_a_plain_report_passes_no_requirement_its_probes_were_not_run_for(tmp_path: Path) -> None:
+    """A plain report of an inventory whose ``auth: required`` was added after the scan: the probe
+    found redis, but was not run for that requirement, so the item is an error, never a pass."""
+    before = parse_inventory(EVERYTHING.replace(", auth: required}", "}"), tmp_path / "inv.yml")
+    after = parse_inventory(EVERYTHING, tmp_path / "inv.yml")
+    scan = one_scan(after)
+    services = dict(scan.services)
+    services[("127.0.0.61", Protocol.TCP, 6379)] = ServiceInfo(
+        "redis", "-NOAUTH", "redis", None, auth="required"
+    )
+    plain = tmp_path / "plain.json"
+    write_report(with_asked(replace(scan, services=services), before), plain, {"run_id": "p"})
+    union = union_of([plain], after)
+    verdict = port_verdict(union, after, "edge", 6379)
+    assert verdict.verdict is Verdict.ERROR
+    assert f"not probed for redis auth required: {plain} probed it for redis" in verdict.message
+    assert port_verdict(union_of([plain], before), before, "edge", 6379).verdict is Verdict.PASSED

@@ -29,7 +29,9 @@ from pytest_portcheck.inventory.model import Expect, Expectation, HostSpec, Rang
 from pytest_portcheck.pipeline.probe import identify_declared_services
 from pytest_portcheck.pipeline.scan import now
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.report.model import ScanReport
+from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.asked import asked_of, probe_name
+from pytest_portcheck.report.model import Asked, ScanReport
 
 
 def scan_inventory(
@@ -67,7 +69,29 @@ def scan_inventory(
     services = {}
     if wanted:
         services = identify_declared_services(probe_pairs, addresses, by_key, all_banners, unexpected)
-    return ScanReport(resolutions, results, base, started, time.monotonic() - clock, stats, services=services)
+    asked = asked_for(pairs, addresses, services)
+    elapsed = time.monotonic() - clock
+    return ScanReport(resolutions, results, base, started, elapsed, stats, services=services, asked=asked)
+
+
+def asked_for(
+    pairs: Iterable[tuple[HostSpec, Expectation]],
+    addresses: Mapping[str, tuple[str, ...]],
+    services: Mapping[ResultKey, ServiceInfo],
+) -> dict[ResultKey, list[Asked]]:
+    """Per probed port, the requirements its probe was run for (recorded in both report versions, so
+    that a judge of another inventory, or of a plain report, can tell a requirement the probe was not
+    run for)."""
+    asked: dict[ResultKey, list[Asked]] = {}
+    for host, expectation in pairs:
+        if expectation.service is None:
+            continue
+        needed = asked_of(expectation.service, probe_name(host.address))
+        for address in addresses.get(host.address, ()):
+            key = (address, expectation.proto, expectation.port)
+            if key in services and needed not in asked.setdefault(key, []):
+                asked[key].append(needed)
+    return asked
 
 
 def _targets_by_timing(

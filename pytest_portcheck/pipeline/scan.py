@@ -108,8 +108,9 @@ def prepare_scan(
 def scan_targets(
     hosts: Sequence[str], ports: Sequence[tuple[Protocol, int]], settings: ScanSettings
 ) -> ScanReport:
-    """Resolve, scan and wait for every result: the whole scan as one report."""
+    """Resolve, scan and wait for every result: the whole scan as one report (Ctrl-C ends the scan
+    with the results it has, in a report that says it was interrupted)."""
     prepared = prepare_scan(hosts, ports)
     stats = ScanStats()
-    results, _ = prepared.run(settings, stats)
-    return prepared.report(results, settings, stats)
+    results, interrupted = prepared.run(settings, stats)
+    return prepared.report(results, settings, stats, interrupted=interrupted)

@@ -86,8 +86,28 @@ def _inventories(config: pytest.Config) -> tuple[list[Path], list[Path]]:
     return from_option, from_ini
 
 
+_JUDGE_ONLY = (
+    ("portcheck_run_id", "--portcheck-run-id"),
+    ("portcheck_max_age", "--portcheck-max-age"),
+    ("portcheck_allow_other", "--portcheck-allow-other-inventory"),
+)
+"""Options only the judge reads: a scanning run would ignore them silently, so they are refused."""
+
+
+def _check_judge_only_options(config: pytest.Config) -> None:
+    if config.getoption("portcheck_results", None):
+        return
+    for dest, flag in _JUDGE_ONLY:
+        if config.getoption(dest, None) not in (None, False):
+            raise pytest.UsageError(
+                f"portcheck: {flag} goes with --portcheck-results REPORTS (it says how reports are "
+                "judged, and this run scans): add --portcheck-results, or leave the option out"
+            )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "portcheck: an item generated from a pytest-portcheck inventory")
+    _check_judge_only_options(config)
     from_option, from_ini = _inventories(config)
     if not from_option and not from_ini:
         return

@@ -181,9 +181,10 @@ class JudgeMode:
                 services.setdefault(key, info)
             starts += [span[0]] if (span := union.evidence_span()) else []
         command = ["pytest", *self.config.invocation_params.args]
+        # asked=None: what the judged reports' probes were run for is theirs, not this report's to vouch for
         report = ScanReport(
             resolutions, results, settings_from_options(), min(starts, default=""), 0.0,
-            command=command, services=services,
+            command=command, services=services, asked=None,
         )  # fmt: skip
         self._judged = (len(records), report if resolutions or results else None)
         return self._judged[1]

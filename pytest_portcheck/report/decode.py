@@ -9,12 +9,10 @@ Must not import pytest, yaml or the probes' I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from pytest_portcheck.engine import (
-    AddressQuality,
     PortState,
     ProbeResult,
     Resolution,
@@ -24,48 +22,50 @@ from pytest_portcheck.engine import (
 )
 from pytest_portcheck.engine.model import ResultKey, settings_from_options
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
+from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.report.encode import REPORT_SETTINGS
-from pytest_portcheck.report.model import ReportError, ScanReport
+from pytest_portcheck.report.model import Asked, ReportError, ScanReport
 from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
-from pytest_portcheck.report.schema import ReportProblem, parse_report_json, validate_report
+from pytest_portcheck.report.schema import (
+    ASKED,
+    HOST,
+    PROBE,
+    QUALITY,
+    ReportProblem,
+    parse_report_json,
+    validate_report,
+)
 
 
 def service_from_dict(data: Mapping[str, Any]) -> ServiceInfo:
-    tls = data.get("tls")
-    return ServiceInfo(
-        service=str(data["service"]),
-        evidence=str(data.get("evidence", "")),
-        product=data.get("product"),
-        version=data.get("version"),
-        tls=None if tls is None else _tls_from_dict(tls),
-        auth=data.get("auth"),
-        error=data.get("error"),
-        local_failure=bool(data.get("local_failure", False)),
-        auth_note=data.get("auth_note"),
-        names=tuple(_name_from_dict(answer) for answer in data.get("names") or ()),
-    )
+    """A checked ``probe`` entry (both versions) as the probe's model, by the declaration."""
+    info: ServiceInfo = PROBE.load(data)
+    return info
 
 
-def _name_from_dict(data: Mapping[str, Any]) -> NameAnswer:
-    return NameAnswer(data.get("name"), bool(data["verified"]), data.get("error"))
-
-
-def _tls_from_dict(data: Mapping[str, Any]) -> TlsInfo:
-    # Known fields only: a report from a newer (or hostile) writer may carry more.
-    return TlsInfo(**{name: data[name] for name in (f.name for f in fields(TlsInfo)) if name in data})
-
-
-def services_from_results(results: Sequence[Mapping[str, Any]]) -> dict[ResultKey, ServiceInfo]:
-    services = {}
+def probes_from_results(
+    results: Sequence[Mapping[str, Any]],
+) -> tuple[dict[ResultKey, ServiceInfo], dict[ResultKey, list[Asked]] | None]:
+    """What the protocol probes found, per port, and what each was run for (None when a probed result
+    does not say: a report written before reports recorded it), in one pass over the results."""
+    services: dict[ResultKey, ServiceInfo] = {}
+    asked: dict[ResultKey, list[Asked]] | None = {}
     for data in results:
-        if data.get("probe") is not None and data.get("address") is not None:
-            key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
-            services[key] = service_from_dict(data["probe"])
-    return services
+        if data.get("probe") is None or data.get("address") is None:
+            continue
+        key = (str(data["address"]), Protocol(data["proto"]), int(data["port"]))
+        services[key] = service_from_dict(data["probe"])
+        rows = data.get("asked")
+        if rows is None:
+            asked = None
+        elif asked is not None:
+            asked[key] = [ASKED.load(row) for row in rows]
+    return services, asked
 
 
 def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
+    """A checked result: what ``RESULT.load`` reads, spelled out (a report may hold a million;
+    tests/test_schema.py checks the two agree)."""
     return ProbeResult(
         host=str(data["host"]),
         address=None if data["address"] is None else str(data["address"]),
@@ -78,21 +78,16 @@ def result_from_dict(data: Mapping[str, Any]) -> ProbeResult:
     )
 
 
+def resolutions_from_hosts(hosts: Iterable[Mapping[str, Any]]) -> list[Resolution]:
+    """A report's ``hosts`` (both versions): each name and what it resolved to, or why not."""
+    return [HOST.load(host) for host in hosts]
+
+
 def stats_from_quality(entries: Iterable[Mapping[str, Any]]) -> ScanStats:
     """The per-address part of a report's stats (older reports have none)."""
     stats = ScanStats()
     for entry in entries:
-        stats.note(
-            AddressQuality(
-                str(entry["address"]),
-                float(entry.get("rate_pps", 0.0)),
-                int(entry.get("drops", 0)),
-                int(entry.get("retries", 0)),
-                int(entry.get("reexaminations", 0)),
-                int(entry.get("unresolved", 0)),
-                int(entry.get("slowdowns", 0)),
-            )
-        )
+        stats.note(QUALITY.load(entry))
     return stats
 
 
@@ -113,10 +108,10 @@ def report_from_dict(document: Any) -> ScanReport:
 def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
     """The report of a document ``validate_report`` accepted (ReportError for settings out of range)."""
     settings = document.get("settings", {})
+    services, asked = probes_from_results(document["results"])
     try:
-        hosts = document.get("hosts", [])
         return ScanReport(
-            resolutions=[Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in hosts],
+            resolutions=resolutions_from_hosts(document.get("hosts", [])),
             results=[result_from_dict(r) for r in document["results"]],
             settings=settings_from_report(settings),
             stats=stats_from_quality(document.get("scan_quality", [])),
@@ -124,7 +119,8 @@ def _report_of_valid(document: Mapping[str, Any]) -> ScanReport:
             elapsed_s=float(document.get("elapsed_s", 0.0)),
             interrupted=bool(document.get("interrupted", False)),
             command=list(document.get("command", [])),
-            services=services_from_results(document["results"]),
+            services=services,
+            asked=asked,
         )
     except ScanError as exc:
         raise ReportError(f"settings: {exc}") from None

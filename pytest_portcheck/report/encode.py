@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -19,7 +19,7 @@ from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
 from pytest_portcheck.engine import AddressQuality, ProbeResult, ScanSettings
 from pytest_portcheck.engine.model import ResultKey, result_key, settings_to_options
-from pytest_portcheck.report.model import REPORT_VERSION, ScanReport, count_states
+from pytest_portcheck.report.model import REPORT_VERSION, Asked, ScanReport, count_states
 from pytest_portcheck.report.provenance import report_key, signing_writer
 
 if TYPE_CHECKING:
@@ -53,12 +53,16 @@ def service_to_dict(info: ServiceInfo) -> dict[str, Any]:
 
 
 def result_to_dict(
-    result: ProbeResult, services: Mapping[ResultKey, ServiceInfo] | None = None
+    result: ProbeResult,
+    services: Mapping[ResultKey, ServiceInfo] | None = None,
+    asked: Mapping[ResultKey, Sequence[Asked]] | None = None,
 ) -> dict[str, Any]:
     document = _result_fields(result)
     key = result_key(result)
     if services and key is not None and key in services:
         document["probe"] = service_to_dict(services[key])
+        if asked is not None:
+            document["asked"] = [list(row) for row in asked.get(key, ())]
     return document
 
 
@@ -114,7 +118,9 @@ def report_to_dict(
     if extra:
         document.update(extra)
     if results:
-        document["results"] = [result_to_dict(result, report.services) for result in report.results]
+        document["results"] = [
+            result_to_dict(result, report.services, report.asked) for result in report.results
+        ]
     return document
 
 
@@ -146,7 +152,7 @@ def dump_report(report: ScanReport, stream: TextIO, extra: Mapping[str, Any] | N
         line = _result_json(result)
         key = result_key(result)
         if services and key is not None and key in services:
-            line = line[:-1] + f', "probe": {json.dumps(service_to_dict(services[key]))}}}'
+            line = json.dumps(result_to_dict(result, services, report.asked))
         stream.write(separator + line)
         separator = ",\n  "
     stream.write("\n ]\n}\n" if report.results else "]\n}\n")

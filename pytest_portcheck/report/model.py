@@ -31,6 +31,12 @@ REPORT_VERSION = 1
 SHARD_REPORT_VERSION = 2
 """The shard report of ``portcheck scan --inventory`` (``sharding.report``), summarised per address."""
 
+Asked = tuple[str, str | None, bool, int | None, str | None, str | None]
+"""(service, TLS min_version, TLS verify, TLS expires_in_days, auth, name asked for): one requirement a
+protocol probe was run for (``name`` None for an address). Both report versions record them per
+probed port, so that a judge of another inventory can tell a requirement the probe was not run for."""
+
+
 STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED, PortState.ERROR)
 
 
@@ -64,6 +70,9 @@ class ScanReport:
     command: Sequence[str] = ()
     services: Mapping[ResultKey, ServiceInfo] = field(default_factory=dict)
     """What the protocol probes found on open ports, where they ran."""
+    asked: Mapping[ResultKey, Sequence[Asked]] | None = field(default_factory=dict)
+    """Per probed port, the requirements its probe was run for (none: run for no requirement, as
+    ``portcheck scan --banner``); None when the report read does not say (written before reports did)."""
 
     def open_ports(self, address: str | None = None) -> set[int]:
         """Open port numbers, of every address or of one."""

@@ -1,257 +1,323 @@
-"""What a JSON report (version 1, and a shard report, version 2) must hold, checked field by field.
+"""The JSON report format, declared once: version 1 (every result listed: ``portcheck scan --json``,
+``pytest --portcheck-report``) and version 2 (the shard report of ``portcheck scan --inventory``).
 
-A report file can come from anywhere (an old run, another tool, a hostile user), so ``portcheck
-diff``, ``portcheck report`` and the xdist shared results check its shape here first: every problem
-becomes a ``ReportProblem`` naming the field (``results[3].port``) and what is wrong, never a
-traceback. ``parse_report_json`` also refuses ``Infinity``/``NaN`` and numbers too large for a float,
-and nesting too deep for the decoder. Imports only the standard library, the engine's enums, the
-versions of the report model, and the reader of a plan's port runs (``ports``).
-Must not import pytest, yaml or the probes.
+``REPORT`` and ``SHARD_REPORT`` are trees of field descriptors (``fields``): every key, its kind,
+whether it is required, nullable, and the change that added it. They check a parsed document
+(``validate_report``, ``validate_shard_report``), and docs/reports.md's field tables are generated from
+them (``field_table``; tests/test_docs.py keeps the page in step). A report file can come from anywhere
+(an old run, another tool, a hostile user): every problem is one ``ReportProblem`` naming the field by
+its JSON path (``$.results[3].port: expected an integer 0 to 65535, not "x"``), never a traceback.
+``parse_report_json`` refuses ``NaN``/``Infinity`` and numbers too large for a float (naming where
+they sit), and nesting too deep for the decoder.
+
+Optional keys are what was added after the first reports: a reader takes its default when one is
+missing, so reports of older versions still read back. A new optional key is one ``Field`` line here.
+Imports the standard library, ``fields``, the engine's enums, the report model's versions and the
+reader of a plan's port runs (``ports``).
+Must not import pytest, yaml or the probes' I/O (their data model is what a probe entry reads into).
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import math
-import re
-from collections.abc import Callable, Mapping
+import sys
 from typing import Any
 
-from pytest_portcheck.engine.model import PortState
-from pytest_portcheck.ports import runs_of_spec
+from pytest_portcheck.engine.model import AddressQuality, PortState, ProbeResult, Resolution
+from pytest_portcheck.ports import Protocol, runs_of_spec
+from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
+from pytest_portcheck.report.fields import (
+    Boolean,
+    Checked,
+    Choice,
+    Field,
+    Integer,
+    ListOf,
+    Number,
+    Obj,
+    Pattern,
+    ReportProblem,
+    Row,
+    Text,
+    field_rows,
+    shown,
+    walk,
+)
 from pytest_portcheck.report.model import REPORT_VERSION, SHARD_REPORT_VERSION
 
-_STATES = frozenset(state.value for state in PortState)
-_PROTOCOLS = frozenset({"tcp", "udp"})
+__all__ = [
+    "REPORT",
+    "SHARD_REPORT",
+    "ReportProblem",
+    "field_table",
+    "parse_report_json",
+    "validate_report",
+    "validate_shard_report",
+]
+
+# --- reading the JSON text ------------------------------------------------------------------------
 
 
-class ReportProblem(ValueError):
-    """The document is not a valid report; the message names the field and the problem."""
+class _Refused(float):
+    """A number the JSON text holds that no report can (NaN, Infinity, 1e999): kept as a marker while
+    parsing, so that the problem names where it sits."""
 
+    __slots__ = ("text",)
+    text: str
 
-def _refuse_constant(name: str) -> float:
-    raise ReportProblem(f"{name} is not a number a report can hold")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ReportProblem(f"the number {text[:40]} is too large")
-    return value
+    def __new__(cls, text: str) -> _Refused:
+        refused = super().__new__(cls, "nan")
+        refused.text = text
+        return refused
 
 
 def parse_report_json(text: str) -> Any:
-    """``json.loads`` that refuses non-finite numbers; a deeply nested document is a ReportProblem."""
+    """``json.loads`` that refuses non-finite numbers (naming their path) and deep nesting."""
+    refused: list[_Refused] = []
+
+    def constant(name: str) -> float:
+        refused.append(_Refused(name))
+        return refused[-1]
+
+    def finite_float(number: str) -> float:
+        value = float(number)
+        if math.isfinite(value):
+            return value
+        refused.append(_Refused(number[:40]))
+        return refused[-1]
+
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        document = json.loads(text, parse_constant=constant, parse_float=finite_float)
     except RecursionError:
-        raise ReportProblem("nested too deeply to be a report") from None
+        raise ReportProblem("$: nested too deeply to be a report") from None
     except json.JSONDecodeError as exc:
         raise ReportProblem(f"not JSON: {exc}") from None
+    except ValueError:  # an integer longer than Python reads from text (sys.get_int_max_str_digits)
+        limit = f"{sys.get_int_max_str_digits():,}"
+        why = f"a number of more than {limit} digits is not a number a report can hold"
+        raise ReportProblem(f"$: {why}") from None
+    if refused:  # found by a walk, which only a refused document pays for
+        path, value = next((p, v) for p, v in walk(document) if isinstance(v, _Refused))
+        raise ReportProblem(f"{path}: {value.text} is not a number a report can hold")
+    return document
 
 
-def _where(path: str, key: str | int) -> str:
-    return f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else key)
+# --- the declaration ------------------------------------------------------------------------------
 
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    names = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list"}
-    return names.get(type(value), "an object" if isinstance(value, dict) else type(value).__name__)
-
-
-Check = Callable[[Any, str], None]
-
-
-def _text(value: Any, where: str) -> None:
-    if not isinstance(value, str):
-        raise ReportProblem(f"{where} must be text, not {_kind(value)}")
-
-
-def _optional_text(value: Any, where: str) -> None:
-    if value is not None:
-        _text(value, where)
-
-
-def _boolean(value: Any, where: str) -> None:
-    if not isinstance(value, bool):
-        raise ReportProblem(f"{where} must be true or false, not {_kind(value)}")
-
-
-def _whole(minimum: int, maximum: int | None = None) -> Check:
-    def check(value: Any, where: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ReportProblem(f"{where} must be a whole number, not {_kind(value)}")
-        if value < minimum or (maximum is not None and value > maximum):
-            upper = "" if maximum is None else f" to {maximum}"
-            raise ReportProblem(f"{where} must be {minimum}{upper}{'' if upper else ' or more'}, not {value}")
-
-    return check
-
-
-def _number(value: Any, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        shown = _kind(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else value
-        raise ReportProblem(f"{where} must be a number of at least 0, not {shown}")
-
-
-def _positive(value: Any, where: str) -> None:
-    _number(value, where)
-    if value == 0:
-        raise ReportProblem(f"{where} must be more than 0")
-
-
-def _optional_number(value: Any, where: str) -> None:
-    if value is not None:
-        _number(value, where)
-
-
-def _choice(choices: frozenset[str]) -> Check:
-    def check(value: Any, where: str) -> None:
-        if value not in choices:
-            shown = str(value)[:40]
-            raise ReportProblem(f"{where} must be one of {', '.join(sorted(choices))}, not {shown!r}")
-
-    return check
-
-
-def _list_of(item: Check) -> Check:
-    def check(value: Any, where: str) -> None:
-        if not isinstance(value, list):
-            raise ReportProblem(f"{where} must be a list, not {_kind(value)}")
-        for index, element in enumerate(value):
-            item(element, _where(where, index))
-
-    return check
-
-
-def _object(required: Mapping[str, Check], optional: Mapping[str, Check] | None = None) -> Check:
-    def check(value: Any, where: str) -> None:
-        if not isinstance(value, dict):
-            raise ReportProblem(f"{where or 'the document'} must be an object, not {_kind(value)}")
-        for key, field_check in required.items():
-            if key not in value:
-                raise ReportProblem(f"{_where(where, key)} is missing")
-            field_check(value[key], _where(where, key))
-        for key, field_check in (optional or {}).items():
-            if key in value:
-                field_check(value[key], _where(where, key))
-
-    return check
-
-
-def _nullable(check: Check) -> Check:
-    def nullable(value: Any, where: str) -> None:
-        if value is not None:
-            check(value, where)
-
-    return nullable
-
-
-_TLS = _object(
-    {
-        "version": _text, "cipher": _text, "subject": _text, "issuer": _text, "not_after": _text,
-        "days_left": _whole(-(10**6), 10**6), "verified": _boolean,
-    },
-    {
-        "below_minimum": _optional_text, "certificate_error": _optional_text,
-        "fingerprint_sha256": _optional_text,
-    },
-)  # fmt: skip
-_NAME_ANSWER = _object({"verified": _boolean}, {"name": _optional_text, "error": _optional_text})
-_PROBE = _object(
-    {"service": _text},
-    {
-        "evidence": _text, "product": _optional_text, "version": _optional_text, "tls": _nullable(_TLS),
-        "auth": _optional_text, "error": _optional_text, "local_failure": _boolean,
-        "auth_note": _optional_text, "names": _list_of(_NAME_ANSWER),
-    },
-)  # fmt: skip
-_RESULT = _object(
-    {
-        "host": _text, "address": _optional_text, "proto": _choice(_PROTOCOLS), "port": _whole(0, 65535),
-        "state": _choice(_STATES), "reason": _text,
-    },
-    {"service": _text, "latency_ms": _optional_number, "attempts": _whole(0), "probe": _nullable(_PROBE)},
-)  # fmt: skip
-_FOUND = _object(
-    {"address": _text, "state": _choice(_STATES), "reason": _text}, {"latency_ms": _optional_number}
+TEXT = Text()
+FLAG = Boolean()
+COUNT = Integer(0)
+PORT = Integer(0, 65535)
+SECONDS = Number()
+STATE = Choice(tuple(state.value for state in PortState), PortState)
+PROTOCOL = Choice(tuple(proto.value for proto in Protocol), Protocol)
+RUN_ID = Pattern(
+    r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", "a run id (1-128 letters, digits, '.', '_', ':', '-')"
 )
-_EXPECTATION = _object(
-    {"host": _text, "target": _text, "expected": _text, "verdict": _text},
-    {
-        "nodeid": _text, "message": _text, "found": _list_of(_FOUND), "services": _list_of(_text),
-        "line": _whole(0), "waiver": _nullable(_object({"until": _text, "reason": _text})),
-        "silent": _list_of(_text),
-    },
+
+
+@functools.lru_cache(maxsize=256)
+def _runs_problem(spec: str) -> str | None:
+    """Why a host's port runs cannot be read, or None; a fleet's hosts share a few specs (every
+    host of every one of 64 shard reports may say ``1-65535/tcp``), so each is read once."""
+    try:
+        runs_of_spec(spec)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+PORT_RUNS = Checked("port runs", _runs_problem)
+
+
+def _date_problem(text: str) -> str | None:
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return ""
+    return None
+
+
+DATE = Checked("a date like 2026-12-31", _date_problem)
+
+TLS = Obj(model=TlsInfo, fields=(
+    Field("version", TEXT, True, doc="the TLS version negotiated"),
+    Field("cipher", TEXT, True),
+    Field("subject", TEXT, True, doc="the leaf certificate's subject"),
+    Field("issuer", TEXT, True),
+    Field("not_after", TEXT, True, doc="the certificate's expiry, ISO 8601"),
+    Field("days_left", Integer(-(10**6), 10**6), True),
+    Field("verified", FLAG, True, doc="chain and name verified (only when asked for)"),
+    Field("below_minimum", TEXT, nullable=True, doc="a version below `min_version` the server accepted"),
+    Field("certificate_error", TEXT, nullable=True),
+    Field("fingerprint_sha256", TEXT, nullable=True, since="#18", doc="of the leaf certificate"),
+))  # fmt: skip
+NAME_ANSWER = Obj(model=NameAnswer, fields=(
+    Field("verified", FLAG, True),
+    Field("name", TEXT, nullable=True, default=None),
+    Field("error", TEXT, nullable=True),
+))  # fmt: skip
+PROBE = Obj(model=ServiceInfo, fields=(
+    Field("service", TEXT, True, doc="what answered: ssh, https, redis..."),
+    Field("evidence", TEXT, default="", doc="the bytes it was recognised by, neutralised"),
+    Field("product", TEXT, nullable=True),
+    Field("version", TEXT, nullable=True),
+    Field("tls", TLS, nullable=True),
+    Field("auth", TEXT, nullable=True, doc="`required` or `none` where the probe can tell"),
+    Field("error", TEXT, nullable=True),
+    Field("local_failure", FLAG, doc="the probe failed on this side (no answer to judge)"),
+    Field("auth_note", TEXT, nullable=True),
+    Field("names", ListOf(NAME_ANSWER), doc="per name asked for, where several names met on the port"),
+))  # fmt: skip
+ASKED = Row((
+    Field("service", TEXT),
+    Field("min_version", TEXT, nullable=True),
+    Field("verify", FLAG),
+    Field("expires_in_days", COUNT, nullable=True),
+    Field("auth", TEXT, nullable=True),
+    Field("name", TEXT, nullable=True),
+))  # fmt: skip
+"""A requirement a probe was run for (``report.model.Asked``)."""
+RESULT = Obj(model=ProbeResult, fields=(
+    Field("host", TEXT, True, doc="as written"),
+    Field("address", TEXT, True, nullable=True, doc="null when the host did not resolve"),
+    Field("proto", PROTOCOL, True),
+    Field("port", PORT, True),
+    Field("state", STATE, True),
+    Field("reason", TEXT, True, doc="syn-ack, conn-refused, no-response..."),
+    Field("service", TEXT, read=False, doc="the port table's name"),
+    Field("latency_ms", SECONDS, nullable=True, doc="of the deciding attempt"),
+    Field("attempts", COUNT),
+    Field("probe", PROBE, nullable=True, read=False, doc="what a protocol probe found"),
+    Field("asked", ListOf(ASKED), since="#19", read=False, doc="with `probe`: what it was run for"),
+))  # fmt: skip
+FOUND = Obj((
+    Field("address", TEXT, True),
+    Field("state", STATE, True),
+    Field("reason", TEXT, True),
+    Field("latency_ms", SECONDS, nullable=True),
+))  # fmt: skip
+EXPECTATION = Obj((
+    Field("host", TEXT, True),
+    Field("target", TEXT, True, doc="`tcp/22`, or a range's label"),
+    Field("expected", TEXT, True),
+    Field("verdict", TEXT, True, doc="passed, failed, error or waived"),
+    Field("nodeid", TEXT),
+    Field("message", TEXT),
+    Field("found", ListOf(FOUND), doc="what each address showed"),
+    Field("services", ListOf(TEXT), doc="`ADDRESS DESCRIPTION` of what answered"),
+    Field("line", COUNT, doc="the inventory line of the entry"),
+    Field("waiver", Obj((Field("until", DATE, True), Field("reason", TEXT, True))), nullable=True),
+    Field("silent", ListOf(TEXT), doc="addresses on which nothing answered"),
+))  # fmt: skip
+"""One item's outcome in the plugin's report (``report.judged.ItemOutcome``)."""
+SETTINGS = Obj((
+    Field("timeout_s", Number(positive=True)),
+    Field("retries", COUNT),
+    Field("window", Integer(1)),
+    Field("max_rate", Number(positive=True), nullable=True),
+    Field("min_rate", Number(positive=True), nullable=True),
+))  # fmt: skip
+QUALITY = Obj(model=AddressQuality, fields=(
+    Field("address", TEXT, True),
+    Field("rate_pps", SECONDS, attribute="rate", doc="the highest TCP send rate reached"),
+    Field("drops", COUNT), Field("retries", COUNT), Field("reexaminations", COUNT),
+    Field("unresolved", COUNT), Field("slowdowns", COUNT), Field("limited", FLAG, read=False),
+))  # fmt: skip
+HOST = Obj(model=Resolution, fields=(
+    Field("host", TEXT, True),
+    Field("addresses", ListOf(TEXT), True),
+    Field("error", TEXT, nullable=True, doc="why it did not resolve"),
+))  # fmt: skip
+SIGNATURE = Obj((Field("algorithm", TEXT, True), Field("value", TEXT, True)))
+SUMMARY = Obj(tuple(Field(state, COUNT) for state in STATE.values))
+_HEAD = (
+    Field("tool", TEXT, doc="the writer and its version"),
+    Field("command", ListOf(TEXT)),
+    Field("started", TEXT, doc="ISO 8601, UTC"),
+    Field("elapsed_s", SECONDS),
+    Field("interrupted", FLAG, doc="the scan was cut short: the report is partial"),
+    Field("settings", SETTINGS),
+    Field("summary", SUMMARY, doc="ports by state, for people (not read back)"),
+)
+_TAIL = (
+    Field("run_id", RUN_ID, since="#18", doc="the run the report belongs to"),
+    Field("signature", SIGNATURE, since="#18", doc="HMAC-SHA256 with `PORTCHECK_REPORT_KEY`, the last key"),
+)
+REPORT = Obj((
+    Field("version", Integer(REPORT_VERSION, REPORT_VERSION), True),
+    *_HEAD,
+    Field("hosts", ListOf(HOST)),
+    Field("scan_quality", ListOf(QUALITY), doc="addresses that dropped probes, per address"),
+    Field("expectations", ListOf(EXPECTATION), doc="the plugin's report: each item's outcome"),
+    *_TAIL,
+    Field("results", ListOf(RESULT), True, doc="every result, one per line"),
+))  # fmt: skip
+"""Version 1. (``summary``, counts by state, is written for people and not read back.)"""
+
+EXCEPTION = Row((
+    Field("port", PORT), Field("state", STATE), Field("reason", TEXT),
+    Field("latency_ms", SECONDS, nullable=True), Field("attempts", COUNT),
+))  # fmt: skip
+"""A listed port of a shard report: one that does not have its address's usual state."""
+REQUIREMENT = Row((
+    Field("proto", PROTOCOL), Field("port", Integer(1, 65535)), Field("vantage", TEXT, nullable=True),
+    Field("service", TEXT, nullable=True), Field("min_version", TEXT, nullable=True), Field("verify", FLAG),
+    Field("expires_in_days", COUNT, nullable=True), Field("auth", TEXT, nullable=True),
+))  # fmt: skip
+"""A service requirement of the plan (``sharding.plan.Requirement``)."""
+PLAN_ROW = Row(
+    (
+        Field("address", TEXT), Field("timeout_s", Number(positive=True)), Field("retries", COUNT),
+        Field("ports", PORT_RUNS), Field("requirements", ListOf(REQUIREMENT)),
+    ),
+    optional=1,
 )  # fmt: skip
-_SETTINGS = _object(
-    {},
-    {
-        "timeout_s": _positive, "retries": _whole(0), "window": _whole(1),
-        "max_rate": _nullable(_positive), "min_rate": _nullable(_positive),
-    },
-)  # fmt: skip
-_QUALITY = _object(
-    {"address": _text},
-    {
-        "rate_pps": _number, "drops": _whole(0), "retries": _whole(0), "reexaminations": _whole(0),
-        "unresolved": _whole(0), "slowdowns": _whole(0), "limited": _boolean,
-    },
-)  # fmt: skip
-_HOST = _object({"host": _text, "addresses": _list_of(_text)}, {"error": _optional_text})
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+"""One host of the inventory's plan; the runs are read here, so a bad one is the report's one error."""
+ADDRESS = Row((
+    Field("host", TEXT), Field("address", TEXT), Field("proto", PROTOCOL), Field("usual", STATE),
+    Field("reason", TEXT), Field("count", COUNT, nullable=True), Field("exceptions", ListOf(EXCEPTION)),
+))  # fmt: skip
+"""One (host, address, protocol) of a shard: the state most of its ports share, and the others."""
+SERVICE = Obj((
+    Field("address", TEXT, True), Field("proto", PROTOCOL, True), Field("port", PORT, True),
+    Field("probe", PROBE, True), Field("asked", ListOf(ASKED), since="#18"),
+))  # fmt: skip
+SHARD = Obj((
+    Field("digest", TEXT, True, doc="of the plan: what the inventory asked"),
+    Field("index", Integer(1), True), Field("count", Integer(1), True),
+    Field("vantage", TEXT, nullable=True),
+))  # fmt: skip
+SHARD_REPORT = Obj((
+    Field("version", Integer(SHARD_REPORT_VERSION, SHARD_REPORT_VERSION), True),
+    *_HEAD,
+    Field("shard", SHARD, True),
+    Field("plan", ListOf(PLAN_ROW), True, doc="per inventory host: address, timing, port runs, requirements"),
+    Field("hosts", ListOf(HOST), True),
+    Field("addresses", ListOf(ADDRESS), True, doc="one row per (host, address, protocol)"),
+    Field("services", ListOf(SERVICE), doc="what the probes found, and what they were run for"),
+    *_TAIL,
+))  # fmt: skip
+"""Version 2, the shard report: a share of the inventory's plan, ports folded by their usual state."""
 
-
-def _run_id(value: Any, where: str) -> None:
-    """The run a report belongs to (see provenance): the judge takes one run, never two."""
-    _text(value, where)
-    if not _RUN_ID.fullmatch(value):
-        raise ReportProblem(
-            f"{where} {value[:40]!r} is not a run id (1-128 letters, digits, '.', '_', ':', '-')"
-        )
-
-
-_SIGNATURE = _object({"algorithm": _text, "value": _text})
-_DOCUMENT = _object(
-    {"results": _list_of(_RESULT)},
-    {
-        "command": _list_of(_text), "started": _text, "elapsed_s": _number, "interrupted": _boolean,
-        "settings": _SETTINGS, "hosts": _list_of(_HOST), "expectations": _list_of(_EXPECTATION),
-        "scan_quality": _list_of(_QUALITY), "run_id": _run_id, "signature": _SIGNATURE,
-    },
-)  # fmt: skip
-
-
-def validate_report(document: Any) -> None:
-    """Raise ReportProblem unless ``document`` has the shape of a version 1 report."""
-    if not isinstance(document, dict):
-        raise ReportProblem(f"the document must be a JSON object, not {_kind(document)}")
-    version = document.get("version")
-    if version == 2 and not isinstance(version, bool):
-        raise ReportProblem(
-            "a shard report (version 2) of 'portcheck scan --inventory': judge it with "
-            "pytest --portcheck INVENTORY --portcheck-results REPORTS"
-        )
-    if version != REPORT_VERSION or isinstance(version, bool):
-        raise ReportProblem(f"unsupported report version {str(version)[:20]!r} (this reads {REPORT_VERSION})")
-    results = document.get("results")
-    if isinstance(results, list) and all(_plain_result(result) for result in results):
-        _DOCUMENT({**document, "results": []}, "")  # every result already passed the fast check
-    else:
-        _DOCUMENT(document, "")
-
+# --- checking -------------------------------------------------------------------------------------
 
 _RESULT_KEYS = frozenset(
     {"host", "address", "proto", "port", "state", "reason", "service", "latency_ms", "attempts"}
 )
+"""The keys of a result as portcheck writes one without a probe (the fast path below)."""
+assert RESULT.keys() >= _RESULT_KEYS
+_STATES = frozenset(STATE.values)
+_PROTOCOLS = frozenset(PROTOCOL.values)
 
 
 def _plain_result(result: Any) -> bool:
     """The common case, checked in one pass (65,535 results take ~0.05 s instead of ~0.2 s): a result
-    as portcheck writes it, without a probe. Anything else goes through the field-by-field check."""
+    as portcheck writes it, without a probe, that ``RESULT`` accepts (tests check the two agree).
+    Anything else goes through the declaration, which names the problem."""
     if type(result) is not dict or result.keys() != _RESULT_KEYS:
         return False
     port, attempts, latency = result["port"], result["attempts"], result["latency_ms"]
@@ -266,104 +332,48 @@ def _plain_result(result: Any) -> bool:
     )  # fmt: skip
 
 
-def _exception(value: Any, where: str) -> None:
-    """``[port, state, reason, latency_ms, attempts]``: a listed port of a shard report."""
-    if not isinstance(value, list) or len(value) != 5:
-        raise ReportProblem(f"{where} must be [port, state, reason, latency_ms, attempts]")
-    _whole(0, 65535)(value[0], f"{where}[0]")
-    _choice(_STATES)(value[1], f"{where}[1]")
-    _text(value[2], f"{where}[2]")
-    _optional_number(value[3], f"{where}[3]")
-    _whole(0)(value[4], f"{where}[4]")
-
-
-def _plan_row(value: Any, where: str) -> None:
-    """``[address, timeout_s, retries, port runs]`` and, when the host has any, its requirements:
-    one host of the inventory's plan. The runs are read here, so a bad one is this report's one error
-    (naming the field), not a failure of every item judged from it."""
-    if not isinstance(value, list) or len(value) not in (4, 5):
-        raise ReportProblem(f"{where} must be [address, timeout_s, retries, ports(, requirements)]")
-    _text(value[0], f"{where}[0]")
-    _positive(value[1], f"{where}[1]")
-    _whole(0)(value[2], f"{where}[2]")
-    _text(value[3], f"{where}[3]")
-    problem = _runs_problem(value[3])
-    if problem is not None:
-        raise ReportProblem(f"{where}[3]: {problem}")
-    if len(value) == 5:
-        _list_of(_requirement)(value[4], f"{where}[4]")
-
-
-@functools.lru_cache(maxsize=256)
-def _runs_problem(spec: str) -> str | None:
-    """Why a host's port runs cannot be read, or None; a fleet's hosts share a few specs (every
-    host of every one of 64 shard reports may say ``1-65535/tcp``), so each is read once."""
-    try:
-        runs_of_spec(spec)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _requirement(value: Any, where: str) -> None:
-    """``[proto, port, vantage, service, min_version, verify, expires_in_days, auth]`` (plan.Requirement)."""
-    if not isinstance(value, list) or len(value) != 8:
+def _version(document: Any) -> int:
+    if type(document) is not dict:
+        raise ReportProblem(f"$: expected a JSON object, not {shown(document)}")
+    version = document.get("version")
+    if type(version) is not int or version not in (REPORT_VERSION, SHARD_REPORT_VERSION):
+        given = json.dumps(version)[:20] if "version" in document else "missing"
         raise ReportProblem(
-            f"{where} must be [proto, port, vantage, service, min_version, verify, expires_in_days, auth]"
+            f"$.version: unsupported report version {given} "
+            f"(this reads {REPORT_VERSION} and {SHARD_REPORT_VERSION})"
         )
-    _choice(_PROTOCOLS)(value[0], f"{where}[0]")
-    _whole(1, 65535)(value[1], f"{where}[1]")
-    for index in (2, 3, 4, 7):
-        _optional_text(value[index], f"{where}[{index}]")
-    _boolean(value[5], f"{where}[5]")
-    _nullable(_whole(0))(value[6], f"{where}[6]")
+    return version
 
 
-def _asked(value: Any, where: str) -> None:
-    """``[service, min_version, verify, expires_in_days, auth, name]``: a requirement a probe was run for."""
-    if not isinstance(value, list) or len(value) != 6:
-        raise ReportProblem(f"{where} must be [service, min_version, verify, expires_in_days, auth, name]")
-    _text(value[0], f"{where}[0]")
-    for index in (1, 4, 5):
-        _optional_text(value[index], f"{where}[{index}]")
-    _boolean(value[2], f"{where}[2]")
-    _nullable(_whole(0))(value[3], f"{where}[3]")
-
-
-_SHARD = _object({"digest": _text, "index": _whole(1), "count": _whole(1)}, {"vantage": _optional_text})
-
-
-def _address(value: Any, where: str) -> None:
-    """``[host, address, proto, usual state, reason, count, exceptions]``: one address of a shard."""
-    if not isinstance(value, list) or len(value) != 7:
-        raise ReportProblem(f"{where} must be [host, address, proto, usual, reason, count, exceptions]")
-    _text(value[0], f"{where}[0]")
-    _text(value[1], f"{where}[1]")
-    _choice(_PROTOCOLS)(value[2], f"{where}[2]")
-    _choice(_STATES)(value[3], f"{where}[3]")
-    _text(value[4], f"{where}[4]")
-    _nullable(_whole(0))(value[5], f"{where}[5]")
-    _list_of(_exception)(value[6], f"{where}[6]")
-
-
-_SERVICE = _object(
-    {"address": _text, "proto": _choice(_PROTOCOLS), "port": _whole(0, 65535), "probe": _PROBE},
-    {"asked": _list_of(_asked)},
-)
-_SHARD_DOCUMENT = _object(
-    {"shard": _SHARD, "plan": _list_of(_plan_row), "hosts": _list_of(_HOST), "addresses": _list_of(_address)},
-    {
-        "command": _list_of(_text), "started": _text, "elapsed_s": _number, "interrupted": _boolean,
-        "settings": _SETTINGS, "services": _list_of(_SERVICE), "run_id": _run_id, "signature": _SIGNATURE,
-    },
-)  # fmt: skip
+def validate_report(document: Any) -> None:
+    """Raise ReportProblem unless ``document`` is a version 1 report."""
+    if _version(document) == SHARD_REPORT_VERSION:
+        raise ReportProblem(
+            "$.version: a shard report (version 2) of 'portcheck scan --inventory': judge it with "
+            "pytest --portcheck INVENTORY --portcheck-results REPORTS"
+        )
+    results = document.get("results")
+    if isinstance(results, list) and all(_plain_result(result) for result in results):
+        REPORT.check({**document, "results": []}, "$")  # every result already passed the fast check
+    else:
+        REPORT.check(document, "$")
 
 
 def validate_shard_report(document: Any) -> None:
-    """Raise ReportProblem unless ``document`` has the shape of a version 2 (shard) report."""
-    if not isinstance(document, dict) or document.get("version") != SHARD_REPORT_VERSION:
-        raise ReportProblem(f"not a version {SHARD_REPORT_VERSION} (shard) report")
-    _SHARD_DOCUMENT(document, "")
+    """Raise ReportProblem unless ``document`` is a version 2 (shard) report."""
+    if _version(document) != SHARD_REPORT_VERSION:
+        raise ReportProblem(f"$.version: expected {SHARD_REPORT_VERSION} (a shard report), not 1")
+    SHARD_REPORT.check(document, "$")
     shard = document["shard"]
     if shard["index"] > shard["count"]:
-        raise ReportProblem(f"shard.index {shard['index']} is more than shard.count {shard['count']}")
+        count, index = shard["count"], shard["index"]
+        raise ReportProblem(f"$.shard.index: expected at most shard.count ({count}), not {index}")
+
+
+def field_table(declaration: Obj) -> str:
+    """The declaration as a Markdown table (docs/reports.md holds the generated one)."""
+    lines = ["| key | value | presence | meaning |", "|---|---|---|---|"]
+    for row in field_rows(declaration):
+        path, kind, presence, meaning = (cell.replace("|", "\\|") for cell in row)
+        lines.append(f"| `{path}` | {kind} | {presence} | {meaning} |")
+    return "\n".join(lines) + "\n"

@@ -18,13 +18,12 @@ Must not import pytest, yaml or the probes' I/O.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
@@ -32,41 +31,19 @@ from pytest_portcheck.engine import PortState, ProbeResult, Reason, Resolution, 
 from pytest_portcheck.engine.model import ResultKey
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.report.decode import report_from_dict, service_from_dict
-from pytest_portcheck.report.encode import service_to_dict
-from pytest_portcheck.report.model import SHARD_REPORT_VERSION, ReportError, count_states
+from pytest_portcheck.report.decode import report_from_dict, resolutions_from_hosts, service_from_dict
+from pytest_portcheck.report.encode import service_to_dict, settings_to_report
+from pytest_portcheck.report.model import SHARD_REPORT_VERSION, Asked, ReportError, count_states
 from pytest_portcheck.report.provenance import report_key, signature_problem, signing_writer
 from pytest_portcheck.report.schema import (
+    ASKED,
+    SHARD,
     ReportProblem,
     parse_report_json,
     validate_report,
     validate_shard_report,
 )
 from pytest_portcheck.sharding.plan import WorkPlan
-
-if TYPE_CHECKING:
-    from pytest_portcheck.inventory.model import ServiceRequirement
-
-Asked = tuple[str, str | None, bool, int | None, str | None, str | None]
-"""(service, TLS min_version, TLS verify, TLS expires_in_days, auth, name asked for): one requirement a
-protocol probe was run for (``name`` None for an address)."""
-
-
-def probe_name(host: str) -> str | None:
-    """The name a probe of ``host`` asked for (SNI, verification), None for an address."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return host
-    return None
-
-
-def asked_of(wanted: ServiceRequirement, name: str | None) -> Asked:
-    """A service requirement as a report records what a probe was run for."""
-    tls = wanted.tls
-    if tls is None:
-        return (wanted.service, None, False, None, wanted.auth, name)
-    return (wanted.service, tls.min_version, tls.verify, tls.expires_in_days, wanted.auth, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +131,7 @@ def _head(report: ShardScanReport) -> dict[str, Any]:
         "started": report.started,
         "elapsed_s": round(report.elapsed_s, 3),
         "interrupted": report.interrupted,
-        "settings": {
-            "timeout_s": report.settings.timeout,
-            "retries": report.settings.retries,
-            "window": report.settings.window,
-            "max_rate": report.settings.max_rate,
-            "min_rate": report.settings.min_rate,
-        },
+        "settings": settings_to_report(report.settings),
         "shard": {
             "digest": report.shard.digest,
             "index": report.shard.index,
@@ -290,8 +261,7 @@ def _provenance(document: dict[str, Any], key: bytes | None) -> dict[str, Any]:
 
 
 def _from_v2(path: str, document: dict[str, Any], key: bytes | None) -> LoadedReport:
-    shard = document["shard"]
-    info = ShardInfo(str(shard["digest"]), int(shard["index"]), int(shard["count"]), shard.get("vantage"))
+    info = ShardInfo(**SHARD.load(document["shard"]))
     usual: dict[tuple[str, str, Protocol], AddressSummary] = {}
     listed: dict[ResultKey, ProbeResult] = {}
     for host, address, proto_name, usual_state, usual_reason, count, listed_ports in document["addresses"]:
@@ -314,8 +284,8 @@ def _from_v2(path: str, document: dict[str, Any], key: bytes | None) -> LoadedRe
         if "asked" not in entry:
             asked = None  # written before reports said what a probe was run for
         elif asked is not None:
-            asked[key_of] = frozenset(tuple(row) for row in entry["asked"])
-    resolutions = [Resolution(h["host"], tuple(h["addresses"]), h.get("error")) for h in document["hosts"]]
+            asked[key_of] = frozenset(ASKED.load(row) for row in entry["asked"])
+    resolutions = resolutions_from_hosts(document["hosts"])
     return LoadedReport(
         path, info, document["plan"], resolutions, usual, listed, services,
         bool(document.get("interrupted")), asked=asked, **_provenance(document, key),
@@ -325,9 +295,10 @@ def _from_v2(path: str, document: dict[str, Any], key: bytes | None) -> LoadedRe
 def _from_v1(path: str, document: dict[str, Any], key: bytes | None) -> LoadedReport:
     report = report_from_dict(document)
     listed = {(r.address, r.proto, r.port): r for r in report.results if r.address is not None}
+    asked = None if report.asked is None else {k: frozenset(rows) for k, rows in report.asked.items()}
     return LoadedReport(
         path, None, [], list(report.resolutions), {}, listed, dict(report.services), report.interrupted,
-        quality=report.stats, **_provenance(document, key),
+        asked=asked, quality=report.stats, **_provenance(document, key),
     )  # fmt: skip
 
 

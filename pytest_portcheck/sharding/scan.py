@@ -25,6 +25,7 @@ from pytest_portcheck.engine.model import ResultKey, index_results, settings_fro
 from pytest_portcheck.inventory.model import Expect, Expectation, HostSpec, Inventory
 from pytest_portcheck.pipeline.inventory import (
     Timing,
+    asked_for,
     confirm_silent_opens,
     most_patient,
     scan_by_timing,
@@ -33,14 +34,7 @@ from pytest_portcheck.pipeline.inventory import (
 from pytest_portcheck.pipeline.probe import identify_declared_services
 from pytest_portcheck.probes.model import ServiceInfo
 from pytest_portcheck.sharding.plan import ShardSplit, WorkPlan, plan_inventory
-from pytest_portcheck.sharding.report import (
-    Asked,
-    ShardInfo,
-    ShardScanReport,
-    asked_of,
-    probe_name,
-    summarise,
-)
+from pytest_portcheck.sharding.report import ShardInfo, ShardScanReport, summarise
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,25 +138,8 @@ def scan_shard(
         command,
         services,
         request.run_id,
-        asked_for(inventory, addresses, services),
+        asked_for(list(inventory.expectations()), addresses, services),
     )
-
-
-def asked_for(
-    inventory: Inventory, addresses: Mapping[str, tuple[str, ...]], services: Mapping[ResultKey, ServiceInfo]
-) -> dict[ResultKey, list[Asked]]:
-    """Per probed port, the requirements its probe was run for (recorded in the report, so that a
-    judge of another inventory can tell a requirement the probe was not run for)."""
-    asked: dict[ResultKey, list[Asked]] = {}
-    for host, expectation in inventory.expectations():
-        if expectation.service is None:
-            continue
-        needed = asked_of(expectation.service, probe_name(host.address))
-        for address in addresses.get(host.address, ()):
-            key = (address, expectation.proto, expectation.port)
-            if key in services and needed not in asked.setdefault(key, []):
-                asked[key].append(needed)
-    return asked
 
 
 def identify_inventory_services(

@@ -19,8 +19,10 @@ from pytest_portcheck.judge.evidence import PortGroup, RangeResults, Vantage
 from pytest_portcheck.judge.silence import silent_among
 from pytest_portcheck.ports import PortRun, Protocol, runs_of_ports
 from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.asked import asked_of, probe_name
+from pytest_portcheck.report.model import Asked
 from pytest_portcheck.sharding.plan import HostWork, ShardSplit, WorkPlan
-from pytest_portcheck.sharding.report import Asked, LoadedReport, asked_of, probe_name
+from pytest_portcheck.sharding.report import LoadedReport
 
 _LISTED_SHARES = 10
 _SHARES_ENUMERATED = 4096
@@ -41,6 +43,19 @@ def _describe_asked(asked: Asked) -> str:
     parts += [f"auth {auth}"] if auth else []
     parts += [f"as {name}"] if name else []
     return " ".join(parts)
+
+
+def _not_asked(report: LoadedReport, host: str, key: ResultKey, wanted: ServiceRequirement) -> str | None:
+    """Why the probe on ``key`` of ``report`` (which says what it was run for) cannot answer ``wanted``."""
+    asked = (report.asked or {}).get(key, frozenset())
+    needed = asked_of(wanted, probe_name(host))
+    if needed in asked:
+        return None
+    was = "; ".join(sorted(_describe_asked(a) for a in asked)) or "no requirement (not declared then)"
+    return (
+        f"not probed for {_describe_asked(needed)}: {report.path} probed it for {was} — the inventory "
+        "changed since the scan; scan again"
+    )
 
 
 class Source:
@@ -244,15 +259,7 @@ class ShardSet(Source):
                 f"{report.path} does not say what its probes were run for (written by an older portcheck), "
                 "and it is of another inventory: scan again"
             )
-        asked = report.asked.get((address, proto, port), frozenset())
-        needed = asked_of(wanted, probe_name(host))
-        if needed in asked:
-            return None
-        was = "; ".join(sorted(_describe_asked(a) for a in asked)) or "no requirement (not declared then)"
-        return (
-            f"not probed for {_describe_asked(needed)}: {report.path} probed it for {was} — the inventory "
-            "changed since the scan; scan again"
-        )
+        return _not_asked(report, host, (address, proto, port), wanted)
 
     def states(self) -> Iterator[tuple[str | None, PortState]]:
         for report in self.reports:
@@ -400,6 +407,8 @@ class ListedSet(Source):
         self.listed: dict[ResultKey, ProbeResult] = {}
         self.disagree: dict[ResultKey, str] = {}
         self.services: dict[ResultKey, ServiceInfo] = {}
+        self.probed_by: dict[ResultKey, LoadedReport] = {}
+        """The report whose probe answers for a port: what it was run for is that report's."""
         seen_in: dict[ResultKey, str] = {}
         for report in self.reports:
             for key, result in report.listed.items():
@@ -413,7 +422,8 @@ class ListedSet(Source):
                         f"{report.path} says {result.state.value} ({result.reason})"
                     )
             for key, info in report.services.items():
-                self.services.setdefault(key, info)
+                if key not in self.services:
+                    self.services[key], self.probed_by[key] = info, report
         self.stats = ScanStats()
         for report in self.reports:
             for quality in report.quality.addresses.values():
@@ -441,11 +451,16 @@ class ListedSet(Source):
 
     def unprobed(
         self, host: str, address: str, proto: Protocol, port: int, wanted: ServiceRequirement
-    ) -> str:
-        return (
-            "a plain report (version 1) does not say what its probes were run for: judge service "
-            "requirements from the reports of 'portcheck scan --inventory'"
-        )
+    ) -> str | None:
+        report = self.probed_by.get((address, proto, port))
+        if report is None:
+            return None  # nothing answered the probe: the judge says what the scan found
+        if report.asked is None:
+            return (
+                f"{report.path} does not say what its probes were run for (a plain report written by an "
+                "older portcheck): scan again"
+            )
+        return _not_asked(report, host, (address, proto, port), wanted)
 
     def range_results(self, host: str, address: str, rule: RangeRule) -> RangeResults:
         listed: list[ProbeResult] = []
