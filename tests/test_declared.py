@@ -1,0 +1,181 @@
+"""Sources in an inventory (``inventory/declared.py``): the ports a Compose file, Kubernetes manifests
+or a Terraform plan declare become a host's expectations, read live at every load; their problems
+are the inventory's, each naming the source file, its line and the fix."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_portcheck.inventory.load import load_inventory
+from pytest_portcheck.inventory.model import Expect, InventoryError
+from pytest_portcheck.ports import Protocol
+
+COMPOSE = """\
+services:
+  web:
+    image: nginx
+    ports:
+      - "8080:80"
+      - "127.0.0.1:5432:5432"
+      - "8000-8002:80"
+  api:
+    image: api
+    ports: ["9000:9000", "9100"]
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_compose_file_declares_expected_open_ports_with_their_source_line(tmp_path: Path) -> None:
+    write(tmp_path, "deploy/compose.yml", COMPOSE)
+    inventory = write(tmp_path, "inventory.yml", """\
+        hosts:
+          public:
+            address: 10.0.0.5
+            only_open: {compose: deploy/compose.yml}
+          local:
+            address: 127.0.0.1
+            open: [22, {compose: deploy/compose.yml, services: [web]}]
+        """)
+    public, local = load_inventory(inventory).hosts
+    # At its own address the host publishes what binds every address; the 127.0.0.1 one is not there.
+    assert [(e.port, e.expect, e.line) for e in public.expectations] == [
+        (8080, Expect.OPEN, 4), (9000, Expect.OPEN, 4)
+    ]
+    origin = public.expectations[0].declared_at
+    assert origin is not None and (origin.path, origin.line) == (str(tmp_path / "deploy/compose.yml"), 5)
+    assert public.range_rule is not None and public.range_rule.declared_by == (str(tmp_path / "deploy/compose.yml"),)
+    # "8000-8002:80" publishes one of three: allowed by the range, not required.
+    assert [(a.first, a.last) for a in public.allowed] == [(8000, 8002)]
+    assert not {8000, 8001, 8002, 8080, 9000} & set(public.range_rule.ports)
+    assert any("9100/tcp is published on a random host port" in note for note in public.notes)
+    # On the loopback address the 127.0.0.1 bind applies too; services: keeps web's ports only.
+    assert [e.port for e in local.expectations] == [22, 8080, 5432]
+    assert local.expectations[0].declared_at is None
+
+
+def test_a_port_written_by_hand_applies_and_a_contradiction_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yml", COMPOSE)
+    inventory = write(tmp_path, "inventory.yml", """\
+        hosts:
+          web:
+            address: 10.0.0.5
+            only_open: [{compose: compose.yml}, {port: 8080, service: http}]
+        """)
+    (host,) = load_inventory(inventory).hosts
+    by_port = {e.port: e for e in host.expectations}
+    assert by_port[8080].service is not None and by_port[8080].declared_at is None
+    write(tmp_path, "inventory.yml", """\
+        hosts:
+          web:
+            address: 10.0.0.5
+            only_open: [{compose: compose.yml}]
+            closed: [9000]
+        """)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(inventory)
+    assert "inventory.yml:4: " in str(caught.value)
+    assert "/compose.yml:10: service api ports[0] \"9000:9000\" declares tcp/9000 open, but line 5 declares it closed: keep one" in str(caught.value)
+
+
+def test_source_problems_are_collected_with_the_inventorys_own(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yml", """\
+        services:
+          web:
+            ports:
+              - "${WEB_PORT}:80"
+              - "3000-3005:80-81"
+        """)
+    write(tmp_path, "plan.json", "{not json")
+    inventory = write(tmp_path, "inventory.yml", """\
+        hosts:
+          web:
+            address: 10.0.0.5
+            only_open: {compose: compose.yml}
+            closd: [1]
+          db:
+            open: [{compose: missing.yml}, {terraform: plan.json}, {compose: compose.yml, services: [wbe]}]
+          fw:
+            closed: [{compose: compose.yml}]
+        """)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(inventory)
+    lines = str(caught.value).splitlines()
+    assert lines[0].endswith(
+        f"inventory.yml:4: compose source {tmp_path}/compose.yml:4: service web ports[0]: variable WEB_PORT in '${{WEB_PORT}}' "
+        "has no value and no default: set it in the .env file, pass it in the environment, or give a default: "
+        "'${WEB_PORT:-VALUE}'"
+    )
+    assert lines[1].endswith(
+        f"inventory.yml:4: compose source {tmp_path}/compose.yml:5: service web: the host range 3000-3005 has 6 ports and "
+        "the container range 80-81 has 2: give both sides the same length"
+    )
+    assert lines[2].endswith("inventory.yml:5: unknown key 'closd' in host 'web': did you mean 'closed'?")
+    text = str(caught.value)
+    assert f"inventory.yml:7: compose source {tmp_path}/missing.yml: " in text
+    assert f"inventory.yml:7: terraform source {tmp_path}/plan.json:1: " in text
+    assert "inventory.yml:9: a source declares open ports: list it under open: or only_open:, not closed:" in text
+
+
+def test_a_service_the_file_does_not_publish_is_refused_with_a_hint(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yml", COMPOSE)
+    inventory = write(tmp_path, "inventory.yml", """\
+        hosts:
+          web:
+            address: 10.0.0.5
+            open: [{compose: compose.yml, services: [wbe], profile: [x]}]
+        """)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(inventory)
+    text = str(caught.value)
+    assert "inventory.yml:4: unknown key 'profile' in the compose source: did you mean 'profiles'?" in text
+    write(tmp_path, "inventory.yml", """\
+        hosts:
+          web:
+            address: 10.0.0.5
+            open: [{compose: compose.yml, services: [wbe]}]
+        """)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(inventory)
+    assert f"inventory.yml:4: service 'wbe' publishes no port in {tmp_path}/compose.yml: did you mean 'web'?" in str(caught.value)
+
+
+def test_terraform_rules_map_onto_vantages_by_the_network_they_admit(tmp_path: Path) -> None:
+    plan = {
+        "format_version": "1.2",
+        "planned_values": {"root_module": {"resources": [
+            {"address": "aws_security_group.web", "type": "aws_security_group", "name": "web", "values": {
+                "ingress": [
+                    {"from_port": 443, "to_port": 443, "protocol": "tcp", "cidr_blocks": ["0.0.0.0/0"]},
+                    {"from_port": 5432, "to_port": 5432, "protocol": "tcp", "cidr_blocks": ["10.0.0.0/8"]},
+                    {"from_port": 0, "to_port": 0, "protocol": "-1", "cidr_blocks": ["192.168.0.0/16"]},
+                ],
+            }},
+        ]}},
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan, indent=1))
+    inventory = write(tmp_path, "inventory.yml", """\
+        hosts:
+          web:
+            address: 10.0.0.5
+            only_open: {terraform: plan.json}
+            from:
+              app-subnet:
+                open: [{terraform: plan.json, peers: [10.0.0.0/8]}]
+        """)
+    (host,) = load_inventory(inventory).hosts
+    assert [(e.port, e.vantage) for e in host.expectations] == [(443, None), (443, "app-subnet"), (5432, "app-subnet")]
+    assert any("admits 5432/tcp from 10.0.0.0/8 only" in note for note in host.notes)
+    assert any("all protocols" in note or "-1" in note for note in host.notes), host.notes
+    assert all(a.vantage is None or a.vantage == "app-subnet" for a in host.allowed)
+    assert 5432 in host.range_rule.ports if host.range_rule else False  # closed from everywhere else
+    assert Protocol.TCP in {e.proto for e in host.expectations}
