@@ -22,6 +22,7 @@ from pytest_portcheck.judge.silence import (
 from pytest_portcheck.judge.verdict import Judgement, Verdict, combine, label
 from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.findings import FindingKind
 
 
 def judge_range(host: HostSpec, rule: RangeRule, evidence: Evidence, *, strict: bool = False) -> Judgement:
@@ -36,6 +37,9 @@ def judge_range(host: HostSpec, rule: RangeRule, evidence: Evidence, *, strict: 
     for e in host.expectations:
         if e.vantage is not None and e.expect is Expect.OPEN and e.proto is rule.proto:
             allowed.setdefault(e.vantage, set()).add(e.port)
+    for allowance in host.allowed:  # a source's "one of these ports", from one vantage
+        if allowance.vantage is not None and allowance.proto is rule.proto:
+            allowed.setdefault(allowance.vantage, set()).update(range(allowance.first, allowance.last + 1))
     judgements = [
         (vantage, _range_from(host, rule, evidence, vantage, allowed.get(vantage, set()), strict))
         for vantage in evidence.vantages
@@ -90,7 +94,7 @@ def _range_from(
     if silent and strict:
         return silence_error(where, silent)
     if lines:
-        return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
+        return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected), FindingKind.UNEXPECTED_OPEN)
     if shaky:
         return Judgement(Verdict.ERROR, strict_silence_message(where, shaky, quality), ())
     here = [port for port in sorted(allowed) if port in rule.ports]
@@ -159,9 +163,12 @@ def _range_lines(
     lines = []
     if opened:
         shown = []
+        # With sources, each port says that none of them declares it (nor the inventory).
+        sources = ", ".join(rule.declared_by)
+        undeclared = f": open, declared by no source ({sources})" if sources else ""
         for result in opened[:_MAX_LISTED]:
             info = service(address, rule.proto, result.port)
-            shown.append(f"{result.port} ({info.summary() if info else result.service})")
+            shown.append(f"{result.port} ({info.summary() if info else result.service}){undeclared}")
         more = f" and {len(opened) - _MAX_LISTED:,} more" if len(opened) > _MAX_LISTED else ""
         head = f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}"
         lines.append(f"{head}: {', '.join(shown)}{more}")
