@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import ListenerFactory, unused_port
 
 from pytest_portcheck.inventory.load import load_inventory
 from pytest_portcheck.inventory.model import Expect, InventoryError
@@ -179,3 +180,83 @@ def test_terraform_rules_map_onto_vantages_by_the_network_they_admit(tmp_path: P
     assert all(a.vantage is None or a.vantage == "app-subnet" for a in host.allowed)
     assert 5432 in host.range_rule.ports if host.range_rule else False  # closed from everywhere else
     assert Protocol.TCP in {e.proto for e in host.expectations}
+
+
+# --- through pytest ----------------------------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+
+def test_pytest_checks_both_directions_of_a_compose_file(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    declared = listen().getsockname()[1]
+    undeclared = listen().getsockname()[1]
+    silent = unused_port()
+    pytester.makefile(".yml", compose=f"""\
+        services:
+          web:
+            ports:
+              - "127.0.0.1:{declared}:80"
+              - "{silent}:443"
+              - "9100"
+        """)
+    pytester.makefile(".yml", inventory=f"""\
+        hosts:
+          web:
+            address: 127.0.0.1
+            only_open: {{compose: compose.yml}}
+            range: "{declared},{undeclared},{silent}/tcp"
+        """)
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-q", "--tb=short", "-rA")
+    result.assert_outcomes(passed=1, failed=2)
+    output = result.stdout.str()
+    assert f"inventory.yml::web::tcp/{declared}::open" in output  # ids free of @, [ and ::
+    assert f"web (127.0.0.1) tcp/{silent}: expected open, found CLOSED — conn-refused" in output
+    assert f'— declared by compose.yml:5: service web ports[1] "{silent}:443"' in output
+    assert f"{undeclared} (unknown): open, declared by no source (compose.yml)" in output
+    # What the file declares but no check can confirm is shown, never taken for "nothing declared".
+    assert "compose.yml:6: container port 9100/tcp is published on a random host port" in output
+
+
+def test_a_one_of_range_is_listed_as_allowed_not_required(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    chosen = listen().getsockname()[1]
+    pytester.makefile(".yml", compose=f"""\
+        services:
+          web:
+            ports: ["{chosen}-{chosen + 2}:80"]
+        """)
+    pytester.makefile(".yml", inventory=f"""\
+        hosts:
+          web:
+            address: 127.0.0.1
+            only_open: {{compose: compose.yml}}
+            range: "{chosen}-{chosen + 2}/tcp"
+        """)
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-q", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    assert (
+        f"web tcp/{chosen}-{chosen + 2}: allowed, not required — compose.yml:3: service web ports[0] "
+        f'"{chosen}-{chosen + 2}:80" publishes one port of the range, chosen when the container starts'
+    ) in result.stdout.str()
+
+
+def test_a_source_problem_is_a_collection_error_naming_file_line_and_fix(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yml", compose="""\
+        services:
+          web:
+            ports: ["${WEB_PORT}:80", "3000-3005:80-81"]
+        """)
+    pytester.makefile(".yml", inventory="""\
+        hosts:
+          web:
+            address: 127.0.0.1
+            only_open: {compose: compose.yml}
+            open: [22]
+        """)
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-q")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error: nothing ran, nothing passed
+    output = result.stdout.str()
+    assert "portcheck inventory error: " in output
+    assert "inventory.yml:4: compose source compose.yml:3: service web ports[0]: variable WEB_PORT" in output
+    assert "give a default: '${WEB_PORT:-VALUE}'" in output
+    assert "inventory.yml:4: compose source compose.yml:3: service web: the host range 3000-3005 has 6 ports" in output
+    assert "inventory.yml:4: host 'web' has both open: and only_open:: keep one" in output  # collected with them

@@ -112,18 +112,29 @@ def read_entry(reader: YamlReader, node: yaml.MappingNode, base: str) -> SourceE
         raise reader.error(
             node, f"{kind.value}: names no file: write {kind.value}: path/relative/to/inventory"
         )
-    joined = tuple(os.path.normpath(os.path.join(base, path)) for path in paths)
+    joined = tuple(_joined(base, path) for path in paths)
     env_file = texts("env_file")
     namespace = texts("namespace")
     request = SourceRequest(
         kind,
         joined,
         texts("profiles"),
-        os.path.normpath(os.path.join(base, env_file[0])) if env_file else None,
+        _joined(base, env_file[0]) if env_file else None,
         texts("node_addresses"),
         namespace[0] if namespace else "default",
     )
     return SourceEntry(request, node.start_mark.line + 1, texts("services"), texts("peers"))
+
+
+def _joined(base: str, path: str) -> str:
+    """``path`` relative to the inventory's directory, as messages show it: relative to the working
+    directory when it lies below it (pytest hands plugins absolute paths), else absolute."""
+    joined = os.path.normpath(os.path.join(base, path))
+    if os.path.isabs(joined):
+        here = os.getcwd()
+        if os.path.commonpath([here, joined]) == here:
+            return os.path.relpath(joined, here)
+    return joined
 
 
 def _texts(reader: YamlReader, node: yaml.Node, key: str) -> tuple[str, ...]:

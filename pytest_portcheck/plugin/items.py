@@ -21,7 +21,14 @@ from typing import Any, Literal, cast
 import pytest
 
 from pytest_portcheck.engine.model import ResultKey, port_key
-from pytest_portcheck.inventory.model import Expectation, HostSpec, InventoryError, RangeRule, Waiver
+from pytest_portcheck.inventory.model import (
+    Allowance,
+    Expectation,
+    HostSpec,
+    InventoryError,
+    RangeRule,
+    Waiver,
+)
 from pytest_portcheck.judge.expectation import judge
 from pytest_portcheck.judge.ranges import judge_range
 from pytest_portcheck.judge.verdict import Judgement, Verdict, today
@@ -37,7 +44,7 @@ from pytest_portcheck.plugin.session import (
     scan_evidence,
 )
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.report.judged import FoundService, FoundState, ItemOutcome, ItemWaiver
+from pytest_portcheck.report.judged import DeclaredAt, FoundService, FoundState, ItemOutcome, ItemWaiver
 
 
 class InventoryFile(pytest.File):
@@ -62,13 +69,34 @@ class HostNode(pytest.Collector):
         super().__init__(**kwargs)
         self.host = host
 
-    def collect(self) -> Iterator[PortNode | RangeNode]:
+    def collect(self) -> Iterator[PortNode | RangeNode | AllowedItem]:
         for expectation in self.host.expectations:
             name = f"{expectation.proto.value}/{expectation.port}"
             yield PortNode.from_parent(self, name=name, host=self.host, expectation=expectation)
         if self.host.range_rule is not None:
             rule = self.host.range_rule
             yield RangeNode.from_parent(self, name=rule.label, host=self.host, rule=rule)
+        for allowance in self.host.allowed:
+            vantage = f"-from-{allowance.vantage}" if allowance.vantage else ""
+            name = f"{allowance.label}::allowed{vantage}"
+            yield AllowedItem.from_parent(self, name=name, host=self.host, allowance=allowance)
+
+
+class AllowedItem(pytest.Item):
+    """Ports a source allows without requiring them (one port of a range, chosen at start): listed,
+    so that the item list says so, and skipped with the reason. ``only_open`` does not fail them."""
+
+    def __init__(self, *, host: HostSpec, allowance: Allowance, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.allowance = allowance
+
+    def runtest(self) -> None:
+        a = self.allowance
+        pytest.skip(f"{self.host.name} {a.label}: allowed, not required — {a.declared_at} {a.why}")
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.allowance.line - 1, f"{self.host.name} {self.allowance.label} allowed"
 
 
 class PortNode(pytest.Collector):
@@ -116,6 +144,10 @@ class CheckItem(pytest.Item):
         """(target, expected) as the reports name them: ``("tcp/22", "open")``."""
         raise NotImplementedError
 
+    def declaration(self) -> tuple[str | None, DeclaredAt | None]:
+        """(vantage, the source line declaring the port) of the entry the item checks."""
+        return None, None
+
     def setup(self) -> None:
         run = self.config.stash[RUN_KEY]
         shared = run.results()
@@ -150,6 +182,7 @@ class CheckItem(pytest.Item):
 
     def _outcome(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> ItemOutcome:
         target, expected = self.describe()
+        vantage, declared_at = self.declaration()
         verdict = judgement.verdict.value
         waiver = self.waiver
         if (
@@ -168,12 +201,16 @@ class CheckItem(pytest.Item):
             line=(self.location[1] or 0) + 1,
             message=judgement.message,
             found=tuple(
-                FoundState(r.address or "", r.state.value, r.reason, r.latency_ms) for r in judgement.found
+                FoundState(r.address or "", r.state.value, r.reason, r.latency_ms, r.port)
+                for r in judgement.found
             ),
             # Peer-supplied text, already neutralised: no control characters reach the XML.
             services=tuple(FoundService(address, info.describe()) for address, info in services),
             waiver=None if waiver is None else ItemWaiver(waiver.until, waiver.reason),
             silent=self.silent,
+            kind=judgement.kind,
+            vantage=vantage,
+            declared_at=declared_at,
         )
 
     def make_report(self, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
@@ -240,6 +277,13 @@ class PortItem(CheckItem):
 
     def describe(self) -> tuple[str, str]:
         return f"{self.expectation.proto.value}/{self.expectation.port}", self.expectation.expect.value
+
+    def declaration(self) -> tuple[str | None, DeclaredAt | None]:
+        origin = self.expectation.declared_at
+        if origin is None:
+            return self.expectation.vantage, None
+        # Absolute: the writers make it relative to the source root they are given.
+        return self.expectation.vantage, DeclaredAt(os.path.abspath(origin.path), origin.line, origin.entry)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         e = self.expectation

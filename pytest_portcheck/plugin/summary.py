@@ -145,6 +145,10 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             terminalreporter.write_line(
                 f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
             )
+    for index, note in enumerate(run.source_notes()):
+        if not index:
+            terminalreporter.write_line("declared in sources, not checked as ports:")
+        terminalreporter.write_line(f"  {note}", yellow=True)
     how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
     for line in silent_host_lines(run.records):
         terminalreporter.write_line(f"WARNING: {line} ({how})", yellow=True)
