@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ListenerFactory, unused_port
+from conftest import ListenerFactory, portcheck, unused_port
 
 from pytest_portcheck.inventory.load import load_inventory
 from pytest_portcheck.inventory.model import Expect, InventoryError
@@ -260,3 +260,45 @@ def test_a_source_problem_is_a_collection_error_naming_file_line_and_fix(pyteste
     assert "give a default: '${WEB_PORT:-VALUE}'" in output
     assert "inventory.yml:4: compose source compose.yml:3: service web: the host range 3000-3005 has 6 ports" in output
     assert "inventory.yml:4: host 'web' has both open: and only_open:: keep one" in output  # collected with them
+
+
+def test_the_plan_digest_covers_the_ports_a_source_declares(tmp_path: Path) -> None:
+    from pytest_portcheck.sharding.plan import WorkPlan, plan_inventory
+
+    write(tmp_path, "compose.yml", 'services:\n  web:\n    ports: ["8080:80"]\n')
+    inventory = write(tmp_path, "inventory.yml", """\
+        hosts:
+          web:
+            address: 127.0.0.1
+            only_open: {compose: compose.yml}
+            range: "1-10000/tcp"
+        """)
+    yesterday = plan_inventory(load_inventory(inventory))
+    # The same units to scan (the range covers both ports), but another declaration: another plan.
+    write(tmp_path, "compose.yml", 'services:\n  web:\n    ports: ["9090:80"]\n')
+    today = plan_inventory(load_inventory(inventory))
+    assert today.total == yesterday.total and today.digest != yesterday.digest
+    # A report stores its plan; read back, it hashes to the same digest (or the judge would refuse it).
+    assert WorkPlan.from_document(today.to_document()).digest == today.digest
+
+
+def test_a_shard_report_of_yesterdays_compose_file_does_not_judge_todays(
+    pytester: pytest.Pytester, listen: ListenerFactory
+) -> None:
+    port = listen().getsockname()[1]
+    pytester.makefile(".yml", compose=f'services:\n  web:\n    ports: ["{port}:80"]\n')
+    pytester.makefile(".yml", inventory=f"""\
+        hosts:
+          web:
+            address: 127.0.0.1
+            only_open: {{compose: compose.yml}}
+            range: "{port}-{port + 1}/tcp"
+        """)
+    scanned = portcheck("scan", "--inventory", "inventory.yml", "--json", "yesterday.json", cwd=pytester.path)
+    assert scanned.returncode == 0, scanned.stderr
+    judged = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-results", "yesterday.json", "-q")
+    judged.assert_outcomes(passed=2)
+    pytester.makefile(".yml", compose=f'services:\n  web:\n    ports: ["{port}:80", "{port + 1}:81"]\n')
+    refused = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-results", "yesterday.json", "-q")
+    refused.assert_outcomes(errors=3)
+    refused.stdout.fnmatch_lines(["*refused: it is of another inventory*"])
