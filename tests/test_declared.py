@@ -5,6 +5,8 @@ are the inventory's, each naming the source file, its line and the fix."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -302,3 +304,108 @@ def test_a_shard_report_of_yesterdays_compose_file_does_not_judge_todays(
     refused = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-results", "yesterday.json", "-q")
     refused.assert_outcomes(errors=3)
     refused.stdout.fnmatch_lines(["*refused: it is of another inventory*"])
+
+
+# --- ports published on 127.0.0.1: open on the host, closed from anywhere else -----------------
+
+LISTEN = """
+import socket, sys, time
+held = []
+for spec in sys.argv[1:]:
+    host, port = spec.rsplit(":", 1)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, int(port)))
+    listener.listen(16)
+    held.append(listener)
+print("ready", flush=True)
+time.sleep(600)
+"""
+SUBNET = "10.81.0"
+LOOPBACK_ONLY, EVERYWHERE, UNDECLARED = 15432, 18080, 19000
+
+
+def state_in(path: Path, address: str, port: int) -> str:
+    """What a shard report says of a TCP port: listed, or the usual state of its address."""
+    from pytest_portcheck.sharding.report import load_report
+
+    report = load_report(path)
+    listed = report.listed.get((address, Protocol.TCP, port))
+    if listed is not None:
+        return listed.state.value
+    (usual,) = [s for (_, at, proto), s in report.usual.items() if at == address and proto is Protocol.TCP]
+    return usual.state.value
+
+
+def test_loopback_ports_are_open_from_the_host_and_closed_from_another_vantage(tmp_path: Path) -> None:
+    from conftest import Namespace, joined_namespaces
+
+    write(tmp_path, "compose.yml", f"""\
+        services:
+          db:
+            ports: ["127.0.0.1:{LOOPBACK_ONLY}:5432"]
+          web:
+            ports: ["{EVERYWHERE}:80"]
+        """)
+    inventory = write(tmp_path, "inventory.yml", f"""\
+        hosts:
+          app:                        # from anywhere: the ports bound to every address, nothing else
+            address: {SUBNET}.2
+            only_open: {{compose: compose.yml}}
+            range: "{LOOPBACK_ONLY},{EVERYWHERE},{UNDECLARED}/tcp"
+          app-loopback:               # on the host itself: the 127.0.0.1 ones too
+            address: 127.0.0.1
+            from:
+              on-host:
+                open: [{{compose: compose.yml}}]
+        """)
+
+    def scan(namespace: Namespace, vantage: str, run: str) -> None:
+        report = str(tmp_path / f"{run}-{vantage}.json")
+        done = namespace.portcheck(
+            "scan", "--inventory", str(inventory), "--vantage", vantage, "--run-id", run, "--json", report
+        )
+        assert done.returncode in (0, 1), done.stderr
+
+    def judge(run: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "--portcheck", str(inventory), "-p", "no:cacheprovider",
+             "--portcheck-results", str(tmp_path / f"{run}-*.json"), "-rA", "--tb=short"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        )  # fmt: skip
+
+    with joined_namespaces(SUBNET) as (scanner, target):
+        # As the Compose file declares: one on 127.0.0.1, one on every address.
+        specs = [f"127.0.0.1:{LOOPBACK_ONLY}", f"0.0.0.0:{EVERYWHERE}"]
+        server = target.popen(sys.executable, "-c", LISTEN, *specs)
+        try:
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+            scan(target, "on-host", "r1")
+            scan(scanner, "outside", "r1")
+            passed = judge("r1")
+            assert passed.returncode == 0, passed.stdout
+            assert f"PASSED inventory.yml::app-loopback::tcp/{LOOPBACK_ONLY}::open-from-on-host" in passed.stdout
+            assert f"PASSED inventory.yml::app::tcp/{EVERYWHERE}::open" in passed.stdout
+            range_id = f"inventory.yml::app::tcp/{LOOPBACK_ONLY},{EVERYWHERE},{UNDECLARED}::only_open"
+            assert f"PASSED {range_id}" in passed.stdout
+            outside, on_host = tmp_path / "r1-outside.json", tmp_path / "r1-on-host.json"
+            assert state_in(outside, f"{SUBNET}.2", LOOPBACK_ONLY) == "closed"  # the other vantage: closed
+            assert state_in(outside, f"{SUBNET}.2", EVERYWHERE) == "open"
+            assert state_in(on_host, "127.0.0.1", LOOPBACK_ONLY) == "open"  # the host itself: open
+        finally:
+            server.kill()
+            server.wait()
+        # A listener the file does not declare fails, from every vantage that reaches it.
+        server = target.popen(sys.executable, "-c", LISTEN, *specs, f"0.0.0.0:{UNDECLARED}")
+        try:
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+            scan(target, "on-host", "r2")
+            scan(scanner, "outside", "r2")
+            failed = judge("r2")
+        finally:
+            server.kill()
+            server.wait()
+    assert failed.returncode == 1, failed.stdout
+    assert f"FAILED {range_id}" in failed.stdout
+    assert f"from outside: app: 1 unexpected open port(s) in tcp/{LOOPBACK_ONLY},{EVERYWHERE},{UNDECLARED}: {UNDECLARED}" in failed.stdout
+    assert "open, declared by no source (compose.yml)" in failed.stdout
