@@ -159,13 +159,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_snapshot_and_diff(commands, full)
     report_parser = commands.add_parser(
         "report",
-        help="turn a JSON report or nmap XML into a self-contained HTML page",
-        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
-        "nmap XML file.",
+        help="turn a JSON report or nmap XML into an HTML page, a SARIF log or Prometheus metrics",
+        description="Write one self-contained HTML page (no external assets), a SARIF 2.1.0 log for code "
+        "scanning or Prometheus metrics from a JSON report or an nmap XML file.",
     )
     if full("report"):
         report_parser.add_argument("report", metavar="REPORT")
-        report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
+        report_parser.add_argument("-o", "--output", metavar="FILE.html", help="write the HTML page")
+        report_parser.add_argument("--sarif", metavar="FILE", help="write a SARIF 2.1.0 log (code scanning)")
+        report_parser.add_argument(
+            "--source-root", metavar="DIR", default=".",
+            help="with --sarif: the repository root SARIF paths are relative to (default: .)",
+        )  # fmt: skip
+        report_parser.add_argument("--metrics", metavar="FILE", help="write Prometheus metrics (text format)")
     return parser
 
 
