@@ -409,3 +409,59 @@ def test_loopback_ports_are_open_from_the_host_and_closed_from_another_vantage(t
     assert f"FAILED {range_id}" in failed.stdout
     assert f"from outside: app: 1 unexpected open port(s) in tcp/{LOOPBACK_ONLY},{EVERYWHERE},{UNDECLARED}: {UNDECLARED}" in failed.stdout
     assert "open, declared by no source (compose.yml)" in failed.stdout
+
+
+# --- portcheck declared: a source printed as an inventory to review ----------------------------
+
+
+def test_portcheck_declared_prints_an_inventory_that_passes_against_the_same_listeners(
+    pytester: pytest.Pytester, listen: ListenerFactory
+) -> None:
+    web, db = listen().getsockname()[1], listen().getsockname()[1]
+    pytester.makefile(".yml", compose=f"""\
+        services:
+          web:
+            ports: ["{web}:80", "9100"]
+          db:
+            ports:
+              - target: 5432
+                published: "{db}"
+                host_ip: 127.0.0.1
+        """)
+    printed = portcheck(
+        "declared", "compose", "compose.yml", "--range", f"{web},{db}/tcp", "--name", "app", cwd=pytester.path
+    )
+    assert printed.returncode == 0, printed.stderr
+    text = printed.stdout
+    assert f'- "{web}/tcp"  # compose.yml:3: service web ports[0] "{web}:80"' in text
+    assert "# compose.yml:6: service db ports[0]" in text and "not checked: compose.yml:3: container port 9100/tcp" in text
+    (pytester.path / "printed.yml").write_text(text)
+    result = pytester.runpytest("--portcheck", "printed.yml", "-q")
+    result.assert_outcomes(passed=3)
+
+
+def test_portcheck_declared_refuses_bad_input_naming_file_line_and_fix(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yml", 'services:\n  web:\n    ports: ["${PORT}:80", "3000-3005:80-81"]\n')
+    plan = {"format_version": "1.2", "planned_values": {"root_module": {"resources": [
+        {"address": "aws_security_group_rule.all", "type": "aws_security_group_rule", "name": "all", "values": {
+            "type": "ingress", "from_port": 0, "to_port": 0, "protocol": "-1", "cidr_blocks": ["0.0.0.0/0"],
+            "security_group_id": "sg-1",
+        }},
+    ]}}}
+    (tmp_path / "plan.json").write_text(json.dumps(plan, indent=1))
+    (tmp_path / "broken.json").write_text('{"format_version": "1.2",\n "planned_values": [}\n')
+    done = portcheck("declared", "compose", "compose.yml", "gone.yml", cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    errors = done.stderr.splitlines()
+    assert errors[0].startswith("portcheck: error: compose source compose.yml:3: service web ports[0]: variable PORT")
+    assert errors[0].endswith("give a default: '${PORT:-VALUE}'")
+    assert "compose source compose.yml:3: service web: the host range 3000-3005 has 6 ports and the container range 80-81 has 2: give both sides the same length" in done.stderr
+    assert "compose source gone.yml: the Compose file does not exist: check the path" in done.stderr
+    broken = portcheck("declared", "terraform", "broken.json", cwd=tmp_path)
+    assert broken.returncode == 2 and "terraform source broken.json:2: " in broken.stderr
+    # protocol -1: every port, said so, and declared as the whole range (allowed, not required).
+    everything = portcheck("declared", "terraform", "plan.json", cwd=tmp_path)
+    assert everything.returncode == 0, everything.stderr
+    assert "# allowed, not required: 1-65535/tcp" in everything.stdout
+    assert "# allowed, not required: 1-65535/udp" in everything.stdout
+    assert "not checked: plan.json:" in everything.stdout
