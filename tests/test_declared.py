@@ -177,7 +177,9 @@ def test_terraform_rules_map_onto_vantages_by_the_network_they_admit(tmp_path: P
         """)
     (host,) = load_inventory(inventory).hosts
     assert [(e.port, e.vantage) for e in host.expectations] == [(443, None), (443, "app-subnet"), (5432, "app-subnet")]
-    assert any("admits 5432/tcp from 10.0.0.0/8 only" in note for note in host.notes)
+    # Mapped onto app-subnet by its from: entry: no note; the rule for 192.168.0.0/16 maps nowhere.
+    assert not any("from 10.0.0.0/8 only" in note for note in host.notes)
+    assert any("admits 1-65535/tcp from 192.168.0.0/16 only: checked closed from elsewhere" in note for note in host.notes)
     assert any("all protocols" in note or "-1" in note for note in host.notes), host.notes
     assert all(a.vantage is None or a.vantage == "app-subnet" for a in host.allowed)
     assert 5432 in host.range_rule.ports if host.range_rule else False  # closed from everywhere else

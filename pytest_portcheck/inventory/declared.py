@@ -187,6 +187,12 @@ class HostSources:
     notes: list[str] = field(default_factory=list)
     allowances: list[Allowance] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    unmapped: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    """Rules that admit one network, by (origin, peer), that no entry of the host maps to a vantage:
+    a note each, unless a later ``from:`` entry names the network."""
+
+    def all_notes(self) -> tuple[str, ...]:
+        return (*self.notes, *(note for note in self.unmapped.values() if note))
 
     def expectations(
         self, reader: YamlReader, node: yaml.MappingNode, host: str, vantage: str | None, taken: _Taken
@@ -204,8 +210,13 @@ class HostSources:
         found: list[Expectation] = []
         kept = [e for e in exposures if applies(e, self.address, entry.peers)]
         for exposure in exposures:
-            if exposure.reach is Reach.NETWORK and exposure.peer not in entry.peers:
-                self._note(
+            if exposure.reach is not Reach.NETWORK:
+                continue
+            key = (str(exposure.origin), exposure.peer)
+            if exposure.peer in entry.peers:
+                self.unmapped[key] = ""
+            elif key not in self.unmapped:
+                self.unmapped[key] = (
                     f"{exposure.origin}: admits {exposure.spec} from {exposure.peer} only: checked "
                     "closed from elsewhere; to check it open, list the source under from: VANTAGE with "
                     f"peers: [{exposure.peer}]"

@@ -240,7 +240,7 @@ def _host(
             key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
         )
     line = key_node.start_mark.line + 1
-    notes = tuple(sources.notes)
+    notes = sources.all_notes()
     return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule, *rates, notes, allowed)
 
 
