@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any
 
 import pytest
-from conftest import REPO
+from conftest import REPO, Namespace
 
 
 @pytest.mark.parametrize("extra", [[], ["-n", "2"]], ids=["plain", "xdist"])
@@ -50,7 +49,7 @@ STAND_INS = {
 }
 
 
-def run_example(netns: Any, name: str, listeners: list[str], *env: str) -> subprocess.CompletedProcess[str]:
+def run_example(netns: Namespace, name: str, listeners: list[str], *env: str) -> subprocess.CompletedProcess[str]:
     netns.run("ip", "addr", "add", f"{NODE}/32", "dev", "lo")
     server = netns.popen(sys.executable, "-c", SERVE, *listeners)
     try:
@@ -64,7 +63,7 @@ def run_example(netns: Any, name: str, listeners: list[str], *env: str) -> subpr
 
 
 @pytest.mark.parametrize("name", sorted(STAND_INS))
-def test_each_source_example_passes_against_its_stand_ins(netns: Any, name: str) -> None:
+def test_each_source_example_passes_against_its_stand_ins(netns: Namespace, name: str) -> None:
     # The terraform example's ssh is open from the office only: the run scans from there.
     env = ["PORTCHECK_VANTAGE=office"] if name == "terraform" else []
     completed = run_example(netns, name, STAND_INS[name], *env)
@@ -72,7 +71,7 @@ def test_each_source_example_passes_against_its_stand_ins(netns: Any, name: str)
     assert "drift: 0 expectation(s) not met" in completed.stdout
 
 
-def test_the_compose_example_fails_when_the_database_listens_on_every_address(netns: Any) -> None:
+def test_the_compose_example_fails_when_the_database_listens_on_every_address(netns: Namespace) -> None:
     listeners = [spec.replace("127.0.0.1:5432", "0.0.0.0:5432") for spec in STAND_INS["compose"]]
     completed = run_example(netns, "compose", listeners)
     assert completed.returncode == 1, completed.stdout + completed.stderr
