@@ -467,3 +467,38 @@ def test_portcheck_declared_refuses_bad_input_naming_file_line_and_fix(tmp_path:
     assert "# allowed, not required: 1-65535/tcp" in everything.stdout
     assert "# allowed, not required: 1-65535/udp" in everything.stdout
     assert "not checked: plan.json:" in everything.stdout
+
+
+def test_kubernetes_ports_land_on_the_nodes_and_the_load_balancer_the_inventory_names(tmp_path: Path) -> None:
+    write(tmp_path, "manifests.yml", """\
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: shop}
+        spec:
+          type: LoadBalancer
+          allocateLoadBalancerNodePorts: false
+          selector: {app: web}
+          ports: [{port: 443, targetPort: 8443}]
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: admin, namespace: shop}
+        spec:
+          type: NodePort
+          selector: {app: admin}
+          ports: [{port: 80, nodePort: 30080}]
+        """)
+    inventory = write(tmp_path, "inventory.yml", """\
+        hosts:
+          lb:
+            address: 10.0.0.9
+            only_open: {kubernetes: manifests.yml, addresses: {Service/shop/web: [10.0.0.9]}, node_addresses: [10.0.0.5]}
+          node:
+            address: 10.0.0.5
+            only_open: {kubernetes: manifests.yml, addresses: {Service/shop/web: [10.0.0.9]}, node_addresses: [10.0.0.5]}
+        """)
+    lb, node = load_inventory(inventory).hosts
+    assert [e.port for e in lb.expectations] == [443]
+    assert [e.port for e in node.expectations] == [30080]
+    origin = node.expectations[0].declared_at
+    assert origin is not None and (origin.line, origin.entry) == (16, "Service shop/admin spec.ports[0] nodePort 30080")

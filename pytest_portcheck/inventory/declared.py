@@ -43,7 +43,7 @@ from pytest_portcheck.ports import PortKey
 SOURCE_KEYS = tuple(kind.value for kind in SourceKind)
 _OPTIONS: dict[SourceKind, tuple[str, ...]] = {
     SourceKind.COMPOSE: ("services", "profiles", "env_file", "peers"),
-    SourceKind.KUBERNETES: ("node_addresses", "namespace", "peers"),
+    SourceKind.KUBERNETES: ("node_addresses", "addresses", "namespace", "peers"),
     SourceKind.TERRAFORM: ("peers",),
 }
 _WILDCARDS = {"0.0.0.0": 4, "::": 6}
@@ -59,6 +59,9 @@ class SourceRequest:
     env_file: str | None = None
     node_addresses: tuple[str, ...] = ()
     namespace: str = "default"
+    addresses: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Kubernetes: the addresses of load balancers and ingresses the manifests do not hold, by
+    ``Service/NAMESPACE/NAME``, ``Ingress/NAMESPACE/NAME`` or ``IngressClass/CLASS``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,10 @@ def read_source(request: SourceRequest) -> SourceReading:
         return read_compose(request.paths, profiles=request.profiles, env_file=request.env_file)
     if request.kind is SourceKind.KUBERNETES:
         return read_kubernetes(
-            request.paths, node_addresses=request.node_addresses, namespace=request.namespace
+            request.paths,
+            node_addresses=request.node_addresses,
+            addresses=dict(request.addresses),
+            namespace=request.namespace,
         )
     if len(request.paths) != 1:
         raise SourceError(request.paths[0], 0, "a terraform source is one JSON file: give one path")
@@ -122,6 +128,7 @@ def read_entry(reader: YamlReader, node: yaml.MappingNode, base: str) -> SourceE
         _joined(base, env_file[0]) if env_file else None,
         texts("node_addresses"),
         namespace[0] if namespace else "default",
+        _addresses(reader, entries["addresses"][1]) if "addresses" in entries else (),
     )
     return SourceEntry(request, node.start_mark.line + 1, texts("services"), texts("peers"))
 
@@ -135,6 +142,14 @@ def _joined(base: str, path: str) -> str:
         if os.path.commonpath([here, joined]) == here:
             return os.path.relpath(joined, here)
     return joined
+
+
+def _addresses(reader: YamlReader, node: yaml.Node) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``addresses: {Service/shop/web: [203.0.113.7]}``: what each object is reached at."""
+    found = []
+    for name, (_key, value) in reader.mapping(node, "addresses", ()).items():
+        found.append((name, _texts(reader, value, f"addresses of {name}")))
+    return tuple(found)
 
 
 def _texts(reader: YamlReader, node: yaml.Node, key: str) -> tuple[str, ...]:
