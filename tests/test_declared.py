@@ -235,6 +235,10 @@ def test_a_one_of_range_is_listed_as_allowed_not_required(pytester: pytest.Pytes
             only_open: {{compose: compose.yml}}
             range: "{chosen}-{chosen + 2}/tcp"
         """)
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-q", "-rs", "--collect-only")
+    assert f"inventory.yml::web::tcp/{chosen}-{chosen + 2}::allowed" in result.stdout.str()
+    items = pytester.inline_genitems("--portcheck", "inventory.yml")[0]
+    assert all("::" not in item.name and all("::" not in node.name for node in item.listchain()[2:]) for item in items)
     result = pytester.runpytest("--portcheck", "inventory.yml", "-q", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     assert (

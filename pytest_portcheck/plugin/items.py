@@ -69,7 +69,7 @@ class HostNode(pytest.Collector):
         super().__init__(**kwargs)
         self.host = host
 
-    def collect(self) -> Iterator[PortNode | RangeNode | AllowedItem]:
+    def collect(self) -> Iterator[PortNode | RangeNode | AllowedNode]:
         for expectation in self.host.expectations:
             name = f"{expectation.proto.value}/{expectation.port}"
             yield PortNode.from_parent(self, name=name, host=self.host, expectation=expectation)
@@ -77,9 +77,19 @@ class HostNode(pytest.Collector):
             rule = self.host.range_rule
             yield RangeNode.from_parent(self, name=rule.label, host=self.host, rule=rule)
         for allowance in self.host.allowed:
-            vantage = f"-from-{allowance.vantage}" if allowance.vantage else ""
-            name = f"{allowance.label}::allowed{vantage}"
-            yield AllowedItem.from_parent(self, name=name, host=self.host, allowance=allowance)
+            yield AllowedNode.from_parent(self, name=allowance.label, host=self.host, allowance=allowance)
+
+
+class AllowedNode(pytest.Collector):
+    def __init__(self, *, host: HostSpec, allowance: Allowance, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.allowance = allowance
+
+    def collect(self) -> Iterator[AllowedItem]:
+        vantage = self.allowance.vantage
+        name = "allowed" + (f"-from-{vantage}" if vantage else "")
+        yield AllowedItem.from_parent(self, name=name, host=self.host, allowance=self.allowance)
 
 
 class AllowedItem(pytest.Item):
