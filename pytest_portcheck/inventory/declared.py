@@ -178,6 +178,12 @@ def _family(address: str) -> int | None:
         return None  # a name: it may resolve to either family
 
 
+def is_allowance(exposure: Exposure, kind: SourceKind) -> bool:
+    """Whether a port is allowed rather than required: one port of a range, chosen when the container
+    starts, or a range a firewall rule admits (a rule says who may connect, not what listens)."""
+    return exposure.one_of or (kind is SourceKind.TERRAFORM and exposure.first != exposure.last)
+
+
 def applies(exposure: Exposure, address: str, peers: Sequence[str]) -> bool:
     """Whether a declared exposure is open at the inventory host ``address``, for the list reading it."""
     if exposure.reach is Reach.NETWORK and exposure.peer not in peers:
@@ -239,7 +245,7 @@ class HostSources:
         if exposures and not kept:
             self._note(f"{reading.paths[0]}: declares no port at {self.address} ({len(exposures)} elsewhere)")
         for exposure in kept:
-            found += self._declare(reader, node, host, vantage, exposure, taken, entry.line)
+            found += self._declare(reader, node, host, vantage, exposure, taken, entry)
         return found
 
     def _note(self, text: str) -> None:
@@ -269,10 +275,10 @@ class HostSources:
         vantage: str | None,
         exposure: Exposure,
         taken: _Taken,
-        line: int,
+        entry: SourceEntry,
     ) -> list[Expectation]:
-        ranged = exposure.first != exposure.last and exposure.origin.path.endswith(".json")
-        if exposure.one_of or ranged:
+        line = entry.line
+        if is_allowance(exposure, entry.request.kind):
             why = (
                 "publishes one port of the range, chosen when the container starts"
                 if exposure.one_of

@@ -17,8 +17,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_portcheck.inventory.declared import applies
-from pytest_portcheck.inventory.sources import Exposure, Reach, SourceReading
+from pytest_portcheck.inventory.declared import applies, is_allowance
+from pytest_portcheck.inventory.sources import Exposure, Reach, SourceKind, SourceReading
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +78,18 @@ def derived_inventory(
             )
     lines.append("hosts:")
     for host in hosts_of(reading, address, name):
-        lines += _host_lines(host, port_range)
+        lines += _host_lines(host, port_range, reading.kind)
     return "\n".join(lines) + "\n"
 
 
-def _host_lines(host: DerivedHost, port_range: str | None) -> list[str]:
+def _host_lines(host: DerivedHost, port_range: str | None, kind: SourceKind) -> list[str]:
     lines = [f"  {host.name}:", f"    address: {json.dumps(host.address)}"]
     if _loopback(host.address) and any(e.reach is Reach.THIS_HOST for e in host.exposures):
         lines.insert(0, "  # published on loopback only: scan this host on the machine itself (a vantage)")
     entries: dict[str, Exposure] = {}
     allowed: list[Exposure] = []
     for exposure in host.exposures:
-        if exposure.one_of or (exposure.first != exposure.last and exposure.origin.path.endswith(".json")):
+        if is_allowance(exposure, kind):
             allowed.append(exposure)
         else:
             entries.setdefault(exposure.spec, exposure)  # two binds of one port are one entry
