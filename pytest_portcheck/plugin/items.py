@@ -192,6 +192,7 @@ class CheckItem(pytest.Item):
 
     def _outcome(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> ItemOutcome:
         target, expected = self.describe()
+        ranged = expected == "only_open"
         vantage, declared_at = self.declaration()
         verdict = judgement.verdict.value
         waiver = self.waiver
@@ -211,7 +212,8 @@ class CheckItem(pytest.Item):
             line=(self.location[1] or 0) + 1,
             message=judgement.message,
             found=tuple(
-                FoundState(r.address or "", r.state.value, r.reason, r.latency_ms, r.port)
+                # A range's item names the port of each; a port's item has one, its target's.
+                FoundState(r.address or "", r.state.value, r.reason, r.latency_ms, r.port if ranged else 0)
                 for r in judgement.found
             ),
             # Peer-supplied text, already neutralised: no control characters reach the XML.

@@ -39,7 +39,8 @@ class FoundState:
     reason: str
     latency_ms: float | None = None
     port: int = 0
-    """The port it showed this on (a range's item holds several); 0 when a report does not say."""
+    """The port it showed this on, for a range's item (which holds several); 0 for a port's item,
+    whose port its target names, and when a report does not say."""
 
 
 @dataclass(frozen=True, slots=True)
