@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ListenerFactory, portcheck, unused_port
 
-from pytest_portcheck.inventory.load import load_inventory
+from pytest_portcheck.inventory.load import load_inventory, parse_inventory
 from pytest_portcheck.inventory.model import Expect, InventoryError
 from pytest_portcheck.ports import Protocol
 
@@ -506,3 +506,23 @@ def test_kubernetes_ports_land_on_the_nodes_and_the_load_balancer_the_inventory_
     assert [e.port for e in node.expectations] == [30080]
     origin = node.expectations[0].declared_at
     assert origin is not None and (origin.line, origin.entry) == (16, "Service shop/admin spec.ports[0] nodePort 30080")
+
+
+def test_portcheck_declared_puts_node_ports_on_each_node(tmp_path: Path) -> None:
+    write(tmp_path, "manifests.yml", """\
+        apiVersion: v1
+        kind: Service
+        metadata: {name: admin, namespace: shop}
+        spec:
+          type: NodePort
+          selector: {app: admin}
+          ports: [{port: 80, nodePort: 30080}]
+        """)
+    done = portcheck(
+        "declared", "kubernetes", "manifests.yml", "--node-address", "10.0.0.5", "--node-address", "10.0.0.6",
+        "--name", "node", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    hosts = parse_inventory(done.stdout, tmp_path / "printed.yml").hosts
+    assert [(h.address, [e.port for e in h.expectations]) for h in hosts] == [("10.0.0.5", [30080]), ("10.0.0.6", [30080])]
+    assert "# manifests.yml:7: Service shop/admin spec.ports[0] nodePort 30080" in done.stdout

@@ -112,3 +112,20 @@ def test_judge_mode_writes_one_sarif_run_for_the_whole_fleet(
     messages = [result["message"]["text"] for result in document["runs"][0]["results"]]
     assert any("from office" in text and "from dmz" in text for text in messages), messages
     assert json.loads(json.dumps(document))["runs"][0]["tool"]["driver"]["name"]
+
+
+def test_under_xdist_the_sarif_file_is_the_same(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+    """Workers hand their outcomes over as text: the kind and the declaring line must survive it."""
+    fleet(pytester, listen)
+    alone = pytester.runpytest("--portcheck", "inventory.yml", "--portcheck-sarif", "alone.sarif")
+    alone.assert_outcomes(passed=1, failed=2)
+    workers = pytester.runpytest_subprocess(
+        "--portcheck", "inventory.yml", "--portcheck-sarif", "workers.sarif", "-n", "2", "-p", "no:cacheprovider"
+    )
+    workers.assert_outcomes(passed=1, failed=2)
+    one, two = (results_of(valid((pytester.path / name).read_text())) for name in ("alone.sarif", "workers.sarif"))
+    assert set(one) == set(two) == {"portcheck/declared-port-unreachable", "portcheck/unexpected-open-port"}
+    for rule, result in one.items():
+        assert two[rule]["locations"] == result["locations"]
+        assert two[rule].get("relatedLocations") == result.get("relatedLocations")
+        assert two[rule]["partialFingerprints"] == result["partialFingerprints"]

@@ -43,7 +43,7 @@ def hosts_of(reading: SourceReading, address: str, name: str) -> list[DerivedHos
         found = tuple(
             e for e in reading.exposures if applies(e, where, ()) and not _elsewhere(e, where, address)
         )
-        if found or index == 0:
+        if found or len(addresses) == 1:  # the default host, empty, only when it is the only one
             hosts.append(DerivedHost(name if index == 0 else f"{name}-{index}", where, found))
     return hosts
 
