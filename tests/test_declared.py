@@ -221,7 +221,9 @@ def test_pytest_checks_both_directions_of_a_compose_file(pytester: pytest.Pytest
     assert "compose.yml:6: container port 9100/tcp is published on a random host port" in output
 
 
-def test_a_one_of_range_is_listed_as_allowed_not_required(pytester: pytest.Pytester, listen: ListenerFactory) -> None:
+def test_a_one_of_range_allows_one_open_port_and_fails_on_a_second(
+    pytester: pytest.Pytester, listen: ListenerFactory
+) -> None:
     chosen = listen().getsockname()[1]
     pytester.makefile(".yml", compose=f"""\
         services:
@@ -235,15 +237,48 @@ def test_a_one_of_range_is_listed_as_allowed_not_required(pytester: pytest.Pytes
             only_open: {{compose: compose.yml}}
             range: "{chosen}-{chosen + 2}/tcp"
         """)
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-q", "-rA")
+    result.assert_outcomes(passed=2)
+    assert f"PASSED inventory.yml::web::tcp/{chosen}-{chosen + 2}::one_of" in result.stdout.str()
+    # A second listener in the range: the file publishes one port of it, not two.
+    try:
+        second = listen(port=chosen + 1).getsockname()[1]
+    except OSError:
+        pytest.skip(f"port {chosen + 1} is taken by another process")
+    result = pytester.runpytest("--portcheck", "inventory.yml", "-q", "--tb=short")
+    result.assert_outcomes(passed=1, failed=1)
+    assert (
+        f"web: 2 ports open in tcp/{chosen}-{chosen + 2}, of which compose.yml:3: service web ports[0] "
+        f'"{chosen}-{chosen + 2}:80" publishes one: {chosen}, {second}'
+    ) in result.stdout.str()
+
+
+def test_a_range_a_firewall_rule_admits_is_listed_as_allowed_not_required(
+    pytester: pytest.Pytester, listen: ListenerFactory
+) -> None:
+    first = listen().getsockname()[1]
+    plan = {"format_version": "1.2", "planned_values": {"root_module": {"resources": [
+        {"address": "aws_security_group.web", "type": "aws_security_group", "name": "web", "values": {"ingress": [
+            {"from_port": first, "to_port": first + 2, "protocol": "tcp", "cidr_blocks": ["0.0.0.0/0"]},
+        ]}},
+    ]}}}
+    (pytester.path / "plan.json").write_text(json.dumps(plan, indent=1))
+    pytester.makefile(".yml", inventory=f"""\
+        hosts:
+          web:
+            address: 127.0.0.1
+            only_open: {{terraform: plan.json}}
+            range: "{first}-{first + 2}/tcp"
+        """)
     result = pytester.runpytest("--portcheck", "inventory.yml", "-q", "-rs", "--collect-only")
-    assert f"inventory.yml::web::tcp/{chosen}-{chosen + 2}::allowed" in result.stdout.str()
+    assert f"inventory.yml::web::tcp/{first}-{first + 2}::allowed" in result.stdout.str()
     items = pytester.inline_genitems("--portcheck", "inventory.yml")[0]
     assert all("::" not in item.name and all("::" not in node.name for node in item.listchain()[2:]) for item in items)
     result = pytester.runpytest("--portcheck", "inventory.yml", "-q", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     assert (
-        f"web tcp/{chosen}-{chosen + 2}: allowed, not required — compose.yml:3: service web ports[0] "
-        f'"{chosen}-{chosen + 2}:80" publishes one port of the range, chosen when the container starts'
+        f"inventory.yml: web tcp/{first}-{first + 2}: allowed, not required — plan.json:12: aws_security_group.web ingress[0] "
+        f"tcp {first}-{first + 2} from 0.0.0.0/0 admits the range: nothing there has to listen"
     ) in result.stdout.str()
 
 

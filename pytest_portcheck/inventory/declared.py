@@ -285,8 +285,9 @@ class HostSources:
                 else "admits the range: nothing there has to listen"
             )
             allowance = Allowance(
-                exposure.protocol, exposure.first, exposure.last, line, exposure.origin, vantage, why
-            )
+                exposure.protocol, exposure.first, exposure.last, line, exposure.origin, vantage, why,
+                exposure.one_of,
+            )  # fmt: skip
             if allowance not in self.allowances:
                 self.allowances.append(allowance)
             return []

@@ -143,10 +143,17 @@ class Allowance:
     vantage: str | None = None
     why: str = ""
     """Why the port is allowed, not required: ``publishes one port of the range, chosen when...``."""
+    one_of: bool = False
+    """One port of the range is published, so at most one may be open (its item checks that); else a
+    firewall rule admits the range and anything in it may listen (its item says so, and is skipped)."""
 
     @property
     def label(self) -> str:
         return f"{self.proto.value}/{self.first}-{self.last}"
+
+    def rule(self, host: str) -> RangeRule:
+        """The range as the scanner and the judge take one: every port of it."""
+        return RangeRule(host, self.proto, tuple(range(self.first, self.last + 1)), self.label, self.line)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from pytest_portcheck.inventory.model import (
     Waiver,
 )
 from pytest_portcheck.judge.expectation import judge
-from pytest_portcheck.judge.ranges import judge_range
+from pytest_portcheck.judge.ranges import judge_one_of, judge_range
 from pytest_portcheck.judge.verdict import Judgement, Verdict, today
 from pytest_portcheck.plugin.session import (
     JUNIT_PROPERTY,
@@ -86,24 +86,30 @@ class AllowedNode(pytest.Collector):
         self.host = host
         self.allowance = allowance
 
-    def collect(self) -> Iterator[AllowedItem]:
-        vantage = self.allowance.vantage
-        name = "allowed" + (f"-from-{vantage}" if vantage else "")
-        yield AllowedItem.from_parent(self, name=name, host=self.host, allowance=self.allowance)
+    def collect(self) -> Iterator[AllowedItem | OneOfItem]:
+        a = self.allowance
+        vantage = f"-from-{a.vantage}" if a.vantage else ""
+        if a.one_of:  # one port of the range is published: the item checks that no second one is open
+            rule = a.rule(self.host.name)
+            yield OneOfItem.from_parent(self, name=f"one_of{vantage}", host=self.host, rule=rule, allowance=a)
+        else:
+            yield AllowedItem.from_parent(self, name=f"allowed{vantage}", host=self.host, allowance=a)
 
 
 class AllowedItem(pytest.Item):
-    """Ports a source allows without requiring them (one port of a range, chosen at start): listed,
-    so that the item list says so, and skipped with the reason. ``only_open`` does not fail them."""
+    """A range a firewall rule admits (anything in it may listen): listed, so that the item list says
+    so, and skipped with the reason, at its inventory line. ``only_open`` does not fail its ports."""
 
     def __init__(self, *, host: HostSpec, allowance: Allowance, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.host = host
         self.allowance = allowance
+        a = allowance
+        why = f"{host.name} {a.label}: allowed, not required — {a.declared_at} {a.why}"
+        self.add_marker(pytest.mark.skip(reason=why))
 
     def runtest(self) -> None:
-        a = self.allowance
-        pytest.skip(f"{self.host.name} {a.label}: allowed, not required — {a.declared_at} {a.why}")
+        """Never runs: the item is skipped (see ``__init__``)."""
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.allowance.line - 1, f"{self.host.name} {self.allowance.label} allowed"
@@ -317,6 +323,28 @@ class RangeItem(CheckItem):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.rule.line - 1, f"{self.host.name} {self.rule.label} only_open"
+
+
+class OneOfItem(RangeItem):
+    """A range of which a source publishes one port, chosen at start: at most one may be open."""
+
+    def __init__(self, *, allowance: Allowance, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allowance = allowance
+
+    def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
+        evidence = run.judging.union(self.path) if run.judging is not None else scan_evidence(shared)
+        return judge_one_of(self.host, self.allowance, evidence)
+
+    def describe(self) -> tuple[str, str]:
+        return self.rule.label, "one_of"
+
+    def declaration(self) -> tuple[str | None, DeclaredAt | None]:
+        origin = self.allowance.declared_at
+        return self.allowance.vantage, DeclaredAt(os.path.abspath(origin.path), origin.line, origin.entry)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.rule.line - 1, f"{self.host.name} {self.rule.label} one_of"
 
 
 def skip_overridden(host: HostSpec, expectation: Expectation) -> None:

@@ -215,6 +215,8 @@ def plan_inventory(inventory: Inventory) -> WorkPlan:
         timing[host.address] = (max(known[0], host.timeout), max(known[1], host.retries))
         wanted = runs.setdefault(host.address, [])
         wanted.extend((e.proto, e.port, e.port) for e in host.expectations)
+        # A source's "one port of this range": its item checks that no more than one is open.
+        wanted.extend((a.proto, a.first, a.last) for a in host.allowed if a.one_of)
         asked = requirements.setdefault(host.address, [])
         asked.extend(r for e in host.expectations if (r := requirement_of(e)) is not None)
         rule = host.range_rule
