@@ -561,3 +561,19 @@ def test_portcheck_declared_puts_node_ports_on_each_node(tmp_path: Path) -> None
     hosts = parse_inventory(done.stdout, tmp_path / "printed.yml").hosts
     assert [(h.address, [e.port for e in h.expectations]) for h in hosts] == [("10.0.0.5", [30080]), ("10.0.0.6", [30080])]
     assert "# manifests.yml:7: Service shop/admin spec.ports[0] nodePort 30080" in done.stdout
+
+
+def test_the_plan_scans_a_one_of_range_so_that_judge_mode_can_check_it(tmp_path: Path) -> None:
+    from pytest_portcheck.sharding.plan import plan_inventory
+
+    write(tmp_path, "compose.yml", 'services:\n  web:\n    ports: ["8000-8002:80", "9000:9000"]\n')
+    inventory = write(tmp_path, "inventory.yml", """\
+        hosts:
+          web:
+            address: 127.0.0.1
+            only_open: {compose: compose.yml}
+            range: "1-100/tcp"
+        """)
+    plan = plan_inventory(load_inventory(inventory))
+    (host,) = plan.hosts
+    assert host.spec() == "1-100/tcp,8000-8002/tcp,9000/tcp"
