@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import REPO
+from test_sarif import valid
 
 from pytest_portcheck.inventory.load import parse_inventory
 
@@ -94,6 +95,11 @@ def test_github_actions_workflow_runs_here(tmp_path: Path, loopback_inventory: s
     assert "judged run 9912345678-2: 4 report(s)" in judged.stdout
     assert "reports checked with PORTCHECK_REPORT_KEY" in judged.stdout
     assert (tmp_path / "portcheck.xml").exists() and (tmp_path / "portcheck.md").exists()
+    # The SARIF file the judge writes is the one uploaded to code scanning, even after drift.
+    upload = next(s for s in workflow["jobs"]["judge"]["steps"] if "upload-sarif" in s.get("uses", ""))
+    assert upload["uses"] == "github/codeql-action/upload-sarif@v3" and upload["if"] == "always()"
+    assert workflow["jobs"]["judge"]["permissions"]["security-events"] == "write"
+    valid((tmp_path / upload["with"]["sarif_file"]).read_text())
 
 
 def container(document: dict[str, Any]) -> dict[str, Any]:

@@ -458,12 +458,13 @@ class PageRun:
             )
 
     def validate_inventories(self) -> None:
-        """Every inventory shown loads (in one collection), and every one marked invalid fails to."""
-        folder = self.folder.parent / f"{self.folder.name}-inventories"
-        folder.mkdir()
+        """Every inventory shown loads (in one collection), and every one marked invalid fails to. Each is
+        copied beside the file it was written to: the Compose file or manifests it reads are found there."""
+        folder = self.folder
         valid = []
         for block, name in self.inventories:
-            copy = f"L{block.line}-{Path(name).name}"
+            copy = str(Path(name).parent / f"L{block.line}-{Path(name).name}")
+            (folder / copy).parent.mkdir(parents=True, exist_ok=True)
             (folder / copy).write_text(block.text, encoding="utf-8")
             if block.marker("invalid"):
                 self.collect(folder, [copy], block, should_load=False)

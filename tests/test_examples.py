@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, Namespace
 
 
 @pytest.mark.parametrize("extra", [[], ["-n", "2"]], ids=["plain", "xdist"])
@@ -22,3 +22,58 @@ def test_demo_passes(extra: list[str]) -> None:
     assert "20 passed" in completed.stdout
     assert "drift: 0 expectation(s) not met on 0 of 4 host(s)" in completed.stdout
     assert 'ssh (OpenSSH 9.2p1) "SSH-2.0-OpenSSH_9.2p1 portcheck-demo"' in completed.stdout
+
+
+# --- examples/compose, kubernetes, terraform: a source file and the inventory that reads it ------
+
+SERVE = """
+import socket, sys, time
+held = []
+for spec in sys.argv[1:]:
+    host, port = spec.rsplit(":", 1)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, int(port)))
+    listener.listen(16)
+    held.append(listener)
+print("ready", flush=True)
+time.sleep(600)
+"""
+NODE = "10.90.0.10"
+"""The address the examples give their host: on the loopback interface of a namespace of the test's own."""
+STAND_INS = {
+    # What answers where the services would: bound as the source file declares.
+    "compose": ["0.0.0.0:80", "0.0.0.0:443", "0.0.0.0:8000", "127.0.0.1:5432"],
+    "kubernetes": ["0.0.0.0:30080", "0.0.0.0:9100"],
+    "terraform": ["0.0.0.0:443", "0.0.0.0:22"],
+}
+
+
+def run_example(netns: Namespace, name: str, listeners: list[str], *env: str) -> subprocess.CompletedProcess[str]:
+    netns.run("ip", "addr", "add", f"{NODE}/32", "dev", "lo")
+    server = netns.popen(sys.executable, "-c", SERVE, *listeners)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        inventory = REPO / "examples" / name / "inventory.yml"
+        command = ["env", *env, sys.executable, "-m", "pytest", "--portcheck", str(inventory), "-p", "no:cacheprovider"]
+        return netns.run(*command, check=False, timeout=180)
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.parametrize("name", sorted(STAND_INS))
+def test_each_source_example_passes_against_its_stand_ins(netns: Namespace, name: str) -> None:
+    # The terraform example's ssh is open from the office only: the run scans from there.
+    env = ["PORTCHECK_VANTAGE=office"] if name == "terraform" else []
+    completed = run_example(netns, name, STAND_INS[name], *env)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "drift: 0 expectation(s) not met" in completed.stdout
+
+
+def test_the_compose_example_fails_when_the_database_listens_on_every_address(netns: Namespace) -> None:
+    listeners = [spec.replace("127.0.0.1:5432", "0.0.0.0:5432") for spec in STAND_INS["compose"]]
+    completed = run_example(netns, "compose", listeners)
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "5432 (unknown): open, declared by no source (" in completed.stdout
+    assert "compose/compose.yml)" in completed.stdout

@@ -353,3 +353,59 @@ def test_a_stuck_listener_alone_on_its_address_is_never_a_pass(
         ["WARNING: inventory.yml::quiet: no port answered on 127.0.0.1 — is the address right?*"]
     )
     run("--portcheck", "inventory.yml", "--portcheck-strict", *flags).assert_outcomes(errors=2)
+
+
+# --- the kind of finding, attached by the judge (issue 20) ----------------------------------------
+
+
+def test_the_judge_attaches_the_kind_of_finding_to_each_failure() -> None:
+    from pytest_portcheck.report.findings import FindingKind
+
+    resolution = Resolution("127.0.0.1", ("127.0.0.1",))
+    host, _ = _box()
+
+    def kind_of(expect: Expect, state: PortState, service: ServiceRequirement | None = None) -> object:
+        expectation = Expectation("box", Protocol.TCP, 22, expect, 4, service)
+        found = {("127.0.0.1", Protocol.TCP, 22): result("127.0.0.1", 22, state)}
+        return judge(host, expectation, seen(resolution, found)).kind
+
+    assert kind_of(Expect.OPEN, PortState.CLOSED) is FindingKind.DECLARED_UNREACHABLE
+    assert kind_of(Expect.CLOSED, PortState.OPEN) is FindingKind.UNEXPECTED_OPEN
+    assert kind_of(Expect.FILTERED, PortState.OPEN) is FindingKind.UNEXPECTED_OPEN
+    assert kind_of(Expect.FILTERED, PortState.CLOSED) is FindingKind.PORT_NOT_FILTERED
+    assert kind_of(Expect.OPEN, PortState.OPEN) is None  # a pass is no finding
+    assert kind_of(Expect.CLOSED, PortState.ERROR) is FindingKind.CANNOT_CHECK
+    # A service failure: the kind says which requirement failed, not the port's state.
+    expectation = Expectation("box", Protocol.TCP, 22, Expect.OPEN, 4, ServiceRequirement("ssh"))
+    key = ("127.0.0.1", Protocol.TCP, 22)
+    evidence = ScanEvidence(
+        {key: result("127.0.0.1", 22, PortState.OPEN)},
+        {"127.0.0.1": resolution},
+        {key: ServiceInfo("http", "HTTP/1.1 200 OK")},
+    )
+    judgement = judge(host, expectation, evidence)
+    assert judgement.verdict is Verdict.FAILED and judgement.kind is FindingKind.WRONG_SERVICE
+    rule = RangeRule("box", Protocol.TCP, (21,), "tcp/21", 3)
+    ranged = HostSpec("box", "127.0.0.1", 1.0, 1, (), 2, rule)
+    found = {("127.0.0.1", Protocol.TCP, 21): result("127.0.0.1", 21, PortState.OPEN)}
+    assert judge_range(ranged, rule, seen(resolution, found)).kind is FindingKind.UNEXPECTED_OPEN
+
+
+def test_a_source_declared_port_names_its_source_line_and_a_range_names_none() -> None:
+    from pytest_portcheck.inventory.sources import Origin
+
+    origin = Origin("deploy/compose.yml", 7, 'service web ports[0] "8080:80"', "web")
+    expectation = Expectation("box", Protocol.TCP, 8080, Expect.OPEN, 4, declared_at=origin)
+    host = HostSpec("box", "127.0.0.1", 1.0, 1, (expectation,), 2)
+    resolution = Resolution("127.0.0.1", ("127.0.0.1",))
+    found = {("127.0.0.1", Protocol.TCP, 8080): result("127.0.0.1", 8080, PortState.CLOSED)}
+    judgement = judge(host, expectation, seen(resolution, found))
+    assert judgement.verdict is Verdict.FAILED
+    assert 'declared by deploy/compose.yml:7: service web ports[0] "8080:80"' in judgement.message.split("\n")[0]
+    found[("127.0.0.1", Protocol.TCP, 8080)] = result("127.0.0.1", 8080, PortState.OPEN)
+    assert "deploy/compose.yml:7" in judge(host, expectation, seen(resolution, found)).message
+    rule = RangeRule("box", Protocol.TCP, (21,), "tcp/21", 3, declared_by=("deploy/compose.yml",))
+    ranged = HostSpec("box", "127.0.0.1", 1.0, 1, (), 2, rule)
+    found = {("127.0.0.1", Protocol.TCP, 21): result("127.0.0.1", 21, PortState.OPEN)}
+    message = judge_range(ranged, rule, seen(resolution, found)).message
+    assert "21 (ftp): open, declared by no source (deploy/compose.yml)" in message

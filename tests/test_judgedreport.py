@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,32 @@ def test_plain_scans_and_nmap_xml_have_no_verdicts(tmp_path: Path) -> None:
             ("::1", 22, PortState.CLOSED),
         ]
         assert page_data(judged)["drift"] == []
+
+
+def test_an_outcome_keeps_its_kind_vantage_port_and_declaring_line_through_json() -> None:
+    """What ``portcheck report --sarif`` needs of each expectation (issue 20)."""
+    from pytest_portcheck.report.findings import FindingKind
+    from pytest_portcheck.report.judged import DeclaredAt
+
+    outcome = replace(
+        VERDICT,
+        kind=FindingKind.UNEXPECTED_OPEN,
+        vantage="dmz",
+        declared_at=DeclaredAt("/srv/deploy/compose.yml", 9, 'service db ports[0] "5432:5432"'),
+        found=(FoundState("127.0.0.1", "open", "syn-ack", 0.25),),
+    )
+    ranged = replace(outcome, target="tcp/1-1024", found=(FoundState("127.0.0.1", "open", "syn-ack", 0.25, 80),))
+    for compact in (False, True):
+        document = json.loads(json.dumps(outcome.to_dict(compact=compact)))
+        assert document["kind"] == "unexpected-open-port" and document["vantage"] == "dmz"
+        assert document["declared_at"] == {
+            "path": "/srv/deploy/compose.yml", "line": 9, "description": 'service db ports[0] "5432:5432"'
+        }
+        assert "port" not in document["found"][0]  # a port item's own port, not repeated
+        assert ItemOutcome.from_dict(document, outcome.nodeid) == outcome
+        document = json.loads(json.dumps(ranged.to_dict(compact=compact)))
+        assert document["found"][0]["port"] == 80  # a range's item names the port
+        assert ItemOutcome.from_dict(document, outcome.nodeid) == ranged
+    broken = outcome.to_dict() | {"kind": "no-such-kind"}
+    with pytest.raises(ValueError):
+        ItemOutcome.from_dict(broken)

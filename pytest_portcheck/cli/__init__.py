@@ -38,7 +38,7 @@ from pytest_portcheck.report.provenance import RunIdError
 if TYPE_CHECKING:
     from pytest_portcheck.cli.scan import Identify, ReportWriter
 
-COMMANDS = ("scan", "snapshot", "diff", "report")
+COMMANDS = ("scan", "snapshot", "diff", "report", "declared")
 
 
 def _rate(text: str) -> float:
@@ -159,14 +159,46 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_snapshot_and_diff(commands, full)
     report_parser = commands.add_parser(
         "report",
-        help="turn a JSON report or nmap XML into a self-contained HTML page",
-        description="Write one self-contained HTML page (no external assets) from a JSON report or an "
-        "nmap XML file.",
+        help="turn a JSON report or nmap XML into an HTML page, a SARIF log or Prometheus metrics",
+        description="Write one self-contained HTML page (no external assets), a SARIF 2.1.0 log for code "
+        "scanning or Prometheus metrics from a JSON report or an nmap XML file.",
     )
     if full("report"):
         report_parser.add_argument("report", metavar="REPORT")
-        report_parser.add_argument("-o", "--output", required=True, metavar="FILE.html")
+        report_parser.add_argument("-o", "--output", metavar="FILE.html", help="write the HTML page")
+        report_parser.add_argument("--sarif", metavar="FILE", help="write a SARIF 2.1.0 log (code scanning)")
+        report_parser.add_argument(
+            "--source-root", metavar="DIR", default=".",
+            help="with --sarif: the repository root SARIF paths are relative to (default: .)",
+        )  # fmt: skip
+        report_parser.add_argument("--metrics", metavar="FILE", help="write Prometheus metrics (text format)")
+    _add_declared(commands, full)
     return parser
+
+
+def _add_declared(commands: Any, full: Callable[[str], bool]) -> None:
+    parser = commands.add_parser(
+        "declared",
+        help="print what a Compose file, Kubernetes manifests or a Terraform plan declare, as an inventory",
+        description="Print the ports a source declares as an inventory to review, each entry commented "
+        "with the file and line that declares it.",
+    )
+    if not full("declared"):
+        return
+    parser.add_argument("kind", choices=("compose", "kubernetes", "terraform"), help="what the files are")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="Compose files (merged in order), "
+                        "manifests, or one Terraform JSON (terraform show -json)")  # fmt: skip
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="the address of what binds every address (default 127.0.0.1)")  # fmt: skip
+    parser.add_argument("--name", help="the host's name in the inventory (default: the kind)")
+    parser.add_argument("--range", metavar="SPEC", dest="port_range",
+                        help='write only_open: with this range ("1-65535/tcp") instead of open:')  # fmt: skip
+    parser.add_argument("--profile", action="append", default=[], help="compose: enable a profile")
+    parser.add_argument("--env-file", help="compose: the variables file (default: .env beside the first)")
+    parser.add_argument("--node-address", action="append", default=[],
+                        help="kubernetes: a node's address (repeatable)")  # fmt: skip
+    parser.add_argument("--namespace", default="default", help="kubernetes: for objects without one")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the inventory to FILE (default stdout)")
 
 
 def _add_scan_command_options(scan_parser: argparse.ArgumentParser) -> None:
@@ -404,6 +436,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from pytest_portcheck.cli.report import run_report
 
         return run_report(args)
+    if args.command == "declared":
+        from pytest_portcheck.cli.declared import run_declared  # YAML and the source readers
+
+        return run_declared(args, sys.stdout, sys.stderr)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
 
 

@@ -1,6 +1,8 @@
 """The port lists of an inventory host: ``open:``, ``closed:``, ``filtered:`` (and ``only_open:``), at
 the host's level and under ``from: VANTAGE``; each entry a port or ``{port:, service:, tls:, auth:,
-waive:, silence_counts_as_closed:}``, checked on its own so that one bad entry hides no other.
+waive:, silence_counts_as_closed:}``, checked on its own so that one bad entry hides no other, or a
+source (``{compose: FILE}``: ``declared``), read after the list's ports so that an entry written by
+hand for a port the source declares too applies.
 Must not import pytest, the engine or the probes' I/O.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, fields
 
 import yaml
 
+from pytest_portcheck.inventory.declared import HostSources, is_source_entry
 from pytest_portcheck.inventory.model import (
     Expect,
     Expectation,
@@ -171,15 +174,23 @@ def _ports(reader: YamlReader, node: yaml.Node) -> list[tuple[Protocol, int]]:
 
 
 def list_expectations(
-    reader: YamlReader, name: str, entries: Mapping[str, tuple[yaml.Node, yaml.Node]], host_silence: bool
+    reader: YamlReader,
+    name: str,
+    entries: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    host_silence: bool,
+    sources: HostSources | None = None,
 ) -> list[Expectation]:
     """The expectations of the open:, closed: and filtered: lists, each port declared once."""
     declared: dict[tuple[Protocol, int], tuple[Expect, int]] = {}
     expectations: list[Expectation] = []
+    deferred: list[tuple[yaml.Node, _List]] = []
     for list_key, expect in _LISTS:
         if list_key not in entries:
             continue
         list_node = entries[list_key][1]
+        if list_key == "only_open" and is_source_entry(list_node):
+            deferred.append((list_node, _List(name, expect, host_silence)))
+            continue
         if not isinstance(list_node, yaml.SequenceNode):
             reader.note(
                 list_node, f'{list_key} of {name!r} must be a list, e.g. {list_key}: [22, "8000-8010"]'
@@ -192,8 +203,25 @@ def list_expectations(
             continue
         for item in list_node.value:  # each entry on its own: one bad entry does not hide the next
             entry = _List(name, expect, host_silence)
+            if is_source_entry(item):
+                deferred.append((item, entry))
+                continue
             expectations += reader.attempt([], _entry_expectations, reader, entry, item, declared)
+    for item, entry in deferred:
+        expectations += reader.attempt([], _source_expectations, reader, sources, entry, item, declared)
     return expectations
+
+
+def _source_expectations(
+    reader: YamlReader, sources: HostSources | None, where: _List, item: yaml.Node, declared: _Declared
+) -> list[Expectation]:
+    """The ports a source entry (``{compose: FILE}``) declares open for the host."""
+    if where.expect is not Expect.OPEN or sources is None or not isinstance(item, yaml.MappingNode):
+        raise reader.error(
+            item,
+            f"a source declares open ports: list it under open: or only_open:, not {where.expect.value}:",
+        )
+    return sources.expectations(reader, item, where.host, where.vantage, declared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +294,9 @@ _VANTAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _VANTAGE_LISTS = (("open", Expect.OPEN), ("closed", Expect.CLOSED), ("filtered", Expect.FILTERED))
 
 
-def vantage_expectations(reader: YamlReader, host: str, node: yaml.Node, silence: bool) -> list[Expectation]:
+def vantage_expectations(
+    reader: YamlReader, host: str, node: yaml.Node, silence: bool, sources: HostSources | None = None
+) -> list[Expectation]:
     """``from: {app-subnet: {open: [5432]}}``: expectations that hold from one vantage point only.
     Each vantage and each entry is checked on its own: every problem is noted, not only the first."""
     found: list[Expectation] = []
@@ -286,7 +316,13 @@ def vantage_expectations(reader: YamlReader, host: str, node: yaml.Node, silence
             if not isinstance(list_node, yaml.SequenceNode):
                 reader.note(list_node, f"{list_key} under from: {vantage} must be a list, e.g. [5432]")
                 continue
+            deferred = []
             for item in list_node.value:
                 entry = _List(host, expect, silence, vantage)
+                if is_source_entry(item):
+                    deferred.append((item, entry))
+                    continue
                 found += reader.attempt([], _entry_expectations, reader, entry, item, declared)
+            for item, entry in deferred:
+                found += reader.attempt([], _source_expectations, reader, sources, entry, item, declared)
     return found

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import stat
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -19,11 +20,13 @@ import yaml
 from pytest_portcheck.engine import ScanError, check_target
 from pytest_portcheck.engine.model import MAX_TIMEOUT, MIN_TIMEOUT
 from pytest_portcheck.engine.resolve import TargetTooLarge
+from pytest_portcheck.inventory.declared import Readings, host_sources
 from pytest_portcheck.inventory.entries import flag, list_expectations, vantage_expectations
 from pytest_portcheck.inventory.model import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     INVENTORY_VERSION,
+    Allowance,
     Expectation,
     HostSpec,
     Inventory,
@@ -121,9 +124,12 @@ def _parse(reader: YamlReader, text: str, path: Path) -> Inventory:
     if not hosts:
         raise reader.error(hosts_node, "'hosts:' is empty: declare at least one host")
     specs: list[HostSpec] = []
+    readings: Readings = {}  # each source read once a load, whichever hosts read it
     for name, (key_node, value_node) in hosts.items():
         # Every host is checked, each to its end: a file with several problems reports them all at once.
-        spec = reader.attempt(None, _host, reader, name, key_node, value_node, timeout, retries, rates)
+        spec = reader.attempt(
+            None, _host, reader, name, key_node, value_node, timeout, retries, rates, readings
+        )
         if spec is not None:
             specs.append(spec)
     return Inventory(path, tuple(specs))
@@ -185,6 +191,7 @@ def _host(
     timeout: float,
     retries: int,
     rates: _Rates = (None, None),
+    readings: Readings | None = None,
 ) -> HostSpec:
     """One host, checked to its end: each problem is noted (``YamlReader.attempt``) and the next key or
     entry still checked; only a host that is not a mapping at all stops here."""
@@ -213,19 +220,28 @@ def _host(
     if "silence_counts_as_closed" in entries:
         silence_node = entries["silence_counts_as_closed"][1]
         host_silence = reader.attempt(False, flag, reader, silence_node, "silence_counts_as_closed")
-    expectations = list_expectations(reader, name, entries, host_silence)
+    sources = host_sources(reader.path, address, {} if readings is None else readings)
+    expectations = list_expectations(reader, name, entries, host_silence, sources)
     if "from" in entries:
         from_node = entries["from"][1]
-        expectations += reader.attempt([], vantage_expectations, reader, name, from_node, host_silence)
+        expectations += reader.attempt(
+            [], vantage_expectations, reader, name, from_node, host_silence, sources
+        )
+    allowed = tuple(sources.allowances)
     rule = None
     if "only_open" in entries:
-        rule = reader.attempt(None, _range_rule, reader, name, entries, expectations, host_silence)
-    if not expectations and rule is None and len(reader.problems) == noted:  # else: their consequence
+        rule = reader.attempt(None, _range_rule, reader, name, entries, expectations, host_silence, allowed)
+        if rule is not None and sources.paths:
+            rule = replace(rule, declared_by=tuple(sources.paths))
+    if (
+        not expectations and rule is None and not allowed and len(reader.problems) == noted
+    ):  # else: their consequence
         raise reader.error(
             key_node, f"host {name!r} declares no ports: add open:, closed: or filtered: entries"
         )
     line = key_node.start_mark.line + 1
-    return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule, *rates)
+    notes = sources.all_notes()
+    return HostSpec(name, address, timeout, retries, tuple(expectations), line, rule, *rates, notes, allowed)
 
 
 def _host_address(
@@ -263,6 +279,7 @@ def _range_rule(
     entries: dict[str, tuple[yaml.Node, yaml.Node]],
     expectations: list[Expectation],
     silence_counts_as_closed: bool,
+    allowed: tuple[Allowance, ...] = (),
 ) -> RangeRule:
     """The rest of ``range`` after the ports the host declares (each has its own item, which
     judges it at least as strictly): nothing there may be open."""
@@ -274,7 +291,9 @@ def _range_rule(
             raise reader.error(node, f'range must be a port spec like "1-65535/tcp", not {value!r}')
         spec = str(value)
     # A port declared under from: is judged from its vantage only: the range still covers it elsewhere.
-    listed = frozenset((e.proto, e.port) for e in expectations if e.vantage is None)
+    listed = frozenset((e.proto, e.port) for e in expectations if e.vantage is None) | frozenset(
+        (a.proto, port) for a in allowed if a.vantage is None for port in range(a.first, a.last + 1)
+    )
     try:
         proto, rest, label = _range_rest(spec, listed)
     except PortSpecError as exc:

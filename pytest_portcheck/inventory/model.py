@@ -15,9 +15,13 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_portcheck.engine import ScanError
 from pytest_portcheck.ports import Protocol
+
+if TYPE_CHECKING:
+    from pytest_portcheck.inventory.sources.model import Origin
 
 INVENTORY_VERSION = 1
 DEFAULT_TIMEOUT = 1.0
@@ -101,6 +105,9 @@ class RangeRule:
     line: int
     silence_counts_as_closed: bool = False
     """UDP: accept open|filtered in the range, as ``closed:`` entries do; off, silence fails it."""
+    declared_by: tuple[str, ...] = ()
+    """The source files (Compose, Kubernetes, Terraform) that declare the range's allowed ports, if
+    any: an open port outside them is named as declared by no source."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +124,36 @@ class Expectation:
     """UDP: accept open|filtered (no reply, no ICMP error) as closed. Off: silence proves nothing."""
     vantage: str | None = None
     """Set for entries under ``from: {VANTAGE: ...}``: judged only against scans from that vantage."""
+    declared_at: Origin | None = None
+    """The entry of a source file (Compose, Kubernetes, Terraform) that declares the port, when one
+    does; ``line`` is then the inventory line that reads that source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """One port of ``first``-``last`` that a source publishes, chosen when the service starts (Compose's
+    ``"8000-8010:80"``): allowed by ``only_open``, not required."""
+
+    proto: Protocol
+    first: int
+    last: int
+    line: int
+    """The inventory line that reads the source."""
+    declared_at: Origin
+    vantage: str | None = None
+    why: str = ""
+    """Why the port is allowed, not required: ``publishes one port of the range, chosen when...``."""
+    one_of: bool = False
+    """One port of the range is published, so at most one may be open (its item checks that); else a
+    firewall rule admits the range and anything in it may listen (its item says so, and is skipped)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.proto.value}/{self.first}-{self.last}"
+
+    def rule(self, host: str) -> RangeRule:
+        """The range as the scanner and the judge take one: every port of it."""
+        return RangeRule(host, self.proto, tuple(range(self.first, self.last + 1)), self.label, self.line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +171,10 @@ class HostSpec:
     """TCP probes per second at most while this host is scanned (None: adaptive, no cap)."""
     min_rate: float | None = None
     """TCP probes per second the adaptive timing keeps at least for this host."""
+    notes: tuple[str, ...] = ()
+    """What the host's sources declare that no port check can confirm (``file:line: why``)."""
+    allowed: tuple[Allowance, ...] = ()
+    """Ports a source allows without requiring them (one port of a range, chosen at start)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from pytest_portcheck.judge.silence import (
 )
 from pytest_portcheck.judge.verdict import Judgement, Verdict, applicable_vantages, combine, describe, label
 from pytest_portcheck.probes.model import TLS_VERSIONS, ServiceInfo, TlsInfo, tls_rank
+from pytest_portcheck.report.findings import FindingKind, most_severe, service_finding_kind
 
 _SATISFIES = {
     Expect.OPEN: frozenset({PortState.OPEN}),
@@ -40,7 +41,13 @@ def judge(host: HostSpec, expectation: Expectation, evidence: Evidence, *, stric
     vantages = applicable_vantages(host, expectation, evidence.vantages)
     if not vantages:
         return Judgement(Verdict.ERROR, f"{where}: cannot check — no report from a vantage it applies to", ())
-    return combine([(v, _judge_from(host, expectation, evidence, v, strict)) for v in vantages])
+    judgement = combine([(v, _judge_from(host, expectation, evidence, v, strict)) for v in vantages])
+    if expectation.declared_at is None:
+        return judgement
+    # The source line that declares the port, on the message's first line (the one summaries show).
+    first, newline, rest = judgement.message.partition("\n")
+    message = f"{first} — declared by {expectation.declared_at}{newline}{rest}"
+    return Judgement(judgement.verdict, message, judgement.found, judgement.kind)
 
 
 def _judge_from(
@@ -80,7 +87,18 @@ def _judge_from(
     if not wrong:
         return Judgement(Verdict.PASSED, f"{where}: {expectation.expect.value} as expected", tuple(found))
     lines = [_drift_line(host, expectation, where, result, len(found) > 1) for result in wrong]
-    return Judgement(Verdict.FAILED, "\n".join(lines), tuple(found))
+    return Judgement(Verdict.FAILED, "\n".join(lines), tuple(found), _state_kind(expectation.expect, wrong))
+
+
+def _state_kind(expect: Expect, wrong: Sequence[ProbeResult]) -> FindingKind:
+    """What a port's wrong state is: exposure, a port that should answer and does not, or a filtered
+    port that is refused (reachable through the firewall, nothing listening)."""
+    if expect is Expect.OPEN:
+        return FindingKind.DECLARED_UNREACHABLE
+    refused_only = all(r.state is PortState.CLOSED and not silent_listener(r) for r in wrong)
+    if expect is Expect.FILTERED and refused_only:
+        return FindingKind.PORT_NOT_FILTERED
+    return FindingKind.UNEXPECTED_OPEN
 
 
 def _drift_line(
@@ -112,6 +130,7 @@ def _judge_service(
 ) -> Judgement:
     problems: list[str] = []
     errors: list[str] = []
+    kinds: list[FindingKind] = []
     for result in found:
         on = f" on {result.address}" if len(found) > 1 else ""
         address = result.address or ""
@@ -127,12 +146,15 @@ def _judge_service(
             errors.append(f"{where}: cannot check the service{on} — {unprobed}")
             continue
         errors += [f"{where}: {error}{on}" for error in service_unknowns(wanted, info)]
-        for problem in service_problems(wanted, info):
+        failing = service_problems(wanted, info)
+        if failing:
+            kinds.append(service_finding_kind(wanted, info))
+        for problem in failing:
             problems.append(f"{where}: {problem}{on}")
     if errors:
         return Judgement(Verdict.ERROR, "\n".join(errors), tuple(found))
     if problems:
-        return Judgement(Verdict.FAILED, "\n".join(problems), tuple(found))
+        return Judgement(Verdict.FAILED, "\n".join(problems), tuple(found), most_severe(kinds))
     return Judgement(Verdict.PASSED, f"{where}: open, {wanted.service} as expected", tuple(found))
 
 

@@ -1,6 +1,7 @@
 """Judging an ``only_open`` range: no port of it but the listed ones may be open, on any address, from
 any vantage. The range is read from the evidence as listed results and counted groups
 (``evidence.RangeResults``): only the groups whose state fails it are walked port by port.
+``judge_one_of`` judges a range of which a source publishes one port: at most one may be open.
 Pure: must not import pytest, yaml, the scanner or the probes' I/O.
 """
 
@@ -10,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_portcheck.engine import AddressQuality, PortState, ProbeResult, Reason
-from pytest_portcheck.inventory.model import Expect, HostSpec, RangeRule
+from pytest_portcheck.inventory.model import Allowance, Expect, HostSpec, RangeRule
 from pytest_portcheck.judge.evidence import Evidence, RangeResults, Vantage
 from pytest_portcheck.judge.silence import (
     SILENT,
@@ -22,6 +23,7 @@ from pytest_portcheck.judge.silence import (
 from pytest_portcheck.judge.verdict import Judgement, Verdict, combine, label
 from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.probes.model import ServiceInfo
+from pytest_portcheck.report.findings import FindingKind
 
 
 def judge_range(host: HostSpec, rule: RangeRule, evidence: Evidence, *, strict: bool = False) -> Judgement:
@@ -36,6 +38,9 @@ def judge_range(host: HostSpec, rule: RangeRule, evidence: Evidence, *, strict: 
     for e in host.expectations:
         if e.vantage is not None and e.expect is Expect.OPEN and e.proto is rule.proto:
             allowed.setdefault(e.vantage, set()).add(e.port)
+    for allowance in host.allowed:  # a source's "one of these ports", from one vantage
+        if allowance.vantage is not None and allowance.proto is rule.proto:
+            allowed.setdefault(allowance.vantage, set()).update(range(allowance.first, allowance.last + 1))
     judgements = [
         (vantage, _range_from(host, rule, evidence, vantage, allowed.get(vantage, set()), strict))
         for vantage in evidence.vantages
@@ -90,12 +95,59 @@ def _range_from(
     if silent and strict:
         return silence_error(where, silent)
     if lines:
-        return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected))
+        return Judgement(Verdict.FAILED, "\n".join(lines), tuple(unexpected), FindingKind.UNEXPECTED_OPEN)
     if shaky:
         return Judgement(Verdict.ERROR, strict_silence_message(where, shaky, quality), ())
     here = [port for port in sorted(allowed) if port in rule.ports]
     note = f" ({format_ports(here)} allowed from {vantage})" if here else ""
     return Judgement(Verdict.PASSED, f"{where}: nothing else open{note}", ())
+
+
+def judge_one_of(host: HostSpec, allowance: Allowance, evidence: Evidence) -> Judgement:
+    """A range of which a source publishes one port, chosen at start (Compose's ``"8000-8010:80"``):
+    at most one of its ports may be open on each address, from each vantage."""
+    vantages = [v for v in evidence.vantages if allowance.vantage is None or v == allowance.vantage]
+    if not vantages:
+        where = f"{host.name} {allowance.label}"
+        if allowance.vantage is not None and evidence.vantages:
+            why = evidence.absent(allowance.vantage)
+            return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — no report", ())
+    rule = allowance.rule(host.name)
+    return combine([(v, _one_of_from(host, allowance, rule, evidence, v)) for v in vantages])
+
+
+def _one_of_from(
+    host: HostSpec, allowance: Allowance, rule: RangeRule, evidence: Evidence, vantage: Vantage
+) -> Judgement:
+    resolution = evidence.resolution(vantage, host.address)
+    where = f"{label(host, resolution)} {rule.label}"
+    if resolution is None or resolution.error is not None or not resolution.addresses:
+        why = "the host was not scanned" if resolution is None else resolution.error or "no address"
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
+    lines: list[str] = []
+    errors: list[str] = []
+    opened: list[ProbeResult] = []
+    for address in resolution.addresses:
+        on = f" on {address}" if len(resolution.addresses) > 1 else ""
+        found = evidence.range_results(vantage, host.address, address, rule)
+        lookup = _ServiceLookup(evidence, vantage, host.address)
+        _, address_errors, exposing = _range_on_address(host, rule, address, found, lookup, (), where, on)
+        errors += address_errors
+        opened += exposing
+        if len(exposing) > 1:
+            ports = ", ".join(str(r.port) for r in exposing)
+            lines.append(
+                f"{host.name}: {len(exposing)} ports open in {rule.label}{on}, of which "
+                f"{allowance.declared_at} publishes one: {ports}"
+            )
+    if errors:
+        return Judgement(Verdict.ERROR, "\n".join(errors), tuple(opened))
+    if lines:
+        return Judgement(Verdict.FAILED, "\n".join(lines), tuple(opened), FindingKind.UNEXPECTED_OPEN)
+    shown = ", ".join(str(r.port) for r in opened) or "none"
+    message = f"{where}: at most one open ({shown}), as {allowance.declared_at} publishes"
+    return Judgement(Verdict.PASSED, message, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +211,12 @@ def _range_lines(
     lines = []
     if opened:
         shown = []
+        # With sources, each port says that none of them declares it (nor the inventory).
+        sources = ", ".join(rule.declared_by)
+        undeclared = f": open, declared by no source ({sources})" if sources else ""
         for result in opened[:_MAX_LISTED]:
             info = service(address, rule.proto, result.port)
-            shown.append(f"{result.port} ({info.summary() if info else result.service})")
+            shown.append(f"{result.port} ({info.summary() if info else result.service}){undeclared}")
         more = f" and {len(opened) - _MAX_LISTED:,} more" if len(opened) > _MAX_LISTED else ""
         head = f"{host.name}: {len(opened)} unexpected open port(s) in {rule.label}{on}"
         lines.append(f"{head}: {', '.join(shown)}{more}")

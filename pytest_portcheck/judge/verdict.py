@@ -2,7 +2,9 @@
 
 ``Verdict`` and ``Judgement`` are what every judging function returns; ``combine`` makes one from
 several vantages; ``describe`` and ``label`` word a result and a host the same way in every message;
-``today`` is the day waivers are checked against (``PORTCHECK_TODAY`` fixes it).
+``today`` is the day waivers are checked against (``PORTCHECK_TODAY`` fixes it). A failure carries
+the ``FindingKind`` the writers for code scanning name it by, decided here from the verdict's cause,
+never parsed back out of its message.
 Pure: must not import pytest, yaml, the scanner or the probes' I/O.
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pytest_portcheck.engine import ProbeResult, Reason, Resolution
 from pytest_portcheck.inventory.model import Expectation, HostSpec
 from pytest_portcheck.judge.evidence import Vantage
+from pytest_portcheck.report.findings import FindingKind, most_severe
 
 
 class Verdict(str, enum.Enum):
@@ -32,6 +35,14 @@ class Judgement:
     verdict: Verdict
     message: str
     found: tuple[ProbeResult, ...]
+    kind: FindingKind | None = None
+    """What kind of finding a failure is (an error is always CANNOT_CHECK; a pass none)."""
+
+    def __post_init__(self) -> None:
+        if self.verdict is Verdict.ERROR:
+            object.__setattr__(self, "kind", FindingKind.CANNOT_CHECK)
+        elif self.verdict is Verdict.PASSED:
+            object.__setattr__(self, "kind", None)
 
 
 def label(host: HostSpec, resolution: Resolution | None) -> str:
@@ -84,7 +95,8 @@ def combine(judgements: Sequence[tuple[Vantage, Judgement]]) -> Judgement:
         bad = [(v, j) for v, j in judgements if j.verdict is verdict]
         if bad:
             message = "\n".join(f"from {v or '(no vantage)'}: {j.message}" for v, j in bad)
-            return Judgement(verdict, message, found)
+            kind = most_severe(j.kind for _, j in bad if j.kind is not None)
+            return Judgement(verdict, message, found, kind)
     message = "\n".join(f"from {v or '(no vantage)'}: {j.message}" for v, j in judgements)
     return Judgement(Verdict.PASSED, message, found)
 

@@ -61,6 +61,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the JSON report (as 'portcheck scan --json') with each expectation's verdict",
     )  # fmt: skip
     group.addoption(
+        "--portcheck-sarif", metavar="FILE", dest="portcheck_sarif",
+        help="write a SARIF 2.1.0 log for code scanning: one result per failing or erroring item, at the "
+        "line that declares the port",
+    )  # fmt: skip
+    group.addoption(
+        "--portcheck-metrics", metavar="FILE", dest="portcheck_metrics",
+        help="write Prometheus metrics (text format, for node_exporter's textfile collector), atomically",
+    )  # fmt: skip
+    group.addoption(
         "--portcheck-results", action="append", default=[], metavar="GLOB", dest="portcheck_results",
         help="judge from these reports (shard reports of 'portcheck scan --inventory', or JSON reports) "
         "instead of scanning; quote the glob",

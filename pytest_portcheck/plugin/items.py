@@ -21,9 +21,16 @@ from typing import Any, Literal, cast
 import pytest
 
 from pytest_portcheck.engine.model import ResultKey, port_key
-from pytest_portcheck.inventory.model import Expectation, HostSpec, InventoryError, RangeRule, Waiver
+from pytest_portcheck.inventory.model import (
+    Allowance,
+    Expectation,
+    HostSpec,
+    InventoryError,
+    RangeRule,
+    Waiver,
+)
 from pytest_portcheck.judge.expectation import judge
-from pytest_portcheck.judge.ranges import judge_range
+from pytest_portcheck.judge.ranges import judge_one_of, judge_range
 from pytest_portcheck.judge.verdict import Judgement, Verdict, today
 from pytest_portcheck.plugin.session import (
     JUNIT_PROPERTY,
@@ -37,7 +44,7 @@ from pytest_portcheck.plugin.session import (
     scan_evidence,
 )
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.report.judged import FoundService, FoundState, ItemOutcome, ItemWaiver
+from pytest_portcheck.report.judged import DeclaredAt, FoundService, FoundState, ItemOutcome, ItemWaiver
 
 
 class InventoryFile(pytest.File):
@@ -62,13 +69,50 @@ class HostNode(pytest.Collector):
         super().__init__(**kwargs)
         self.host = host
 
-    def collect(self) -> Iterator[PortNode | RangeNode]:
+    def collect(self) -> Iterator[PortNode | RangeNode | AllowedNode]:
         for expectation in self.host.expectations:
             name = f"{expectation.proto.value}/{expectation.port}"
             yield PortNode.from_parent(self, name=name, host=self.host, expectation=expectation)
         if self.host.range_rule is not None:
             rule = self.host.range_rule
             yield RangeNode.from_parent(self, name=rule.label, host=self.host, rule=rule)
+        for allowance in self.host.allowed:
+            yield AllowedNode.from_parent(self, name=allowance.label, host=self.host, allowance=allowance)
+
+
+class AllowedNode(pytest.Collector):
+    def __init__(self, *, host: HostSpec, allowance: Allowance, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.allowance = allowance
+
+    def collect(self) -> Iterator[AllowedItem | OneOfItem]:
+        a = self.allowance
+        vantage = f"-from-{a.vantage}" if a.vantage else ""
+        if a.one_of:  # one port of the range is published: the item checks that no second one is open
+            rule = a.rule(self.host.name)
+            yield OneOfItem.from_parent(self, name=f"one_of{vantage}", host=self.host, rule=rule, allowance=a)
+        else:
+            yield AllowedItem.from_parent(self, name=f"allowed{vantage}", host=self.host, allowance=a)
+
+
+class AllowedItem(pytest.Item):
+    """A range a firewall rule admits (anything in it may listen): listed, so that the item list says
+    so, and skipped with the reason, at its inventory line. ``only_open`` does not fail its ports."""
+
+    def __init__(self, *, host: HostSpec, allowance: Allowance, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.allowance = allowance
+        a = allowance
+        why = f"{host.name} {a.label}: allowed, not required — {a.declared_at} {a.why}"
+        self.add_marker(pytest.mark.skip(reason=why))
+
+    def runtest(self) -> None:
+        """Never runs: the item is skipped (see ``__init__``)."""
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.allowance.line - 1, f"{self.host.name} {self.allowance.label} allowed"
 
 
 class PortNode(pytest.Collector):
@@ -116,6 +160,10 @@ class CheckItem(pytest.Item):
         """(target, expected) as the reports name them: ``("tcp/22", "open")``."""
         raise NotImplementedError
 
+    def declaration(self) -> tuple[str | None, DeclaredAt | None]:
+        """(vantage, the source line declaring the port) of the entry the item checks."""
+        return None, None
+
     def setup(self) -> None:
         run = self.config.stash[RUN_KEY]
         shared = run.results()
@@ -150,6 +198,8 @@ class CheckItem(pytest.Item):
 
     def _outcome(self, judgement: Judgement, services: Sequence[tuple[str, ServiceInfo]]) -> ItemOutcome:
         target, expected = self.describe()
+        ranged = expected == "only_open"
+        vantage, declared_at = self.declaration()
         verdict = judgement.verdict.value
         waiver = self.waiver
         if (
@@ -168,12 +218,17 @@ class CheckItem(pytest.Item):
             line=(self.location[1] or 0) + 1,
             message=judgement.message,
             found=tuple(
-                FoundState(r.address or "", r.state.value, r.reason, r.latency_ms) for r in judgement.found
+                # A range's item names the port of each; a port's item has one, its target's.
+                FoundState(r.address or "", r.state.value, r.reason, r.latency_ms, r.port if ranged else 0)
+                for r in judgement.found
             ),
             # Peer-supplied text, already neutralised: no control characters reach the XML.
             services=tuple(FoundService(address, info.describe()) for address, info in services),
             waiver=None if waiver is None else ItemWaiver(waiver.until, waiver.reason),
             silent=self.silent,
+            kind=judgement.kind,
+            vantage=vantage,
+            declared_at=declared_at,
         )
 
     def make_report(self, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
@@ -241,6 +296,13 @@ class PortItem(CheckItem):
     def describe(self) -> tuple[str, str]:
         return f"{self.expectation.proto.value}/{self.expectation.port}", self.expectation.expect.value
 
+    def declaration(self) -> tuple[str | None, DeclaredAt | None]:
+        origin = self.expectation.declared_at
+        if origin is None:
+            return self.expectation.vantage, None
+        # Absolute: the writers make it relative to the source root they are given.
+        return self.expectation.vantage, DeclaredAt(os.path.abspath(origin.path), origin.line, origin.entry)
+
     def reportinfo(self) -> tuple[Path, int, str]:
         e = self.expectation
         return self.path, e.line - 1, f"{self.host.name} {e.proto.value}/{e.port} {e.expect.value}"
@@ -261,6 +323,28 @@ class RangeItem(CheckItem):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.rule.line - 1, f"{self.host.name} {self.rule.label} only_open"
+
+
+class OneOfItem(RangeItem):
+    """A range of which a source publishes one port, chosen at start: at most one may be open."""
+
+    def __init__(self, *, allowance: Allowance, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allowance = allowance
+
+    def judge(self, run: PortcheckRun, shared: InventoryResults) -> Judgement:
+        evidence = run.judging.union(self.path) if run.judging is not None else scan_evidence(shared)
+        return judge_one_of(self.host, self.allowance, evidence)
+
+    def describe(self) -> tuple[str, str]:
+        return self.rule.label, "one_of"
+
+    def declaration(self) -> tuple[str | None, DeclaredAt | None]:
+        origin = self.allowance.declared_at
+        return self.allowance.vantage, DeclaredAt(os.path.abspath(origin.path), origin.line, origin.entry)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.rule.line - 1, f"{self.host.name} {self.rule.label} one_of"
 
 
 def skip_overridden(host: HostSpec, expectation: Expectation) -> None:

@@ -28,7 +28,7 @@ from pytest_portcheck.atomicfile import WriteError
 from pytest_portcheck.engine import PortState, ProbeResult
 from pytest_portcheck.engine.model import index_results, settings_from_options
 from pytest_portcheck.inventory.load import load_inventory
-from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory, RangeRule
+from pytest_portcheck.inventory.model import Expectation, HostSpec, Inventory, InventoryError, RangeRule
 from pytest_portcheck.judge.evidence import ScanEvidence
 from pytest_portcheck.judge.silence import silent_addresses, silent_of
 from pytest_portcheck.pipeline.inventory import scan_inventory
@@ -219,6 +219,19 @@ class PortcheckRun:
             except ReportError:
                 return None  # the items that needed it already failed saying why
         return None
+
+    def source_notes(self) -> list[str]:
+        """What the inventories' sources declare that no port check confirms (a random host port, a
+        ClusterIP Service...), each once: loaded here too, since under xdist only workers collect."""
+        notes: dict[str, None] = {}
+        for path in self.inventories:
+            try:
+                inventory = self.load(path)
+            except InventoryError:
+                continue  # its collection error says why
+            for host in inventory.hosts:
+                notes.update(dict.fromkeys(host.notes))
+        return list(notes)
 
     def cleanup(self) -> None:
         if self._owns_dir:

@@ -2,8 +2,9 @@
 
 ``ControllerHooks`` (registered on the controller or the single process only) gathers each item's
 ``ItemOutcome`` from its test report, prints the exposure table and writes ``--portcheck-report``
-(JSON), ``--portcheck-html`` and ``--portcheck-markdown``: all from the typed report and the outcomes
-(the writers are the report package's).
+(JSON), ``--portcheck-html``, ``--portcheck-markdown``, ``--portcheck-sarif`` and
+``--portcheck-metrics``: all from the typed report and the outcomes (the writers are the report
+package's).
 Must not import the items (outcomes are data) or the plugin's hooks module.
 """
 
@@ -32,12 +33,16 @@ from pytest_portcheck.report.judged import (
     silent_host_lines,
 )
 from pytest_portcheck.report.markdown import markdown_summary
+from pytest_portcheck.report.metrics import write_metrics
 from pytest_portcheck.report.model import ScanReport, quality_notes
+from pytest_portcheck.report.sarif import write_sarif
 
 REPORT_OPTIONS = (
     ("portcheck_report", "--portcheck-report"),
     ("portcheck_html", "--portcheck-html"),
     ("portcheck_markdown", "--portcheck-markdown"),
+    ("portcheck_sarif", "--portcheck-sarif"),
+    ("portcheck_metrics", "--portcheck-metrics"),
 )
 
 
@@ -91,6 +96,8 @@ class ControllerHooks:
             ("portcheck_report", lambda path: _write_report_file(self.run, path, interrupted)),
             ("portcheck_html", lambda path: write_html(_judged_report(self.run, interrupted), Path(path))),
             ("portcheck_markdown", lambda path: _write_markdown(self.run, path)),
+            ("portcheck_sarif", lambda path: _write_sarif(self.run, path, interrupted)),
+            ("portcheck_metrics", lambda path: _write_metrics(self.run, path, interrupted)),
         ]
         for (dest, writer), (_, flag) in zip(writers, REPORT_OPTIONS, strict=True):
             path = session.config.getoption(dest, None)
@@ -102,6 +109,21 @@ class ControllerHooks:
                 self.run.write_errors.append(f"{flag}: {exc}")
         if self.run.write_errors and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+def _write_sarif(run: PortcheckRun, path: str, interrupted: bool) -> None:
+    """One SARIF run for the session (a fleet judged from reports is one analysis), paths relative to
+    the root directory, which holds the node ids' paths too."""
+    root = run.config.rootpath
+    scan = _judged_report(run, interrupted).scan
+    command = ["pytest", *run.config.invocation_params.args]
+    outcomes = list(run.records.values())
+    started = scan.started or None
+    write_sarif(path, outcomes, source_root=root, interrupted=interrupted, started=started, command=command)
+
+
+def _write_metrics(run: PortcheckRun, path: str, interrupted: bool) -> None:
+    write_metrics(path, list(run.records.values()), _judged_report(run, interrupted).scan)
 
 
 def _write_markdown(run: PortcheckRun, path: str) -> None:
@@ -148,6 +170,10 @@ def _write_summary(run: PortcheckRun, terminalreporter: Any) -> None:
             terminalreporter.write_line(
                 f"  {record.host} {record.target} {record.expected}: {note}", yellow=True
             )
+    for index, note in enumerate(run.source_notes()):
+        if not index:
+            terminalreporter.write_line("declared in sources, not checked as ports:")
+        terminalreporter.write_line(f"  {note}", yellow=True)
     how = "made errors by --portcheck-strict" if run.strict else "pass --portcheck-strict to fail on this"
     for line in silent_host_lines(run.records):
         terminalreporter.write_line(f"WARNING: {line} ({how})", yellow=True)

@@ -23,6 +23,7 @@ from typing import Any
 from pytest_portcheck.judge.silence import silence_message, silent_hosts
 from pytest_portcheck.judge.verdict import Verdict
 from pytest_portcheck.report.decode import read_report_and_document
+from pytest_portcheck.report.findings import FindingKind
 from pytest_portcheck.report.model import ReportError, ScanReport
 from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
 
@@ -38,6 +39,21 @@ class FoundState:
     """A ``PortState`` value: open, closed, filtered, open|filtered or error."""
     reason: str
     latency_ms: float | None = None
+    port: int = 0
+    """The port it showed this on, for a range's item (which holds several); 0 for a port's item,
+    whose port its target names, and when a report does not say."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredAt:
+    """The source file line that declares an item's port (Compose, Kubernetes, Terraform)."""
+
+    path: str
+    line: int
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "description": self.description}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +104,12 @@ class ItemOutcome:
     waiver: ItemWaiver | None = None
     silent: tuple[str, ...] = ()
     """Addresses of the item's host on which nothing answered (``judge.silent_addresses``)."""
+    kind: FindingKind | None = None
+    """The kind of finding the judge attached to a failure or an error (None for a pass)."""
+    vantage: str | None = None
+    """The vantage of an entry under ``from: {VANTAGE: ...}``."""
+    declared_at: DeclaredAt | None = None
+    """The source line that declares the port, when a source file does."""
 
     @property
     def inventory(self) -> str:
@@ -123,6 +145,7 @@ class ItemOutcome:
             "message": self.message,
             "found": [
                 {"address": f.address, "state": f.state, "reason": f.reason, "latency_ms": f.latency_ms}
+                | ({"port": f.port} if f.port else {})
                 for f in self.found
             ],
             "services": [service.line for service in self.services],
@@ -132,6 +155,13 @@ class ItemOutcome:
             "silent": list(self.silent),
         }
         data.update((key, value) for key, value in optional.items() if value or not compact)
+        # Since issue 20, for code scanning: written only when set, so that other outcomes read as before.
+        if self.kind is not None:
+            data["kind"] = self.kind.value
+        if self.vantage is not None:
+            data["vantage"] = self.vantage
+        if self.declared_at is not None:
+            data["declared_at"] = self.declared_at.to_dict()
         return data
 
     @classmethod
@@ -145,13 +175,14 @@ class ItemOutcome:
                 str(f["state"]),
                 str(f["reason"]),
                 None if f.get("latency_ms") is None else float(f["latency_ms"]),
+                _whole(f.get("port", 0), "port"),
             )
             for f in data.get("found") or ()
         )
         waiver = data.get("waiver")
-        line = data.get("line", 0)
-        if not isinstance(line, int) or isinstance(line, bool):
-            raise TypeError(f"line must be a whole number, not {line!r}")
+        declared = data.get("declared_at")
+        kind = data.get("kind")
+        line = _whole(data.get("line", 0), "line")
         return cls(
             host=str(data["host"]),
             target=str(data["target"]),
@@ -166,7 +197,20 @@ class ItemOutcome:
             if waiver is None
             else ItemWaiver(datetime.date.fromisoformat(str(waiver["until"])), str(waiver["reason"])),
             silent=tuple(str(address) for address in data.get("silent") or ()),
+            kind=None if kind is None else FindingKind(kind),
+            vantage=None if data.get("vantage") is None else str(data["vantage"]),
+            declared_at=None if declared is None else _declared_at(declared),
         )
+
+
+def _declared_at(data: Mapping[str, Any]) -> DeclaredAt:
+    return DeclaredAt(str(data["path"]), _whole(data["line"], "line"), str(data["description"]))
+
+
+def _whole(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be a whole number, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +233,7 @@ def read_judged_report(path: str | Path) -> JudgedReport:
     scan, document = read_report_and_document(path)
     try:
         outcomes = tuple(ItemOutcome.from_dict(e) for e in document.get("expectations") or ())
-    except ValueError as exc:  # the schema checked the shape; a waiver's date can still be no date
+    except (ValueError, TypeError, KeyError) as exc:  # a waiver's date can be no date, a kind unknown
         raise ReportError(f"{path}: not a valid portcheck JSON report: expectations: {exc}") from None
     return JudgedReport(scan, outcomes)
 

@@ -5,7 +5,8 @@ host as the inventory names it (its ``address:``), whatever it resolves to. ``Wo
 units 0..W-1 without listing them (each host holds its ports as runs, so 5,000 hosts x 65,535 ports
 cost a few kilobytes), and carries a digest of the plan in a canonical form: the hosts sorted by
 address, each with its timeout, retries, merged port runs and *requirements* — every entry that names a
-service (with its TLS and auth requirements) or is scoped to a vantage, since what a report can prove
+service (with its TLS and auth requirements), is scoped to a vantage or is declared by a source file
+(Compose, Kubernetes, Terraform: read live, outside the inventory), since what a report can prove
 depends on them: a probe run without a TLS floor cannot answer ``min_version``. Comments, whitespace,
 host order and which list a port sits in do not change the digest; a port, a host, a timeout, a retry
 count or a requirement does.
@@ -172,9 +173,12 @@ def _requirement(row: Sequence[Any]) -> Requirement:
 
 
 def requirement_of(expectation: Expectation) -> Requirement | None:
-    """What an entry asks beyond a port's state (None when it asks nothing more: no service, no vantage)."""
+    """What an entry asks beyond a port's state (None when it asks nothing more: no service, no vantage,
+    no source). A port a source file declares is recorded too: the file lives outside the inventory,
+    and under ``only_open`` today's Compose file could otherwise share yesterday's plan and judge its
+    reports although it declares other ports."""
     wanted = expectation.service
-    if wanted is None and expectation.vantage is None:
+    if wanted is None and expectation.vantage is None and expectation.declared_at is None:
         return None
     tls = wanted.tls if wanted is not None else None
     return (
@@ -211,6 +215,8 @@ def plan_inventory(inventory: Inventory) -> WorkPlan:
         timing[host.address] = (max(known[0], host.timeout), max(known[1], host.retries))
         wanted = runs.setdefault(host.address, [])
         wanted.extend((e.proto, e.port, e.port) for e in host.expectations)
+        # A source's "one port of this range": its item checks that no more than one is open.
+        wanted.extend((a.proto, a.first, a.last) for a in host.allowed if a.one_of)
         asked = requirements.setdefault(host.address, [])
         asked.extend(r for e in host.expectations if (r := requirement_of(e)) is not None)
         rule = host.range_rule
