@@ -36,8 +36,8 @@ from pytest_portcheck.engine import (
     ScanSettings,
     ScanStats,
 )
+from pytest_portcheck.judge.findings import FindingKind, Outcome
 from pytest_portcheck.ports import Protocol
-from pytest_portcheck.report.findings import FindingKind, Outcome
 from pytest_portcheck.report.metrics import write_metrics
 from pytest_portcheck.report.model import ScanReport
 from pytest_portcheck.report.sarif import write_sarif

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pytest_portcheck.report.findings import DeclaringLocation, FindingKind, FoundPort, Outcome
+from pytest_portcheck.judge.findings import DeclaringLocation, FindingKind, FoundPort, Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,14 @@ from outcomes import Found, Item, port
 
 from pytest_portcheck.inventory.model import ServiceRequirement, TlsRequirement
 from pytest_portcheck.judge.expectation import service_problems
-from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
-from pytest_portcheck.report.findings import (
+from pytest_portcheck.judge.findings import (
     FindingKind,
     classify,
     failing_ports,
     most_severe,
     service_finding_kind,
 )
+from pytest_portcheck.probes.model import ServiceInfo, TlsInfo
 
 K = FindingKind
 

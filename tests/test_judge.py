@@ -359,7 +359,7 @@ def test_a_stuck_listener_alone_on_its_address_is_never_a_pass(
 
 
 def test_the_judge_attaches_the_kind_of_finding_to_each_failure() -> None:
-    from pytest_portcheck.report.findings import FindingKind
+    from pytest_portcheck.judge.findings import FindingKind
 
     resolution = Resolution("127.0.0.1", ("127.0.0.1",))
     host, _ = _box()

@@ -168,7 +168,7 @@ def test_plain_scans_and_nmap_xml_have_no_verdicts(tmp_path: Path) -> None:
 
 def test_an_outcome_keeps_its_kind_vantage_port_and_declaring_line_through_json() -> None:
     """What ``portcheck report --sarif`` needs of each expectation (issue 20)."""
-    from pytest_portcheck.report.findings import FindingKind
+    from pytest_portcheck.judge.findings import FindingKind
     from pytest_portcheck.report.judged import DeclaredAt
 
     outcome = replace(

@@ -21,7 +21,7 @@ from jsonschema.protocols import Validator
 from outcomes import Declared, Found, Item, fleet, port
 from test_layout import PACKAGE, imported
 
-from pytest_portcheck.report.findings import FindingKind
+from pytest_portcheck.judge.findings import FindingKind
 from pytest_portcheck.report.sarif import (
     MAX_MESSAGE,
     MAX_RESULTS,
@@ -307,9 +307,10 @@ def test_the_writers_import_no_front_end_scanner_or_probe() -> None:
               "pytest_portcheck.plugin.session", "pytest_portcheck.cli", "pytest_portcheck.scanning",
               "pytest_portcheck.judge", "pytest_portcheck.probes", "pytest_portcheck.engine.scanner",
               "pytest_portcheck.engine.processes")  # fmt: skip
-    for name in ("report/findings.py", "report/sarif.py", "report/metrics.py"):
-        # The probes' data model (what a probe found) is no probe: the writers may name its types.
-        modules = imported(PACKAGE / name) - {"pytest_portcheck.probes.model"}
+    for name in ("judge/findings.py", "report/sarif.py", "report/metrics.py"):
+        # The probes' data model (what a probe found) is no probe, and the judge's kinds of finding are
+        # the interface the writers read: they may name those types, and nothing else of either.
+        modules = imported(PACKAGE / name) - {"pytest_portcheck.probes.model", "pytest_portcheck.judge.findings"}
         bad = [module for module in modules for ban in banned if module == ban or module.startswith(ban + ".")]
         assert not bad, f"{name} imports {bad}"
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pytest_portcheck.engine import PortState, ProbeResult
 from pytest_portcheck.inventory.model import Expect, Expectation, HostSpec, ServiceRequirement, TlsRequirement
 from pytest_portcheck.judge.evidence import Evidence, Vantage
+from pytest_portcheck.judge.findings import FindingKind, most_severe, service_finding_kind
 from pytest_portcheck.judge.silence import (
     per_address,
     silence_error,
@@ -23,7 +24,6 @@ from pytest_portcheck.judge.silence import (
 )
 from pytest_portcheck.judge.verdict import Judgement, Verdict, applicable_vantages, combine, describe, label
 from pytest_portcheck.probes.model import TLS_VERSIONS, ServiceInfo, TlsInfo, tls_rank
-from pytest_portcheck.report.findings import FindingKind, most_severe, service_finding_kind
 
 _SATISFIES = {
     Expect.OPEN: frozenset({PortState.OPEN}),

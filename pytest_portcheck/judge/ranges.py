@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pytest_portcheck.engine import AddressQuality, PortState, ProbeResult, Reason
 from pytest_portcheck.inventory.model import Allowance, Expect, HostSpec, RangeRule
 from pytest_portcheck.judge.evidence import Evidence, RangeResults, Vantage
+from pytest_portcheck.judge.findings import FindingKind
 from pytest_portcheck.judge.silence import (
     SILENT,
     listening_message,
@@ -23,7 +24,6 @@ from pytest_portcheck.judge.silence import (
 from pytest_portcheck.judge.verdict import Judgement, Verdict, combine, label
 from pytest_portcheck.ports import Protocol, format_ports
 from pytest_portcheck.probes.model import ServiceInfo
-from pytest_portcheck.report.findings import FindingKind
 
 
 def judge_range(host: HostSpec, rule: RangeRule, evidence: Evidence, *, strict: bool = False) -> Judgement:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pytest_portcheck.engine import ProbeResult, Reason, Resolution
 from pytest_portcheck.inventory.model import Expectation, HostSpec
 from pytest_portcheck.judge.evidence import Vantage
-from pytest_portcheck.report.findings import FindingKind, most_severe
+from pytest_portcheck.judge.findings import FindingKind, most_severe
 
 
 class Verdict(str, enum.Enum):

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_portcheck.judge.findings import FindingKind
 from pytest_portcheck.judge.silence import silence_message, silent_hosts
 from pytest_portcheck.judge.verdict import Verdict
 from pytest_portcheck.report.decode import read_report_and_document
-from pytest_portcheck.report.findings import FindingKind
 from pytest_portcheck.report.model import ReportError, ScanReport
 from pytest_portcheck.report.nmapxml import is_xml_file, read_nmap_xml
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from pytest_portcheck.engine import AddressQuality
-    from pytest_portcheck.report.findings import Outcome
+    from pytest_portcheck.judge.findings import Outcome
     from pytest_portcheck.report.model import ScanReport
 
 __all__ = ["MetricsError", "dump_metrics", "escape_label", "write_metrics"]

@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 from pytest_portcheck import __version__
 from pytest_portcheck.atomicfile import write_atomically
-from pytest_portcheck.report.findings import FindingKind, Outcome, classify, failing_ports
+from pytest_portcheck.judge.findings import FindingKind, Outcome, classify, failing_ports
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -7,8 +7,9 @@ each judged item, and the kind of finding a failing or erroring item is.
 preferring the kind the judge attached (``Outcome.kind``) and falling back on the found states, which
 can tell exposure from unreachability but not one service problem from another.
 ``service_finding_kind`` is the rule the judge applies when it attaches a kind to a service failure.
+It lives in the judge because the judge attaches the kind; the report writers read it from here.
 Imports only the standard library (enum, typing); must not import pytest, yaml, the engine, the
-judge or the probes.
+report writers or the probes.
 """
 
 from __future__ import annotations
