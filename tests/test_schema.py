@@ -25,13 +25,21 @@ from pytest_portcheck.engine import (
     ScanStats,
 )
 from pytest_portcheck.inventory.load import parse_inventory
+from pytest_portcheck.judge.findings import FindingKind
 from pytest_portcheck.ports import Protocol
 from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
 from pytest_portcheck.report import schema
 from pytest_portcheck.report.decode import read_report, result_from_dict
 from pytest_portcheck.report.encode import write_report
 from pytest_portcheck.report.fields import ListOf, Obj, ReportProblem, member, walk
-from pytest_portcheck.report.judged import FoundService, FoundState, ItemOutcome, ItemWaiver, JudgedReport
+from pytest_portcheck.report.judged import (
+    DeclaredAt,
+    FoundService,
+    FoundState,
+    ItemOutcome,
+    ItemWaiver,
+    JudgedReport,
+)
 from pytest_portcheck.report.model import ReportError, ScanReport
 from pytest_portcheck.report.schema import REPORT, RESULT, SHARD_REPORT, _plain_result, parse_report_json
 from pytest_portcheck.sharding.plan import plan_inventory
@@ -70,8 +78,9 @@ def every_feature() -> JudgedReport:
     )  # fmt: skip
     outcome = ItemOutcome(
         "web", "tcp/443", "open", "waived", "inv.yml::web::tcp/443::open", 4, "drifted",
-        (FoundState("127.0.0.1", "open", "syn-ack", 0.2),), (FoundService("127.0.0.1", "https nginx"),),
-        ItemWaiver(datetime.date(2026, 12, 31), "ticket"), ("::1",),
+        (FoundState("127.0.0.1", "open", "syn-ack", 0.2, 443),), (FoundService("127.0.0.1", "https nginx"),),
+        ItemWaiver(datetime.date(2026, 12, 31), "ticket"), ("::1",), FindingKind.DECLARED_UNREACHABLE, "dmz",
+        DeclaredAt("compose.yml", 5, 'service web ports[0] "443:443"'),
     )  # fmt: skip
     return JudgedReport(scan, (outcome,))
 
@@ -221,6 +230,27 @@ def test_the_fast_path_accepts_only_results_the_declaration_accepts(result: dict
         assert not _plain_result(result)
     else:
         assert _plain_result(result) == (set(result) == set(PLAIN_KEYS))
+
+
+@pytest.mark.parametrize(
+    ("expectation", "message"),
+    [
+        ({"kind": "bogus"}, r"\$\.expectations\[0\]\.kind: expected one of unexpected-open-port, .*, not \"bogus\""),
+        ({"declared_at": {"path": "c.yml", "line": "5", "description": "d"}},
+         r"\$\.expectations\[0\]\.declared_at\.line: expected an integer"),
+        ({"declared_at": {"path": "c.yml", "line": 5}}, r"\$\.expectations\[0\]\.declared_at\.description: missing"),
+        ({"found": [{"address": "a", "state": "open", "reason": "r", "port": 70000}]},
+         r"\$\.expectations\[0\]\.found\[0\]\.port: expected an integer 0 to 65535"),
+    ],
+)  # fmt: skip
+def test_the_outcome_fields_of_sources_and_findings_are_named_by_path(
+    tmp_path: Path, expectation: dict[str, Any], message: str
+) -> None:
+    base = {"host": "web", "target": "tcp/80", "expected": "open", "verdict": "failed"}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"version": 1, "results": [], "expectations": [{**base, **expectation}]}))
+    with pytest.raises(ReportError, match=message):
+        read_report(path)
 
 
 def test_refused_numbers_are_named_where_they_sit() -> None:

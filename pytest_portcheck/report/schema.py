@@ -27,6 +27,7 @@ import sys
 from typing import Any
 
 from pytest_portcheck.engine.model import AddressQuality, PortState, ProbeResult, Resolution
+from pytest_portcheck.judge.findings import FindingKind
 from pytest_portcheck.ports import Protocol, runs_of_spec
 from pytest_portcheck.probes.model import NameAnswer, ServiceInfo, TlsInfo
 from pytest_portcheck.report.fields import (
@@ -114,6 +115,7 @@ PORT = Integer(0, 65535)
 SECONDS = Number()
 STATE = Choice(tuple(state.value for state in PortState), PortState)
 PROTOCOL = Choice(tuple(proto.value for proto in Protocol), Protocol)
+FINDING = Choice(tuple(kind.value for kind in FindingKind), FindingKind)
 RUN_ID = Pattern(
     r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", "a run id (1-128 letters, digits, '.', '_', ':', '-')"
 )
@@ -199,6 +201,10 @@ FOUND = Obj((
     Field("state", STATE, True),
     Field("reason", TEXT, True),
     Field("latency_ms", SECONDS, nullable=True),
+    Field("port", PORT, doc="a range item's port (a single port's item names it in its target)"),
+))  # fmt: skip
+DECLARED_AT = Obj((
+    Field("path", TEXT, True), Field("line", COUNT, True), Field("description", TEXT, True),
 ))  # fmt: skip
 EXPECTATION = Obj((
     Field("host", TEXT, True),
@@ -212,6 +218,9 @@ EXPECTATION = Obj((
     Field("line", COUNT, doc="the inventory line of the entry"),
     Field("waiver", Obj((Field("until", DATE, True), Field("reason", TEXT, True))), nullable=True),
     Field("silent", ListOf(TEXT), doc="addresses on which nothing answered"),
+    Field("kind", FINDING, doc="what kind of finding a failure or error is (SARIF's rule)"),
+    Field("vantage", TEXT, doc="the vantage of an entry under `from:`"),
+    Field("declared_at", DECLARED_AT, doc="the Compose, Kubernetes or Terraform line that declares the port"),
 ))  # fmt: skip
 """One item's outcome in the plugin's report (``report.judged.ItemOutcome``)."""
 SETTINGS = Obj((
