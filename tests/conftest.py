@@ -34,6 +34,31 @@ _LOADED_BEFORE_PYTESTER = (
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The pytest runs the tests start (pytester's, a child `python -m pytest`) use no hypothesis, but its
+# pytest plugin imports all of hypothesis (and trio, through an entry point) at the end of every run:
+# 1.2-1.4 s of CPU a run, about a hundred runs a suite. Users of the plugin do not have it either.
+WITHOUT_HYPOTHESIS = "-p no:hypothesispytest"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _child_pytest_runs_without_hypothesis() -> Iterator[None]:
+    # Set in the process that runs the tests (an xdist worker, or the only process), once the run
+    # is under way: the suite's own run keeps the plugin, the pytest processes it starts do not.
+    previous = os.environ.get("PYTEST_ADDOPTS")
+    os.environ["PYTEST_ADDOPTS"] = f"{previous or ''} {WITHOUT_HYPOTHESIS}".strip()
+    yield
+    if previous is None:
+        del os.environ["PYTEST_ADDOPTS"]
+    else:
+        os.environ["PYTEST_ADDOPTS"] = previous
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's own, which clears PYTEST_ADDOPTS; its runs, in process or not, skip hypothesis too."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", WITHOUT_HYPOTHESIS)
+    return pytester
+
 
 def skip_or_fail(reason: str, require_variable: str) -> None:
     """Skip on a laptop; fail in CI, where ``require_variable`` is set to 1."""
