@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import socket
@@ -262,6 +263,42 @@ def joined_namespaces(subnet: str) -> Iterator[tuple[Namespace, Namespace]]:
     finally:
         scanner.delete()
         target.delete()
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _libc_call(name: str, *arguments: int) -> None:
+    function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    if function(*arguments) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{name}: {os.strerror(error)}")
+
+
+@contextlib.contextmanager
+def own_loopback() -> Iterator[None]:
+    """Run the calling thread (the test) in a fresh network namespace with only loopback, up, and
+    bring it home afterwards. A scan over a whole range of 127.0.0.1 then sees the test's own
+    listeners and nothing else: not another xdist worker's servers, not another suite on this
+    machine. Threads and child processes the test starts inherit the namespace; pytest's main thread
+    is the process's first, so /proc/net and /proc/sys/net describe it too."""
+    why_not = namespaces_available()
+    if why_not is not None:
+        skip_or_fail(why_not, "PORTCHECK_REQUIRE_NETNS")
+    with open("/proc/thread-self/ns/net", "rb") as home:
+        _libc_call("unshare", _CLONE_NEWNET)
+        try:
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+            yield
+        finally:
+            _libc_call("setns", home.fileno(), _CLONE_NEWNET)
+
+
+@pytest.fixture
+def private_loopback() -> Iterator[None]:
+    """The test in a network namespace of its own (``own_loopback``): request it before ``listen``."""
+    with own_loopback():
+        yield
 
 
 @pytest.fixture

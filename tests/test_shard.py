@@ -31,8 +31,9 @@ FLEET = [f"127.77.{i // 200}.{i % 200 + 1}" for i in range(12)]
 
 
 @pytest.fixture
-def fleet() -> Iterator[tuple[int, int]]:
-    """Twelve loopback hosts 127.77.0.x listening on port P; host 3 also listens on P+5 (drift)."""
+def fleet(private_loopback: None) -> Iterator[tuple[int, int]]:
+    """Twelve loopback hosts 127.77.0.x listening on port P; host 3 also listens on P+5 (drift).
+    In a network namespace of the test's own: another xdist worker's fleet may sit within 40 ports."""
     sockets = []
     with socket.socket() as probe:
         probe.bind((FLEET[0], 0))
