@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pytest
-from conftest import REPO, ListenerFactory, portcheck, unused_port
+from conftest import REPO, ListenerFactory, connecting_to, interruptible, portcheck, unused_port, wait_until
 
 import pytest_portcheck
 from pytest_portcheck.atomicfile import WriteError, check_writable, write_atomically
@@ -380,6 +380,7 @@ def _pytest_process(directory: Path, *arguments: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *arguments],
         cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+        preexec_fn=interruptible,
     )  # fmt: skip
 
 
@@ -395,7 +396,7 @@ def test_pytest_interrupted_writes_a_report_marked_interrupted(
     report = tmp_path / "r.json"
     write_report(small_report(), report)  # the previous run's report
     process = _pytest_process(tmp_path, "--portcheck", "inventory.yml", "--portcheck-report", str(report))
-    time.sleep(4)
+    wait_until(lambda: connecting_to(silent_port), "the run's scan to probe the silent port")
     process.send_signal(signum)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
@@ -408,14 +409,14 @@ def test_pytest_interrupted_writes_a_report_marked_interrupted(
 def _scan_process(*arguments: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest_portcheck", *arguments],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )  # fmt: skip
 
 
 def test_cli_sigterm_writes_the_partial_report(tmp_path: Path, silent_port: int) -> None:
     report = tmp_path / "r.json"
     process = _scan_process("scan", "127.0.0.0/28", "-p", str(silent_port), "-t", "30", "--json", str(report))
-    time.sleep(2)
+    wait_until(lambda: connecting_to(silent_port), "the scan to probe the silent port")
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 130, stderr
@@ -433,6 +434,17 @@ def _client_first_listener(listen: ListenerFactory) -> tuple[str, int]:
     pytest.skip("no HTTP-hinted port free on 127.71.3.9")
 
 
+def _unread_request_at(port: int) -> bool:
+    """Whether a connection to ``port`` holds bytes its server has not read: the probe has spoken."""
+    with open("/proc/net/tcp") as rows:
+        for row in list(rows)[1:]:
+            fields = row.split()
+            local_port, state, unread = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[4].split(":")[1]
+            if local_port == port and state == "01" and int(unread, 16) > 0:
+                return True
+    return False
+
+
 def test_cli_ctrl_c_during_banner_probes_writes_the_partial_report(
     tmp_path: Path, listen: ListenerFactory
 ) -> None:
@@ -441,7 +453,7 @@ def test_cli_ctrl_c_during_banner_probes_writes_the_partial_report(
     process = _scan_process(
         "scan", address, "-p", str(port), "--banner", "--probe-timeout", "60", "--json", str(report)
     )
-    time.sleep(3)
+    wait_until(lambda: _unread_request_at(port), "the banner probe's request")
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 130, stderr
@@ -483,7 +495,7 @@ def test_shard_workers_die_with_their_parent(tmp_path: Path, silent_port: int) -
     while not (workers := _children(parent.pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert workers, "the scan started no worker"
-    time.sleep(1)  # the worker is probing now
+    wait_until(lambda: connecting_to(silent_port), "the workers to probe the silent port")
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 3
