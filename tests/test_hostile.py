@@ -445,6 +445,7 @@ def _unread_request_at(port: int) -> bool:
     return False
 
 
+@pytest.mark.usefixtures("private_loopback")  # fixed ports: another suite may hold them at this moment
 def test_cli_ctrl_c_during_banner_probes_writes_the_partial_report(
     tmp_path: Path, listen: ListenerFactory
 ) -> None:
