@@ -247,7 +247,7 @@ def test_unwritable_report_path_is_a_usage_error_before_scanning(pytester: pytes
         ("--portcheck-html", "."),
         ("--portcheck-markdown", "missing/r.md"),
     ]:
-        result = pytester.runpytest_subprocess("--portcheck", "inventory.yml", option, path)
+        result = pytester.runpytest("--portcheck", "inventory.yml", option, path)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: portcheck: {option}: *"])
         assert "Traceback" not in result.stderr.str() + result.stdout.str()
@@ -256,7 +256,7 @@ def test_unwritable_report_path_is_a_usage_error_before_scanning(pytester: pytes
 
 def test_a_report_failing_while_written_loses_nothing_else(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yml", inventory=INVENTORY.format(port=unused_port()))
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "--portcheck", "inventory.yml", "--portcheck-html", "/dev/full",
         "--portcheck-report", "r.json", "--portcheck-markdown", "r.md",
     )  # fmt: skip
@@ -567,7 +567,7 @@ def test_invalid_portcheck_today_is_a_usage_error(
 ) -> None:
     pytester.makefile(".yml", inventory=INVENTORY.format(port=unused_port()))
     monkeypatch.setenv("PORTCHECK_TODAY", value)
-    result = pytester.runpytest_subprocess("--portcheck", "inventory.yml")
+    result = pytester.runpytest("--portcheck", "inventory.yml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: portcheck: PORTCHECK_TODAY='{value}' is not a date*YYYY-MM-DD*"])
     assert "Traceback" not in result.stderr.str()
@@ -576,9 +576,9 @@ def test_invalid_portcheck_today_is_a_usage_error(
 def test_fifo_and_directory_inventories_are_named_for_what_they_are(pytester: pytest.Pytester) -> None:
     os.mkfifo(pytester.path / "fifo.yml")
     (pytester.path / "dir.yml").mkdir()
-    fifo = pytester.runpytest_subprocess("--portcheck", "fifo.yml")
+    fifo = pytester.runpytest("--portcheck", "fifo.yml")
     fifo.stderr.fnmatch_lines(["*inventory fifo.yml given by --portcheck is a FIFO, not a regular file*"])
-    directory = pytester.runpytest_subprocess("--portcheck", "dir.yml")
+    directory = pytester.runpytest("--portcheck", "dir.yml")
     directory.stderr.fnmatch_lines(["*inventory dir.yml given by --portcheck is a directory*"])
     with pytest.raises(InventoryError, match="is a FIFO"):
         load_inventory(pytester.path / "fifo.yml")  # and it does not wait for a writer
@@ -589,7 +589,7 @@ def test_only_open_errors_print_no_traceback(pytester: pytest.Pytester) -> None:
         ".yml",
         inventory="hosts:\n  gone:\n    address: nonexistent.invalid\n    range: '1-3'\n    only_open: []\n",
     )
-    result = pytester.runpytest_subprocess("--portcheck", "inventory.yml")
+    result = pytester.runpytest("--portcheck", "inventory.yml")
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
     assert "dns-error" in output
