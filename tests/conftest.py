@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+import hypothesis
 import pytest
 
 import pytest_portcheck.inventory.load
@@ -35,6 +36,11 @@ _LOADED_BEFORE_PYTESTER = (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+
+# hypothesis's deadline (200 ms an example) is a timed assert, which this suite does not make: with
+# both Pythons' suites at once on a shared 2-core machine, one example of test_ports took 233 ms.
+hypothesis.settings.register_profile("portcheck", deadline=None)
+hypothesis.settings.load_profile("portcheck")
 
 # The pytest runs the tests start (pytester's, a child `python -m pytest`) use no hypothesis, but its
 # pytest plugin imports all of hypothesis (and trio, through an entry point) at the end of every run:
@@ -176,20 +182,34 @@ def wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) ->
         time.sleep(0.02)
 
 
-def connecting_to(port: int) -> bool:
-    """Whether another process has a TCP connect towards ``port`` in flight (SYN_SENT) in this
-    network namespace: a scan of a silent port has started probing it (``silent_port``'s own
-    fillers, this process's sockets, do not count)."""
-    own = set()
-    for descriptor in os.listdir("/proc/self/fd"):
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, as far as they are alive."""
+    tree, index = [pid], 0
+    while index < len(tree):
         with contextlib.suppress(OSError):
-            own.add(os.readlink(f"/proc/self/fd/{descriptor}"))
+            for task in os.listdir(f"/proc/{tree[index]}/task"):
+                with open(f"/proc/{tree[index]}/task/{task}/children") as children:
+                    tree += [int(child) for child in children.read().split()]
+        index += 1
+    return tree
+
+
+def connecting_to(port: int, pid: int) -> bool:
+    """Whether process ``pid`` (or a process it started) has a TCP connect towards ``port`` in
+    flight (SYN_SENT): a scan of a silent port has started probing it. Only that process's sockets
+    count: another suite's full-range scan may be knocking at the same port meanwhile."""
+    sockets = set()
+    for process in _process_tree(pid):
+        with contextlib.suppress(OSError):
+            for descriptor in os.listdir(f"/proc/{process}/fd"):
+                with contextlib.suppress(OSError):
+                    sockets.add(os.readlink(f"/proc/{process}/fd/{descriptor}"))
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(FileNotFoundError), open(table) as rows:
             for row in list(rows)[1:]:
                 fields = row.split()
                 remote_port, state, inode = int(fields[2].rsplit(":", 1)[1], 16), fields[3], fields[9]
-                if remote_port == port and state == "02" and f"socket:[{inode}]" not in own:
+                if remote_port == port and state == "02" and f"socket:[{inode}]" in sockets:
                     return True
     return False
 

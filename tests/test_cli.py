@@ -155,7 +155,7 @@ def test_ctrl_c_stops_promptly_with_a_partial_summary(silent_port: int, processe
         cwd=REPO,
         preexec_fn=interruptible,
     )  # fmt: skip
-    wait_until(lambda: connecting_to(silent_port), "the scan to probe the silent port")
+    wait_until(lambda: connecting_to(silent_port, process.pid), "the scan to probe the silent port")
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=20)

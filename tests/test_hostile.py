@@ -396,7 +396,7 @@ def test_pytest_interrupted_writes_a_report_marked_interrupted(
     report = tmp_path / "r.json"
     write_report(small_report(), report)  # the previous run's report
     process = _pytest_process(tmp_path, "--portcheck", "inventory.yml", "--portcheck-report", str(report))
-    wait_until(lambda: connecting_to(silent_port), "the run's scan to probe the silent port")
+    wait_until(lambda: connecting_to(silent_port, process.pid), "the run's scan to probe the silent port")
     process.send_signal(signum)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
@@ -416,7 +416,7 @@ def _scan_process(*arguments: str) -> subprocess.Popen[str]:
 def test_cli_sigterm_writes_the_partial_report(tmp_path: Path, silent_port: int) -> None:
     report = tmp_path / "r.json"
     process = _scan_process("scan", "127.0.0.0/28", "-p", str(silent_port), "-t", "30", "--json", str(report))
-    wait_until(lambda: connecting_to(silent_port), "the scan to probe the silent port")
+    wait_until(lambda: connecting_to(silent_port, process.pid), "the scan to probe the silent port")
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 130, stderr
@@ -496,7 +496,7 @@ def test_shard_workers_die_with_their_parent(tmp_path: Path, silent_port: int) -
     while not (workers := _children(parent.pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert workers, "the scan started no worker"
-    wait_until(lambda: connecting_to(silent_port), "the workers to probe the silent port")
+    wait_until(lambda: connecting_to(silent_port, parent.pid), "the workers to probe the silent port")
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 3
