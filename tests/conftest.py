@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+import hypothesis
 import pytest
 
 import pytest_portcheck.inventory.load
@@ -33,6 +36,36 @@ _LOADED_BEFORE_PYTESTER = (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+
+# hypothesis's deadline (200 ms an example) is a timed assert, which this suite does not make: with
+# both Pythons' suites at once on a shared 2-core machine, one example of test_ports took 233 ms.
+hypothesis.settings.register_profile("portcheck", deadline=None)
+hypothesis.settings.load_profile("portcheck")
+
+# The pytest runs the tests start (pytester's, a child `python -m pytest`) use no hypothesis, but its
+# pytest plugin imports all of hypothesis (and trio, through an entry point) at the end of every run:
+# 1.2-1.4 s of CPU a run, about a hundred runs a suite. Users of the plugin do not have it either.
+WITHOUT_HYPOTHESIS = "-p no:hypothesispytest"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _child_pytest_runs_without_hypothesis() -> Iterator[None]:
+    # Set in the process that runs the tests (an xdist worker, or the only process), once the run
+    # is under way: the suite's own run keeps the plugin, the pytest processes it starts do not.
+    previous = os.environ.get("PYTEST_ADDOPTS")
+    os.environ["PYTEST_ADDOPTS"] = f"{previous or ''} {WITHOUT_HYPOTHESIS}".strip()
+    yield
+    if previous is None:
+        del os.environ["PYTEST_ADDOPTS"]
+    else:
+        os.environ["PYTEST_ADDOPTS"] = previous
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's own, which clears PYTEST_ADDOPTS; its runs, in process or not, skip hypothesis too."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", WITHOUT_HYPOTHESIS)
+    return pytester
 
 
 def skip_or_fail(reason: str, require_variable: str) -> None:
@@ -140,6 +173,54 @@ def unused_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    """Poll ``condition`` until it holds: a readiness wait for the thing itself, not a guessed sleep."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds} s for {what}")
+        time.sleep(0.02)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, as far as they are alive."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{tree[index]}/task"):
+                with open(f"/proc/{tree[index]}/task/{task}/children") as children:
+                    tree += [int(child) for child in children.read().split()]
+        index += 1
+    return tree
+
+
+def connecting_to(port: int, pid: int) -> bool:
+    """Whether process ``pid`` (or a process it started) has a TCP connect towards ``port`` in
+    flight (SYN_SENT): a scan of a silent port has started probing it. Only that process's sockets
+    count: another suite's full-range scan may be knocking at the same port meanwhile."""
+    sockets = set()
+    for process in _process_tree(pid):
+        with contextlib.suppress(OSError):
+            for descriptor in os.listdir(f"/proc/{process}/fd"):
+                with contextlib.suppress(OSError):
+                    sockets.add(os.readlink(f"/proc/{process}/fd/{descriptor}"))
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                remote_port, state, inode = int(fields[2].rsplit(":", 1)[1], 16), fields[3], fields[9]
+                if remote_port == port and state == "02" and f"socket:[{inode}]" in sockets:
+                    return True
+    return False
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child the test will Ctrl-C: SIGINT back to its default. A shell without
+    job control starts background commands with SIGINT ignored (``./run tests`` runs the two
+    Pythons' suites in the background), and an ignored signal stays ignored across exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def ipv6_available() -> bool:
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
@@ -237,6 +318,42 @@ def joined_namespaces(subnet: str) -> Iterator[tuple[Namespace, Namespace]]:
     finally:
         scanner.delete()
         target.delete()
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _libc_call(name: str, *arguments: int) -> None:
+    function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    if function(*arguments) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{name}: {os.strerror(error)}")
+
+
+@contextlib.contextmanager
+def own_loopback() -> Iterator[None]:
+    """Run the calling thread (the test) in a fresh network namespace with only loopback, up, and
+    bring it home afterwards. A scan over a whole range of 127.0.0.1 then sees the test's own
+    listeners and nothing else: not another xdist worker's servers, not another suite on this
+    machine. Threads and child processes the test starts inherit the namespace; pytest's main thread
+    is the process's first, so /proc/net and /proc/sys/net describe it too."""
+    why_not = namespaces_available()
+    if why_not is not None:
+        skip_or_fail(why_not, "PORTCHECK_REQUIRE_NETNS")
+    with open("/proc/thread-self/ns/net", "rb") as home:
+        _libc_call("unshare", _CLONE_NEWNET)
+        try:
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+            yield
+        finally:
+            _libc_call("setns", home.fileno(), _CLONE_NEWNET)
+
+
+@pytest.fixture
+def private_loopback() -> Iterator[None]:
+    """The test in a network namespace of its own (``own_loopback``): request it before ``listen``."""
+    with own_loopback():
+        yield
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ListenerFactory, portcheck, unused_port
+from conftest import REPO, ListenerFactory, connecting_to, interruptible, portcheck, unused_port, wait_until
 
 
 def test_scan_prints_addresses_open_ports_and_summary(listen: ListenerFactory) -> None:
@@ -153,8 +153,9 @@ def test_ctrl_c_stops_promptly_with_a_partial_summary(silent_port: int, processe
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        preexec_fn=interruptible,
     )  # fmt: skip
-    time.sleep(1.5)
+    wait_until(lambda: connecting_to(silent_port, process.pid), "the scan to probe the silent port")
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=20)

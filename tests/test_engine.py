@@ -15,7 +15,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ListenerFactory, Namespace, ipv6_available, portcheck, skip_or_fail, unused_port
+from conftest import (
+    REPO,
+    ListenerFactory,
+    Namespace,
+    ipv6_available,
+    own_loopback,
+    portcheck,
+    skip_or_fail,
+    unused_port,
+)
 
 from pytest_portcheck.engine import (
     PortState,
@@ -170,6 +179,7 @@ def test_the_kernel_lists_listeners_with_their_addresses(listen: ListenerFactory
             assert listening_sockets(port6) == [Listening(socket.AF_INET6, bytes(16), port6, v6only=True)]
 
 
+@pytest.mark.usefixtures("private_loopback")  # the whole ephemeral range: no other suite's listeners
 def test_self_connect_trap_gives_no_false_opens(listen: ListenerFactory) -> None:
     # Probing 127.0.0.1 across the ephemeral range lets the kernel hand a probe its own target port;
     # such handshakes complete with no listener. Only the real listeners may come back open.
@@ -188,6 +198,20 @@ def test_self_connect_trap_gives_no_false_opens(listen: ListenerFactory) -> None
         assert not [r for r in results.values() if r.state is PortState.ERROR]
         reprobed += stats.self_connects
     print(f"self-connects re-probed over 3 scans: {reprobed}")
+
+
+def test_own_loopback_shows_the_test_only_its_own_listeners(listen: ListenerFactory) -> None:
+    # The seam that lets full-range scans run beside other xdist workers: inside, the machine's
+    # listeners are neither seen nor reachable, the test's own are; outside again, all is as before.
+    outside = listen().getsockname()[1]
+    with own_loopback():
+        inside = listen().getsockname()[1]
+        assert listening_ports() == {inside}
+        assert scan_ports("127.0.0.1", f"{outside},{inside}")[outside].state is PortState.CLOSED
+        listed = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
+        assert listed.count("LISTEN") == 1, listed  # a child process sees the same, namespaced loopback
+    assert outside in (listening_ports() or set()) and inside not in (listening_ports() or set())
+    assert scan_ports("127.0.0.1", str(outside))[outside].state is PortState.OPEN
 
 
 def test_netlink_listener_check_agrees_with_proc(listen: ListenerFactory) -> None:

@@ -9,6 +9,9 @@ import pytest
 from conftest import REPO, Namespace
 
 
+# The demo's services take fixed ports of 127.0.0.1: each run gets a loopback of its own, so that
+# neither the other run here (xdist) nor another suite at the same time holds them.
+@pytest.mark.usefixtures("private_loopback")
 @pytest.mark.parametrize("extra", [[], ["-n", "2"]], ids=["plain", "xdist"])
 def test_demo_passes(extra: list[str]) -> None:
     completed = subprocess.run(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pytest
-from conftest import REPO, ListenerFactory, portcheck, unused_port
+from conftest import REPO, ListenerFactory, connecting_to, interruptible, portcheck, unused_port, wait_until
 
 import pytest_portcheck
 from pytest_portcheck.atomicfile import WriteError, check_writable, write_atomically
@@ -247,7 +247,7 @@ def test_unwritable_report_path_is_a_usage_error_before_scanning(pytester: pytes
         ("--portcheck-html", "."),
         ("--portcheck-markdown", "missing/r.md"),
     ]:
-        result = pytester.runpytest_subprocess("--portcheck", "inventory.yml", option, path)
+        result = pytester.runpytest("--portcheck", "inventory.yml", option, path)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: portcheck: {option}: *"])
         assert "Traceback" not in result.stderr.str() + result.stdout.str()
@@ -256,7 +256,7 @@ def test_unwritable_report_path_is_a_usage_error_before_scanning(pytester: pytes
 
 def test_a_report_failing_while_written_loses_nothing_else(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yml", inventory=INVENTORY.format(port=unused_port()))
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "--portcheck", "inventory.yml", "--portcheck-html", "/dev/full",
         "--portcheck-report", "r.json", "--portcheck-markdown", "r.md",
     )  # fmt: skip
@@ -420,6 +420,7 @@ def _pytest_process(directory: Path, *arguments: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *arguments],
         cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+        preexec_fn=interruptible,
     )  # fmt: skip
 
 
@@ -435,7 +436,7 @@ def test_pytest_interrupted_writes_a_report_marked_interrupted(
     report = tmp_path / "r.json"
     write_report(small_report(), report)  # the previous run's report
     process = _pytest_process(tmp_path, "--portcheck", "inventory.yml", "--portcheck-report", str(report))
-    time.sleep(4)
+    wait_until(lambda: connecting_to(silent_port, process.pid), "the run's scan to probe the silent port")
     process.send_signal(signum)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
@@ -448,14 +449,14 @@ def test_pytest_interrupted_writes_a_report_marked_interrupted(
 def _scan_process(*arguments: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest_portcheck", *arguments],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )  # fmt: skip
 
 
 def test_cli_sigterm_writes_the_partial_report(tmp_path: Path, silent_port: int) -> None:
     report = tmp_path / "r.json"
     process = _scan_process("scan", "127.0.0.0/28", "-p", str(silent_port), "-t", "30", "--json", str(report))
-    time.sleep(2)
+    wait_until(lambda: connecting_to(silent_port, process.pid), "the scan to probe the silent port")
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 130, stderr
@@ -473,6 +474,18 @@ def _client_first_listener(listen: ListenerFactory) -> tuple[str, int]:
     pytest.skip("no HTTP-hinted port free on 127.71.3.9")
 
 
+def _unread_request_at(port: int) -> bool:
+    """Whether a connection to ``port`` holds bytes its server has not read: the probe has spoken."""
+    with open("/proc/net/tcp") as rows:
+        for row in list(rows)[1:]:
+            fields = row.split()
+            local_port, state, unread = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[4].split(":")[1]
+            if local_port == port and state == "01" and int(unread, 16) > 0:
+                return True
+    return False
+
+
+@pytest.mark.usefixtures("private_loopback")  # fixed ports: another suite may hold them at this moment
 def test_cli_ctrl_c_during_banner_probes_writes_the_partial_report(
     tmp_path: Path, listen: ListenerFactory
 ) -> None:
@@ -481,7 +494,7 @@ def test_cli_ctrl_c_during_banner_probes_writes_the_partial_report(
     process = _scan_process(
         "scan", address, "-p", str(port), "--banner", "--probe-timeout", "60", "--json", str(report)
     )
-    time.sleep(3)
+    wait_until(lambda: _unread_request_at(port), "the banner probe's request")
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 130, stderr
@@ -523,7 +536,7 @@ def test_shard_workers_die_with_their_parent(tmp_path: Path, silent_port: int) -
     while not (workers := _children(parent.pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert workers, "the scan started no worker"
-    time.sleep(1)  # the worker is probing now
+    wait_until(lambda: connecting_to(silent_port, parent.pid), "the workers to probe the silent port")
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 3
@@ -594,7 +607,7 @@ def test_invalid_portcheck_today_is_a_usage_error(
 ) -> None:
     pytester.makefile(".yml", inventory=INVENTORY.format(port=unused_port()))
     monkeypatch.setenv("PORTCHECK_TODAY", value)
-    result = pytester.runpytest_subprocess("--portcheck", "inventory.yml")
+    result = pytester.runpytest("--portcheck", "inventory.yml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: portcheck: PORTCHECK_TODAY='{value}' is not a date*YYYY-MM-DD*"])
     assert "Traceback" not in result.stderr.str()
@@ -603,9 +616,9 @@ def test_invalid_portcheck_today_is_a_usage_error(
 def test_fifo_and_directory_inventories_are_named_for_what_they_are(pytester: pytest.Pytester) -> None:
     os.mkfifo(pytester.path / "fifo.yml")
     (pytester.path / "dir.yml").mkdir()
-    fifo = pytester.runpytest_subprocess("--portcheck", "fifo.yml")
+    fifo = pytester.runpytest("--portcheck", "fifo.yml")
     fifo.stderr.fnmatch_lines(["*inventory fifo.yml given by --portcheck is a FIFO, not a regular file*"])
-    directory = pytester.runpytest_subprocess("--portcheck", "dir.yml")
+    directory = pytester.runpytest("--portcheck", "dir.yml")
     directory.stderr.fnmatch_lines(["*inventory dir.yml given by --portcheck is a directory*"])
     with pytest.raises(InventoryError, match="is a FIFO"):
         load_inventory(pytester.path / "fifo.yml")  # and it does not wait for a writer
@@ -616,7 +629,7 @@ def test_only_open_errors_print_no_traceback(pytester: pytest.Pytester) -> None:
         ".yml",
         inventory="hosts:\n  gone:\n    address: nonexistent.invalid\n    range: '1-3'\n    only_open: []\n",
     )
-    result = pytester.runpytest_subprocess("--portcheck", "inventory.yml")
+    result = pytester.runpytest("--portcheck", "inventory.yml")
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
     assert "dns-error" in output

@@ -297,7 +297,7 @@ def test_a_stuck_listener_fails_closed_filtered_and_only_open_through_the_plugin
                           cwd=pytester.path)  # fmt: skip
         assert shard.returncode == 0, shard.stdout + shard.stderr
         flags += ["--portcheck-results", "shard.json", "-p", "no:cacheprovider"]
-    run = pytester.runpytest_subprocess if judging else pytester.runpytest
+    run = pytester.runpytest
     result = run(
         "--portcheck", "inventory.yml", "--portcheck-markdown", "summary.md", "--portcheck-html", "page.html",
         "--portcheck-report", "report.json", *flags,
@@ -346,7 +346,7 @@ def test_a_stuck_listener_alone_on_its_address_is_never_a_pass(
                           cwd=pytester.path)  # fmt: skip
         assert shard.returncode == 0, shard.stdout + shard.stderr
         flags += ["--portcheck-results", "shard.json", "-p", "no:cacheprovider"]
-    run = pytester.runpytest_subprocess if judging else pytester.runpytest
+    run = pytester.runpytest
     relaxed = run("--portcheck", "inventory.yml", *flags)
     relaxed.assert_outcomes(failed=2)
     relaxed.stdout.fnmatch_lines(

@@ -38,6 +38,7 @@ def run_pytest(folder: Path, on_terminal: bool) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.usefixtures("private_loopback")  # its scans of the whole range knock at no other test's ports
 def test_progress_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> None:
     if shutil.which("script") is None:
         pytest.skip("script(1) from util-linux is not installed")

@@ -31,8 +31,9 @@ FLEET = [f"127.77.{i // 200}.{i % 200 + 1}" for i in range(12)]
 
 
 @pytest.fixture
-def fleet() -> Iterator[tuple[int, int]]:
-    """Twelve loopback hosts 127.77.0.x listening on port P; host 3 also listens on P+5 (drift)."""
+def fleet(private_loopback: None) -> Iterator[tuple[int, int]]:
+    """Twelve loopback hosts 127.77.0.x listening on port P; host 3 also listens on P+5 (drift).
+    In a network namespace of the test's own: another xdist worker's fleet may sit within 40 ports."""
     sockets = []
     with socket.socket() as probe:
         probe.bind((FLEET[0], 0))
@@ -96,9 +97,9 @@ def scan_shards(folder: Path, count: int, *extra: str, run_id: str = "run-1") ->
 def test_shards_and_judge_equal_one_unsharded_run(pytester: pytest.Pytester, fleet: tuple[int, int]) -> None:
     port, extra = fleet
     pytester.makefile(".yml", inventory=inventory_text(port))
-    whole = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider")
+    whole = pytester.runpytest("--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider")
     scan_shards(pytester.path, 4)
-    judged = pytester.runpytest_subprocess(
+    judged = pytester.runpytest(
         "--portcheck",
         "inventory.yml",
         "--portcheck-results",
@@ -150,7 +151,7 @@ def test_missing_duplicated_and_foreign_shards_are_errors(
     args = ["--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider"]
 
     (reports / "shard-3.json").rename(pytester.path / "shard-3.json")
-    missing = pytester.runpytest_subprocess(*args, "--portcheck-results", "reports/*.json")
+    missing = pytester.runpytest(*args, "--portcheck-results", "reports/*.json")
     found = outcomes(missing)
     assert "ERROR" in found.values()
     missing.stdout.fnmatch_lines(["*shard 3/4 is missing*"])
@@ -160,7 +161,7 @@ def test_missing_duplicated_and_foreign_shards_are_errors(
 
     shutil.copy(pytester.path / "shard-3.json", reports / "shard-3.json")
     shutil.copy(reports / "shard-2.json", reports / "shard-2-again.json")
-    doubled = pytester.runpytest_subprocess(*args, "--portcheck-results", "reports/*.json")
+    doubled = pytester.runpytest(*args, "--portcheck-results", "reports/*.json")
     doubled.stdout.fnmatch_lines(["*shard 2/4 was given twice*"])
     assert all(
         outcome == "ERROR" for nodeid, outcome in outcomes(doubled).items() if nodeid.endswith("only_open")
@@ -174,10 +175,10 @@ def test_missing_duplicated_and_foreign_shards_are_errors(
             f"\n    open: [{port}]\n", f"\n    open: [{port}, {port + 3}]\n", 1
         ),
     )
-    foreign = pytester.runpytest_subprocess(*args, "--portcheck-results", "reports/*.json")
+    foreign = pytester.runpytest(*args, "--portcheck-results", "reports/*.json")
     assert set(outcomes(foreign).values()) == {"ERROR"}
     foreign.stdout.fnmatch_lines(["*refused: it is of another inventory*"])
-    allowed = pytester.runpytest_subprocess(
+    allowed = pytester.runpytest(
         *args, "--portcheck-results", "reports/*.json", "--portcheck-allow-other-inventory"
     )
     judged = outcomes(allowed)
@@ -192,7 +193,7 @@ def test_interrupted_shard_is_an_error(pytester: pytest.Pytester, fleet: tuple[i
     scan_shards(pytester.path, 2)
     path = pytester.path / "reports" / "shard-1.json"
     path.write_text(path.read_text().replace('"interrupted": false', '"interrupted": true'))
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", "-p", "no:cacheprovider"
     )
     result.stdout.fnmatch_lines(["*shard 1/2 was interrupted*"])
@@ -203,9 +204,9 @@ def test_version_1_reports_are_still_judged(pytester: pytest.Pytester, fleet: tu
     port, _extra = fleet
     pytester.makefile(".yml", inventory=inventory_text(port))
     args = ["--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider"]
-    whole = pytester.runpytest_subprocess(*args, "--portcheck-report", "yesterday.json")
+    whole = pytester.runpytest(*args, "--portcheck-report", "yesterday.json")
     assert json.loads((pytester.path / "yesterday.json").read_text())["version"] == 1
-    again = pytester.runpytest_subprocess(*args, "--portcheck-results", "yesterday.json")
+    again = pytester.runpytest(*args, "--portcheck-results", "yesterday.json")
     assert outcomes(again) == outcomes(whole)
 
 
@@ -228,7 +229,7 @@ def test_vantage_scoped_items(pytester: pytest.Pytester, fleet: tuple[int, int])
     pytester.makefile(".yml", inventory=VANTAGE_INVENTORY.format(address=FLEET[0], port=port))
     scan_shards(pytester.path, 2, "--vantage", "app-subnet")
     args = ["--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider", "-rA"]
-    only_app = pytester.runpytest_subprocess(*args, "--portcheck-results", "reports/*.json")
+    only_app = pytester.runpytest(*args, "--portcheck-results", "reports/*.json")
     assert (
         outcomes(only_app)
         == {
@@ -245,13 +246,13 @@ def test_vantage_scoped_items(pytester: pytest.Pytester, fleet: tuple[int, int])
             f"internet/shard-{index}.json", "--run-id", "run-1", cwd=pytester.path,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-    both = pytester.runpytest_subprocess(
+    both = pytester.runpytest(
         *args, "--portcheck-results", "reports/*.json", "--portcheck-results", "internet/*.json"
     )
     assert outcomes(both)[f"inventory.yml::db::tcp/{port}::closed"] == "FAILED"
     both.stdout.fnmatch_lines(["db (127.77.0.1) tcp/*: expected closed, found OPEN*"])
     # A scoped vantage without any report: its items are errors.
-    only_internet = pytester.runpytest_subprocess(*args, "--portcheck-results", "internet/*.json")
+    only_internet = pytester.runpytest(*args, "--portcheck-results", "internet/*.json")
     assert outcomes(only_internet)[f"inventory.yml::db::tcp/{port}::open-from-app-subnet"] == "ERROR"
     only_internet.stdout.fnmatch_lines(["*cannot check — no report from vantage app-subnet*"])
 
@@ -262,14 +263,14 @@ def test_vantage_in_a_scanning_run(
     port, _extra = fleet
     pytester.makefile(".yml", inventory=VANTAGE_INVENTORY.format(address=FLEET[0], port=port))
     monkeypatch.setenv("PORTCHECK_VANTAGE", "app-subnet")
-    here = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider")
+    here = pytester.runpytest("--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider")
     assert outcomes(here) == {
         f"inventory.yml::db::tcp/{port}::closed": "SKIPPED",
         f"inventory.yml::db::tcp/{port}::open-from-app-subnet": "PASSED",
         f"inventory.yml::web::tcp/{port}::open": "PASSED",
     }
     monkeypatch.delenv("PORTCHECK_VANTAGE")
-    elsewhere = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider")
+    elsewhere = pytester.runpytest("--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider")
     assert outcomes(elsewhere)[f"inventory.yml::db::tcp/{port}::open-from-app-subnet"] == "ERROR"
 
 
@@ -359,7 +360,7 @@ def test_judge_warns_of_a_silent_host_and_strict_makes_errors(
     )
     scan_shards(pytester.path, 2)
     args = ["--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", "-p", "no:cacheprovider"]
-    relaxed = pytester.runpytest_subprocess(*args)
+    relaxed = pytester.runpytest(*args)
     # silent_port is a listener whose queue is full: the judge of reports sees the socket behind the
     # silence as the scan does (listen-no-accept), and fails closed: (the range, whose only port is
     # declared closed:, has nothing left to judge).
@@ -370,7 +371,7 @@ def test_judge_warns_of_a_silent_host_and_strict_makes_errors(
             "WARNING: inventory.yml::quiet: no port answered on 127.0.0.1 — is the address right?*",
         ]
     )
-    strict = pytester.runpytest_subprocess(*args, "--portcheck-strict")
+    strict = pytester.runpytest(*args, "--portcheck-strict")
     strict.assert_outcomes(errors=2)
     strict.stdout.fnmatch_lines(
         [
@@ -403,13 +404,13 @@ def test_a_shard_scan_of_hosts_with_crossed_rates_on_one_address(pytester: pytes
         ),
     )
     scan_shards(pytester.path, 1)
-    judged = pytester.runpytest_subprocess(
+    judged = pytester.runpytest(
         "--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", "-p", "no:cacheprovider"
     )
     judged.assert_outcomes(passed=3)
     # Unsharded, the port both declare was scanned under the combined timing: the same mistake made
     # both its items errors.
-    whole = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-p", "no:cacheprovider")
+    whole = pytester.runpytest("--portcheck", "inventory.yml", "-p", "no:cacheprovider")
     whole.assert_outcomes(passed=3)
 
 
@@ -424,7 +425,7 @@ def test_a_judged_item_carries_what_answered_in_its_junit_properties(
     )
     scan_shards(pytester.path, 2)
     junit = pytester.path / "junit.xml"
-    judged = pytester.runpytest_subprocess(
+    judged = pytester.runpytest(
         "--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", f"--junitxml={junit}",
         "-p", "no:cacheprovider",
     )  # fmt: skip
@@ -470,7 +471,7 @@ def test_yesterdays_complete_shard_set_never_answers_for_today(
     listen(port=port)  # today it is open
     for index in (1, 2):
         shard_scan(pytester.path, f"{index}/2", f"reports/today-{index}.json", "--run-id", "today")
-    judged = pytester.runpytest_subprocess(*JUDGE)
+    judged = pytester.runpytest(*JUDGE)
     judged.assert_outcomes(failed=1)
     judged.stdout.fnmatch_lines([
         f"*web (127.0.0.1) tcp/{port}: expected closed, found OPEN*",
@@ -503,7 +504,7 @@ def test_a_missing_share_is_not_filled_by_an_older_plain_scan(
     (pytester.path / "reports" / "old-v1.json").write_text(json.dumps(document))
     other = 3 - holder  # today's run gave only the share that does not hold the open port
     shard_scan(pytester.path, f"{other}/2", f"reports/today-{other}.json", "--run-id", "today")
-    judged = pytester.runpytest_subprocess(*JUDGE)
+    judged = pytester.runpytest(*JUDGE)
     judged.assert_outcomes(passed=2, errors=2)
     judged.stdout.fnmatch_lines(
         [f"*tcp/{port}: cannot check 127.0.0.1 — not covered: shard {holder}/2 is missing*"]
@@ -520,15 +521,15 @@ def test_stale_reports_are_errors_naming_them_and_their_age(pytester: pytest.Pyt
     document = json.loads(path.read_text())
     document["started"] = three_days.isoformat(timespec="seconds")
     path.write_text(json.dumps(document))
-    stale = pytester.runpytest_subprocess(*JUDGE)  # the default limit: 24 hours
+    stale = pytester.runpytest(*JUDGE)  # the default limit: 24 hours
     stale.assert_outcomes(errors=1)
     started = document["started"]
     stale.stdout.fnmatch_lines([
         f"*shard 1/1 (reports/shard.json) is too old: started {started}, 3 d 1 h ago (--portcheck-max-age 24h)*",
         f"inventory.yml: judged run nightly: 1 report(s), started {started} to {started}",
     ])  # fmt: skip
-    pytester.runpytest_subprocess(*JUDGE, "--portcheck-max-age", "7d").assert_outcomes(passed=1)
-    bad = pytester.runpytest_subprocess(*JUDGE, "--portcheck-max-age", "soon")
+    pytester.runpytest(*JUDGE, "--portcheck-max-age", "7d").assert_outcomes(passed=1)
+    bad = pytester.runpytest(*JUDGE, "--portcheck-max-age", "soon")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(
         [
@@ -546,7 +547,7 @@ def test_with_a_key_only_signed_untouched_reports_are_judged(
     keyed = {**os.environ, "PORTCHECK_REPORT_KEY": "a shared secret"}
     for index in (1, 2):
         shard_scan(pytester.path, f"{index}/2", f"reports/shard-{index}.json", "--run-id", "r", env=keyed)
-    unchecked = pytester.runpytest_subprocess(*JUDGE)
+    unchecked = pytester.runpytest(*JUDGE)
     unchecked.assert_outcomes(passed=1)
     unchecked.stdout.fnmatch_lines(
         [
@@ -554,7 +555,7 @@ def test_with_a_key_only_signed_untouched_reports_are_judged(
         ]
     )
     monkeypatch.setenv("PORTCHECK_REPORT_KEY", "a shared secret")
-    signed = pytester.runpytest_subprocess(*JUDGE)
+    signed = pytester.runpytest(*JUDGE)
     signed.assert_outcomes(passed=1)
     signed.stdout.fnmatch_lines(
         ["reports checked with PORTCHECK_REPORT_KEY (HMAC-SHA256): unsigned or altered ones are errors"]
@@ -562,11 +563,11 @@ def test_with_a_key_only_signed_untouched_reports_are_judged(
     # Whoever can write the folder turns the open port into "closed": no longer a report of ours.
     for path in (pytester.path / "reports").iterdir():
         path.write_text(path.read_text().replace('"syn-ack"', '"conn-refused"').replace('"open"', '"closed"'))
-    forged = pytester.runpytest_subprocess(*JUDGE)
+    forged = pytester.runpytest(*JUDGE)
     forged.assert_outcomes(errors=1)
     forged.stdout.fnmatch_lines(["*cannot be trusted: its signature does not match: it was altered*"])
     monkeypatch.setenv("PORTCHECK_REPORT_KEY", "another secret")
-    pytester.runpytest_subprocess(*JUDGE).assert_outcomes(errors=1)
+    pytester.runpytest(*JUDGE).assert_outcomes(errors=1)
 
 
 def test_the_plugins_own_report_is_signed_with_the_key(
@@ -594,7 +595,7 @@ def test_a_malformed_report_is_one_error_naming_file_and_field_with_the_summary(
     document = json.loads(path.read_text())
     document["plan"][0][3] = "abc,,"
     path.write_text(json.dumps(document))
-    judged = pytester.runpytest_subprocess(*JUDGE, "--portcheck-allow-other-inventory")
+    judged = pytester.runpytest(*JUDGE, "--portcheck-allow-other-inventory")
     judged.assert_outcomes(errors=1)
     assert "Traceback" not in judged.stdout.str() and "PortSpecError" not in judged.stdout.str()
     judged.stdout.fnmatch_lines([
@@ -669,7 +670,7 @@ def test_a_scanning_run_from_a_vantage_allows_in_a_range_what_that_vantage_may_r
     pytester.makefile(".yml", inventory=RANGE_FROM_APP.format(address=FLEET[0], port=port, last=port + 3))
     monkeypatch.setenv("PORTCHECK_VANTAGE", "app-subnet")
     args = ["--portcheck", "inventory.yml", "-v", "-p", "no:cacheprovider", "--portcheck-report", "here.json"]
-    here = pytester.runpytest_subprocess(*args)
+    here = pytester.runpytest(*args)
     # Once the range failed on the port its own vantage may reach, which the judge let pass.
     assert outcomes(here) == {
         f"inventory.yml::db::tcp/{port}::open-from-app-subnet": "PASSED",
@@ -685,7 +686,7 @@ def test_a_scanning_run_from_a_vantage_allows_in_a_range_what_that_vantage_may_r
     # that to the runs from elsewhere (as it skips such a closed: entry).
     monkeypatch.delenv("PORTCHECK_VANTAGE")
     scan_shards(pytester.path, 2, "--vantage", "app-subnet")
-    judged = pytester.runpytest_subprocess(
+    judged = pytester.runpytest(
         "--portcheck", "inventory.yml", "--portcheck-results", "reports/*.json", "-p", "no:cacheprovider"
     )
     judged.assert_outcomes(passed=1, errors=1)
@@ -699,14 +700,14 @@ def test_the_judge_takes_the_run_it_is_told_to(pytester: pytest.Pytester) -> Non
     one_port_inventory(pytester, port)
     (pytester.path / "reports").mkdir()
     shard_scan(pytester.path, "1/1", "reports/shard.json", "--run-id", "nightly-0427")
-    named = pytester.runpytest_subprocess(*JUDGE, "--portcheck-run-id", "nightly-0427")
+    named = pytester.runpytest(*JUDGE, "--portcheck-run-id", "nightly-0427")
     named.assert_outcomes(passed=1)
-    other = pytester.runpytest_subprocess(*JUDGE, "--portcheck-run-id", "nightly-0428")
+    other = pytester.runpytest(*JUDGE, "--portcheck-run-id", "nightly-0428")
     other.assert_outcomes(errors=1)
     other.stdout.fnmatch_lines(
         ["*no report of run nightly-0428 (--portcheck-run-id): runs found: nightly-0427*"]
     )
-    bad = pytester.runpytest_subprocess(*JUDGE, "--portcheck-run-id", "two words")
+    bad = pytester.runpytest(*JUDGE, "--portcheck-run-id", "two words")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--portcheck-run-id 'two words': a run id is 1-128 letters*"])
 

@@ -67,6 +67,7 @@ def test_only_open_fails_listing_unexpected_ports(pytester: pytest.Pytester, lis
     )
 
 
+@pytest.mark.usefixtures("private_loopback")  # the full range: no other xdist worker's listeners
 def test_only_open_over_the_full_range_passes_when_nothing_else_is_open(
     pytester: pytest.Pytester, listen: ListenerFactory
 ) -> None:
