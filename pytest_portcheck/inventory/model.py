@@ -12,12 +12,13 @@ import datetime
 import enum
 import ipaddress
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_portcheck.engine import ScanError
+from pytest_portcheck.fileproblem import FileProblem
 from pytest_portcheck.ports import Protocol
 
 if TYPE_CHECKING:
@@ -39,26 +40,13 @@ class Expect(str, enum.Enum):
         return self.value
 
 
-class InventoryError(Exception):
+class InventoryError(FileProblem):
     """A problem in an inventory file, at a line (1-based; 0 when the file as a whole is at fault)."""
 
-    def __init__(self, path: Path, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
-        self.path = path
-        self.line = line
-        self.message = message
-        self.problems: tuple[InventoryError, ...] = (self,)
+    path: Path
 
-    @classmethod
-    def all_of(cls, problems: Sequence[InventoryError]) -> InventoryError:
-        """One error for several problems: each on its own line (file:line: fix), the first one first."""
-        if len(problems) == 1:
-            return problems[0]
-        first = problems[0]
-        rest = "\n".join(str(problem) for problem in problems[1:])
-        combined = cls(first.path, first.line, f"{first.message}\n{rest}")
-        combined.problems = tuple(problems)
-        return combined
+    def __init__(self, path: Path, line: int, message: str) -> None:
+        super().__init__(path, line, message)
 
 
 @dataclass(frozen=True, slots=True)

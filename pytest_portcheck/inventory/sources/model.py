@@ -4,7 +4,7 @@ An ``Exposure`` is one declared open port (or range) with where it is open, who 
 the entry that declares it; a ``Note`` is something a source declares that no port check can
 confirm (a random host port, a ClusterIP Service, an all-protocols rule). ``SourceError`` holds
 every problem of a reading at once, each with its file, line and fix. Values only: nothing here
-reads files. Imports only the standard library and ``pytest_portcheck.ports``.
+reads files. Imports only the standard library and the primitives ``ports`` and ``fileproblem``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_portcheck.fileproblem import FileProblem
 from pytest_portcheck.ports import MAX_PORT, MIN_PORT, Protocol
 
 
@@ -112,26 +113,13 @@ class SourceReading:
     notes: tuple[Note, ...]
 
 
-class SourceError(Exception):
+class SourceError(FileProblem):
     """A problem in a source file at a line (1-based; 0 when the file as a whole is at fault)."""
 
-    def __init__(self, path: str, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
-        self.path = path
-        self.line = line
-        self.message = message
-        self.problems: tuple[SourceError, ...] = (self,)
+    path: str
 
-    @classmethod
-    def all_of(cls, problems: Sequence[SourceError]) -> SourceError:
-        """One error for several problems: each on its own line (file:line: fix), the first one first."""
-        if len(problems) == 1:
-            return problems[0]
-        first = problems[0]
-        rest = "\n".join(str(problem) for problem in problems[1:])
-        combined = cls(first.path, first.line, f"{first.message}\n{rest}")
-        combined.problems = tuple(problems)
-        return combined
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(path, line, message)
 
 
 class Findings:
