@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -50,6 +51,7 @@ def install(python: str, folder: Path) -> Path:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
     dist = folder / "dist"
+    shutil.rmtree(REPO / "build", ignore_errors=True)  # setuptools' cache would ship modules moved since
     quiet(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO))
     wheel = sorted(dist.glob("pytest_portcheck-*.whl"))[-1]
     venv = folder / "venv"

@@ -53,6 +53,7 @@ def install_wheel(python: str, folder: Path) -> list[str]:
     def run(*command: str) -> None:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
+    shutil.rmtree(REPO / "build", ignore_errors=True)  # setuptools' cache would ship modules moved since
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder / "dist"), str(REPO))
     wheels = sorted((folder / "dist").glob("pytest_portcheck-*.whl"))
     venv = folder / "venv"
