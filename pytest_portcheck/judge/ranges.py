@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from pytest_portcheck.engine import AddressQuality, PortState, ProbeResult, Reason
+from pytest_portcheck.engine import AddressQuality, PortState, ProbeResult, Reason, Resolution
 from pytest_portcheck.inventory.model import Allowance, Expect, HostSpec, RangeRule
 from pytest_portcheck.judge.evidence import Evidence, RangeResults, Vantage
 from pytest_portcheck.judge.findings import FindingKind
@@ -68,11 +68,10 @@ def _range_from(
     allowed: Collection[int],
     strict: bool,
 ) -> Judgement:
-    resolution = evidence.resolution(vantage, host.address)
-    where = f"{label(host, resolution)} {rule.label}"
-    if resolution is None or resolution.error is not None or not resolution.addresses:
-        why = "the host was not scanned" if resolution is None else resolution.error or "no address"
-        return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
+    seen = _addresses_seen(host, rule, evidence, vantage)
+    if isinstance(seen, Judgement):
+        return seen
+    where, resolution = seen
     lines: list[str] = []
     errors: list[str] = []
     unexpected: list[ProbeResult] = []
@@ -120,11 +119,10 @@ def judge_one_of(host: HostSpec, allowance: Allowance, evidence: Evidence) -> Ju
 def _one_of_from(
     host: HostSpec, allowance: Allowance, rule: RangeRule, evidence: Evidence, vantage: Vantage
 ) -> Judgement:
-    resolution = evidence.resolution(vantage, host.address)
-    where = f"{label(host, resolution)} {rule.label}"
-    if resolution is None or resolution.error is not None or not resolution.addresses:
-        why = "the host was not scanned" if resolution is None else resolution.error or "no address"
-        return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
+    seen = _addresses_seen(host, rule, evidence, vantage)
+    if isinstance(seen, Judgement):
+        return seen
+    where, resolution = seen
     lines: list[str] = []
     errors: list[str] = []
     opened: list[ProbeResult] = []
@@ -162,6 +160,19 @@ class _ServiceLookup:
 
 _MAX_LISTED = 100
 """Unexpected open ports named in one range's message; the rest are counted."""
+
+
+def _addresses_seen(
+    host: HostSpec, rule: RangeRule, evidence: Evidence, vantage: Vantage
+) -> tuple[str, Resolution] | Judgement:
+    """The range's label and the host's resolution as the evidence holds it, or the error when it
+    holds nothing to judge (not scanned, or no address): a pass needs something checked."""
+    resolution = evidence.resolution(vantage, host.address)
+    where = f"{label(host, resolution)} {rule.label}"
+    if resolution is None or resolution.error is not None or not resolution.addresses:
+        why = "the host was not scanned" if resolution is None else resolution.error or "no address"
+        return Judgement(Verdict.ERROR, f"{where}: cannot check — {why}", ())
+    return where, resolution
 
 
 def _range_on_address(
