@@ -144,6 +144,35 @@ def test_python_dash_m_and_version() -> None:
     assert completed.returncode == 0 and completed.stdout.startswith("portcheck ")
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["-h", "scan"], ["--version", "scan"]])
+def test_top_level_help_lists_every_subcommand(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_portcheck.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 0
+    shown = capsys.readouterr().out
+    if argv[0] == "--version":
+        assert shown.startswith("portcheck ")
+        return
+    listed = [line.split()[0] for line in shown.splitlines() if line.startswith("    ") and line.split()]
+    assert [word for word in listed if word in COMMANDS] == list(COMMANDS)
+
+
+@pytest.mark.parametrize("command", ["scan", "snapshot", "diff", "report", "declared"])
+def test_subcommand_help_shows_its_own_options(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_portcheck.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main([command, "--help"])
+    assert stopped.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"usage: portcheck {command} [-h]")
+    expected = {"scan": "--run-id ID", "snapshot": "--from REPORT", "diff": "--allow-interrupted",
+                "report": "--source-root DIR", "declared": "--node-address"}  # fmt: skip
+    assert expected[command] in shown
+
+
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_ctrl_c_stops_promptly_with_a_partial_summary(silent_port: int, processes: str) -> None:
     process = subprocess.Popen(

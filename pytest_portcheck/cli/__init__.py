@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pytest_portcheck.cli.scan import Identify, ReportWriter
 
 COMMANDS = ("scan", "snapshot", "diff", "report", "declared")
+"""The subcommands, in the order the help lists them (``_SUBCOMMANDS`` holds each one's parser)."""
 
 
 def _rate(text: str) -> float:
@@ -128,19 +129,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
-    """The subcommand ``argv`` names (its first word that is not an option), if it is one of ours."""
-    word = next((arg for arg in argv if not arg.startswith("-")), None)
-    return word if word in COMMANDS else None
+    """The subcommand ``argv`` starts with, if it is one of ours; None when a top-level option
+    (``-h``, ``--version``) or anything else comes first, for which the whole parser is built."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The command's parser. With ``command``, only that subcommand gets its options: the others keep
-    their name and help line, all the top-level help and errors show, and a scan is spared building
-    some fifty options it does not use (argparse makes a formatter for every option it adds)."""
-
-    def full(name: str) -> bool:
-        return command is None or command == name
-
+    """The command's parser. With ``command``, only that subcommand's parser is built: a scan is
+    spared building four parsers and some fifty options it does not use (argparse makes a formatter
+    for every option it adds); its help, usage and errors are the same either way."""
     parser = _Parser(
         prog="portcheck",
         description="Fast concurrent TCP connect and UDP scanner, and the command-line side of "
@@ -148,43 +145,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"portcheck {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    scan_parser = commands.add_parser(
-        "scan",
-        help="scan TCP (or, with --udp, UDP) ports of hosts, addresses or CIDR blocks",
-        description="Scan TCP ports with non-blocking connects (UDP ports with --udp) and report open, "
-        "closed, filtered (open|filtered for UDP) and error states with the reason for each.",
-    )
-    if full("scan"):
-        _add_scan_command_options(scan_parser)
-    _add_snapshot_and_diff(commands, full)
-    report_parser = commands.add_parser(
-        "report",
-        help="turn a JSON report or nmap XML into an HTML page, a SARIF log or Prometheus metrics",
-        description="Write one self-contained HTML page (no external assets), a SARIF 2.1.0 log for code "
-        "scanning or Prometheus metrics from a JSON report or an nmap XML file.",
-    )
-    if full("report"):
-        report_parser.add_argument("report", metavar="REPORT")
-        report_parser.add_argument("-o", "--output", metavar="FILE.html", help="write the HTML page")
-        report_parser.add_argument("--sarif", metavar="FILE", help="write a SARIF 2.1.0 log (code scanning)")
-        report_parser.add_argument(
-            "--source-root", metavar="DIR", default=".",
-            help="with --sarif: the repository root SARIF paths are relative to (default: .)",
-        )  # fmt: skip
-        report_parser.add_argument("--metrics", metavar="FILE", help="write Prometheus metrics (text format)")
-    _add_declared(commands, full)
+    for name in COMMANDS if command is None else (command,):
+        help_line, description, add_options = _SUBCOMMANDS[name]
+        add_options(commands.add_parser(name, help=help_line, description=description))
     return parser
 
 
-def _add_declared(commands: Any, full: Callable[[str], bool]) -> None:
-    parser = commands.add_parser(
-        "declared",
-        help="print what a Compose file, Kubernetes manifests or a Terraform plan declare, as an inventory",
-        description="Print the ports a source declares as an inventory to review, each entry commented "
-        "with the file and line that declares it.",
-    )
-    if not full("declared"):
-        return
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", metavar="REPORT")
+    parser.add_argument("-o", "--output", metavar="FILE.html", help="write the HTML page")
+    parser.add_argument("--sarif", metavar="FILE", help="write a SARIF 2.1.0 log (code scanning)")
+    parser.add_argument(
+        "--source-root", metavar="DIR", default=".",
+        help="with --sarif: the repository root SARIF paths are relative to (default: .)",
+    )  # fmt: skip
+    parser.add_argument("--metrics", metavar="FILE", help="write Prometheus metrics (text format)")
+
+
+def _add_declared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=("compose", "kubernetes", "terraform"), help="what the files are")
     parser.add_argument("files", nargs="+", metavar="FILE", help="Compose files (merged in order), "
                         "manifests, or one Terraform JSON (terraform show -json)")  # fmt: skip
@@ -224,40 +202,26 @@ def _add_scan_command_options(scan_parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _add_snapshot_and_diff(
-    commands: argparse._SubParsersAction[_Parser], full: Callable[[str], bool]
-) -> None:
-    snapshot_parser = commands.add_parser(
-        "snapshot",
-        help="scan, then write an inventory of what is open now",
-        description="Scan and write a valid inventory: the open ports under only_open (with the "
-        "services found when --banner probes them), the scanned range as its range.",
+def _add_snapshot_options(parser: argparse.ArgumentParser) -> None:
+    _add_scan_options(parser, targets="*")
+    parser.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="inventory to write (default stdout)"
     )
-    if full("snapshot"):
-        _add_scan_options(snapshot_parser, targets="*")
-        snapshot_parser.add_argument(
-            "-o", "--output", default="-", metavar="FILE", help="inventory to write (default stdout)"
-        )
-        snapshot_parser.add_argument(
-            "--from", dest="source", metavar="REPORT",
-            help="no scan: the inventory of a portcheck JSON report or an nmap XML file (-oX)",
-        )  # fmt: skip
-        snapshot_parser.add_argument(
-            "--allow-interrupted", action="store_true",
-            help="with --from: take a report of an interrupted scan (its range is only the ports it holds)",
-        )  # fmt: skip
-    diff_parser = commands.add_parser(
-        "diff",
-        help="compare two reports (JSON or nmap XML)",
-        description="Compare two reports: JSON (from 'portcheck scan --json' or --portcheck-report) or "
-        "nmap XML (nmap -oX, portcheck scan -oX). Exit 0 when equal, 1 when different, 2 on error.",
-    )
-    if not full("diff"):
-        return
-    diff_parser.add_argument("old", metavar="OLD")
-    diff_parser.add_argument("new", metavar="NEW")
-    diff_parser.add_argument("--json", action="store_true", help="print the differences as JSON")
-    diff_parser.add_argument(
+    parser.add_argument(
+        "--from", dest="source", metavar="REPORT",
+        help="no scan: the inventory of a portcheck JSON report or an nmap XML file (-oX)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-interrupted", action="store_true",
+        help="with --from: take a report of an interrupted scan (its range is only the ports it holds)",
+    )  # fmt: skip
+
+
+def _add_diff_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("old", metavar="OLD")
+    parser.add_argument("new", metavar="NEW")
+    parser.add_argument("--json", action="store_true", help="print the differences as JSON")
+    parser.add_argument(
         "--allow-interrupted", action="store_true",
         help="compare even when a report is of an interrupted scan (its missing ports show as removed)",
     )  # fmt: skip
@@ -332,6 +296,41 @@ def _add_shard_options(parser: argparse.ArgumentParser) -> None:
         "--vantage", metavar="NAME", default=None,
         help="with --inventory: where this scan runs from, for from: entries (default $PORTCHECK_VANTAGE)",
     )  # fmt: skip
+
+
+_SUBCOMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
+    "scan": (
+        "scan TCP (or, with --udp, UDP) ports of hosts, addresses or CIDR blocks",
+        "Scan TCP ports with non-blocking connects (UDP ports with --udp) and report open, closed, "
+        "filtered (open|filtered for UDP) and error states with the reason for each.",
+        _add_scan_command_options,
+    ),
+    "snapshot": (
+        "scan, then write an inventory of what is open now",
+        "Scan and write a valid inventory: the open ports under only_open (with the services found "
+        "when --banner probes them), the scanned range as its range.",
+        _add_snapshot_options,
+    ),
+    "diff": (
+        "compare two reports (JSON or nmap XML)",
+        "Compare two reports: JSON (from 'portcheck scan --json' or --portcheck-report) or nmap XML "
+        "(nmap -oX, portcheck scan -oX). Exit 0 when equal, 1 when different, 2 on error.",
+        _add_diff_options,
+    ),
+    "report": (
+        "turn a JSON report or nmap XML into an HTML page, a SARIF log or Prometheus metrics",
+        "Write one self-contained HTML page (no external assets), a SARIF 2.1.0 log for code scanning "
+        "or Prometheus metrics from a JSON report or an nmap XML file.",
+        _add_report_options,
+    ),
+    "declared": (
+        "print what a Compose file, Kubernetes manifests or a Terraform plan declare, as an inventory",
+        "Print the ports a source declares as an inventory to review, each entry commented with the "
+        "file and line that declares it.",
+        _add_declared_options,
+    ),
+}
+"""Per subcommand: its help line, its description, and what adds its options."""
 
 
 def _usage_problem(exc: Exception) -> str:

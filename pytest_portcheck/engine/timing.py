@@ -3,30 +3,21 @@
 Pure bookkeeping over a clock the caller passes in: no sockets here, so every rule can be tested with
 made-up times. ``Pace`` is the one pacing mechanism of the engine (TCP probes to remote addresses and
 UDP retries against ICMP rate limits both wait in one); ``Destination`` holds everything the scan
-knows about one address. Imports only the engine's model (not even typing).
+knows about one address. Imports only the engine's model.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pytest_portcheck.engine.model import AddressQuality
 
 if TYPE_CHECKING:
-    from typing import Any, Generic, TypeVar
+    from typing import Any
 
-    Item = TypeVar("Item")
-else:
-
-    class Generic:  # all Pace needs of typing.Generic at run time: Pace[...] in annotations is text
-        __slots__ = ()
-
-        def __class_getitem__(cls, item: object) -> type:
-            return cls
-
-    Item = "Item"
+Item = TypeVar("Item")
 
 INITIAL_RATE = 1000.0  # TCP probes per second to a remote address before anything is known
 MAX_RATE = 100_000.0  # far above what one Python process sends; the window is the real limit
