@@ -61,6 +61,17 @@ def _child_pytest_runs_without_hypothesis() -> Iterator[None]:
         os.environ["PYTEST_ADDOPTS"] = previous
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _child_processes_keep_bytecode_caches() -> Iterator[None]:
+    # Users have bytecode caches. Without them (PYTHONDONTWRITEBYTECODE=1, set on some CI images and
+    # on this project's machines), pytest never stores its assertion-rewritten copies of the plugin's
+    # ~90 modules: each pytest the suite starts rewrites and compiles them again, 0.5 CPU-s a run.
+    previous = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    yield
+    if previous is not None:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = previous
+
+
 @pytest.fixture
 def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """pytest's own, which clears PYTEST_ADDOPTS; its runs, in process or not, skip hypothesis too."""
