@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import filelock
-import hypothesis
 import pytest
 
 import pytest_portcheck.inventory.load
@@ -37,10 +36,18 @@ _LOADED_BEFORE_PYTESTER = (
 
 REPO = Path(__file__).resolve().parents[1]
 
-# hypothesis's deadline (200 ms an example) is a timed assert, which this suite does not make: with
-# both Pythons' suites at once on a shared 2-core machine, one example of test_ports took 233 ms.
-hypothesis.settings.register_profile("portcheck", deadline=None)
-hypothesis.settings.load_profile("portcheck")
+
+def pytest_configure(config: pytest.Config) -> None:
+    # hypothesis's deadline (200 ms an example) is a timed assert, which this suite does not make: with
+    # both Pythons' suites at once on a shared 2-core machine, one example of test_ports took 233 ms.
+    # Only where hypothesis runs: the pytest runs the tests start in this folder (the demo, the
+    # examples) load this file too, without the plugin, and would import hypothesis for nothing (0.4 s).
+    if config.pluginmanager.has_plugin("hypothesispytest"):
+        import hypothesis
+
+        hypothesis.settings.register_profile("portcheck", deadline=None)
+        hypothesis.settings.load_profile("portcheck")
+
 
 # The pytest runs the tests start (pytester's, a child `python -m pytest`) use no hypothesis, but its
 # pytest plugin imports all of hypothesis (and trio, through an entry point) at the end of every run:
