@@ -700,7 +700,7 @@ def test_diff_and_snapshot_of_judged_reports(pytester: pytest.Pytester, listen: 
                 "--json", f"reports/{day}/{index}.json", cwd=pytester.path,
             )  # fmt: skip
             assert done.returncode == 0, done.stdout + done.stderr
-        return pytester.runpytest_subprocess(
+        return pytester.runpytest(
             "--portcheck", "inventory.yml", "--portcheck-results", f"reports/{day}/*.json", "-p", "no:cacheprovider",
             "--portcheck-report", f"{day}.json",
         )  # fmt: skip
