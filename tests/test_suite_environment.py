@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ListenerFactory, portcheck, portcheck_process, unused_port
 
 CHILD_TEST = """\
 import sys
@@ -33,3 +34,36 @@ def test_this_folders_conftest_imports_hypothesis_only_where_it_runs() -> None:
         capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
     ).stdout  # fmt: skip
     assert shown.strip() == "False"
+
+
+def test_the_command_run_in_process_answers_as_its_process_does(
+    tmp_path: Path, listen: ListenerFactory
+) -> None:
+    # conftest.portcheck runs the command's main function in the test's process (no Python start-up);
+    # what it hands back must be what the process would have: status, standard output and error.
+    port = listen().getsockname()[1]
+    spec = f"{port},{unused_port()}"
+    assert (
+        portcheck_process("scan", "127.0.0.1", "-p", spec, "--json", "a.json", cwd=tmp_path).returncode == 0
+    )
+    listen(port=int(spec.split(",")[1]))
+    assert portcheck("scan", "127.0.0.1", "-p", spec, "--json", "b.json", cwd=tmp_path).returncode == 0
+    for arguments in (
+        ["--version"],
+        ["scan"],  # usage: argparse's own exit
+        ["scan", "127.0.0.1", "-p", "70000"],  # the command's own usage error
+        ["diff", "a.json", "b.json"],  # a difference: exit 1, and what changed
+        ["diff", "--json", "b.json", "a.json"],
+        ["diff", "a.json", "missing.json"],
+    ):
+        ran = portcheck(*arguments, cwd=tmp_path)
+        started = portcheck_process(*arguments, cwd=tmp_path)
+        assert (ran.returncode, ran.stdout, ran.stderr) == (
+            started.returncode,
+            started.stdout,
+            started.stderr,
+        )
+    assert [
+        portcheck(*arguments, cwd=tmp_path).returncode
+        for arguments in (["scan"], ["diff", "a.json", "b.json"])
+    ] == [2, 1]
