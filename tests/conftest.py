@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 import shutil
 import signal
@@ -12,15 +13,16 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import filelock
-import hypothesis
 import pytest
 
+import pytest_portcheck.cli
 import pytest_portcheck.inventory.load
 import pytest_portcheck.judge.expectation
 import pytest_portcheck.report.html
@@ -37,10 +39,18 @@ _LOADED_BEFORE_PYTESTER = (
 
 REPO = Path(__file__).resolve().parents[1]
 
-# hypothesis's deadline (200 ms an example) is a timed assert, which this suite does not make: with
-# both Pythons' suites at once on a shared 2-core machine, one example of test_ports took 233 ms.
-hypothesis.settings.register_profile("portcheck", deadline=None)
-hypothesis.settings.load_profile("portcheck")
+
+def pytest_configure(config: pytest.Config) -> None:
+    # hypothesis's deadline (200 ms an example) is a timed assert, which this suite does not make: with
+    # both Pythons' suites at once on a shared 2-core machine, one example of test_ports took 233 ms.
+    # Only where hypothesis runs: the pytest runs the tests start in this folder (the demo, the
+    # examples) load this file too, without the plugin, and would import hypothesis for nothing (0.4 s).
+    if config.pluginmanager.has_plugin("hypothesispytest"):
+        import hypothesis
+
+        hypothesis.settings.register_profile("portcheck", deadline=None)
+        hypothesis.settings.load_profile("portcheck")
+
 
 # The pytest runs the tests start (pytester's, a child `python -m pytest`) use no hypothesis, but its
 # pytest plugin imports all of hypothesis (and trio, through an entry point) at the end of every run:
@@ -59,6 +69,17 @@ def _child_pytest_runs_without_hypothesis() -> Iterator[None]:
         del os.environ["PYTEST_ADDOPTS"]
     else:
         os.environ["PYTEST_ADDOPTS"] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _child_processes_keep_bytecode_caches() -> Iterator[None]:
+    # Users have bytecode caches. Without them (PYTHONDONTWRITEBYTECODE=1, set on some CI images and
+    # on this project's machines), pytest never stores its assertion-rewritten copies of the plugin's
+    # ~90 modules: each pytest the suite starts rewrites and compiles them again, 0.5 CPU-s a run.
+    previous = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    yield
+    if previous is not None:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = previous
 
 
 @pytest.fixture
@@ -230,7 +251,7 @@ def ipv6_available() -> bool:
     return True
 
 
-def portcheck(
+def portcheck_process(
     *arguments: str, cwd: Path = REPO, timeout: float = 120, **options: Any
 ) -> subprocess.CompletedProcess[str]:
     """The ``portcheck`` command as a user runs it (``python -m pytest_portcheck``), output captured."""
@@ -238,6 +259,53 @@ def portcheck(
         [sys.executable, "-m", "pytest_portcheck", *arguments],
         capture_output=True, text=True, timeout=timeout, cwd=cwd, **options,
     )  # fmt: skip
+
+
+def portcheck(
+    *arguments: str, cwd: Path = REPO, timeout: float = 120, **options: Any
+) -> subprocess.CompletedProcess[str]:
+    """What ``python -m pytest_portcheck`` runs (the command's ``main``), in this process: each start of
+    a Python costs 0.1 CPU-s and the suite runs the command some 260 times. Its output, exit status
+    and uncaught exceptions are captured as the process's would be. Tests of the process itself (its
+    descriptors, signals, limits, /dev/stdout: tests/test_cli.py) use ``portcheck_process``, and so do
+    calls with options only a process takes. Several at once (threads) are processes: the working
+    folder, the standard streams and signal handlers belong to the process."""
+    in_process = threading.current_thread() is threading.main_thread() and not options
+    if not in_process or any(argument.startswith("/dev/") for argument in arguments):
+        return portcheck_process(*arguments, cwd=cwd, timeout=timeout, **options)
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True) for _ in range(2))
+    saved, home = (sys.stdout, sys.stderr), os.getcwd()
+    columns = os.environ.get("COLUMNS")
+    try:
+        sys.stdout, sys.stderr = out, err
+        os.chdir(cwd)
+        if columns is None:  # the process's standard output is a pipe, which has no width
+            os.environ["COLUMNS"] = "80"
+        try:
+            status = pytest_portcheck.cli.main(list(arguments))
+        except SystemExit as stop:
+            status = _exit_status(stop.code)
+        except Exception:  # the interpreter would print it and exit 1
+            traceback.print_exc(file=sys.stderr)
+            status = 1
+    finally:
+        sys.stdout, sys.stderr = saved
+        os.chdir(home)
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+    texts = [stream.buffer.getvalue().decode("utf-8") for stream in (out, err)]
+    stdout, stderr = (text.replace("\r\n", "\n").replace("\r", "\n") for text in texts)  # text=True's newlines
+    return subprocess.CompletedProcess(["portcheck", *arguments], status, stdout, stderr)
+
+
+def _exit_status(code: object) -> int:
+    """The exit status of ``sys.exit(code)``, as the interpreter computes it (a message goes to stderr)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
 
 
 class Namespace:

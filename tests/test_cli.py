@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ListenerFactory, connecting_to, interruptible, portcheck, unused_port, wait_until
+from conftest import REPO, ListenerFactory, connecting_to, interruptible, unused_port, wait_until
+from conftest import portcheck_process as portcheck
 
 
 def test_scan_prints_addresses_open_ports_and_summary(listen: ListenerFactory) -> None:

@@ -563,7 +563,8 @@ def test_xdist_probes_each_port_once_and_agrees(
         f"    closed: [{', '.join(map(str, closed))}, '1-20']\n"
         f"  again:\n    address: 127.0.0.1\n    open: [{counting.port}]\n",
     )
-    plain = pytester.runpytest_subprocess("--portcheck", "inventory.yml", "-p", "no:cacheprovider")
+    # Only xdist needs a process of its own: the plain run is in process.
+    plain = pytester.runpytest("--portcheck", "inventory.yml", "-p", "no:cacheprovider")
     plain.assert_outcomes(passed=25)
     assert counting.settled_count() == 1  # two hosts share the address: one probe
     counting.count = 0
@@ -585,7 +586,8 @@ def test_xdist_failures_match_a_plain_run(pytester: pytest.Pytester, listen: Lis
     )
     runs = {}
     for name, extra in (("plain", ()), ("spread", ("-n", "2"))):
-        runs[name] = pytester.runpytest_subprocess(
+        run = pytester.runpytest_subprocess if extra else pytester.runpytest  # xdist needs a process
+        runs[name] = run(
             "--portcheck", "inventory.yml", "-rfE", "-p", "no:cacheprovider", f"--junitxml={name}.xml",
             f"--portcheck-report={name}.json", "--portcheck-markdown", f"{name}.md", *extra,
         )  # fmt: skip

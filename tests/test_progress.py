@@ -11,7 +11,9 @@ import pytest
 
 from pytest_portcheck.progress import ProgressLine, describe_progress
 
-INVENTORY = 'hosts:\n  a:\n    address: 127.0.0.1\n    only_open: [1]\n    range: "1-65535"\n'
+# Long enough for a few redraws (one every 0.1 s) on a fast machine; the last line is drawn however
+# short the scan, so a slower or faster machine changes how many lines, not whether one shows.
+INVENTORY = 'hosts:\n  a:\n    address: 127.0.0.1\n    only_open: [1]\n    range: "1-8000"\n'
 
 
 def test_the_line_says_done_total_rate_and_eta() -> None:
@@ -38,12 +40,12 @@ def run_pytest(folder: Path, on_terminal: bool) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.mark.usefixtures("private_loopback")  # its scans of the whole range knock at no other test's ports
+@pytest.mark.usefixtures("private_loopback")  # its scans of a range knock at no other test's ports
 def test_progress_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> None:
     if shutil.which("script") is None:
         pytest.skip("script(1) from util-linux is not installed")
     (tmp_path / "inv.yml").write_text(INVENTORY)
     # The failure may name what answers on other loopback ports; only the progress line must not show.
-    assert "/65,535 probes (" not in run_pytest(tmp_path, on_terminal=False)
+    assert " probes (" not in run_pytest(tmp_path, on_terminal=False)
     shown = run_pytest(tmp_path, on_terminal=True)
-    assert "/65,535 probes (" in shown and "/s" in shown
+    assert "portcheck: 8,000/8,000 probes (100%)" in shown and "/s" in shown

@@ -134,7 +134,7 @@ def test_judge_under_xdist_gives_the_same_outcomes(pytester: pytest.Pytester, fl
         "-p",
         "no:cacheprovider",
     ]
-    plain = pytester.runpytest_subprocess(*args)
+    plain = pytester.runpytest(*args)  # only xdist needs a process of its own
     spread = pytester.runpytest_subprocess(*args, "-n", "2")
     spread_outcomes = {nodeid: outcome for outcome, nodeid in XDIST_OUTCOME.findall(spread.stdout.str())}
     assert spread_outcomes == outcomes(plain)

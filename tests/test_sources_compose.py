@@ -11,7 +11,9 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+import compose_oracle
 import pytest
 import yaml
 from conftest import skip_or_fail
@@ -46,23 +48,19 @@ def read_case(case: str) -> SourceReading:
     )
 
 
+def require_docker_compose() -> None:
+    if shutil.which("docker-compose") is None:
+        skip_or_fail("docker-compose (Debian's 1.29.2) is not installed", "PORTCHECK_REQUIRE_SERVERS")
+
+
 def docker_compose_config(
     tmp_path: Path, files: Iterable[Path], *, profiles: Iterable[str] = (),
     environment: dict[str, str] | None = None, env_file: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """``docker-compose -f ... config`` in an empty folder with only the variables given (no daemon needed)."""
-    if shutil.which("docker-compose") is None:
-        skip_or_fail("docker-compose (Debian's 1.29.2) is not installed", "PORTCHECK_REQUIRE_SERVERS")
-    command = ["docker-compose"]
-    for path in files:
-        command += ["-f", str(path)]
-    for profile in profiles:
-        command += ["--profile", profile]
-    if env_file is not None:
-        command += ["--env-file", str(env_file)]
-    env = {"PATH": os.environ["PATH"], "COMPOSE_PROJECT_NAME": "oracle", **(environment or {})}
-    return subprocess.run(
-        [*command, "config"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    require_docker_compose()
+    return compose_oracle.config(
+        tmp_path, files, profiles=profiles, environment=environment, env_file=env_file
     )
 
 
@@ -127,6 +125,78 @@ def test_the_reader_publishes_what_docker_compose_config_publishes(case: str, tm
     enabled = set(settings.get("enabled", settings["profiles"]))  # type: ignore[call-overload]
     expected = oracle_published(yaml.safe_load(result.stdout), enabled)
     assert reader_published(reading) == expected
+
+
+def test_a_second_suite_reads_the_first_suites_answer_with_its_own_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_docker_compose()
+    copies = []
+    for suite in ("suite-a", "suite-b"):  # the two Pythons' copies of tests/
+        folder = tmp_path / suite / "project"
+        folder.mkdir(parents=True)
+        (folder / "compose.yml").write_text(
+            "services:\n  web:\n    image: x\n    build: .\n    ports: ['${PORT}:80']\n"
+        )
+        (folder / ".env").write_text("PORT=8080\n")
+        copies.append(folder)
+    ran: list[Path] = []
+
+    def counting(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        ran.append(cwd)
+        return compose_oracle.run_docker_compose(command, cwd, env)
+
+    cache = tmp_path / "cache"
+    answers = [
+        compose_oracle.config(folder, [folder / "compose.yml"], cache=cache, runner=counting)
+        for folder in copies
+    ]
+    assert ran == [copies[0]]
+    monkeypatch.delenv(compose_oracle.CACHE_VARIABLE, raising=False)
+    fresh = compose_oracle.config(copies[1], [copies[1] / "compose.yml"])
+    assert (answers[1].returncode, answers[1].stdout, answers[1].stderr) == (0, fresh.stdout, fresh.stderr)
+    assert f"context: {copies[1]}" in answers[1].stdout and str(copies[0]) not in answers[1].stdout
+    assert "published: 8080" in answers[1].stdout
+
+
+def test_the_oracle_runs_again_when_anything_it_reads_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compose_oracle, "_program_identity", lambda: ["docker-compose", 1, 1])
+    folder = tmp_path / "project"
+    (folder / "sub").mkdir(parents=True)
+    write(folder, "services:\n  web:\n    image: x\n    ports: ['${PORT}:80']\n")
+    write(folder, "PORT=8080\n", ".env")
+    ran: list[list[str]] = []
+
+    def fake(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        return subprocess.CompletedProcess(command, len(ran), f"answer {len(ran)} in {cwd}", "")
+
+    def ask(cwd: Path = folder, **options: Any) -> str:
+        done = compose_oracle.config(
+            cwd, [folder / "compose.yml"], cache=tmp_path / "cache", runner=fake, **options
+        )
+        return f"{done.returncode} {done.stdout}"
+
+    assert ask() == ask() == f"1 answer 1 in {folder}"  # the same question: one run
+    write(folder, "PORT=8081\n", ".env")
+    assert ask() == f"2 answer 2 in {folder}"
+    write(folder / "sub", "anything\n", "x.yml")
+    assert ask() == f"3 answer 3 in {folder}"
+    assert ask(profiles=["debug"]) == f"4 answer 4 in {folder}"
+    assert ask(environment={"PORT": "1"}) == f"5 answer 5 in {folder}"
+    assert ask(env_file=folder / ".env") == f"6 answer 6 in {folder}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert ask(elsewhere) == f"7 answer 7 in {elsewhere}"
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"/nowhere:{path}")
+    assert ask() == f"8 answer 8 in {folder}"
+    monkeypatch.setenv("PATH", path)
+    assert ask(profiles=["debug"]) == f"4 answer 4 in {folder}"  # an earlier question's answer
+    monkeypatch.setattr(compose_oracle, "_program_identity", lambda: ["docker-compose", 1, 2])
+    assert ask() == f"9 answer 9 in {folder}"
 
 
 def test_the_corpus_uses_every_syntax_the_reader_knows() -> None:
