@@ -134,7 +134,10 @@ def test_ulimit_f_truncates_nothing(tmp_path: Path, listen: ListenerFactory, com
         arguments = ["snapshot", "127.0.0.1", "-p", ports, "-o", str(output)]
     else:
         arguments = ["report", str(good), "-o", str(output)]
-    completed = portcheck(*arguments, preexec_fn=_limit_file_size)
+    # No bytecode written under the limit: CPython would write a truncated .pyc of any module not yet
+    # compiled (it does not check for a short write), and every later import of it would fail.
+    unwritten = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    completed = portcheck(*arguments, preexec_fn=_limit_file_size, env=unwritten)
     assert completed.returncode == 2, completed.stderr  # an output that cannot be written (issue #18)
     assert "cannot write: File too large" in completed.stderr and "Traceback" not in completed.stderr
     assert output.read_text() == "the previous output\n"
