@@ -1,10 +1,14 @@
 """Benchmark of `portcheck scan` against nmap and the tutorial's threaded design, side by side.
 
-    python benchmarks/bench_scan.py [--runs 3] [--skip-netns]
+    python benchmarks/bench_scan.py [--runs 3] [--skip-netns] [--against PORTCHECK]
 
 1. Full loopback range (127.0.0.1, ports 1-65535): `portcheck scan` vs `nmap -sT -p- -n -Pn` vs the
    tutorial's design (100 threads, one blocking connect_ex per port). Wall time, median of --runs;
-   ratios against nmap; open-port sets compared.
+   ratios against nmap; open-port sets compared. With ``--against``, another version's ``portcheck``
+   runs interleaved too, and the two are compared by wall and CPU time (user + system of all their
+   processes): for instance the code before a change, built from a worktree into a venv of its own
+   (``git worktree add /tmp/old REV && python -m venv /tmp/old-venv && /tmp/old-venv/bin/pip install
+   /tmp/old``, then ``--against /tmp/old-venv/bin/portcheck``).
 2. 8,192 ports dropped by a firewall rule inside a network namespace this script creates and removes
    (`-t 0.5 --retries 0`): wall time and state counts. Needs root and iptables.
 3. Peak memory of the full-range scan: the largest sum of resident memory of the portcheck process
@@ -19,6 +23,7 @@ import argparse
 import json
 import os
 import queue
+import resource
 import shutil
 import socket
 import statistics
@@ -34,10 +39,18 @@ REPO = Path(__file__).resolve().parents[1]
 PORTCHECK = [sys.executable, "-m", "pytest_portcheck"]
 
 
+CPU_SECONDS: dict[tuple[str, ...], list[float]] = {}
+"""Per command run through ``timed``: the CPU time (user + system, all its processes) of each run."""
+
+
 def timed(command: Sequence[str]) -> tuple[float, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    CPU_SECONDS.setdefault(tuple(command), []).append(cpu)
     if completed.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed ({completed.returncode}): {completed.stderr[-400:]}")
     return elapsed, completed.stdout
@@ -100,7 +113,7 @@ def median_of(runs: int, action: Callable[[], tuple[float, object]]) -> tuple[fl
     return statistics.median(times), times, last
 
 
-def full_range(runs: int) -> None:
+def full_range(runs: int, against: str | None) -> None:
     print("== 1. full loopback range: 127.0.0.1 ports 1-65535")
     listeners = []
     for port in (0, 0, 0):  # three listeners of our own, wherever the kernel puts them
@@ -110,12 +123,16 @@ def full_range(runs: int) -> None:
         listeners.append(listener)
     ours_cmd = [*PORTCHECK, "scan", "127.0.0.1", "-p", "1-65535"]
     nmap_cmd = ["nmap", "-sT", "-p-", "-n", "-Pn", "127.0.0.1"]
+    against_cmd = [against, "scan", "127.0.0.1", "-p", "1-65535"] if against else []
     results: dict[str, tuple[float, list[float], set[int]]] = {}
     for _ in range(runs):  # interleave the tools so machine noise hits both alike
         for name, command, parse in (
             ("portcheck", ours_cmd, portcheck_open_ports),
             ("nmap", nmap_cmd, nmap_open_ports),
+            ("against", against_cmd, portcheck_open_ports),
         ):
+            if name == "against" and not against:
+                continue
             if name == "nmap" and shutil.which("nmap") is None:
                 continue
             elapsed, out = timed(command)
@@ -142,6 +159,13 @@ def full_range(runs: int) -> None:
             print(f"                                nmap      {sorted(results['nmap'][2])}")
     else:
         print("nmap not installed: apt-get install nmap for the comparison")
+    if against:
+        theirs = statistics.median(results["against"][1])
+        cpu_ours, cpu_theirs = (statistics.median(CPU_SECONDS[tuple(c)]) for c in (ours_cmd, against_cmd))
+        print(f"--against           median {theirs:6.2f} s   runs {fmt(results['against'][1])}")
+        same = results["against"][2] == results["portcheck"][2]
+        print(f"  this code / --against: wall {ours / theirs:.2f}, CPU {cpu_ours:.2f} s / {cpu_theirs:.2f} s "
+              f"= {cpu_ours / cpu_theirs:.2f}; open ports identical: {same}")  # fmt: skip
     print(
         f"tutorial 100 threads       {tutorial_time:6.2f} s   (one run; ratio portcheck/tutorial "
         f"{ours / tutorial_time:.2f})"
@@ -226,9 +250,13 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-netns", action="store_true")
+    parser.add_argument(
+        "--against", metavar="PORTCHECK",
+        help="another version's portcheck command, timed interleaved with this one on the full range",
+    )  # fmt: skip
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPU(s), python {sys.version.split()[0]}")
-    full_range(args.runs)
+    full_range(args.runs, args.against)
     if not args.skip_netns:
         filtered_namespace(args.runs)
     peak_memory()
