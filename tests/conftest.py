@@ -308,6 +308,22 @@ def _exit_status(code: object) -> int:
     return 1
 
 
+_SERVE = """
+import socket, sys, time
+held = []
+for spec in sys.argv[1:]:
+    host, port = spec.rsplit(":", 1)
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, int(port)))
+    listener.listen(1024)
+    held.append(listener)
+print("ready", flush=True)
+time.sleep(600)
+"""
+"""The listeners of ``Namespace.serving``: one process holding them all, never accepting."""
+
+
 class Namespace:
     """A network namespace of the test's own, with loopback up; removed by ``delete``.
 
@@ -349,6 +365,18 @@ class Namespace:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    @contextlib.contextmanager
+    def serving(self, *listeners: str) -> Iterator[None]:
+        """TCP listeners (``ADDRESS:PORT``; IPv6 when the address has a colon) inside the namespace, for
+        the time of the block: a process that binds them all, then says it is ready."""
+        server = self.popen(sys.executable, "-c", _SERVE, *listeners)
+        try:
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready", server.stderr
+            yield
+        finally:
+            server.kill()
+            server.communicate()
 
     def delete(self) -> None:
         subprocess.run(["ip", "netns", "delete", self.name], check=False)

@@ -349,19 +349,6 @@ def test_a_shard_report_of_yesterdays_compose_file_does_not_judge_todays(
 
 # --- ports published on 127.0.0.1: open on the host, closed from anywhere else -----------------
 
-LISTEN = """
-import socket, sys, time
-held = []
-for spec in sys.argv[1:]:
-    host, port = spec.rsplit(":", 1)
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, int(port)))
-    listener.listen(16)
-    held.append(listener)
-print("ready", flush=True)
-time.sleep(600)
-"""
 SUBNET = "10.81.0"
 LOOPBACK_ONLY, EVERYWHERE, UNDECLARED = 15432, 18080, 19000
 
@@ -418,9 +405,7 @@ def test_loopback_ports_are_open_from_the_host_and_closed_from_another_vantage(t
     with joined_namespaces(SUBNET) as (scanner, target):
         # As the Compose file declares: one on 127.0.0.1, one on every address.
         specs = [f"127.0.0.1:{LOOPBACK_ONLY}", f"0.0.0.0:{EVERYWHERE}"]
-        server = target.popen(sys.executable, "-c", LISTEN, *specs)
-        try:
-            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        with target.serving(*specs):
             scan(target, "on-host", "r1")
             scan(scanner, "outside", "r1")
             passed = judge("r1")
@@ -433,19 +418,11 @@ def test_loopback_ports_are_open_from_the_host_and_closed_from_another_vantage(t
             assert state_in(outside, f"{SUBNET}.2", LOOPBACK_ONLY) == "closed"  # the other vantage: closed
             assert state_in(outside, f"{SUBNET}.2", EVERYWHERE) == "open"
             assert state_in(on_host, "127.0.0.1", LOOPBACK_ONLY) == "open"  # the host itself: open
-        finally:
-            server.kill()
-            server.wait()
         # A listener the file does not declare fails, from every vantage that reaches it.
-        server = target.popen(sys.executable, "-c", LISTEN, *specs, f"0.0.0.0:{UNDECLARED}")
-        try:
-            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        with target.serving(*specs, f"0.0.0.0:{UNDECLARED}"):
             scan(target, "on-host", "r2")
             scan(scanner, "outside", "r2")
             failed = judge("r2")
-        finally:
-            server.kill()
-            server.wait()
     assert failed.returncode == 1, failed.stdout
     assert f"FAILED {range_id}" in failed.stdout
     assert f"from outside: app: 1 unexpected open port(s) in tcp/{LOOPBACK_ONLY},{EVERYWHERE},{UNDECLARED}: {UNDECLARED}" in failed.stdout

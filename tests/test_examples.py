@@ -29,19 +29,6 @@ def test_demo_passes(extra: list[str]) -> None:
 
 # --- examples/compose, kubernetes, terraform: a source file and the inventory that reads it ------
 
-SERVE = """
-import socket, sys, time
-held = []
-for spec in sys.argv[1:]:
-    host, port = spec.rsplit(":", 1)
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, int(port)))
-    listener.listen(16)
-    held.append(listener)
-print("ready", flush=True)
-time.sleep(600)
-"""
 NODE = "10.90.0.10"
 """The address the examples give their host: on the loopback interface of a namespace of the test's own."""
 STAND_INS = {
@@ -54,15 +41,10 @@ STAND_INS = {
 
 def run_example(netns: Namespace, name: str, listeners: list[str], *env: str) -> subprocess.CompletedProcess[str]:
     netns.run("ip", "addr", "add", f"{NODE}/32", "dev", "lo")
-    server = netns.popen(sys.executable, "-c", SERVE, *listeners)
-    try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    with netns.serving(*listeners):
         inventory = REPO / "examples" / name / "inventory.yml"
         command = ["env", *env, sys.executable, "-m", "pytest", "--portcheck", str(inventory), "-p", "no:cacheprovider"]
         return netns.run(*command, check=False, timeout=180)
-    finally:
-        server.kill()
-        server.wait()
 
 
 @pytest.mark.parametrize("name", sorted(STAND_INS))

@@ -26,19 +26,6 @@ from conftest import Namespace, joined_namespaces
 ADDRESS = "10.76.0.2"
 LISTENERS = (22, 80, 443, 1500, 2222)
 
-SERVE = textwrap.dedent(
-    """
-    import socket, sys, time
-    held = []
-    for port in map(int, sys.argv[1:]):
-        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port)); s.listen(1024); held.append(s)
-    print("ready", flush=True)
-    time.sleep(600)
-    """
-)
-
-
 @dataclass
 class Link:
     scanner: Namespace
@@ -55,14 +42,8 @@ class Link:
 
 @pytest.fixture
 def link() -> Iterator[Link]:
-    with joined_namespaces("10.76.0") as (scanner, target):
-        server = target.popen(sys.executable, "-c", SERVE, *map(str, LISTENERS))
-        try:
-            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-            yield Link(scanner, target)
-        finally:
-            server.kill()
-            server.wait()
+    with joined_namespaces("10.76.0") as (scanner, target), target.serving(*(f"0.0.0.0:{p}" for p in LISTENERS)):
+        yield Link(scanner, target)
 
 
 def states(report: dict[str, Any]) -> tuple[set[int], Counter[str]]:

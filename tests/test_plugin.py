@@ -630,17 +630,6 @@ def test_xdist_failures_match_a_plain_run(pytester: pytest.Pytester, listen: Lis
 
 # --- namespaces: several addresses per host, and firewall rules ----------------------------------
 
-SERVE = """
-import socket, sys, time
-listeners = []
-for spec in sys.argv[1:]:
-    host, port = spec.rsplit(":", 1)
-    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, int(port))); s.listen(16); listeners.append(s)
-print("ready", flush=True)
-time.sleep(600)
-"""
 
 
 def run_in_namespace(netns: Namespace, pytester: pytest.Pytester, *arguments: str) -> pytest.RunResult:
@@ -648,21 +637,12 @@ def run_in_namespace(netns: Namespace, pytester: pytest.Pytester, *arguments: st
     return pytester.run(*command, *arguments, timeout=120)
 
 
-def serve_in_namespace(netns: Namespace, *listeners: str) -> object:
-    server = netns.popen(sys.executable, "-c", SERVE, *listeners)
-    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-    return server
-
-
 def test_every_address_must_satisfy(netns: Namespace, pytester: pytest.Pytester) -> None:
     # A database bound to ::1 only, behind nothing: the IPv4 address is closed, the IPv6 one is open.
     netns.add_hosts("127.0.0.1 db.test\n::1 db.test\n")
-    server = serve_in_namespace(netns, "::1:5432")
-    try:
+    with netns.serving("::1:5432"):
         inventory(pytester, "hosts:\n  db.test:\n    closed: [5432]\n")
         result = run_in_namespace(netns, pytester, "--portcheck", "inventory.yml")
-    finally:
-        server.kill()  # type: ignore[attr-defined]
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["db.test (*) tcp/5432: expected closed, found OPEN — syn-ack in * ms (postgresql) on ::1"]
@@ -690,16 +670,13 @@ def test_filtered_from_firewall_rules(netns: Namespace, pytester: pytest.Pyteste
     )  # fmt: skip
     # Nothing listens behind the DROP rule: a local listener there would be exposure (listen-no-accept,
     # see tests/test_engine.py), whatever the rule in front of it.
-    server = serve_in_namespace(netns, "127.0.0.1:9300", "127.0.0.1:9400")
-    try:
+    with netns.serving("127.0.0.1:9300", "127.0.0.1:9400"):
         inventory(
             pytester,
             "defaults:\n  timeout: 0.3\nhosts:\n  search:\n    address: 127.0.0.1\n"
             "    filtered: [9200, 9300, 9400]\n",
         )
         result = run_in_namespace(netns, pytester, "--portcheck", "inventory.yml", "-v")
-    finally:
-        server.kill()  # type: ignore[attr-defined]
     result.stdout.fnmatch_lines(
         [
             "inventory.yml::search::tcp/9200::filtered PASSED*",

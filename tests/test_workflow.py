@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -221,31 +220,6 @@ def scanning(pid: int) -> bool:
 
 # --- snapshot of names: every address, new and dropped ones (namespaces) -------------------------
 
-SERVE = """
-import socket, sys, time
-listeners = []
-for spec in sys.argv[1:]:
-    host, port = spec.rsplit(":", 1)
-    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, int(port))); s.listen(16); listeners.append(s)
-print("ready", flush=True)
-time.sleep(600)
-"""
-
-
-@contextlib.contextmanager
-def serving(netns: Namespace, *listeners: str) -> Iterator[None]:
-    """Listeners (``ADDRESS:PORT``) inside the namespace, for the time of the block."""
-    server = netns.popen(sys.executable, "-c", SERVE, *listeners)
-    try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        yield
-    finally:
-        server.kill()
-        server.communicate()
-
-
 def judged_in(netns: Namespace, pytester: pytest.Pytester) -> pytest.RunResult:
     command = ["ip", "netns", "exec", netns.name, sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
     return pytester.run(*command, "--portcheck", "inventory.yml", "-rf", timeout=120)
@@ -258,7 +232,7 @@ def test_snapshot_from_a_report_keeps_the_name_every_address_must_satisfy(
     # The README's case: a name with an IPv4 and an IPv6 address; the database later bound to ::1.
     netns.add_hosts("127.0.0.1 db.test\n::1 db.test\n")
     report = pytester.path / "scan.report"
-    with serving(netns, "127.0.0.1:5432", "::1:5432"):
+    with netns.serving("127.0.0.1:5432", "::1:5432"):
         scanned = netns.portcheck("scan", "db.test", "-p", "5432,5433", option, str(report))
         assert scanned.returncode == 0, scanned.stderr
         made = portcheck("snapshot", "--from", str(report), "-o", str(pytester.path / "inventory.yml"))
@@ -266,7 +240,7 @@ def test_snapshot_from_a_report_keeps_the_name_every_address_must_satisfy(
         text = (pytester.path / "inventory.yml").read_text()
         assert text.count("    address: ") == 1 and '    address: "db.test"\n' in text
         judged_in(netns, pytester).assert_outcomes(passed=2)
-        with serving(netns, "::1:5433"):
+        with netns.serving("::1:5433"):
             result = judged_in(netns, pytester)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["db.test: 1 unexpected open port(s) in tcp/5432-5433 on ::1: 5433 (*"])
@@ -277,7 +251,7 @@ def test_snapshot_of_a_name_whose_addresses_differ_judges_new_and_dropped_addres
 ) -> None:
     netns.add_hosts("127.0.0.1 db.test\n::1 db.test\n")
     inventory = pytester.path / "inventory.yml"
-    with serving(netns, "127.0.0.1:5432"):  # IPv4 only
+    with netns.serving("127.0.0.1:5432"):  # IPv4 only
         made = netns.portcheck("snapshot", "db.test", "-p", "5432,5433", "-o", str(inventory))
         assert made.returncode == 0, made.stderr
         text = inventory.read_text()
@@ -288,13 +262,13 @@ def test_snapshot_of_a_name_whose_addresses_differ_judges_new_and_dropped_addres
         judged_in(netns, pytester).assert_outcomes(passed=4)
         # A new address of the name, with a port open that no known address has open.
         (netns.etc / "hosts").write_text("127.0.0.1 db.test\n::1 db.test\n127.0.0.2 db.test\n")
-        with serving(netns, "127.0.0.2:5433"):
+        with netns.serving("127.0.0.2:5433"):
             result = judged_in(netns, pytester)
         result.assert_outcomes(passed=3, failed=1)
         result.stdout.fnmatch_lines(["db.test: 1 unexpected open port(s) in tcp/5433 on 127.0.0.2: 5433 (*"])
         # The name stops resolving to ::1, where the database now listens too: still judged there.
         (netns.etc / "hosts").write_text("127.0.0.1 db.test\n")
-        with serving(netns, "::1:5432"):
+        with netns.serving("::1:5432"):
             result = judged_in(netns, pytester)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["FAILED inventory.yml::db.test--1::tcp/5432-5433::only_open*"])
